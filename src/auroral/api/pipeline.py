@@ -1,0 +1,200 @@
+"""One management request, end to end, as a short list of named steps:
+
+    detect service → authenticate (SigV4) → parse (botocore model) → authorize (actions table)
+    → dispatch (provider method) → serialize (same model) → audit
+
+Every step raises ``AwsError``; ``handle`` renders it in the service's protocol and still
+records the call on the audit trail. Anything else a handler raises becomes a logged
+``InternalFailure`` (500) with no traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from auroral.api import protocol, sigv4
+from auroral.api.actions import ActionSpec, request_tag_keys, table
+from auroral.api.context import Authorizer, Principal, RequestContext
+from auroral.audit import AuditTrail
+from auroral.errors import AwsError
+
+log = logging.getLogger(__name__)
+
+_READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Lookup", "Simulate", "BatchGet", "Validate")
+
+CredentialLookup = Callable[[str], "tuple[sigv4.SigningKeyInfo, Principal] | None"]
+
+
+class Provider(Protocol):
+    """A service implementation: one method per operation, ``(ctx, params) -> output dict``
+    (or an awaitable of it). Optional hooks: ``resource_tags(account, arn)`` and
+    ``authz_keys(ctx, operation, params)`` for condition keys that need a lookup."""
+
+    service: str
+
+
+@dataclass(frozen=True)
+class Peer:
+    source_ip: str
+    user_agent: str
+    secure: bool
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        region: str,
+        providers: Mapping[str, Provider],
+        lookup: CredentialLookup,
+        authorizer: Authorizer,
+        audit: AuditTrail,
+        note_key_used: Callable[[str, str, str, dt.datetime], None] | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.region = region
+        self.providers = dict(providers)
+        self._lookup = lookup
+        self._authorizer = authorizer
+        self._audit = audit
+        self._note_key_used = note_key_used
+        self._clock = clock
+        self._table = table()
+
+    async def handle(self, req: protocol.HttpRequest, peer: Peer) -> protocol.HttpResponse:
+        request_id = str(uuid.uuid4())
+        service = protocol.detect_service(req) or "sts"
+        if service not in self.providers:
+            service_for_errors = "sts"
+        else:
+            service_for_errors = service
+        principal: Principal | None = None
+        access_key: str | None = None
+        operation = "Unknown"
+        params: dict[str, Any] | None = None
+        ctx: RequestContext | None = None
+        spec: ActionSpec | None = None
+        try:
+            now = self._clock()
+            principal, access_key, region = self._authenticate(req, now)
+            if service not in self.providers:
+                raise AwsError("InvalidAction", f"auroral does not serve the {service} API.", 400)
+            op_model, params = protocol.parse_request(service, req)
+            operation = op_model.name
+            provider = self.providers[service]
+            handler = getattr(provider, operation, None)
+            spec = self._table.get((service, operation))
+            if handler is None or spec is None:
+                raise AwsError("InvalidAction", f"The action {operation} is not valid for this web service.", 400)
+            ctx = RequestContext(
+                request_id=request_id,
+                service=service,
+                operation=operation,
+                region=region,
+                principal=principal,
+                source_ip=peer.source_ip,
+                user_agent=peer.user_agent,
+                secure_transport=peer.secure,
+                time=now,
+                params=params,
+                authorizer=self._authorizer,
+            )
+            if not spec.unauthorized:
+                self._authorize(ctx, provider, spec, params)
+            result = handler(ctx, params)
+            if inspect.isawaitable(result):
+                result = await result
+            response = protocol.serialize_response(service, op_model, result or {}, request_id)
+            self._record(ctx, service, operation, principal, access_key, peer, params, spec, None, None)
+            return response
+        except AwsError as err:
+            self._record(ctx, service, operation, principal, access_key, peer, params, spec, err.code, err.message)
+            return protocol.serialize_error(service_for_errors, err, request_id)
+        except Exception:
+            log.exception("internal error in %s.%s (request %s)", service, operation, request_id)
+            err = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
+                           500, sender_fault=False)
+            self._record(ctx, service, operation, principal, access_key, peer, params, spec, err.code, err.message)
+            return protocol.serialize_error(service_for_errors, err, request_id)
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _authenticate(self, req: protocol.HttpRequest, now: dt.datetime) -> tuple[Principal, str, str]:
+        found: dict[str, Principal] = {}
+
+        def lookup(key_id: str) -> sigv4.SigningKeyInfo | None:
+            hit = self._lookup(key_id)
+            if hit is None:
+                return None
+            found[key_id] = hit[1]
+            return hit[0]
+
+        verified = sigv4.verify(req.method, req.path, req.query, req.headers, req.body, lookup, now)
+        principal = found[verified.access_key_id]
+        if self._note_key_used is not None:
+            self._note_key_used(verified.access_key_id, verified.service, verified.region, now)
+        return principal, verified.access_key_id, verified.region
+
+    def _authorize(self, ctx: RequestContext, provider: Provider, spec: ActionSpec, params: dict[str, Any]) -> None:
+        resources = spec.render(params, ctx.account, ctx.region)
+        keys: dict[str, Any] = {}
+        for key, param in spec.keys.items():
+            value = params.get(param)
+            if value is not None:
+                keys[key] = value
+        if spec.request_tags or spec.tag_keys:
+            keys.update(request_tag_keys(spec, params))
+        if spec.resource_tags:
+            tags_of = getattr(provider, "resource_tags", None)
+            if tags_of is not None and len(resources) == 1 and resources[0] != "*":
+                for k, v in (tags_of(ctx.account, resources[0]) or {}).items():
+                    keys[f"aws:ResourceTag/{k}"] = v
+        extra = getattr(provider, "authz_keys", None)
+        if extra is not None:
+            keys.update(extra(ctx, ctx.operation, params))
+        ctx.authorize(spec.action, resources, keys)
+
+    def _record(
+        self,
+        ctx: RequestContext | None,
+        service: str,
+        operation: str,
+        principal: Principal | None,
+        access_key: str | None,
+        peer: Peer,
+        params: dict[str, Any] | None,
+        spec: ActionSpec | None,
+        error_code: str | None,
+        error_message: str | None,
+    ) -> None:
+        resources = list(ctx.resources) if ctx else []
+        if not resources and spec is not None and params is not None and principal is not None:
+            resources = [
+                {"ResourceType": spec.action.split(":")[0].upper(), "ResourceName": arn}
+                for arn in spec.render(params, principal.account, self.region)
+                if "*" not in arn
+            ]
+        try:
+            self._audit.record(
+                request_id=ctx.request_id if ctx else str(uuid.uuid4()),
+                service=service,
+                operation=operation,
+                principal=principal,
+                access_key=access_key,
+                source_ip=peer.source_ip,
+                user_agent=peer.user_agent,
+                params=params,
+                read_only=(spec is not None and spec.read_only) or operation.startswith(_READ_ONLY_PREFIXES),
+                resources=resources,
+                error_code=error_code,
+                error_message=error_message,
+                response_elements=ctx.response_elements if ctx else None,
+            )
+        except Exception:  # the audit trail must never turn a served request into a failure
+            log.exception("could not record audit event for %s.%s", service, operation)

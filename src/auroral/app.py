@@ -1,0 +1,148 @@
+"""Composes one auroral process: store, identity directory, services, the API server (and, as
+later parts land, the engine supervisor and the endpoint gateway).
+
+``App.start()`` returns once every part is ready; ``App.stop()`` shuts them down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from auroral import __version__
+from auroral.api.pipeline import Pipeline, Provider
+from auroral.api.server import make_app
+from auroral.audit import AuditTrail
+from auroral.cloudtrail.service import CloudTrailService
+from auroral.config import Settings
+from auroral.crypto import Sealer, load_or_create_key
+from auroral.iam.authorizer import IamAuthorizer
+from auroral.iam.directory import Directory
+from auroral.iam.service import IamService
+from auroral.store import Store
+from auroral.sts.service import StsService
+
+log = logging.getLogger(__name__)
+
+SERVER_FILE = "server.json"
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def account_id(store: Store) -> str:
+    """The installation's account ID: ``AURORAL_ACCOUNT_ID``, else generated once and kept."""
+    pinned = os.environ.get("AURORAL_ACCOUNT_ID")
+    stored = store.get_meta("account_id")
+    if pinned:
+        if not (len(pinned) == 12 and pinned.isdigit()):
+            raise ValueError("AURORAL_ACCOUNT_ID must be 12 digits")
+        if stored != pinned:
+            store.set_meta("account_id", pinned)
+        return pinned
+    if stored:
+        return stored
+    generated = str(secrets.randbelow(9 * 10**11) + 10**11)
+    store.set_meta("account_id", generated)
+    return generated
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.data_dir, 0o700)
+        self._lock_fd = self._take_lock(settings.data_dir)
+        self.store = Store(settings.store_path)
+        self.sealer = Sealer(load_or_create_key(settings.master_key_path))
+        self.account = account_id(self.store)
+        self.directory = Directory(self.store, self.sealer, self.account)
+        self.root_key = self.directory.ensure_root(
+            os.environ.get("AURORAL_ROOT_ACCESS_KEY_ID"), os.environ.get("AURORAL_ROOT_SECRET_ACCESS_KEY")
+        )
+        self.authorizer = IamAuthorizer(self.directory)
+        self.audit = AuditTrail(self.store, settings.region)
+        self.providers: dict[str, Provider] = {
+            "iam": IamService(self.directory, self.authorizer),
+            "sts": StsService(self.directory, self.authorizer),
+            "cloudtrail": CloudTrailService(self.store),
+        }
+        self.pipeline = Pipeline(
+            region=settings.region,
+            providers=self.providers,
+            lookup=self.directory.lookup_credentials,
+            authorizer=self.authorizer,
+            audit=self.audit,
+            note_key_used=self.directory.note_key_used,
+        )
+        self._runner: web.AppRunner | None = None
+        self.ready = False
+
+    @staticmethod
+    def _take_lock(data_dir: Path) -> int:
+        fd = os.open(data_dir / "auroral.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyRunning(f"another auroral is running with data directory {data_dir}") from None
+        return fd
+
+    def health(self) -> Mapping[str, Any]:
+        return {
+            "status": "ready" if self.ready else "starting",
+            "version": __version__,
+            "account": self.account,
+            "region": self.settings.region,
+            "services": {name: "running" for name in sorted(self.providers)},
+        }
+
+    async def start(self) -> None:
+        web_app = make_app(self.pipeline, self.health)
+        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
+        await site.start()
+        self.ready = True
+        self._write_server_file()
+        log.info("auroral %s ready at %s (account %s)", __version__, self.settings.endpoint_url, self.account)
+
+    def _write_server_file(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "endpoint_url": self.settings.endpoint_url,
+            "host": self.settings.host,
+            "port": self.settings.port,
+            "region": self.settings.region,
+            "account": self.account,
+        }
+        path = self.settings.data_dir / SERVER_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(path)
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        (self.settings.data_dir / SERVER_FILE).unlink(missing_ok=True)
+        self.store.close()
+        os.close(self._lock_fd)
+
+    async def serve_forever(self, stop_event: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop_event.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,1 @@
+"""CloudTrail: LookupEvents over auroral's audit trail."""

@@ -1,0 +1,46 @@
+"""Settings for one auroral process.
+
+Defaults are embedded (SQLite store, region ``us-east-1``, one account) and may be overridden
+by flags or ``AURORAL_*`` environment variables. Nothing here reads the store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+DEFAULT_PORT = 4510
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_REGION = "us-east-1"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("AURORAL_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_data_dir("auroral", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    region: str = DEFAULT_REGION
+    # Address the PostgreSQL endpoint listeners bind to and report in Describe* output.
+    endpoint_host: str = DEFAULT_HOST
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "auroral.sqlite3"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.data_dir / "master.key"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"

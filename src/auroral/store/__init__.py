@@ -1,0 +1,260 @@
+"""Persistence. This package owns every line of SQL in auroral.
+
+Resources are JSON documents keyed by ``(kind, account, key)``: each service keeps its own
+typed dataclasses and converts them to and from plain dicts, so a second backend (PostgreSQL,
+for several control-plane processes) only has to implement this one class. Audit events have
+their own table with indexed columns for CloudTrail ``LookupEvents``.
+
+Writes are committed before the call returns (WAL, ``synchronous=NORMAL``: a process crash
+loses nothing that was committed), so a service can write state *before* acting on it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    kind    TEXT NOT NULL,
+    account TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    doc     TEXT NOT NULL,
+    PRIMARY KEY (kind, account, key)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL UNIQUE,
+    event_time   REAL NOT NULL,
+    event_name   TEXT NOT NULL,
+    event_source TEXT NOT NULL,
+    username     TEXT,
+    access_key   TEXT,
+    read_only    INTEGER NOT NULL,
+    error_code   TEXT,
+    resources    TEXT NOT NULL,
+    doc          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit_events (event_time);
+CREATE TABLE IF NOT EXISTS audit_resources (
+    seq           INTEGER NOT NULL,
+    resource_type TEXT,
+    resource_name TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_res_name ON audit_resources (resource_name);
+"""
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One stored audit event: the indexed columns plus the whole CloudTrail event document."""
+
+    event_id: str
+    event_time: float
+    event_name: str
+    event_source: str
+    username: str | None
+    access_key: str | None
+    read_only: bool
+    error_code: str | None
+    resources: Sequence[Mapping[str, str]]
+    doc: Mapping[str, Any]
+
+
+class Store:
+    """A SQLite-backed document store, safe to call from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self._depth = 0
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several writes into one atomic commit (nests: only the outermost commits)."""
+        with self._lock:
+            if self._depth == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("COMMIT")
+
+    # --- resources -------------------------------------------------------------------------
+
+    def get(self, kind: str, account: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM resources WHERE kind=? AND account=? AND key=?", (kind, account, key)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def put(self, kind: str, account: str, key: str, doc: Mapping[str, Any]) -> None:
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO resources (kind, account, key, doc) VALUES (?,?,?,?) "
+                "ON CONFLICT (kind, account, key) DO UPDATE SET doc=excluded.doc",
+                (kind, account, key, text),
+            )
+
+    def delete(self, kind: str, account: str, key: str) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM resources WHERE kind=? AND account=? AND key=?", (kind, account, key)
+            )
+        return cur.rowcount > 0
+
+    def list(self, kind: str, account: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """All documents of a kind as ``(account, key, doc)``, ordered by account and key."""
+        with self._lock:
+            if account is None:
+                rows = self._db.execute(
+                    "SELECT account, key, doc FROM resources WHERE kind=? ORDER BY account, key", (kind,)
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT account, key, doc FROM resources WHERE kind=? AND account=? ORDER BY key",
+                    (kind, account),
+                ).fetchall()
+        return [(a, k, dict(json.loads(d))) for a, k, d in rows]
+
+    # --- meta (installation-wide values) ---------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+    # --- audit -----------------------------------------------------------------------------
+
+    def append_audit(self, row: AuditRow) -> None:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO audit_events (event_id, event_time, event_name, event_source, username, "
+                "access_key, read_only, error_code, resources, doc) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.event_id,
+                    row.event_time,
+                    row.event_name,
+                    row.event_source,
+                    row.username,
+                    row.access_key,
+                    int(row.read_only),
+                    row.error_code,
+                    json.dumps(list(row.resources)),
+                    json.dumps(row.doc, default=str),
+                ),
+            )
+            seq = cur.lastrowid
+            self._db.executemany(
+                "INSERT INTO audit_resources (seq, resource_type, resource_name) VALUES (?,?,?)",
+                [(seq, r.get("ResourceType"), r["ResourceName"]) for r in row.resources if r.get("ResourceName")],
+            )
+
+    def query_audit(
+        self,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        attribute: tuple[str, str] | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[tuple[int, AuditRow]]:
+        """Events newest first. ``attribute`` is a CloudTrail LookupAttribute (key, value)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if start is not None:
+            where.append("e.event_time >= ?")
+            args.append(start)
+        if end is not None:
+            where.append("e.event_time <= ?")
+            args.append(end)
+        if before_seq is not None:
+            where.append("e.seq < ?")
+            args.append(before_seq)
+        if attribute is not None:
+            key, value = attribute
+            column = {
+                "EventId": "e.event_id",
+                "EventName": "e.event_name",
+                "EventSource": "e.event_source",
+                "Username": "e.username",
+                "AccessKeyId": "e.access_key",
+                "ReadOnly": "e.read_only",
+            }.get(key)
+            if column == "e.read_only":
+                where.append("e.read_only = ?")
+                args.append(1 if value.lower() == "true" else 0)
+            elif column is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+            elif key == "ResourceName":
+                where.append("e.seq IN (SELECT seq FROM audit_resources WHERE resource_name = ?)")
+                args.append(value)
+            elif key == "ResourceType":
+                where.append("e.seq IN (SELECT seq FROM audit_resources WHERE resource_type = ?)")
+                args.append(value)
+            else:
+                raise ValueError(f"unknown lookup attribute {key}")
+        sql = "SELECT e.seq, e.event_id, e.event_time, e.event_name, e.event_source, e.username, e.access_key, "
+        sql += "e.read_only, e.error_code, e.resources, e.doc FROM audit_events e"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY e.seq DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [
+            (
+                r[0],
+                AuditRow(
+                    event_id=r[1],
+                    event_time=r[2],
+                    event_name=r[3],
+                    event_source=r[4],
+                    username=r[5],
+                    access_key=r[6],
+                    read_only=bool(r[7]),
+                    error_code=r[8],
+                    resources=json.loads(r[9]),
+                    doc=json.loads(r[10]),
+                ),
+            )
+            for r in rows
+        ]

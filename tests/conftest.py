@@ -1,0 +1,183 @@
+"""Shared fixtures: a real ``auroral up`` process, and clients that reach it exactly as users do.
+
+The server runs as a subprocess on a free port with a temporary data directory and pinned root
+credentials. Tests drive it with unmodified boto3 and the AWS CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    access_key: str
+    secret_key: str
+    account: str
+    region: str = "us-east-1"
+    proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+
+    def client(self, service: str, access_key: str | None = None, secret_key: str | None = None,
+               session_token: str | None = None, **kw: Any) -> Any:
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.url,
+            region_name=self.region,
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            aws_session_token=session_token,
+            **kw,
+        )
+
+    def cli(self, *args: str, access_key: str | None = None, secret_key: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": access_key or self.access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key or self.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
+        env.pop("AWS_SESSION_TOKEN", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "awscli", *args, "--output", "json"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    def cli_json(self, *args: str, **kw: Any) -> Any:
+        out = self.cli(*args, **kw).stdout
+        return json.loads(out) if out.strip() else {}
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"auroral exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_auroral/health", timeout=1) as resp:
+                if json.loads(resp.read()).get("status") == "ready":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("auroral did not become ready")
+
+
+def start_server(data_dir: Path, *, access_key: str, secret_key: str, account: str,
+                 port: int | None = None, extra_env: dict[str, str] | None = None) -> Server:
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "AURORAL_ROOT_ACCESS_KEY_ID": access_key,
+        "AURORAL_ROOT_SECRET_ACCESS_KEY": secret_key,
+        "AURORAL_ACCOUNT_ID": account,
+        **(extra_env or {}),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auroral.cli", "up", "--data-dir", str(data_dir), "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    server = Server(url=url, data_dir=data_dir, access_key=access_key, secret_key=secret_key,
+                    account=account, proc=proc, env=env, log_path=log_path)
+    try:
+        wait_healthy(url, proc)
+    except RuntimeError:
+        proc.kill()
+        raise RuntimeError(f"auroral did not start:\n{log_path.read_text()}") from None
+    return server
+
+
+def stop_server(server: Server) -> None:
+    if server.proc is not None and server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+
+
+def new_root_key() -> tuple[str, str]:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    key = "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16))
+    return key, secrets.token_urlsafe(30)[:40]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    key, secret = new_root_key()
+    srv = start_server(tmp_path_factory.mktemp("auroral") / "data", access_key=key, secret_key=secret,
+                       account="123456789012")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+def iam(server: Server) -> Any:
+    return server.client("iam")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class UserKeys:
+    name: str
+    arn: str
+    access_key: str
+    secret_key: str
+
+
+@pytest.fixture
+def make_user(server: Server) -> Any:
+    """Create an IAM user with an access key; optional inline policy documents."""
+    iam = server.client("iam")
+
+    def make(*policies: dict[str, Any], name: str | None = None) -> UserKeys:
+        name = name or unique("user")
+        user = iam.create_user(UserName=name)["User"]
+        for i, doc in enumerate(policies):
+            iam.put_user_policy(UserName=name, PolicyName=f"p{i}", PolicyDocument=json.dumps(doc))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return UserKeys(name, user["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
+
+    return make
