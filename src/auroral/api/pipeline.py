@@ -70,10 +70,8 @@ class Pipeline:
     async def handle(self, req: protocol.HttpRequest, peer: Peer) -> protocol.HttpResponse:
         request_id = str(uuid.uuid4())
         service = protocol.detect_service(req) or "sts"
-        if service not in self.providers:
-            service_for_errors = "sts"
-        else:
-            service_for_errors = service
+        # An unserved or undetectable service still gets a well-formed (query-protocol) error.
+        service_for_errors = service if service in self.providers else "sts"
         principal: Principal | None = None
         access_key: str | None = None
         operation = "Unknown"
