@@ -33,8 +33,9 @@ CredentialLookup = Callable[[str], "tuple[sigv4.SigningKeyInfo, Principal] | Non
 
 class Provider(Protocol):
     """A service implementation: one method per operation, ``(ctx, params) -> output dict``
-    (or an awaitable of it). Optional hooks: ``resource_tags(account, arn)`` and
-    ``authz_keys(ctx, operation, params)`` for condition keys that need a lookup."""
+    (or an awaitable of it). Optional hooks: ``resource_tags(account, arn)``,
+    ``authz_keys(ctx, operation, params)`` for condition keys that need a lookup, and
+    ``resource_arns(ctx, operation, params)`` for ARNs a template cannot know."""
 
     service: str
 
@@ -116,10 +117,11 @@ class Pipeline:
             return protocol.serialize_error(service_for_errors, err, request_id)
         except Exception:
             log.exception("internal error in %s.%s (request %s)", service, operation, request_id)
-            err = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
-                           500, sender_fault=False)
-            self._record(ctx, service, operation, principal, access_key, peer, params, spec, err.code, err.message)
-            return protocol.serialize_error(service_for_errors, err, request_id)
+            failure = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
+                               500, sender_fault=False)
+            self._record(ctx, service, operation, principal, access_key, peer, params, spec, failure.code,
+                         failure.message)
+            return protocol.serialize_error(service_for_errors, failure, request_id)
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -140,7 +142,10 @@ class Pipeline:
         return principal, verified.access_key_id, verified.region
 
     def _authorize(self, ctx: RequestContext, provider: Provider, spec: ActionSpec, params: dict[str, Any]) -> None:
-        resources = spec.render(params, ctx.account, ctx.region)
+        # A provider may know the exact ARNs better than the template (an IAM user's path, say).
+        exact = getattr(provider, "resource_arns", None)
+        found = exact(ctx, ctx.operation, params) if exact is not None else None
+        resources = list(found) if found is not None else spec.render(params, ctx.account, ctx.region)
         keys: dict[str, Any] = {}
         for key, param in spec.keys.items():
             value = params.get(param)

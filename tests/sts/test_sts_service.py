@@ -1,0 +1,186 @@
+"""STS: GetCallerIdentity, AssumeRole (trust + identity rules, durations, session policies and tags),
+GetSessionToken, expiry and persistence of temporary credentials."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from iam_harness import ACCOUNT, Env, allow, trust
+
+from auroral.errors import AccessDenied, AwsError
+
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/app"
+
+
+def _role(env: Env, principal: object, **kw: object) -> None:
+    env.call("CreateRole", {"RoleName": "app", "AssumeRolePolicyDocument": trust(principal), **kw})
+    env.call("PutRolePolicy", {"RoleName": "app", "PolicyName": "p",
+                               "PolicyDocument": json.dumps(allow(["iam:List*", "iam:GetRole"]))})
+
+
+def test_get_caller_identity_needs_no_permission(env: Env) -> None:
+    bob = env.make_user("bob")
+    assert env.call("GetCallerIdentity", {}, bob) == {
+        "UserId": bob.user_id, "Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/bob"}
+    assert env.call("GetCallerIdentity")["Arn"] == f"arn:aws:iam::{ACCOUNT}:root"
+
+
+def test_assume_role_named_in_trust_needs_no_identity_policy(env: Env) -> None:
+    alice = env.make_user("alice")
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    out = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "work"}, alice)
+    creds = out["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA") and len(creds["SecretAccessKey"]) == 40
+    assert len(creds["SessionToken"]) > 100
+    assert creds["Expiration"] == env.clock().replace(microsecond=0) + timedelta(hours=1)
+    role_id = env.directory.get_role("app").role_id  # type: ignore[union-attr]
+    assert out["AssumedRoleUser"] == {"AssumedRoleId": f"{role_id}:work",
+                                      "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/app/work"}
+    signing, session = env.directory.lookup_credentials(creds["AccessKeyId"]) or (None, None)
+    assert signing is not None and signing.session_token == creds["SessionToken"]
+    assert session is not None and session.kind == "assumed-role"
+    assert env.call("GetCallerIdentity", {}, session) == {
+        "UserId": f"{role_id}:work", "Account": ACCOUNT, "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/app/work"}
+    env.call("ListUsers", {}, session)  # the role's policies apply
+    with pytest.raises(AccessDenied) as err:
+        env.call("CreateUser", {"UserName": "x"}, session)
+    assert err.value.message.startswith(f"User: arn:aws:sts::{ACCOUNT}:assumed-role/app/work is not authorized")
+    keys = env.authorizer.request_context(env.ctx(session))
+    assert keys["aws:PrincipalArn"] == ROLE_ARN and keys["aws:PrincipalType"] == "AssumedRole"
+    assert keys["aws:MultiFactorAuthPresent"] == "false" and "aws:TokenIssueTime" in keys
+    assert "aws:username" not in keys
+
+
+def test_assume_role_trusting_the_account_needs_identity_policy(env: Env) -> None:
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
+    bob = env.make_user("bob")
+    with pytest.raises(AccessDenied) as err:
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"}, bob)
+    assert err.value.message.startswith(
+        f"User: arn:aws:iam::{ACCOUNT}:user/bob is not authorized to perform: sts:AssumeRole on resource: {ROLE_ARN}")
+    carol = env.make_user("carol", allow("sts:AssumeRole", ROLE_ARN))
+    env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"}, carol)
+
+
+def test_trust_policy_must_admit_the_caller(env: Env) -> None:
+    env.make_user("alice")
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    mallory = env.make_user("mallory", allow("sts:AssumeRole"))
+    with pytest.raises(AccessDenied) as err:
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"}, mallory)
+    assert err.value.message == (
+        f"User: arn:aws:iam::{ACCOUNT}:user/mallory is not authorized to perform: sts:AssumeRole on resource: {ROLE_ARN}")
+    with pytest.raises(AccessDenied):
+        env.call("AssumeRole", {"RoleArn": f"arn:aws:iam::{ACCOUNT}:role/missing", "RoleSessionName": "s1"}, mallory)
+    with pytest.raises(AccessDenied) as err:
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"})
+    assert err.value.message == "Roles may not be assumed by root accounts."
+
+
+def test_external_id_condition(env: Env) -> None:
+    alice = env.make_user("alice")
+    doc = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}, Condition={"StringEquals": {"sts:ExternalId": "xyz"}})
+    env.call("CreateRole", {"RoleName": "app", "AssumeRolePolicyDocument": doc})
+    with pytest.raises(AccessDenied):
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"}, alice)
+    with pytest.raises(AccessDenied):
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1", "ExternalId": "nope"}, alice)
+    env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1", "ExternalId": "xyz"}, alice)
+
+
+def test_durations(env: Env) -> None:
+    alice = env.make_user("alice")
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}, MaxSessionDuration=7200)
+    base = {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"}
+    env.call("AssumeRole", {**base, "DurationSeconds": 7200}, alice)
+    with pytest.raises(AwsError) as err:
+        env.call("AssumeRole", {**base, "DurationSeconds": 7201}, alice)
+    assert (err.value.code, err.value.message) == (
+        "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+    with pytest.raises(AwsError) as err:
+        env.call("AssumeRole", {**base, "DurationSeconds": 899}, alice)
+    assert err.value.message.endswith("Member must have value greater than or equal to 900")
+
+
+def test_session_policy_and_tags(env: Env) -> None:
+    alice = env.make_user("alice")
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    env.call("TagRole", {"RoleName": "app", "Tags": [{"Key": "team", "Value": "db"}]})
+    out = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1",
+                                  "Policy": json.dumps(allow("iam:ListUsers")),
+                                  "Tags": [{"Key": "project", "Value": "x"}]}, alice)
+    assert 0 < out["PackedPolicySize"] <= 100
+    session = env.principal_for(out["Credentials"]["AccessKeyId"])
+    assert session.tags == {"team": "db", "project": "x"}
+    env.call("ListUsers", {}, session)
+    with pytest.raises(AccessDenied) as err:
+        env.call("ListRoles", {}, session)  # the role allows it, the session policy does not
+    assert err.value.message.endswith("because no session policy allows the iam:ListRoles action")
+    with pytest.raises(AwsError) as err:
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1", "Policy": "{bad"}, alice)
+    assert err.value.code == "MalformedPolicyDocument"
+    managed = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s2", "PolicyArns": [
+        {"arn": "arn:aws:iam::aws:policy/IAMReadOnlyAccess"}]}, alice)
+    env.call("ListRoles", {}, env.principal_for(managed["Credentials"]["AccessKeyId"]))
+
+
+def test_role_chaining_is_limited_to_one_hour(env: Env) -> None:
+    alice = env.make_user("alice")
+    _role(env, {"AWS": [f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:sts::{ACCOUNT}:assumed-role/app/first"]},
+          MaxSessionDuration=43200)
+    first = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "first"}, alice)
+    session = env.principal_for(first["Credentials"]["AccessKeyId"])
+    with pytest.raises(AwsError) as err:
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "second", "DurationSeconds": 7200}, session)
+    assert err.value.message == ("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed "
+                                 "by role chaining.")
+    env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "second"}, session)
+
+
+def test_temporary_credentials_expire_and_survive_restart(env: Env) -> None:
+    alice = env.make_user("alice")
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    creds = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1", "DurationSeconds": 900},
+                     alice)["Credentials"]
+    reopened = env.reopen()
+    signing, _ = reopened.directory.lookup_credentials(creds["AccessKeyId"]) or (None, None)
+    assert signing is not None and signing.secret_access_key == creds["SecretAccessKey"]
+    assert signing.session_token == creds["SessionToken"]
+    reopened.clock.advance(901)
+    with pytest.raises(AwsError) as err:
+        reopened.directory.lookup_credentials(creds["AccessKeyId"])
+    assert (err.value.code, err.value.status, err.value.message) == (
+        "ExpiredToken", 403, "The security token included in the request is expired")
+
+
+def test_deleted_and_recreated_role_does_not_inherit_sessions(env: Env) -> None:
+    alice = env.make_user("alice")
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    creds = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"}, alice)["Credentials"]
+    env.call("DeleteRolePolicy", {"RoleName": "app", "PolicyName": "p"})
+    env.call("DeleteRole", {"RoleName": "app"})
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    session = env.principal_for(creds["AccessKeyId"])
+    with pytest.raises(AccessDenied):
+        env.call("ListUsers", {}, session)
+
+
+def test_get_session_token(env: Env) -> None:
+    bob = env.make_user("bob", allow(["sts:GetSessionToken", "iam:ListUsers"]))
+    creds = env.call("GetSessionToken", {}, bob)["Credentials"]
+    assert creds["Expiration"] - env.clock().replace(microsecond=0) == timedelta(hours=12)
+    session = env.principal_for(creds["AccessKeyId"])
+    assert session.arn == bob.arn and session.kind == "user" and session.token_expires is not None
+    env.call("ListUsers", {}, session)  # the user's own policies
+    assert env.authorizer.request_context(env.ctx(session))["aws:MultiFactorAuthPresent"] == "false"
+    with pytest.raises(AccessDenied) as err:
+        env.call("GetSessionToken", {}, session)
+    assert err.value.message == "Cannot call GetSessionToken with session credentials"
+    with pytest.raises(AwsError) as err:
+        env.call("GetSessionToken", {"DurationSeconds": 129601}, bob)
+    assert err.value.code == "ValidationError"
+    root = env.call("GetSessionToken", {"DurationSeconds": 7200})["Credentials"]  # the root gets at most 1 hour
+    assert root["Expiration"] - env.clock().replace(microsecond=0) == timedelta(hours=1)
+    assert env.principal_for(root["AccessKeyId"]).is_root
