@@ -1,0 +1,396 @@
+"""One PostgreSQL server (an Aurora cluster's writer) with a clear status vocabulary.
+
+    not-initialized ──create()──▶ starting ──▶ running ──stop()──▶ stopping ──▶ stopped
+                                     ▲            │                                │
+                                     │     postmaster exits unexpectedly           │
+                                     │            ▼                                │
+                                     └──────── failed ◀── restart attempts fail    │
+                                     └──────────────────────start()────────────────┘
+
+Transitions happen only on real events (the postmaster became ready, exited, a stop was requested)
+and are reported through ``on_status_change(cluster_id, status, reason)``, a plain callable that must
+not block. ``status()`` only reads.
+
+Layout under ``<cluster_dir>``: ``pgdata/`` (the data directory), ``log/postmaster.log`` (server stderr),
+``run/`` (the private socket directory, unless its path is too long for a Unix socket; see
+:func:`postmaster.socket_dir_for`). Everything belongs to the PostgreSQL user, mode 0700; the gateway
+runs as root (or as that same user) and reaches ``<socket_dir>/.s.PGSQL.5432``.
+
+Supervision: while the server should run, a task awaits the postmaster. If it exits without a stop
+having been requested, the status becomes ``failed`` with the exit code and the log tail, and the
+server is restarted with exponential backoff, a bounded number of times. ``stop()`` never triggers a
+restart. ``create()`` leaves the server running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from auroral.engine import bootstrap, conf, postmaster
+from auroral.engine.binaries import Installation
+from auroral.engine.errors import ParameterError, ServerStartError, ServerStateError
+from auroral.engine.osuser import RunAs, ensure_traversable, make_private_dir
+from auroral.engine.template import TemplateStore
+
+Status = Literal["not-initialized", "stopped", "starting", "running", "stopping", "failed"]
+StatusCallback = Callable[[str, Status, str], None]
+Query = str | bytes | sql.SQL | sql.Composed
+
+log = logging.getLogger(__name__)
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+# set only by the engine: a parameter group may not move the socket or open a TCP listener
+_RESERVED_PARAMS = frozenset(
+    {"listen_addresses", "port", "unix_socket_directories", "unix_socket_permissions", "unix_socket_group",
+     "cluster_name", "hba_file", "ident_file", "data_directory", "config_file", "external_pid_file",
+     "shared_preload_libraries", "ssl", "archive_command", "restore_command", "log_directory"}
+)
+PARAMS_JSON = "auroral.params.json"
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    max_attempts: int = 5
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+    stable_after: float = 60.0  # a server up this long has its attempt counter reset
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.first_delay * 2**attempt, self.max_delay))
+
+
+@dataclass(frozen=True)
+class ParameterChange:
+    """Outcome of :meth:`PgServer.set_parameters`: names applied now, names waiting for a reboot."""
+
+    applied: list[str] = field(default_factory=list)
+    pending_reboot: list[str] = field(default_factory=list)
+
+
+class PgServer:
+    def __init__(
+        self,
+        cluster_id: str,
+        cluster_dir: Path,
+        installation: Installation,
+        runas: RunAs,
+        templates: TemplateStore,
+        admin_password: str,
+        *,
+        on_status_change: StatusCallback | None = None,
+        restart_policy: RestartPolicy | None = None,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.cluster_dir = cluster_dir
+        self.installation = installation
+        self.runas = runas
+        self._templates = templates
+        self._admin_password = admin_password
+        self._on_status_change = on_status_change
+        self._policy = restart_policy or RestartPolicy()
+        self.pgdata = cluster_dir / "pgdata"
+        self.log_path = cluster_dir / "log" / "postmaster.log"
+        self.socket_dir = postmaster.socket_dir_for(cluster_dir)
+        self.port = conf.PORT
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._want_running = False
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._started_at = 0.0
+        self._status: Status = "stopped" if (self.pgdata / "PG_VERSION").exists() else "not-initialized"
+        self._reason = ""
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def reason(self) -> str:
+        """Why the last transition happened (exit code and log tail for ``failed``)."""
+        return self._reason
+
+    @property
+    def major(self) -> int:
+        return self.installation.major
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
+
+    def _set_status(self, status: Status, reason: str = "") -> None:
+        if status == self._status and reason == self._reason:
+            return
+        self._status, self._reason = status, reason
+        log.info("cluster %s: %s %s", self.cluster_id, status, reason.splitlines()[0] if reason else "")
+        if self._on_status_change is not None:
+            try:
+                self._on_status_change(self.cluster_id, status, reason)
+            except Exception:
+                log.exception("on_status_change callback failed for %s", self.cluster_id)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def create(
+        self,
+        master_username: str,
+        master_password: str,
+        database_name: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        """Clone the template, add the master user (and database), apply ``params``; leaves it running."""
+        async with self._lock:
+            if self._status != "not-initialized":
+                raise ServerStateError(f"cluster {self.cluster_id} is already initialized ({self._status})")
+            self._set_status("starting", "creating")
+            try:
+                await self._provision(master_username, master_password, database_name)
+            except BaseException as exc:
+                await self._halt()
+                self._set_status("failed", f"create failed: {exc}")
+                raise
+        if params:
+            change = await self.set_parameters(params)
+            if change.pending_reboot:
+                await self.restart()
+
+    async def _provision(self, master: str, password: str, database: str | None) -> None:
+        make_private_dir(self.cluster_dir, self.runas)
+        shutil.rmtree(self.pgdata, ignore_errors=True)  # a create interrupted earlier
+        await self._templates.clone(self.installation, self.pgdata)
+        await self._launch("bootstrap")
+        statements: list[Query] = [bootstrap.set_admin_password(self._admin_password)]
+        statements += bootstrap.create_master(master, password, self.major)
+        if database:
+            statements.append(bootstrap.create_database(database, master))
+        async with await postmaster.connect(self.socket_dir, None) as connection:
+            for statement in statements:
+                await connection.execute(_query(statement))
+        conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf("final"), self.runas)
+        await self.run_admin_sql("SELECT pg_reload_conf()")
+        # the reload is asynchronous: wait until password authentication is what we get
+        await self._wait_for_hba()
+        self._want_running = True
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.cluster_id}")
+        self._set_status("running")
+
+    async def _wait_for_hba(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                async with await postmaster.connect(self.socket_dir, None):
+                    pass
+            except psycopg.OperationalError:
+                return  # trust no longer applies: scram-sha-256 asked for a password
+            await asyncio.sleep(0.02)
+        raise ServerStartError("pg_hba.conf reload did not take effect", postmaster.log_tail(self.log_path))
+
+    async def start(self) -> None:
+        """Start a stopped (or failed) server; returns once it accepts connections."""
+        async with self._lock:
+            if self._status == "not-initialized":
+                raise ServerStateError(f"cluster {self.cluster_id} has no data directory")
+            if self._status == "running" and self.pid is not None:
+                return
+            self._want_running = False
+            await self._halt()
+            self._set_status("starting")
+            try:
+                await self._launch("final")
+            except BaseException as exc:
+                self._set_status("failed", str(exc))
+                raise
+            self._want_running = True
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.cluster_id}")
+            self._set_status("running")
+
+    async def stop(self) -> None:
+        """Fast shutdown; waits for the postmaster to exit. No restart follows."""
+        async with self._lock:
+            self._want_running = False
+            self._wake.set()
+            if self._process is not None and self._process.returncode is None:
+                self._set_status("stopping")
+            await self._halt()
+            if self._status != "not-initialized":
+                self._set_status("stopped")
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def delete(self) -> None:
+        """Stop and remove every file of the server; no process survives."""
+        await self.stop()
+        async with self._lock:
+            await postmaster.clear_leftovers(self.pgdata)
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
+            if self.socket_dir.parent != self.cluster_dir:
+                shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self._set_status("not-initialized", "deleted")
+
+    async def _halt(self) -> None:
+        """Stop our postmaster (if any) and the supervisor; caller holds the lock."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            await postmaster.shutdown(process)
+        task = self._supervisor
+        if task is not None and task is not asyncio.current_task():
+            # the supervisor only runs outside our lock (waiting on the process, in backoff or for the
+            # lock itself), so cancelling it cannot interrupt a launch
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._supervisor = None
+        self._wake.clear()
+
+    async def _launch(self, hba_mode: str) -> None:
+        """Write our config, start the postmaster and wait until it accepts connections."""
+        await postmaster.clear_leftovers(self.pgdata)
+        # checked every time: a chmod of an ancestor (even of its group bits, which are the ACL mask)
+        # would otherwise surface as an obscure "could not access directory"
+        ensure_traversable(self.cluster_dir, self.runas)
+        make_private_dir(self.socket_dir, self.runas)
+        conf.write(self.pgdata / conf.LOCAL_FILE, conf.local_conf(self.socket_dir, self.cluster_id), self.runas)
+        conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf(hba_mode), self.runas)
+        self.log_path.parent.mkdir(mode=0o700, exist_ok=True)
+        process = await postmaster.launch(self.installation, self.pgdata, self.runas, self.log_path)
+        self._process = process
+        password = None if hba_mode == "bootstrap" else self._admin_password
+
+        async def check() -> None:
+            async with await postmaster.connect(self.socket_dir, password):
+                pass
+
+        try:
+            await postmaster.wait_ready(process, self.pgdata, self.socket_dir, self.log_path, check)
+        except BaseException:
+            await postmaster.shutdown(process)
+            raise
+        self._started_at = time.monotonic()
+
+    async def _supervise(self) -> None:
+        attempts = 0
+        while self._want_running:
+            process = self._process
+            if process is None:
+                return
+            code = await process.wait()
+            if not self._want_running:
+                return
+            if time.monotonic() - self._started_at > self._policy.stable_after:
+                attempts = 0
+            reason = f"postmaster exited unexpectedly with code {code}\n{postmaster.log_tail(self.log_path)}"
+            self._set_status("failed", reason)
+            while True:
+                if attempts >= self._policy.max_attempts:
+                    self._set_status("failed", f"gave up after {attempts} restart attempts\n{reason}")
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._policy.delay(attempts))
+                attempts += 1
+                if not self._want_running:
+                    return
+                async with self._lock:
+                    if not self._want_running:
+                        return
+                    self._set_status("starting", f"restart attempt {attempts}")
+                    try:
+                        await self._launch("final")
+                    except (ServerStartError, OSError, psycopg.Error) as exc:
+                        reason = str(exc)
+                        self._set_status("failed", reason)
+                        continue
+                    self._set_status("running", f"restarted after attempt {attempts}")
+                    break
+
+    # ---- SQL as rdsadmin -----------------------------------------------------------------------
+
+    async def run_admin_sql(
+        self, query: Query, params: Sequence[Any] | Mapping[str, Any] | None = None, dbname: str = "postgres"
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement as ``rdsadmin`` (superuser) over the private socket; rows if any."""
+        if self._status not in ("running", "starting"):
+            raise ServerStateError(f"cluster {self.cluster_id} is {self._status}")
+        async with await postmaster.connect(self.socket_dir, self._admin_password, dbname) as connection:
+            cursor = await connection.execute(_query(query), params)
+            return await cursor.fetchall() if cursor.description is not None else []
+
+    async def reset_master(self, username: str, password: str) -> None:
+        """Restore the master user (attributes, password, ``rds_superuser`` WITH ADMIN OPTION).
+        Runs in one transaction; existing sessions are not dropped."""
+        connection = await postmaster.connect(self.socket_dir, self._admin_password)
+        async with connection, connection.transaction():
+            cursor = await connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,))
+            exists = await cursor.fetchone() is not None
+            for statement in bootstrap.reset_master(username, password, self.major, exists):
+                await connection.execute(statement)
+
+    # ---- parameters ----------------------------------------------------------------------------
+
+    def parameters(self) -> dict[str, str]:
+        """The parameter-group values currently written for this server."""
+        try:
+            data = json.loads((self.pgdata / PARAMS_JSON).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    async def set_parameters(self, changes: Mapping[str, str | None]) -> ParameterChange:
+        """Merge ``changes`` (``None`` resets a parameter to the engine default) into the server's
+        parameter file. PostgreSQL itself validates names and values first (``postgres -C``; on error
+        nothing changes and :class:`ParameterError` carries its messages). A running server reloads;
+        parameters whose ``pg_settings.context`` is ``postmaster`` are reported as pending a reboot."""
+        for name in changes:
+            if not _PARAM_NAME.match(name) or name.lower() in _RESERVED_PARAMS:
+                raise ParameterError(f"parameter {name!r} cannot be modified")
+        async with self._lock:
+            old = self.parameters()
+            new = dict(old)
+            for name, value in changes.items():
+                if value is None:
+                    new.pop(name, None)
+                else:
+                    new[name] = value
+            self._write_parameters(new)
+            try:
+                ensure_traversable(self.cluster_dir, self.runas)
+                error = await postmaster.check_config(self.installation, self.pgdata, self.runas)
+            except BaseException:
+                self._write_parameters(old)
+                raise
+            if error is not None:
+                self._write_parameters(old)
+                raise ParameterError(error)
+            if self._status != "running":
+                return ParameterChange(pending_reboot=sorted(changes))
+            await self.run_admin_sql("SELECT pg_reload_conf()")
+            rows = await self.run_admin_sql(
+                "SELECT name, context FROM pg_settings WHERE name = ANY(%s)", ([n.lower() for n in changes],)
+            )
+        static = {name for name, context in rows if context == "postmaster"}
+        pending = sorted(n for n in changes if n.lower() in static)
+        return ParameterChange(applied=sorted(n for n in changes if n.lower() not in static), pending_reboot=pending)
+
+    def _write_parameters(self, values: Mapping[str, str]) -> None:
+        conf.write(self.pgdata / PARAMS_JSON, json.dumps(dict(values), sort_keys=True), self.runas)
+        conf.write(self.pgdata / conf.PARAMS_FILE, conf.render(values, "parameter group values"), self.runas)
+
+
+def _query(query: Query) -> bytes | sql.SQL | sql.Composed:
+    # run_admin_sql accepts text built by the control plane itself, never user input
+    return query.encode() if isinstance(query, str) else query

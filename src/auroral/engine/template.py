@@ -1,0 +1,117 @@
+"""Fast provisioning: one initialized data directory per major, cloned for every new cluster.
+
+``initdb`` (and the first start, for the bootstrap roles) runs once per major into
+``<data_dir>/engine/templates/pg<major>``; it is then shut down cleanly, fsynced and never started again.
+A cluster gets a copy (``cp -a --reflink=auto``: a cheap reflink on btrfs/XFS, a plain copy on ext4),
+which is then fsynced — a copy sitting in the page cache is not durable. What a clone still needs is the
+per-cluster part: the ``rdsadmin`` password, the master user and its database.
+
+A template carries a revision stamp; changing the base configuration or ``bootstrap.sql`` means bumping
+:data:`TEMPLATE_REVISION`, and the next cluster rebuilds the template (existing clusters are untouched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+from auroral.engine import bootstrap, conf, postmaster
+from auroral.engine.binaries import Installation
+from auroral.engine.osuser import RunAs, ensure_traversable, make_private_dir
+
+TEMPLATE_REVISION = "1"
+
+
+class TemplateStore:
+    """Templates under ``root`` (``<data_dir>/engine/templates``), owned by the PostgreSQL user."""
+
+    def __init__(self, root: Path, runas: RunAs) -> None:
+        self.root = root
+        self.runas = runas
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def path(self, inst: Installation) -> Path:
+        return self.root / f"pg{inst.major}"
+
+    def _stamp(self, inst: Installation) -> Path:
+        return self.root / f"pg{inst.major}.stamp"
+
+    def _stamp_text(self, inst: Installation) -> str:
+        return f"revision={TEMPLATE_REVISION} major={inst.major}\n"
+
+    def is_ready(self, inst: Installation) -> bool:
+        try:
+            return self._stamp(inst).read_text(encoding="utf-8") == self._stamp_text(inst)
+        except FileNotFoundError:
+            return False
+
+    async def ensure(self, inst: Installation) -> Path:
+        """The template for ``inst``'s major, built now if missing or outdated."""
+        lock = self._locks.setdefault(inst.major, asyncio.Lock())
+        async with lock:
+            if not self.is_ready(inst):
+                await self._build(inst)
+        return self.path(inst)
+
+    async def clone(self, inst: Installation, dest: Path) -> None:
+        """Copy the template to ``dest`` (which must not exist) and make the copy durable."""
+        source = await self.ensure(inst)
+        ensure_traversable(dest.parent, self.runas)
+        if shutil.which("cp"):
+            process = await asyncio.create_subprocess_exec(
+                "cp", "-a", "--reflink=auto", str(source), str(dest),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await process.communicate()
+            if process.returncode != 0:
+                raise OSError(f"cp failed: {err.decode(errors='replace')}")
+        else:
+            await asyncio.to_thread(shutil.copytree, source, dest, symlinks=True)
+            self.runas.chown_tree(dest)
+        os.chmod(dest, 0o700)
+        await postmaster.sync(inst, dest, self.runas)
+
+    async def _build(self, inst: Installation) -> None:
+        make_private_dir(self.root, self.runas)
+        ensure_traversable(self.root, self.runas)
+        target = self.path(inst)
+        build = self.root / f".pg{inst.major}.build"
+        boot = self.root / f".pg{inst.major}.boot"
+        for leftover in (build, boot, target):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self._stamp(inst).unlink(missing_ok=True)
+
+        await postmaster.initdb(inst, build, self.runas)
+        with open(build / "postgresql.conf", "a", encoding="utf-8") as handle:
+            handle.write(conf.INCLUDES)
+        conf.write(build / conf.BASE_FILE, conf.base_conf(inst.major), self.runas)
+        conf.write(build / conf.PARAMS_FILE, conf.render({}, "parameter group values"), self.runas)
+
+        make_private_dir(boot, self.runas)
+        socket_dir = postmaster.socket_dir_for(boot)
+        make_private_dir(socket_dir, self.runas)
+        conf.write(build / conf.LOCAL_FILE, conf.local_conf(socket_dir, "auroral-template"), self.runas)
+        conf.write(build / "pg_hba.conf", conf.hba_conf("bootstrap"), self.runas)
+        log_path = boot / "postmaster.log"
+        process = await postmaster.launch(inst, build, self.runas, log_path)
+        try:
+
+            async def check() -> None:
+                async with await postmaster.connect(socket_dir, None):
+                    pass
+
+            await postmaster.wait_ready(process, build, socket_dir, log_path, check)
+            async with await postmaster.connect(socket_dir, None) as connection:
+                await connection.execute(bootstrap.template_sql(inst.major).encode())
+        finally:
+            await postmaster.shutdown(process)
+        # the clone writes its own local settings and hba before its first start
+        (build / conf.LOCAL_FILE).unlink()
+        await postmaster.sync(inst, build, self.runas)
+        build.rename(target)
+        self._stamp(inst).write_text(self._stamp_text(inst), encoding="utf-8")
+        shutil.rmtree(boot, ignore_errors=True)
+        if socket_dir != boot / "run":
+            shutil.rmtree(socket_dir, ignore_errors=True)

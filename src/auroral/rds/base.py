@@ -1,0 +1,190 @@
+"""What every RDS operation family shares: the store, the runtime seam, lookups that raise AWS's
+not-found errors, Marker/MaxRecords paging, filters, and the background work queue.
+
+Background work: the API returns as soon as the new state ("creating", "stopping"...) is in the
+store; the real work runs as an asyncio task. Tasks touching one cluster run one at a time in
+submission order (a lock per cluster resource id), so "create the cluster" finishes before "open
+the first instance's endpoint" starts. ``drain()`` waits for all of them (shutdown, tests).
+Every task re-reads its resources from the store by resource id, because an identifier may
+have been renamed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from auroral.api.protocol import error_from_shape
+from auroral.errors import AwsError, invalid_parameter_value
+from auroral.rds import validate
+from auroral.rds.model import (
+    KIND_CLUSTER,
+    KIND_CLUSTER_PG,
+    KIND_INSTANCE,
+    Cluster,
+    ClusterParameterGroup,
+    Instance,
+)
+from auroral.rds.runtime import ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
+from auroral.store import Store
+
+log = logging.getLogger("auroral.rds")
+
+T = TypeVar("T")
+
+
+def rds_error(shape: str, message: str) -> AwsError:
+    """An error declared in the RDS model, with its wire code and status."""
+    return error_from_shape("rds", shape, message)
+
+
+def paginate(items: Sequence[T], key: Callable[[T], str], params: dict[str, Any]) -> tuple[list[T], str | None]:
+    """One page of ``items`` ordered by ``key``: those from the ``Marker`` on, at most ``MaxRecords``.
+    The marker is the encoded key of the first item of the next page."""
+    limit = validate.max_records(params)
+    ordered = sorted(items, key=key)
+    start = 0
+    if params.get("Marker"):
+        try:
+            after = base64.urlsafe_b64decode(str(params["Marker"]).encode()).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise invalid_parameter_value("The parameter Marker is not valid.") from None
+        start = next((i for i, item in enumerate(ordered) if key(item) >= after), len(ordered))
+    page = ordered[start : start + limit]
+    marker = None
+    if start + limit < len(ordered):
+        marker = base64.urlsafe_b64encode(key(ordered[start + limit]).encode()).decode()
+    return page, marker
+
+
+def filter_values(params: dict[str, Any], known: Sequence[str]) -> dict[str, set[str]]:
+    """``Filters`` as {name: values}; unknown names are refused (unconfirmed wording)."""
+    out: dict[str, set[str]] = {}
+    for f in params.get("Filters") or []:
+        name = str(f.get("Name") or "")
+        if name not in known:
+            raise invalid_parameter_value(f"Unrecognized filter name: {name}")
+        out.setdefault(name, set()).update(str(v) for v in f.get("Values") or [])
+    return out
+
+
+def name_from_arn_or_id(value: str) -> str:
+    """Describe calls accept an identifier or an ARN (``arn:aws:rds:...:cluster:<id>``)."""
+    return value.rsplit(":", 1)[-1].lower() if value.startswith("arn:") else value.lower()
+
+
+class RdsBase:
+    service = "rds"
+
+    def __init__(
+        self,
+        store: Store,
+        runtime: ClusterRuntime,
+        directory: ServiceLinkedRoles,
+        region: str,
+        secrets: MasterSecretManager | None = None,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.directory = directory
+        self.region = region
+        self.secrets = secrets
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # --- background work -----------------------------------------------------------------
+
+    def _spawn(self, resource_id: str, what: str, work: Callable[[], Awaitable[None]]) -> None:
+        lock = self._locks.setdefault(resource_id, asyncio.Lock())
+
+        async def run() -> None:
+            async with lock:
+                try:
+                    await work()
+                except Exception:  # a bug: keep serving, and say where
+                    log.exception("background task %s for %s failed", what, resource_id)
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"rds {what} {resource_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until every background task (including ones they start) has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- clusters --------------------------------------------------------------------------
+
+    def _get_cluster(self, account: str, ident: str) -> Cluster | None:
+        doc = self.store.get(KIND_CLUSTER, account, ident.lower())
+        return None if doc is None else Cluster.from_doc(doc)
+
+    def _cluster(self, account: str, ident: str) -> Cluster:
+        cluster = self._get_cluster(account, ident)
+        if cluster is None:
+            raise rds_error("DBClusterNotFoundFault", f"DBCluster {ident} not found.")
+        return cluster
+
+    def _clusters(self, account: str | None) -> list[Cluster]:
+        return [Cluster.from_doc(d) for _, _, d in self.store.list(KIND_CLUSTER, account)]
+
+    def _cluster_by_rid(self, resource_id: str) -> Cluster | None:
+        for cluster in self._clusters(None):
+            if cluster.resource_id == resource_id:
+                return cluster
+        return None
+
+    def _save_cluster(self, cluster: Cluster) -> None:
+        self.store.put(KIND_CLUSTER, cluster.account, cluster.identifier, cluster.to_doc())
+
+    def _drop_cluster(self, cluster: Cluster) -> None:
+        self.store.delete(KIND_CLUSTER, cluster.account, cluster.identifier)
+        self._locks.pop(cluster.resource_id, None)
+
+    def clusters_exist(self, account: str) -> bool:
+        """Whether the account still has DB clusters or instances (IAM refuses to delete
+        ``AWSServiceRoleForRDS`` while it does)."""
+        return bool(self.store.list(KIND_CLUSTER, account) or self.store.list(KIND_INSTANCE, account))
+
+    # --- instances -------------------------------------------------------------------------
+
+    def _get_instance(self, account: str, ident: str) -> Instance | None:
+        doc = self.store.get(KIND_INSTANCE, account, ident.lower())
+        return None if doc is None else Instance.from_doc(doc)
+
+    def _instance(self, account: str, ident: str) -> Instance:
+        instance = self._get_instance(account, ident)
+        if instance is None:
+            raise rds_error("DBInstanceNotFoundFault", f"DBInstance {ident} not found.")
+        return instance
+
+    def _instances(self, account: str | None) -> list[Instance]:
+        return [Instance.from_doc(d) for _, _, d in self.store.list(KIND_INSTANCE, account)]
+
+    def _members(self, cluster: Cluster) -> list[Instance]:
+        return [i for i in self._instances(cluster.account) if i.cluster_identifier == cluster.identifier]
+
+    def _instance_by_rid(self, account: str, resource_id: str) -> Instance | None:
+        for instance in self._instances(account):
+            if instance.resource_id == resource_id:
+                return instance
+        return None
+
+    def _save_instance(self, instance: Instance) -> None:
+        self.store.put(KIND_INSTANCE, instance.account, instance.identifier, instance.to_doc())
+
+    def _drop_instance(self, instance: Instance) -> None:
+        self.store.delete(KIND_INSTANCE, instance.account, instance.identifier)
+
+    # --- parameter groups ------------------------------------------------------------------
+
+    def _get_group(self, account: str, name: str) -> ClusterParameterGroup | None:
+        doc = self.store.get(KIND_CLUSTER_PG, account, name.lower())
+        return None if doc is None else ClusterParameterGroup.from_doc(doc)
+
+    def _save_group(self, group: ClusterParameterGroup) -> None:
+        self.store.put(KIND_CLUSTER_PG, group.account, group.name, group.to_doc())

@@ -1,0 +1,287 @@
+"""DB instances of Aurora clusters: CreateDBInstance, DescribeDBInstances, ModifyDBInstance,
+DeleteDBInstance, RebootDBInstance.
+
+An instance is an endpoint of its cluster's server. The first instance is the writer
+(``IsClusterWriter``); later ones are readers — for now further endpoints of the same PostgreSQL
+server (real replicas come later), reported with ``IsClusterWriter`` false. Deleting the writer
+promotes the reader with the best promotion tier, as an Aurora failover would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from auroral.api.context import RequestContext
+from auroral.errors import AwsError, invalid_parameter_combination, invalid_parameter_value
+from auroral.rds import validate
+from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
+from auroral.rds.clusters import ClusterOperations
+from auroral.rds.model import ENGINE, Cluster, Instance, new_resource_id, utcnow
+from auroral.rds.runtime import RuntimeFailure
+from auroral.rds.views import instance_view
+
+log = logging.getLogger("auroral.rds")
+
+_SIZES = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")
+# Instance classes Aurora PostgreSQL offers (memory-optimized, burstable, Serverless v2).
+INSTANCE_CLASSES = frozenset(
+    [f"db.{family}.{size}" for family in ("r5", "r6g", "r6i", "r7g", "r7i", "r8g", "x2g") for size in _SIZES]
+    + ["db.t3.medium", "db.t3.large", "db.t4g.medium", "db.t4g.large", "db.serverless"]
+)
+_INSTANCE_FILTERS = ("db-cluster-id", "db-instance-id", "dbi-resource-id", "engine", "domain")
+# Filters auroral can answer; "domain" matches nothing here.
+_INSTANCE_ATTRIBUTES: dict[str, Callable[[Instance], str]] = {
+    "db-cluster-id": lambda i: i.cluster_identifier,
+    "db-instance-id": lambda i: i.identifier,
+    "dbi-resource-id": lambda i: i.resource_id,
+    "engine": lambda i: i.engine,
+}
+
+
+def not_available(instance: Instance) -> AwsError:
+    # Observed wording (StopDBInstance): "Instance <id> is not in available state."
+    return rds_error("InvalidDBInstanceStateFault", f"Instance {instance.identifier} is not in available state.")
+
+
+def unsupported_class(instance_class: str, version: str) -> AwsError:
+    return invalid_parameter_combination(
+        f"RDS does not support creating a DB instance with the following combination: "
+        f"DBInstanceClass={instance_class}, Engine={ENGINE}, EngineVersion={version}, "
+        "LicenseModel=postgresql-license. For supported combinations of instance class and database "
+        "engine version, see the documentation."
+    )
+
+
+class InstanceOperations(ClusterOperations):
+    def view_instance(self, instance: Instance, cluster: Cluster | None = None) -> dict[str, Any]:
+        if cluster is None:
+            cluster = self._get_cluster(instance.account, instance.cluster_identifier)
+        return instance_view(instance, cluster)
+
+    def CreateDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ident = validate.identifier("DBInstanceIdentifier", params.get("DBInstanceIdentifier"))
+        if params.get("Engine") != ENGINE:
+            raise invalid_parameter_value("Invalid DB engine")
+        if not params.get("DBClusterIdentifier"):
+            # Unconfirmed wording: Aurora instances exist only inside a cluster.
+            raise invalid_parameter_value("The parameter DBClusterIdentifier must be provided for Aurora DB instances.")
+        cluster = self._cluster(ctx.account, str(params["DBClusterIdentifier"]))
+        for param, what in (("MasterUserPassword", "master user password"), ("MasterUsername", "master user name"),
+                            ("DBName", "database name")):
+            if params.get(param):
+                raise invalid_parameter_combination(
+                    f"The requested DB Instance will be a member of a DB Cluster. Set {what} for the DB Cluster."
+                )
+        if params.get("EngineVersion") and params["EngineVersion"] != cluster.engine_version:
+            # Unconfirmed wording.
+            raise invalid_parameter_combination(
+                f"The engine version you requested for your DB instance ({params['EngineVersion']}) does not "
+                f"match the engine version of your DB cluster ({cluster.engine_version})."
+            )
+        instance_class = str(params.get("DBInstanceClass") or "")
+        if instance_class not in INSTANCE_CLASSES:
+            raise unsupported_class(instance_class, cluster.engine_version)
+        tier = int(params.get("PromotionTier", 1))
+        if not 0 <= tier <= 15:
+            raise invalid_parameter_value(f"Invalid value {tier} for PromotionTier. Must be between 0 and 15.")
+        if cluster.status not in ("creating", "available"):
+            # Unconfirmed wording.
+            raise rds_error("InvalidDBClusterStateFault",
+                            f"DB cluster {cluster.identifier} is in {cluster.status} state.")
+        if self._get_instance(ctx.account, ident) is not None:
+            raise rds_error("DBInstanceAlreadyExistsFault", "DB instance already exists")
+        members = [m for m in self._members(cluster) if m.status != "deleting"]
+        zone = str(params.get("AvailabilityZone") or "")
+        if zone and zone not in cluster.availability_zones:
+            # Unconfirmed wording.
+            raise invalid_parameter_combination(
+                f"The availability zone {zone} is not one of the DB cluster's availability zones."
+            )
+        zone = zone or cluster.availability_zones[len(members) % len(cluster.availability_zones)]
+        tags = validate.tags(params.get("Tags"))
+        instance = Instance(
+            identifier=ident,
+            account=ctx.account,
+            region=self.region,
+            resource_id=new_resource_id("db-"),
+            cluster_identifier=cluster.identifier,
+            instance_class=instance_class,
+            engine_version=cluster.engine_version,
+            created=utcnow(),
+            availability_zone=zone,
+            is_writer=not any(m.is_writer for m in members),
+            promotion_tier=tier,
+            # Aurora instances default to private (AWS-BEHAVIOUR.md).
+            publicly_accessible=params.get("PubliclyAccessible") is True,
+            copy_tags_to_snapshot=params.get("CopyTagsToSnapshot") is True,
+            tags=tags,
+        )
+        self._ensure_service_linked_role(ctx)
+        self._save_instance(instance)
+        ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
+        self._spawn_open(cluster, instance)
+        return {"DBInstance": self.view_instance(instance, cluster)}
+
+    def _spawn_open(self, cluster: Cluster, instance: Instance) -> None:
+        """Open the endpoint once the cluster's server runs (after a pending create, in order)."""
+        rid, account, dbi = cluster.resource_id, instance.account, instance.resource_id
+
+        async def work() -> None:
+            current = self._instance_by_rid(account, dbi)
+            owner = self._cluster_by_rid(rid)
+            if current is None or owner is None or current.status != "creating":
+                return
+            if owner.status == "stopped":
+                current.transition("stopped")
+                self._save_instance(current)
+                return
+            if owner.status != "available":
+                current.transition("failed", f"DB cluster {owner.identifier} is {owner.status}")
+                self._save_instance(current)
+                return
+            await self._open_endpoint(owner, current)
+
+        self._spawn(rid, "open-endpoint", work)
+
+    def DescribeDBInstances(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("DBInstanceIdentifier"):
+            instances = [self._instance(ctx.account, name_from_arn_or_id(str(params["DBInstanceIdentifier"])))]
+        else:
+            instances = self._instances(ctx.account)
+        for name, values in filter_values(params, _INSTANCE_FILTERS).items():
+            ids = {name_from_arn_or_id(v) for v in values}
+            get = _INSTANCE_ATTRIBUTES.get(name)
+            wanted = ids if name in ("db-cluster-id", "db-instance-id") else values
+            instances = [i for i in instances if get is not None and get(i) in wanted]
+        items, marker = paginate(instances, lambda i: i.identifier, params)
+        out: dict[str, Any] = {"DBInstances": [self.view_instance(i) for i in items]}
+        if marker:
+            out["Marker"] = marker
+        return out
+
+    def ModifyDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        instance = self._instance(ctx.account, str(params.get("DBInstanceIdentifier") or ""))
+        if instance.status != "available":
+            raise not_available(instance)
+        if params.get("MasterUserPassword"):
+            # Unconfirmed wording.
+            raise invalid_parameter_combination(
+                "The specified DB instance is a member of a DB cluster. Modify the master password for the DB cluster."
+            )
+        if params.get("DBInstanceClass") and params["DBInstanceClass"] not in INSTANCE_CLASSES:
+            raise unsupported_class(str(params["DBInstanceClass"]), instance.engine_version)
+        new_ident: str | None = None
+        if params.get("NewDBInstanceIdentifier"):
+            new_ident = validate.identifier("NewDBInstanceIdentifier", params["NewDBInstanceIdentifier"])
+            if new_ident != instance.identifier and self._get_instance(ctx.account, new_ident) is not None:
+                raise rds_error("DBInstanceAlreadyExistsFault", "DB instance already exists")
+        if "PromotionTier" in params:
+            tier = int(params["PromotionTier"])
+            if not 0 <= tier <= 15:
+                raise invalid_parameter_value(f"Invalid value {tier} for PromotionTier. Must be between 0 and 15.")
+            instance.promotion_tier = tier
+        # Every change applies at once (no maintenance windows); the class is recorded only.
+        if params.get("DBInstanceClass"):
+            instance.instance_class = str(params["DBInstanceClass"])
+        if "PubliclyAccessible" in params:
+            instance.publicly_accessible = params["PubliclyAccessible"] is True
+        if "CopyTagsToSnapshot" in params:
+            instance.copy_tags_to_snapshot = params["CopyTagsToSnapshot"] is True
+        with self.store.transaction():
+            if new_ident and new_ident != instance.identifier:
+                self._drop_instance(instance)
+                instance.identifier = new_ident
+            self._save_instance(instance)
+        ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
+        return {"DBInstance": self.view_instance(instance)}
+
+    def DeleteDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        instance = self._instance(ctx.account, str(params.get("DBInstanceIdentifier") or ""))
+        if instance.status == "deleting":
+            # Unconfirmed wording.
+            raise rds_error("InvalidDBInstanceStateFault", f"Instance {instance.identifier} is already being deleted.")
+        if instance.status not in ("creating", "available", "failed", "stopped", "inaccessible-encryption-credentials"):
+            raise not_available(instance)
+        cluster = self._get_cluster(ctx.account, instance.cluster_identifier)
+        instance.transition("deleting")
+        self._save_instance(instance)
+        ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
+        self._spawn_instance_delete(cluster, instance)
+        return {"DBInstance": self.view_instance(instance, cluster)}
+
+    def _spawn_instance_delete(self, cluster: Cluster | None, instance: Instance) -> None:
+        account, dbi = instance.account, instance.resource_id
+        rid = cluster.resource_id if cluster else dbi
+
+        async def work() -> None:
+            current = self._instance_by_rid(account, dbi)
+            if current is None or current.status != "deleting":
+                return
+            owner = self._cluster_by_rid(rid)
+            if owner is not None and current.address:
+                try:
+                    await self.runtime.close_endpoint(owner, current)
+                except RuntimeFailure as exc:
+                    log.warning("instance %s: closing endpoint failed: %s", current.identifier, exc.reason)
+            self._drop_instance(current)
+            if owner is not None and current.is_writer:
+                await self._promote_reader(owner)
+
+        self._spawn(rid, "delete-instance", work)
+
+    async def _promote_reader(self, cluster: Cluster) -> None:
+        readers = [m for m in self._members(cluster) if m.status != "deleting"]
+        if not readers or any(m.is_writer for m in readers):
+            return
+        chosen = min(readers, key=lambda m: (m.promotion_tier, m.identifier))
+        chosen.is_writer = True
+        self._save_instance(chosen)
+        if chosen.status == "available" and cluster.status == "available":
+            # Re-open so the runtime registers it as the writer (cluster) endpoint.
+            try:
+                await self.runtime.close_endpoint(cluster, chosen)
+            except RuntimeFailure as exc:
+                log.warning("instance %s: closing endpoint failed: %s", chosen.identifier, exc.reason)
+            await self._open_endpoint(cluster, chosen)
+
+    def RebootDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        instance = self._instance(ctx.account, str(params.get("DBInstanceIdentifier") or ""))
+        if instance.status != "available":
+            raise not_available(instance)
+        cluster = self._cluster(ctx.account, instance.cluster_identifier)
+        if cluster.status != "available":
+            raise not_available(instance)
+        instance.transition("rebooting")
+        self._save_instance(instance)
+        ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
+        self._spawn_reboot(cluster, instance)
+        return {"DBInstance": self.view_instance(instance, cluster)}
+
+    def _spawn_reboot(self, cluster: Cluster, instance: Instance) -> None:
+        """Rebooting the writer restarts the server, which takes up pending-reboot parameters;
+        a reader shares the writer's server, so its reboot changes nothing there."""
+        rid, account, dbi = cluster.resource_id, instance.account, instance.resource_id
+
+        async def work() -> None:
+            current = self._instance_by_rid(account, dbi)
+            owner = self._cluster_by_rid(rid)
+            if current is None or owner is None or current.status != "rebooting":
+                return
+            if current.is_writer:
+                self._refresh_parameters(owner)
+                self._save_cluster(owner)
+                try:
+                    await self.runtime.reboot_cluster(owner)
+                except RuntimeFailure as exc:
+                    self._fail_cluster(rid, f"reboot failed: {exc.reason}")
+                    current.transition("failed", exc.reason)
+                    self._save_instance(current)
+                    return
+            current = self._instance_by_rid(account, dbi)
+            if current is not None and current.status == "rebooting":
+                current.transition("available")
+                self._save_instance(current)
+
+        self._spawn(rid, "reboot", work)

@@ -1,0 +1,120 @@
+"""The seams between the RDS control plane and everything that is not metadata.
+
+``RdsService`` never touches PostgreSQL, sockets or secrets itself. It decides *what* should
+happen (the API, validation, the state machine, persistence) and asks these interfaces to make
+it happen:
+
+* :class:`ClusterRuntime` runs the PostgreSQL server of a cluster and the endpoint listeners of
+  its instances (implemented with ``auroral.engine`` and ``auroral.gateway``; tests use a fake).
+* :class:`ServiceLinkedRoles` is the part of the IAM directory RDS needs for
+  ``AWSServiceRoleForRDS``.
+* :class:`MasterSecretManager` creates the Secrets Manager secret of a managed master password
+  (``ManageMasterUserPassword``); absent until the Secrets Manager issue lands.
+
+Contract of ``ClusterRuntime`` (every coroutine raises :class:`RuntimeFailure` with a reason a
+person can act on; anything else is a bug):
+
+* ``Cluster.parameters`` holds the effective cluster parameter values (engine defaults merged
+  with the cluster parameter group) the server must run with. Names are AWS's
+  (``rds.force_ssl``, ``password_encryption``...); a runtime applies the ones it understands and
+  ignores the others. ``create_cluster``, ``start_cluster`` and ``reboot_cluster`` are always
+  called with the current values; ``apply_parameters`` passes changed dynamic values only.
+* Servers and endpoints are identified by ``Cluster.resource_id`` / ``Instance.resource_id``,
+  which never change (identifiers can be renamed).
+* ``open_endpoint`` is called for every instance once its cluster's server runs (at create, after
+  ``start_cluster`` and at recovery); ``close_endpoint`` before ``stop_cluster`` and when an
+  instance is deleted. ``Instance.is_writer`` tells the writer from readers; the runtime reports
+  the writer's endpoint as ``cluster_endpoint``. Readers are further endpoints of the same server.
+  ``close_endpoint`` and ``stop_cluster`` must be idempotent: after a restart of auroral an
+  interrupted stop is finished by calling them for endpoints/servers that are not running.
+* In ``apply_parameters`` a value ``""`` means "back to PostgreSQL's built-in default" (the
+  parameter was reset and AWS's engine default has no value).
+* ``create_cluster`` is the only call that sees the master password in plaintext
+  (``reset_master_password`` too); the control plane never stores it.
+* ``set_status_listener`` registers a callback for real events the runtime observes on its own
+  (a crashed server, a restart by its supervisor): ``fn(cluster_resource_id, status, reason)``
+  with status ``available``, ``failed``, ``inaccessible-encryption-credentials``...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from auroral.rds.model import Cluster, Instance
+
+StatusListener = Callable[[str, str, "str | None"], None]
+
+
+class RuntimeFailure(Exception):
+    """The runtime could not do what was asked; ``reason`` is shown to people (logs, audit)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ClusterRuntime(Protocol):
+    def available_majors(self) -> list[int]:
+        """PostgreSQL major versions this runtime can run (``DescribeDBEngineVersions`` lists only these)."""
+        ...
+
+    async def create_cluster(self, cluster: Cluster, master_password: str) -> None:
+        """Create and start the server and bootstrap the master user and ``DatabaseName``;
+        return when PostgreSQL accepts connections."""
+        ...
+
+    async def start_cluster(self, cluster: Cluster) -> None: ...
+
+    async def stop_cluster(self, cluster: Cluster) -> None: ...
+
+    async def delete_cluster(self, cluster: Cluster) -> None:
+        """Stop the server (if running) and remove its data. Must succeed for a server that
+        never got created (a cluster whose creation failed or was interrupted)."""
+        ...
+
+    async def reboot_cluster(self, cluster: Cluster) -> None: ...
+
+    async def reset_master_password(self, cluster: Cluster, password: str) -> None:
+        """Set the master user's password and restore its attributes and ``rds_superuser`` membership."""
+        ...
+
+    async def apply_parameters(self, cluster: Cluster, values: Mapping[str, str]) -> None:
+        """Apply changed dynamic parameters to the running server (a reload, no restart)."""
+        ...
+
+    async def open_endpoint(self, cluster: Cluster, instance: Instance) -> tuple[str, int]:
+        """Start the endpoint listener of ``instance``; return the ``(address, port)`` clients use."""
+        ...
+
+    async def close_endpoint(self, cluster: Cluster, instance: Instance) -> None: ...
+
+    def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None:
+        """The writer (cluster) endpoint once open, else None."""
+        ...
+
+    def set_status_listener(self, fn: StatusListener) -> None: ...
+
+
+class ServiceLinkedRoles(Protocol):
+    """What RDS needs from the IAM directory (``auroral.iam.directory.Directory`` satisfies it)."""
+
+    def service_linked_role_exists(self, service_name: str) -> bool: ...
+
+    def create_service_linked_role(self, service_name: str) -> Any: ...
+
+
+class MasterSecretManager(Protocol):
+    """Secrets Manager's side of ``ManageMasterUserPassword=true`` (a later issue)."""
+
+    async def create_master_secret(
+        self, account: str, cluster_arn: str, username: str, kms_key_id: str | None
+    ) -> tuple[dict[str, str], str]:
+        """Create the ``rds!cluster-<uuid>`` secret with a generated password.
+
+        Returns the ``MasterUserSecret`` view (``SecretArn``, ``SecretStatus``, ``KmsKeyId``) and
+        the password, which RDS hands to :meth:`ClusterRuntime.create_cluster` and forgets."""
+        ...
+
+    async def delete_master_secret(self, account: str, secret_arn: str) -> None: ...

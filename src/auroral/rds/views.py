@@ -1,0 +1,147 @@
+"""Response views: ``DBCluster`` and ``DBInstance`` dicts shaped like botocore's rds output shapes.
+
+Documented deviation: ``Endpoint``/``Port`` (and the instances' ``Endpoint.Address``/``Port``)
+are what clients actually connect to on this machine — the host address and real listening port
+the runtime reports — not AWS-style DNS names, so ``psql -h $Endpoint -p $Port`` works. The
+requested ``Port`` is kept as the cluster's virtual port (security-group rules are evaluated
+against it) and is reported until an endpoint is open.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auroral.rds.model import HOSTED_ZONE_ID, Cluster, Instance
+
+BACKUP_WINDOW = "07:00-07:30"
+MAINTENANCE_WINDOW = "sun:05:00-sun:05:30"
+CA_IDENTIFIER = "rds-ca-rsa2048-g1"
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str, int] | None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "AllocatedStorage": 1,
+        "AvailabilityZones": list(cluster.availability_zones),
+        "BackupRetentionPeriod": 1,
+        "DBClusterIdentifier": cluster.identifier,
+        "DBClusterParameterGroup": cluster.parameter_group,
+        "DBSubnetGroup": cluster.subnet_group,
+        "Status": cluster.status,
+        "MultiAZ": False,
+        "Engine": cluster.engine,
+        "EngineVersion": cluster.engine_version,
+        "Port": endpoint[1] if endpoint else cluster.port,
+        "MasterUsername": cluster.master_username,
+        "PreferredBackupWindow": BACKUP_WINDOW,
+        "PreferredMaintenanceWindow": MAINTENANCE_WINDOW,
+        "ReadReplicaIdentifiers": [],
+        "DBClusterOptionGroupMemberships": [],
+        "DBClusterMembers": [
+            {
+                "DBInstanceIdentifier": m.identifier,
+                "IsClusterWriter": m.is_writer,
+                "DBClusterParameterGroupStatus": "pending-reboot" if cluster.pending_reboot else "in-sync",
+                "PromotionTier": m.promotion_tier,
+            }
+            for m in sorted(members, key=lambda m: (not m.is_writer, m.identifier))
+        ],
+        "VpcSecurityGroups": [{"VpcSecurityGroupId": g, "Status": "active"} for g in cluster.vpc_security_group_ids],
+        "HostedZoneId": HOSTED_ZONE_ID,
+        "StorageEncrypted": cluster.storage_encrypted,
+        "DbClusterResourceId": cluster.resource_id,
+        "DBClusterArn": cluster.arn(),
+        "AssociatedRoles": [],
+        "IAMDatabaseAuthenticationEnabled": cluster.iam_auth,
+        "ClusterCreateTime": cluster.created,
+        "EngineMode": "provisioned",
+        "DeletionProtection": cluster.deletion_protection,
+        "HttpEndpointEnabled": False,
+        "CopyTagsToSnapshot": cluster.copy_tags_to_snapshot,
+        "CrossAccountClone": False,
+        "DomainMemberships": [],
+        "TagList": tag_list(cluster.tags),
+        "StorageType": "aurora",
+        "AutoMinorVersionUpgrade": True,
+        "NetworkType": "IPV4",
+    }
+    if endpoint:
+        view["Endpoint"] = endpoint[0]
+        # Readers are further endpoints of the same server; the reader endpoint name is the host address.
+        view["ReaderEndpoint"] = endpoint[0]
+    if cluster.database_name:
+        view["DatabaseName"] = cluster.database_name
+    if cluster.kms_key_id:
+        view["KmsKeyId"] = cluster.kms_key_id
+    if cluster.master_user_secret:
+        view["MasterUserSecret"] = dict(cluster.master_user_secret)
+    return view
+
+
+def instance_view(instance: Instance, cluster: Cluster | None) -> dict[str, Any]:
+    major = cluster.major if cluster else 0
+    view: dict[str, Any] = {
+        "DBInstanceIdentifier": instance.identifier,
+        "DBInstanceClass": instance.instance_class,
+        "Engine": instance.engine,
+        "DBInstanceStatus": instance.status,
+        "AllocatedStorage": 1,
+        "InstanceCreateTime": instance.created,
+        "PreferredBackupWindow": BACKUP_WINDOW,
+        "BackupRetentionPeriod": 1,
+        "DBSecurityGroups": [],
+        "VpcSecurityGroups": [
+            {"VpcSecurityGroupId": g, "Status": "active"} for g in (cluster.vpc_security_group_ids if cluster else [])
+        ],
+        "DBParameterGroups": [
+            {"DBParameterGroupName": f"default.aurora-postgresql{major}", "ParameterApplyStatus": "in-sync"}
+        ],
+        "AvailabilityZone": instance.availability_zone,
+        "DBSubnetGroup": {
+            "DBSubnetGroupName": cluster.subnet_group if cluster else "default",
+            "DBSubnetGroupDescription": "default",
+            "SubnetGroupStatus": "Complete",
+            "Subnets": [],
+        },
+        "PreferredMaintenanceWindow": MAINTENANCE_WINDOW,
+        "PendingModifiedValues": {},
+        "MultiAZ": False,
+        "EngineVersion": instance.engine_version,
+        "AutoMinorVersionUpgrade": True,
+        "ReadReplicaDBInstanceIdentifiers": [],
+        "LicenseModel": "postgresql-license",
+        "OptionGroupMemberships": [{"OptionGroupName": f"default:aurora-postgresql-{major}", "Status": "in-sync"}],
+        "PubliclyAccessible": instance.publicly_accessible,
+        "StorageType": "aurora",
+        "DbInstancePort": 0,
+        "DBClusterIdentifier": instance.cluster_identifier,
+        "StorageEncrypted": cluster.storage_encrypted if cluster else False,
+        "DbiResourceId": instance.resource_id,
+        "CACertificateIdentifier": CA_IDENTIFIER,
+        "DomainMemberships": [],
+        "CopyTagsToSnapshot": instance.copy_tags_to_snapshot,
+        "MonitoringInterval": 0,
+        "PromotionTier": instance.promotion_tier,
+        "DBInstanceArn": instance.arn(),
+        "IAMDatabaseAuthenticationEnabled": cluster.iam_auth if cluster else False,
+        "PerformanceInsightsEnabled": False,
+        "DeletionProtection": False,
+        "AssociatedRoles": [],
+        "TagList": tag_list(instance.tags),
+        "CustomerOwnedIpEnabled": False,
+        "NetworkType": "IPV4",
+        "BackupTarget": "region",
+        "DedicatedLogVolume": False,
+    }
+    if cluster is not None:
+        view["MasterUsername"] = cluster.master_username
+        if cluster.database_name:
+            view["DBName"] = cluster.database_name
+        if cluster.kms_key_id:
+            view["KmsKeyId"] = cluster.kms_key_id
+    if instance.address and instance.endpoint_port:
+        view["Endpoint"] = {"Address": instance.address, "Port": instance.endpoint_port, "HostedZoneId": HOSTED_ZONE_ID}
+    return view

@@ -1,0 +1,130 @@
+"""Fixtures for engine tests: one event loop and one LocalEngine for the session, real PostgreSQL.
+
+Every test runs against each installation found by ``available()`` (the embedded PostgreSQL 18 and a
+system PostgreSQL 15 when present). As root, the servers run as the unprivileged ``auroral-pg`` user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from auroral.engine import Installation, LocalEngine, PgServer, RestartPolicy, Status, available
+
+INSTALLATIONS = available()
+ADMIN_PASSWORD = "rdsadmin-Secret-1"
+MASTER = "postgres"
+MASTER_PASSWORD = "Master-Passw0rd!"
+DATABASE = "app"
+
+Events = list[tuple[str, Status, str]]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not INSTALLATIONS:
+        skip = pytest.mark.skip(reason="no PostgreSQL installation available")
+        for item in items:
+            if "tests/engine" in str(item.path):
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def runner() -> Iterator[asyncio.Runner]:
+    with asyncio.Runner() as loop_runner:
+        yield loop_runner
+
+
+@pytest.fixture(scope="session")
+def events() -> Events:
+    return []
+
+
+@pytest.fixture(scope="session")
+def engine(runner: asyncio.Runner, tmp_path_factory: pytest.TempPathFactory, events: Events) -> Iterator[LocalEngine]:
+    data_dir = tmp_path_factory.mktemp("auroral")
+    eng = LocalEngine(
+        data_dir,
+        on_status_change=lambda cid, status, reason: events.append((cid, status, reason)),
+        restart_policy=RestartPolicy(first_delay=0.2, max_attempts=3),
+    )
+    yield eng
+    for server in eng.list_servers():
+        runner.run(eng.delete_server(server.cluster_id))
+
+
+@pytest.fixture(scope="module", params=INSTALLATIONS, ids=lambda inst: f"pg{inst.major}")
+def installation(request: pytest.FixtureRequest) -> Installation:
+    inst: Installation = request.param
+    return inst
+
+
+@pytest.fixture(scope="module")
+def server(
+    request: pytest.FixtureRequest, runner: asyncio.Runner, engine: LocalEngine, installation: Installation
+) -> Iterator[PgServer]:
+    module = re.sub(r"[^a-z0-9]", "", request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    cluster_id = f"cluster-{module}-pg{installation.major}"
+    srv = runner.run(
+        engine.create_server(
+            cluster_id, f"{installation.major}.4", admin_password=ADMIN_PASSWORD, master_username=MASTER,
+            master_password=MASTER_PASSWORD, database_name=DATABASE,
+        )
+    )
+    yield srv
+    runner.run(engine.delete_server(cluster_id))
+
+
+def connect(server: PgServer, user: str = MASTER, password: str = MASTER_PASSWORD,
+            dbname: str = DATABASE) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(
+        host=str(server.socket_dir), port=server.port, user=user, password=password, dbname=dbname,
+        autocommit=True, connect_timeout=10,
+    )
+
+
+@pytest.fixture
+def master(server: PgServer) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with connect(server) as conn:
+        yield conn
+
+
+def pg_error(conn: psycopg.Connection[tuple[object, ...]], statement: str) -> psycopg.Error:
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(statement.encode())
+    return info.value
+
+
+async def wait_status(server: PgServer, wanted: Status, timeout: float = 30.0,
+                      until: Callable[[], bool] = lambda: True) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (server.status() == wanted and until()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"status {server.status()} ({server.reason}), wanted {wanted}")
+        await asyncio.sleep(0.05)
+
+
+def processes_under(path: Path) -> list[int]:
+    """Live pids whose working directory or command line mentions ``path``."""
+    found = []
+    target = str(path)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    continue
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().decode(errors="replace")
+        except OSError:
+            continue
+        if cwd.startswith(target) or target in cmdline:
+            found.append(int(entry))
+    return found

@@ -1,0 +1,112 @@
+"""The authorization table covers every RDS operation; the provider's ``authz_keys`` hook supplies
+tag and master-password condition keys; tags by ARN; engine versions from the runtime."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from auroral.api.actions import table
+from auroral.api.protocol import service_model
+from auroral.rds.actions import ACTIONS
+from auroral.rds.service import RdsService
+
+from .conftest import Env
+from .fakes import FakeAuthorizer, make_ctx
+
+IMPLEMENTED = sorted(
+    name for name in service_model("rds").operation_names if inspect.isfunction(getattr(RdsService, name, None))
+)
+
+
+def test_every_implemented_operation_has_an_action_entry() -> None:
+    assert len(IMPLEMENTED) == 22
+    assert sorted(ACTIONS) == IMPLEMENTED
+    joined = table()
+    for op in IMPLEMENTED:
+        spec = joined[("rds", op)]
+        assert spec.action == f"rds:{op}"
+
+
+@pytest.mark.parametrize(("op", "params", "arns"), [
+    ("CreateDBCluster", {"DBClusterIdentifier": "c1"}, ["arn:aws:rds:us-east-1:123456789012:cluster:c1"]),
+    ("CreateDBInstance", {"DBInstanceIdentifier": "i1", "DBClusterIdentifier": "c1"},
+     ["arn:aws:rds:us-east-1:123456789012:db:i1", "arn:aws:rds:us-east-1:123456789012:cluster:c1"]),
+    ("DescribeDBClusters", {}, ["arn:aws:rds:us-east-1:123456789012:cluster:*"]),
+    ("ModifyDBClusterParameterGroup", {"DBClusterParameterGroupName": "g"},
+     ["arn:aws:rds:us-east-1:123456789012:cluster-pg:g"]),
+    ("ListTagsForResource", {"ResourceName": "arn:aws:rds:us-east-1:123456789012:db:i1"},
+     ["arn:aws:rds:us-east-1:123456789012:db:i1"]),
+])
+def test_resource_templates(op: str, params: dict[str, str], arns: list[str]) -> None:
+    assert ACTIONS[op].render(params, "123456789012", "us-east-1") == arns
+
+
+async def test_manage_master_user_password_key(env: Env) -> None:
+    def keys(op: str, **params: object) -> dict[str, object]:
+        return env.service.authz_keys(make_ctx(FakeAuthorizer(), op), op, dict(params))
+
+    # Absent means false, so {"Bool": {"rds:ManageMasterUserPassword": false}} denies unmanaged creates.
+    assert keys("CreateDBCluster", MasterUserPassword="x")["rds:ManageMasterUserPassword"] is False
+    assert keys("CreateDBCluster", ManageMasterUserPassword=True)["rds:ManageMasterUserPassword"] is True
+    assert keys("CreateDBInstance")["rds:ManageMasterUserPassword"] is False
+    await env.cluster(Tags=[{"Key": "env", "Value": "prod"}])
+    modify = keys("ModifyDBCluster", DBClusterIdentifier="c1")
+    assert modify["rds:ManageMasterUserPassword"] is False
+    assert modify["rds:cluster-tag/env"] == "prod" and modify["aws:ResourceTag/env"] == "prod"
+    assert keys("DescribeDBEngineVersions") == {}
+    create = keys("CreateDBInstance", DBClusterIdentifier="c1", Tags=[{"Key": "a", "Value": "b"}])
+    assert create["rds:cluster-tag/env"] == "prod" and "aws:ResourceTag/env" not in create
+    assert create["rds:req-tag/a"] == "b"
+    await env.instance(Tags=[{"Key": "tier", "Value": "web"}])
+    reboot = keys("RebootDBInstance", DBInstanceIdentifier="i1")
+    assert reboot["rds:db-tag/tier"] == "web" and reboot["rds:DatabaseClass"] == "db.r6g.large"
+    tagged = keys("AddTagsToResource", ResourceName="arn:aws:rds:us-east-1:123456789012:cluster:c1")
+    assert tagged["rds:cluster-tag/env"] == "prod"
+
+
+async def test_tags_by_arn(env: Env) -> None:
+    await env.cluster()
+    arn = "arn:aws:rds:us-east-1:123456789012:cluster:c1"
+    await env.call("AddTagsToResource", ResourceName=arn, Tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}])
+    await env.call("RemoveTagsFromResource", ResourceName=arn, TagKeys=["a"])
+    assert (await env.call("ListTagsForResource", ResourceName=arn))["TagList"] == [{"Key": "b", "Value": "2"}]
+    assert env.service.resource_tags("123456789012", arn) == {"b": "2"}
+    err = await env.fails("ListTagsForResource", ResourceName="arn:aws:rds:us-east-1:123456789012:db:nope")
+    assert (err.code, err.message) == ("DBInstanceNotFound", "DBInstance nope not found.")
+    err = await env.fails("ListTagsForResource", ResourceName="arn:aws:rds:us-east-1:123456789012:cluster:nope")
+    assert err.code == "DBClusterNotFoundFault"
+    err = await env.fails("AddTagsToResource", ResourceName="not-an-arn", Tags=[{"Key": "a", "Value": "1"}])
+    assert err.code == "InvalidParameterValue"
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="g",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d",
+                   Tags=[{"Key": "x", "Value": "y"}])
+    pg = "arn:aws:rds:us-east-1:123456789012:cluster-pg:g"
+    assert (await env.call("ListTagsForResource", ResourceName=pg))["TagList"] == [{"Key": "x", "Value": "y"}]
+
+
+async def test_engine_versions_follow_the_runtime(env: Env) -> None:
+    out = await env.call("DescribeDBEngineVersions", Engine="aurora-postgresql")
+    versions = out["DBEngineVersions"]
+    assert {v["MajorEngineVersion"] for v in versions} == {"15", "16"}
+    v154 = next(v for v in versions if v["EngineVersion"] == "15.4")
+    assert v154["DBParameterGroupFamily"] == "aurora-postgresql15"
+    assert "15.6" in [t["EngineVersion"] for t in v154["ValidUpgradeTarget"]]
+    assert (await env.call("DescribeDBEngineVersions", Engine="mysql"))["DBEngineVersions"] == []
+    only16 = await env.call("DescribeDBEngineVersions", DBParameterGroupFamily="aurora-postgresql16")
+    assert {v["MajorEngineVersion"] for v in only16["DBEngineVersions"]} == {"16"}
+    default = await env.call("DescribeDBEngineVersions", DefaultOnly=True)
+    assert [v["EngineVersion"] for v in default["DBEngineVersions"]] == ["16.8"]
+    created = await env.call("CreateDBCluster", DBClusterIdentifier="d", Engine="aurora-postgresql",
+                             MasterUsername="master", MasterUserPassword="Secret-pass1")
+    assert created["DBCluster"]["EngineVersion"] == "16.8"
+    await env.service.drain()
+
+
+async def test_clusters_exist_guard(env: Env) -> None:
+    check = env.service.slr_deletion_check("123456789012")
+    assert check("rds.amazonaws.com") is None
+    await env.cluster()
+    assert env.service.clusters_exist("123456789012")
+    assert check("rds.amazonaws.com")

@@ -1,0 +1,136 @@
+"""DB cluster parameter groups: defaults, engine defaults, modify/reset with AWS's apply
+semantics reaching the runtime, and the delete rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import Env
+
+
+def by_name(params: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {p["ParameterName"]: p for p in params}
+
+
+async def test_default_groups_follow_the_runtime_majors(env: Env) -> None:
+    out = await env.call("DescribeDBClusterParameterGroups")
+    names = [g["DBClusterParameterGroupName"] for g in out["DBClusterParameterGroups"]]
+    assert names == ["default.aurora-postgresql15", "default.aurora-postgresql16"]
+    group = out["DBClusterParameterGroups"][0]
+    assert group["DBClusterParameterGroupArn"] == (
+        "arn:aws:rds:us-east-1:123456789012:cluster-pg:default.aurora-postgresql15")
+
+
+async def test_engine_defaults(env: Env) -> None:
+    out = await env.call("DescribeEngineDefaultClusterParameters", DBParameterGroupFamily="aurora-postgresql16")
+    params = by_name(out["EngineDefaults"]["Parameters"])
+    assert out["EngineDefaults"]["DBParameterGroupFamily"] == "aurora-postgresql16"
+    force = params["rds.force_ssl"]
+    assert (force["ParameterValue"], force["ApplyType"], force["DataType"], force["AllowedValues"],
+            force["IsModifiable"]) == ("1", "dynamic", "boolean", "0,1", True)
+    assert params["rds.restrict_password_commands"]["ParameterValue"] == "0"
+    assert params["rds.restrict_password_commands"]["ApplyType"] == "static"
+    assert params["password_encryption"]["ParameterValue"] == "scram-sha-256"
+    assert params["ssl"]["IsModifiable"] is False
+    older = await env.call("DescribeEngineDefaultClusterParameters", DBParameterGroupFamily="aurora-postgresql14")
+    assert by_name(older["EngineDefaults"]["Parameters"])["rds.force_ssl"]["ParameterValue"] == "0"
+
+
+async def test_create_modify_and_apply(env: Env) -> None:
+    out = await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="Strict",
+                         DBParameterGroupFamily="aurora-postgresql16", Description="strict")
+    assert out["DBClusterParameterGroup"]["DBClusterParameterGroupName"] == "strict"
+    err = await env.fails("CreateDBClusterParameterGroup", DBClusterParameterGroupName="strict",
+                          DBParameterGroupFamily="aurora-postgresql16", Description="again")
+    assert (err.code, err.message) == ("DBParameterGroupAlreadyExists", "Parameter group strict already exists")
+    err = await env.fails("CreateDBClusterParameterGroup", DBClusterParameterGroupName="x",
+                          DBParameterGroupFamily="mysql8.0", Description="d")
+    assert err.code == "InvalidParameterValue"
+
+    cluster = await env.cluster(DBClusterParameterGroupName="strict")
+    await env.instance()
+    server = env.runtime.servers[cluster["DbClusterResourceId"]]
+    err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="strict", Parameters=[
+        {"ParameterName": "rds.restrict_password_commands", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    assert (err.code, err.message) == ("InvalidParameterCombination",
+                                       "cannot use immediate apply method for static parameter")
+    err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="strict", Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "2", "ApplyMethod": "immediate"}])
+    assert err.message == "Invalid parameter value: 2 for: rds.force_ssl allowed values are: 0,1"
+    err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="strict", Parameters=[
+        {"ParameterName": "ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
+    assert err.code == "InvalidParameterValue"
+
+    await env.call("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="strict", Parameters=[
+        {"ParameterName": "log_connections", "ParameterValue": "1", "ApplyMethod": "immediate"},
+        {"ParameterName": "rds.restrict_password_commands", "ParameterValue": "1", "ApplyMethod": "pending-reboot"}])
+    await env.service.drain()
+    assert server.applied == [{"log_connections": "1"}]
+    assert server.parameters["rds.restrict_password_commands"] == "0"
+    members = (await env.describe_cluster())["DBClusterMembers"]
+    assert members[0]["DBClusterParameterGroupStatus"] == "pending-reboot"
+
+    params = by_name((await env.call("DescribeDBClusterParameters", DBClusterParameterGroupName="strict",
+                                     Source="user"))["Parameters"])
+    assert set(params) == {"log_connections", "rds.restrict_password_commands"}
+    assert params["rds.restrict_password_commands"]["ApplyMethod"] == "pending-reboot"
+
+    await env.call("RebootDBInstance", DBInstanceIdentifier="i1")
+    await env.service.drain()
+    assert server.parameters["rds.restrict_password_commands"] == "1"
+    members = (await env.describe_cluster())["DBClusterMembers"]
+    assert members[0]["DBClusterParameterGroupStatus"] == "in-sync"
+
+    await env.call("ResetDBClusterParameterGroup", DBClusterParameterGroupName="strict", ResetAllParameters=True)
+    await env.service.drain()
+    assert server.applied[-1] == {"log_connections": "0"}
+    assert (await env.describe_cluster())["DBClusterMembers"][0]["DBClusterParameterGroupStatus"] == "pending-reboot"
+
+
+async def test_switching_a_clusters_group(env: Env) -> None:
+    cluster = await env.cluster()
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="loud",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d")
+    await env.call("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="loud", Parameters=[
+        {"ParameterName": "log_disconnections", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="old",
+                   DBParameterGroupFamily="aurora-postgresql15", Description="d")
+    err = await env.fails("ModifyDBCluster", DBClusterIdentifier="c1", DBClusterParameterGroupName="old")
+    assert err.code == "InvalidParameterCombination"
+    err = await env.fails("ModifyDBCluster", DBClusterIdentifier="c1", DBClusterParameterGroupName="gone")
+    assert err.code == "DBClusterParameterGroupNotFound"
+    out = await env.call("ModifyDBCluster", DBClusterIdentifier="c1", DBClusterParameterGroupName="loud")
+    assert out["DBCluster"]["DBClusterParameterGroup"] == "loud"
+    await env.service.drain()
+    assert env.runtime.servers[cluster["DbClusterResourceId"]].applied == [{"log_disconnections": "1"}]
+
+
+async def test_delete_rules(env: Env) -> None:
+    err = await env.fails("DeleteDBClusterParameterGroup", DBClusterParameterGroupName="default.aurora-postgresql16")
+    assert (err.code, err.message) == ("InvalidDBParameterGroupState",
+                                       "Default DBClusterParameterGroup cannot be deleted: default.aurora-postgresql16")
+    err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="default.aurora-postgresql16",
+                          Parameters=[{"ParameterName": "log_connections", "ParameterValue": "1",
+                                       "ApplyMethod": "immediate"}])
+    assert err.code == "InvalidParameterValue"
+    err = await env.fails("DeleteDBClusterParameterGroup", DBClusterParameterGroupName="nope")
+    assert (err.code, err.status, err.message) == ("DBParameterGroupNotFound", 404,
+                                                   "DBClusterParameterGroup not found: nope")
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="used",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d")
+    await env.cluster(DBClusterParameterGroupName="used")
+    err = await env.fails("DeleteDBClusterParameterGroup", DBClusterParameterGroupName="used")
+    assert err.code == "InvalidDBParameterGroupState"
+    await env.call("DeleteDBCluster", DBClusterIdentifier="c1", SkipFinalSnapshot=True)
+    await env.service.drain()
+    await env.call("DeleteDBClusterParameterGroup", DBClusterParameterGroupName="used")
+    err = await env.fails("DescribeDBClusterParameters", DBClusterParameterGroupName="used")
+    assert err.code == "DBParameterGroupNotFound"
+
+
+async def test_parameters_paging(env: Env) -> None:
+    first = await env.call("DescribeDBClusterParameters", DBClusterParameterGroupName="default.aurora-postgresql15",
+                           MaxRecords=20)
+    assert "Marker" not in first or first["Parameters"]
+    names = [p["ParameterName"] for p in first["Parameters"]]
+    assert names == sorted(names) and "rds.force_ssl" in names
