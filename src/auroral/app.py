@@ -27,7 +27,10 @@ from auroral.config import Settings
 from auroral.crypto import Sealer, load_or_create_key
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
+from auroral.gateway import FlowLog, Gateway, TlsMaterial
 from auroral.iam.service import IamService
+from auroral.rds.local_runtime import LocalRuntime
+from auroral.rds.service import RdsService
 from auroral.store import Store
 from auroral.sts.service import StsService
 
@@ -72,9 +75,17 @@ class App:
         )
         self.authorizer = IamAuthorizer(self.directory)
         self.audit = AuditTrail(self.store, settings.region)
+        self.tls = TlsMaterial.load_or_create(settings.data_dir / "tls")
+        self.flows = FlowLog(settings.data_dir / "flows.jsonl", account_id=self.account)
+        self.gateway = Gateway(self.tls, self.flows)
+        self.runtime = LocalRuntime(settings.data_dir, self.store, self.sealer, self.gateway,
+                                    endpoint_host=settings.endpoint_host)
+        self.rds = RdsService(self.store, self.runtime, self.directory, settings.region)
+        self.directory.register_slr_deletion_check("rds.amazonaws.com", self.rds.slr_deletion_check(self.account))
         self.providers: dict[str, Provider] = {
             "iam": IamService(self.directory, self.authorizer),
             "sts": StsService(self.directory, self.authorizer),
+            "rds": self.rds,
             "cloudtrail": CloudTrailService(self.store),
         }
         self.pipeline = Pipeline(
@@ -108,6 +119,8 @@ class App:
         }
 
     async def start(self) -> None:
+        await self.runtime.warm_up()
+        await self.rds.recover()
         web_app = make_app(self.pipeline, self.health)
         self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -136,6 +149,8 @@ class App:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.rds.drain()
+        await self.runtime.close()
         (self.settings.data_dir / SERVER_FILE).unlink(missing_ok=True)
         self.store.close()
         os.close(self._lock_fd)
