@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -49,7 +51,7 @@ class Server:
         return boto3.session.Session().client(
             service,
             endpoint_url=self.url,
-            region_name=self.region,
+            region_name=kw.pop("region_name", self.region),
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
             aws_session_token=session_token,
@@ -68,8 +70,11 @@ class Server:
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         }
         env.pop("AWS_SESSION_TOKEN", None)
+        # awscli v1 ignores AWS_ENDPOINT_URL for `aws rds` in us-east-1 (a customization pins
+        # rds.amazonaws.com), so the endpoint is always passed explicitly as well
+        extra = [] if "--endpoint-url" in args else ["--endpoint-url", self.url]
         proc = subprocess.run(
-            [sys.executable, "-m", "awscli", *args, "--output", "json"],
+            [sys.executable, "-m", "awscli", *args, *extra, "--output", "json"],
             env=env, capture_output=True, text=True, timeout=120,
         )
         if check and proc.returncode != 0:
@@ -141,13 +146,22 @@ def new_root_key() -> tuple[str, str]:
     return key, secrets.token_urlsafe(30)[:40]
 
 
+def server_tmpdir() -> Path:
+    """A private directory for a server's data, outside pytest's ``/tmp/pytest-of-<user>``: every
+    pytest session starting on this machine resets that directory to mode 0700, which also clears
+    the ACL mask that lets PostgreSQL's unprivileged user traverse it (as root, PostgreSQL runs as
+    ``auroral-pg``), so a concurrent session would break our running server."""
+    return Path(tempfile.mkdtemp(prefix="auroral-test-"))
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server() -> Iterator[Server]:
     key, secret = new_root_key()
-    srv = start_server(tmp_path_factory.mktemp("auroral") / "data", access_key=key, secret_key=secret,
-                       account="123456789012")
+    base = server_tmpdir()
+    srv = start_server(base / "data", access_key=key, secret_key=secret, account="123456789012")
     yield srv
     stop_server(srv)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -131,6 +131,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     settings = _settings(args)
     info = _server_info(settings)
@@ -145,9 +153,9 @@ def cmd_down(args: argparse.Namespace) -> int:
         return 0
     for _ in range(300):
         time.sleep(0.1)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        # A clean stop removes server.json last; a process that is gone (or a zombie its parent
+        # has not reaped yet) has stopped too.
+        if _server_info(settings) is None or not _alive(pid):
             print("auroral stopped")
             return 0
     print("auroral did not stop within 30 s", file=sys.stderr)

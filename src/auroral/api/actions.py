@@ -40,6 +40,8 @@ class ActionSpec:
     read_only: bool = False
     # operations that authenticate but are not authorized (sts:GetCallerIdentity needs no permission)
     unauthorized: bool = False
+    # operations that need no permission but obey an explicit Deny (sts:GetSessionToken)
+    deny_only: bool = False
 
     def render(self, params: Mapping[str, Any], account: str, region: str) -> list[str]:
         builtins = {"partition": "aws", "account": account, "region": region}

@@ -52,6 +52,16 @@ class Authorizer(Protocol):
         """Raise ``AccessDenied`` unless ``ctx.principal`` may perform ``action`` on every resource."""
         ...
 
+    def authorize_unless_denied(
+        self,
+        ctx: RequestContext,
+        action: str,
+        resources: Sequence[str],
+        keys: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Raise ``AccessDenied`` only for an explicit Deny (actions that need no permission)."""
+        ...
+
 
 @dataclass
 class RequestContext:

@@ -161,7 +161,10 @@ class Pipeline:
         extra = getattr(provider, "authz_keys", None)
         if extra is not None:
             keys.update(extra(ctx, ctx.operation, params))
-        ctx.authorize(spec.action, resources, keys)
+        if spec.deny_only:
+            self._authorizer.authorize_unless_denied(ctx, spec.action, resources, keys)
+        else:
+            ctx.authorize(spec.action, resources, keys)
 
     def _record(
         self,

@@ -157,6 +157,22 @@ class IamAuthorizer:
             if result.decision is not Decision.ALLOW:
                 raise AccessDenied(access_denied_message(principal.arn, action, resource, result))
 
+    def authorize_unless_denied(
+        self,
+        ctx: RequestContext,
+        action: str,
+        resources: Sequence[str],
+        keys: Mapping[str, Any] | None = None,
+    ) -> None:
+        principal = ctx.principal
+        if principal.is_root:
+            return
+        context = self.request_context(ctx, keys)
+        for resource in resources or ("*",):
+            result = self.decide(principal, action, resource, context)
+            if result.decision is Decision.EXPLICIT_DENY:
+                raise AccessDenied(access_denied_message(principal.arn, action, resource, result))
+
     # --- trust ------------------------------------------------------------------------------
 
     def trust_allows(self, role: Role, principal: Principal, context: Mapping[str, Any]) -> bool:

@@ -11,6 +11,7 @@ loses nothing that was committed), so a service can write state *before* acting 
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -195,10 +196,10 @@ class Store:
         attribute: tuple[str, str] | None = None,
         before_seq: int | None = None,
         limit: int = 50,
-    ) -> list[tuple[int, AuditRow]]:
+    ) -> builtins.list[tuple[int, AuditRow]]:
         """Events newest first. ``attribute`` is a CloudTrail LookupAttribute (key, value)."""
-        where: list[str] = []
-        args: list[Any] = []
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if start is not None:
             where.append("e.event_time >= ?")
             args.append(start)

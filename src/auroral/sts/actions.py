@@ -1,6 +1,6 @@
 """Authorization table entries for STS (Service Authorization Reference, "Actions defined by AWS
 Security Token Service"). GetCallerIdentity needs no permission: AWS answers it even when an
-explicit deny covers it."""
+explicit deny covers it. GetSessionToken needs none either, but obeys an explicit deny."""
 
 from __future__ import annotations
 
@@ -19,5 +19,7 @@ ACTIONS: dict[str, ActionSpec] = {
         },
         request_tags="Tags",
     ),
-    "GetSessionToken": ActionSpec("sts:GetSessionToken", ("*",)),
+    # "No permissions are required for users to perform this operation" (STS API reference); an
+    # explicit Deny still applies.
+    "GetSessionToken": ActionSpec("sts:GetSessionToken", ("*",), deny_only=True),
 }

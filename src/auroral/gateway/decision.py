@@ -1,0 +1,85 @@
+"""What the gateway asks its owner: the accept-time verdict, the IAM auth plan, the endpoint config.
+
+The gateway knows nothing about security groups, public access or IAM: the owner (the RDS/EC2 layer)
+passes plain callables. ``decide`` runs once per connection, at accept time, before a single byte is read
+(security groups are stateful: a later rule change does not touch an established connection).
+``authenticate`` runs after the startup packet and may hand the gateway an :class:`AuthPlan` saying
+"this user logs in with an IAM token; verify it with this, then log in upstream with that password".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from auroral.gateway.startup import StartupInfo
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """The addresses of an accepted TCP connection (real addresses; any translation is the hook's job)."""
+
+    endpoint_id: str
+    peer_ip: str
+    peer_port: int
+    local_ip: str
+    local_port: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision for one connection.
+
+    ``drop_mode`` for a denied connection: ``"timeout"`` holds the socket silently (the client sees a
+    timeout, as with a VPC security group); ``"close"`` closes it at once (a closed connection).
+    """
+
+    allow: bool
+    reason: str
+    interface_id: str | None = None
+    drop_mode: Literal["timeout", "close"] = "timeout"
+
+
+def allow_all(info: ConnectionInfo) -> Verdict:
+    return Verdict(True, "allow-all")
+
+
+@dataclass(frozen=True)
+class AuthPlan:
+    """How the gateway authenticates a client itself (IAM database authentication).
+
+    ``verify`` checks the token the client sent as its password; ``db_password`` is what the gateway then
+    uses to log in upstream (SCRAM-SHA-256, or whatever the server asks for) on the client's behalf.
+    """
+
+    kind: Literal["iam"]
+    verify: Callable[[str], Awaitable[bool]]
+    db_password: str
+
+
+Decide = Callable[[ConnectionInfo], "Verdict | Awaitable[Verdict]"]
+Authenticate = Callable[[StartupInfo, bool, str], "AuthPlan | Awaitable[AuthPlan | None] | None"]
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
+class EndpointConfig:
+    """One listener. Everything but ``host``/``port`` may change with :meth:`Gateway.update`;
+    a change applies to new connections only."""
+
+    endpoint_id: str
+    host: str
+    port: int
+    target_socket: Path
+    virtual_port: int = 5432
+    server_names: tuple[str, ...] = ()
+    force_ssl: Callable[[], bool] = _never
+    decide: Decide = allow_all
+    authenticate: Authenticate | None = None
+    # Overrides the gateway-wide startup timeout for this endpoint.
+    startup_timeout: float | None = None

@@ -1,0 +1,124 @@
+"""The endpoint gateway: one TCP listener per endpoint, relaying to a private PostgreSQL Unix socket.
+
+PostgreSQL servers listen only on Unix sockets; every network path to them goes through here, so this
+is where the network-level rules of Aurora are enforced: the accept-time verdict (security groups,
+public access), ``rds.force_ssl``, TLS with the installation's CA, and IAM database authentication.
+See :mod:`auroral.gateway.session` for the life of one connection.
+
+All methods must be called from the event loop that runs the gateway (``stats`` reads plain counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+from auroral.gateway.decision import EndpointConfig
+from auroral.gateway.flows import FlowLog
+from auroral.gateway.session import Endpoint, Hub, Session
+from auroral.gateway.tls import TlsMaterial, host_ips
+
+log = logging.getLogger(__name__)
+
+_FIXED = frozenset({"endpoint_id", "host", "port"})
+
+
+class Gateway:
+    def __init__(self, tls: TlsMaterial, flows: FlowLog, *, startup_timeout: float = 10.0,
+                 max_connections: int = 10000, max_held: int = 1024, hold_timeout: float = 30.0,
+                 backlog: int = 4096) -> None:
+        self.hub = Hub(tls=tls, flows=flows, startup_timeout=startup_timeout, max_connections=max_connections,
+                       max_held=max_held, hold_timeout=hold_timeout)
+        self.backlog = backlog
+        self._endpoints: dict[str, Endpoint] = {}
+
+    @property
+    def tls(self) -> TlsMaterial:
+        return self.hub.tls
+
+    @property
+    def flows(self) -> FlowLog:
+        return self.hub.flows
+
+    async def open(self, cfg: EndpointConfig) -> int:
+        """Start listening for ``cfg``; returns the bound port (useful with ``port=0``)."""
+        if cfg.endpoint_id in self._endpoints:
+            raise ValueError(f"endpoint {cfg.endpoint_id!r} is already open")
+        ep = Endpoint(cfg)
+        # Issue the certificate now, not in the first client's handshake.
+        self.hub.tls.server_context(cfg.server_names, host_ips(cfg.host))
+        loop = asyncio.get_running_loop()
+        hub = self.hub
+        ep.server = await loop.create_server(lambda: Session(hub, ep).client, cfg.host, cfg.port,
+                                             backlog=self.backlog)
+        ep.port = int(ep.server.sockets[0].getsockname()[1])
+        self._endpoints[cfg.endpoint_id] = ep
+        log.info("gateway: %s listening on %s:%d → %s", cfg.endpoint_id, cfg.host, ep.port, cfg.target_socket)
+        return ep.port
+
+    async def update(self, endpoint_id: str, **changes: Any) -> None:
+        """Change an endpoint's config (target socket, hooks, names...). New connections use the new
+        config; established ones keep theirs (stateful, like security groups)."""
+        ep = self._endpoint(endpoint_id)
+        fixed = _FIXED & changes.keys()
+        if fixed:
+            raise ValueError(f"cannot change {sorted(fixed)} of an open endpoint; close and reopen it")
+        new = dataclasses.replace(ep.cfg, **changes)
+        if "server_names" in changes:
+            self.hub.tls.server_context(new.server_names, host_ips(new.host))
+        ep.cfg = new
+
+    def port(self, endpoint_id: str) -> int:
+        return self._endpoint(endpoint_id).port
+
+    def config(self, endpoint_id: str) -> EndpointConfig:
+        return self._endpoint(endpoint_id).cfg
+
+    async def close(self, endpoint_id: str, *, drop_connections: bool = True) -> None:
+        ep = self._endpoints.pop(endpoint_id, None)
+        if ep is None:
+            return
+        if ep.server is not None:
+            ep.server.close()
+        if drop_connections:
+            for session in list(ep.sessions):
+                session.drop()
+        await asyncio.sleep(0)  # let the aborted transports report connection_lost
+
+    async def close_all(self) -> None:
+        for endpoint_id in list(self._endpoints):
+            await self.close(endpoint_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: per endpoint and in total. ``connections`` counts every accepted socket still open
+        (held ones included), ``buffered_bytes`` the bytes queued in the gateway's write buffers."""
+        endpoints: dict[str, Any] = {}
+        total_buffered = 0
+        for eid, ep in self._endpoints.items():
+            states: dict[str, int] = {}
+            buffered = 0
+            for s in ep.sessions:
+                states[s.state] = states.get(s.state, 0) + 1
+                buffered += s.client.write_buffer_size() + (s.upstream.write_buffer_size() if s.upstream else 0)
+            total_buffered += buffered
+            endpoints[eid] = {
+                "port": ep.port, "connections": len(ep.sessions), "held": ep.held,
+                "relaying": states.get("relaying", 0), "startup": states.get("startup", 0),
+                "accepted": ep.accepted, "rejected": ep.rejected, "buffered_bytes": buffered,
+            }
+        return {
+            "endpoints": endpoints,
+            "active": self.hub.active,
+            "held": self.hub.held,
+            "upstream": self.hub.upstreams,
+            "buffered_bytes": total_buffered,
+        }
+
+    def _endpoint(self, endpoint_id: str) -> Endpoint:
+        try:
+            return self._endpoints[endpoint_id]
+        except KeyError:
+            raise KeyError(f"no open endpoint {endpoint_id!r}") from None
+

@@ -1,0 +1,339 @@
+"""One accepted connection, from the accept-time verdict to the relay.
+
+    accept ──decide()──► denied: hold silently (bounded count, hold timeout) or close; REJECT flow
+             │
+             ▼ allowed (ACCEPT flow)
+    startup phase (bounded by the startup timeout):
+      SSLRequest → 'S' + TLS handshake · GSSENCRequest → 'N' · CancelRequest → forwarded, close
+      StartupMessage → force_ssl check → authenticate hook (IAM: the gateway runs the password
+      exchange itself, then logs in upstream with SCRAM) → open the target Unix socket
+             │
+             ▼
+    relay: two :class:`~auroral.gateway.pipe.Side` protocols splice bytes with backpressure.
+
+The target socket and every hook are taken from the endpoint's config *at accept time*; later
+updates apply to new connections only. Every failure ends in :meth:`Session.terminate`, never in an
+exception escaping to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from auroral.gateway import scram
+from auroral.gateway import startup as pg
+from auroral.gateway.decision import AuthPlan, ConnectionInfo, EndpointConfig, Verdict
+from auroral.gateway.flows import FlowLog, FlowRecord
+from auroral.gateway.pipe import HIGH_WATER, LOW_WATER, ConnectionClosed, Side
+from auroral.gateway.tls import TlsMaterial, host_ips
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CANCEL_WAIT = 5.0
+TLS_SHUTDOWN_TIMEOUT = 5.0
+State = Literal["deciding", "held", "startup", "relaying", "closed"]
+
+
+@dataclass
+class Hub:
+    """What all sessions of one gateway share."""
+
+    tls: TlsMaterial
+    flows: FlowLog
+    startup_timeout: float
+    max_connections: int
+    max_held: int
+    hold_timeout: float
+    active: int = 0  # allowed sessions not yet finished
+    held: int = 0
+    upstreams: int = 0  # open upstream (Unix socket) connections
+
+
+@dataclass(eq=False)
+class Endpoint:
+    """A listener's live state."""
+
+    cfg: EndpointConfig
+    server: asyncio.Server | None = None
+    port: int = 0
+    sessions: set[Session] = field(default_factory=set)
+    held: int = 0
+    accepted: int = 0
+    rejected: int = 0
+
+
+async def _maybe_await(value: T | Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class Session:
+    _ids = itertools.count(1)
+
+    def __init__(self, hub: Hub, endpoint: Endpoint) -> None:
+        self.id = next(self._ids)
+        self.hub, self.endpoint, self.cfg = hub, endpoint, endpoint.cfg
+        self.client = Side(self)
+        self.upstream: Side | None = None
+        self.state: State = "deciding"
+        self.tls = False
+        self.info: ConnectionInfo | None = None
+        self.verdict: Verdict | None = None
+        self.started = time.time()
+        self._task: asyncio.Task[None] | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._counted = False
+        self._finished = False
+
+    # -- Side owner callbacks ----------------------------------------------------------------------
+    def side_made(self, side: Side) -> None:
+        if side is not self.client:
+            self.hub.upstreams += 1
+            return
+        side.pause(True)  # not a byte is read before the verdict
+        assert side.transport is not None
+        peer = side.transport.get_extra_info("peername") or ("", 0)
+        local = side.transport.get_extra_info("sockname") or ("", 0)
+        self.info = ConnectionInfo(self.cfg.endpoint_id, str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
+        self.endpoint.sessions.add(self)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def side_lost(self, side: Side, exc: Exception | None) -> None:
+        if side is self.client:
+            if self.upstream is not None:
+                self.upstream.close()
+            self._finish()
+        else:
+            self.hub.upstreams -= 1
+            self.client.close()  # flushes what the server sent last (e.g. an ErrorResponse)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            verdict = await self._decide()
+            self.verdict = verdict
+            self._flow("open")
+            if not verdict.allow:
+                self.endpoint.rejected += 1
+                self._deny(verdict)
+                return
+            self.endpoint.accepted += 1
+            self.hub.active += 1
+            self._counted = True
+            if self.hub.active > self.hub.max_connections:
+                self.client.write(pg.error_response("53300", "sorry, too many clients already"))
+                self.client.close()
+                return
+            self.state = "startup"
+            timeout = self.cfg.startup_timeout or self.hub.startup_timeout
+            async with asyncio.timeout(timeout):
+                await self._startup()
+        except (ConnectionClosed, TimeoutError, ConnectionError, ssl.SSLError, pg.ProtocolViolation) as e:
+            log.debug("gateway %s #%d: closing during startup: %r", self.cfg.endpoint_id, self.id, e)
+            self.terminate()
+        except asyncio.CancelledError:
+            self.terminate()
+        except Exception:
+            log.exception("gateway %s #%d: startup failed", self.cfg.endpoint_id, self.id)
+            self.terminate()
+
+    async def _decide(self) -> Verdict:
+        assert self.info is not None
+        try:
+            verdict = await _maybe_await(self.cfg.decide(self.info))
+            if not isinstance(verdict, Verdict):
+                raise TypeError(f"decide returned {verdict!r}")
+            return verdict
+        except Exception as e:  # a broken hook fails closed
+            log.exception("gateway %s: decide hook failed", self.cfg.endpoint_id)
+            return Verdict(False, f"decision error: {e}", drop_mode="close")
+
+    def _deny(self, verdict: Verdict) -> None:
+        if verdict.drop_mode == "close" or self.hub.held >= self.hub.max_held:
+            self.client.abort()
+            return
+        self.state = "held"
+        self.hub.held += 1
+        self.endpoint.held += 1
+        self.client.discard = True
+        self.client.pause(False)  # read and drop, so a client that gives up frees its slot at once
+        self._hold_timer = asyncio.get_running_loop().call_later(self.hub.hold_timeout, self.client.abort)
+
+    def terminate(self) -> None:
+        """Abort both sides now. Also finishes the session: a transport that dies inside a TLS handshake
+        never reports ``connection_lost`` to our protocol."""
+        if self.upstream is not None:
+            self.upstream.abort()
+        self.client.abort()
+        self._finish()
+
+    def drop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self.terminate()
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.state = "closed"
+        self.client.closed = True
+        if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
+            self._task.cancel()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self.hub.held -= 1
+            self.endpoint.held -= 1
+        if self._counted:
+            self.hub.active -= 1
+        self.endpoint.sessions.discard(self)
+        if self.verdict is not None:
+            self._flow("close")
+
+    def _flow(self, phase: Literal["open", "close"]) -> None:
+        v, info = self.verdict, self.info
+        if v is None or info is None:
+            return
+        up = self.upstream
+        self.hub.flows.record(FlowRecord(
+            account_id=self.hub.flows.account_id, interface_id=v.interface_id or "-",
+            srcaddr=info.peer_ip, dstaddr=info.local_ip, srcport=info.peer_port, dstport=self.cfg.virtual_port,
+            start=int(self.started), end=int(time.time()), action="ACCEPT" if v.allow else "REJECT",
+            reason=v.reason, endpoint_id=self.cfg.endpoint_id, connection_id=self.id, phase=phase,
+            packets=self.client.reads if phase == "close" else 0,
+            bytes=self.client.bytes_in if phase == "close" else 0,
+            packets_out=(up.reads if up else 0) if phase == "close" else 0,
+            bytes_out=((up.bytes_in if up else 0) + self.client.bytes_written) if phase == "close" else 0,
+        ))
+
+    # -- the startup phase -------------------------------------------------------------------------
+    async def _startup(self) -> None:
+        client = self.client
+        client.pause(False)
+        while True:
+            body = await client.read_startup_packet()
+            code = pg.packet_code(body)
+            if code == pg.SSL_REQUEST and len(body) == 4 and not self.tls:
+                client.write(b"S")
+                if client.buf:  # bytes sent before the handshake would be read as if encrypted
+                    raise pg.ProtocolViolation("received unencrypted data after SSL request")
+                await self._start_tls()
+            elif code == pg.GSSENC_REQUEST and len(body) == 4 and not self.tls:
+                client.write(b"N")
+            elif code == pg.CANCEL_REQUEST:
+                await self._forward_cancel(body)
+                return
+            elif code >> 16 == 3:
+                await self._login(pg.parse_startup(body))
+                return
+            else:
+                if code >> 16 not in (1, 2, 3) or code in (pg.SSL_REQUEST, pg.GSSENC_REQUEST):
+                    raise pg.ProtocolViolation(f"unexpected startup packet code {code}")
+                client.write(pg.error_response(
+                    "0A000", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}: "
+                             "server supports 3.0 to 3.0"))
+                client.close()
+                return
+
+    async def _start_tls(self) -> None:
+        ctx = self.hub.tls.server_context(self.cfg.server_names, host_ips(self.cfg.host))
+        transport = self.client.transport
+        assert transport is not None
+        loop = asyncio.get_running_loop()
+        new = await loop.start_tls(transport, self.client, ctx, server_side=True,
+                                   ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT)
+        if new is None:
+            raise ConnectionClosed()
+        new.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        self.client.transport = new
+        self.tls = True
+
+    async def _forward_cancel(self, body: bytes) -> None:
+        packet = (len(body) + 4).to_bytes(4, "big") + body
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(self.cfg.target_socket))
+        except OSError:
+            self.client.close()
+            return
+        try:
+            writer.write(packet)
+            await writer.drain()
+            # like libpq, wait for the server to close: the cancel has been handled by then
+            async with asyncio.timeout(CANCEL_WAIT):
+                await reader.read()
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+            self.client.close()
+
+    async def _login(self, info: pg.StartupInfo) -> None:
+        assert self.info is not None
+        if not self.tls and self.cfg.force_ssl():
+            self._refuse(pg.no_encryption_error(self.info.peer_ip, info.user, info.database))
+            return
+        plan: AuthPlan | None = None
+        if self.cfg.authenticate is not None:
+            plan = await _maybe_await(self.cfg.authenticate(info, self.tls, self.info.peer_ip))
+        if plan is not None and plan.kind == "iam" and not await self._client_password_ok(info, plan):
+            return
+        upstream = await self._connect_upstream()
+        if upstream is None:
+            return
+        upstream.write(info.raw)
+        if plan is not None:
+            try:
+                await scram.login(upstream, info.user, plan.db_password)
+            except scram.UpstreamRefused as e:
+                log.warning("gateway %s: upstream login for %r refused: %s", self.cfg.endpoint_id, info.user, e)
+                self._refuse(e.raw)
+                return
+            self.client.write(pg.auth_request(pg.AUTH_OK))
+        self.state = "relaying"
+        upstream.start_relay(self.client)
+        self.client.start_relay(upstream)
+
+    async def _client_password_ok(self, info: pg.StartupInfo, plan: AuthPlan) -> bool:
+        """IAM authentication: the token arrives as a cleartext password (hence TLS only)."""
+        if not self.tls:
+            self._refuse(pg.pam_failure(info.user))
+            return False
+        self.client.write(pg.auth_request(pg.AUTH_CLEARTEXT))
+        kind, body = await self.client.read_message(pg.MAX_AUTH_MESSAGE)
+        if kind != b"p":
+            raise pg.ProtocolViolation(f"expected password response, got message type {kind!r}")
+        token = body.rstrip(b"\0").decode(errors="replace")
+        try:
+            ok = bool(await plan.verify(token))
+        except Exception:
+            log.exception("gateway %s: token verification failed", self.cfg.endpoint_id)
+            ok = False
+        if not ok:
+            self._refuse(pg.pam_failure(info.user))
+        return ok
+
+    async def _connect_upstream(self) -> Side | None:
+        loop = asyncio.get_running_loop()
+        side = Side(self)
+        try:
+            await loop.create_unix_connection(lambda: side, str(self.cfg.target_socket))
+        except OSError as e:
+            log.warning("gateway %s: cannot reach %s: %s", self.cfg.endpoint_id, self.cfg.target_socket, e)
+            self._refuse(pg.error_response("57P03", "the database system is not accepting connections"))
+            return None
+        self.upstream = side
+        if self.client.closed:
+            side.close()
+            return None
+        return side
+
+    def _refuse(self, error: bytes) -> None:
+        self.client.write(error)
+        self.client.close()

@@ -1,0 +1,128 @@
+"""PostgreSQL wire-protocol framing for the startup phase (protocol 3.0).
+
+Only what the gateway needs before it starts relaying: the untyped startup packets (SSLRequest,
+GSSENCRequest, CancelRequest, StartupMessage), ErrorResponse, and the authentication messages it
+exchanges when it runs IAM authentication itself. Limits follow PostgreSQL: a startup packet is at
+least 8 and at most 10000 bytes (``MAX_STARTUP_PACKET_LENGTH``).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+PROTOCOL_3_0 = 196608
+MIN_STARTUP_PACKET = 8
+MAX_STARTUP_PACKET = 10000
+# PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH: the largest password / SASL message it accepts.
+MAX_AUTH_MESSAGE = 65535
+
+AUTH_OK = 0
+AUTH_CLEARTEXT = 3
+AUTH_MD5 = 5
+AUTH_SASL = 10
+AUTH_SASL_CONTINUE = 11
+AUTH_SASL_FINAL = 12
+
+
+class ProtocolViolation(Exception):
+    """The peer broke the protocol; the connection is closed (PostgreSQL's 08P01)."""
+
+
+@dataclass(frozen=True)
+class StartupInfo:
+    """A parsed StartupMessage. ``raw`` is the whole packet, forwarded upstream unchanged."""
+
+    protocol: int
+    params: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""
+
+    @property
+    def user(self) -> str:
+        return self.params.get("user", "")
+
+    @property
+    def database(self) -> str:
+        return self.params.get("database") or self.user
+
+    @property
+    def application_name(self) -> str:
+        return self.params.get("application_name", "")
+
+
+def packet_code(body: bytes) -> int:
+    """The first Int32 of a startup packet body (the protocol version or a request code)."""
+    return int(struct.unpack_from("!I", body)[0])
+
+
+def parse_startup(body: bytes) -> StartupInfo:
+    """Parse a StartupMessage body (the packet without its length word)."""
+    protocol = packet_code(body)
+    if protocol >> 16 != 3:
+        raise ProtocolViolation(f"unsupported frontend protocol {protocol >> 16}.{protocol & 0xFFFF}")
+    parts = body[4:].split(b"\0")
+    # key\0value\0 ... \0 : the split ends with two empty strings (last terminator and the final \0)
+    if len(parts) < 2 or parts[-1] != b"" or parts[-2] != b"":
+        raise ProtocolViolation("invalid startup packet layout: expected terminator as last byte")
+    items = parts[:-2]
+    if len(items) % 2:
+        raise ProtocolViolation("invalid startup packet layout")
+    try:
+        params = {items[i].decode(): items[i + 1].decode() for i in range(0, len(items), 2)}
+    except UnicodeDecodeError as e:
+        raise ProtocolViolation("invalid startup packet encoding") from e
+    if not params.get("user"):
+        raise ProtocolViolation("no PostgreSQL user name specified in startup packet")
+    return StartupInfo(protocol, params, struct.pack("!I", len(body) + 4) + body)
+
+
+def message(kind: bytes, payload: bytes = b"") -> bytes:
+    """A typed protocol message: kind byte, Int32 length (including itself), payload."""
+    return kind + struct.pack("!I", len(payload) + 4) + payload
+
+
+def error_response(code: str, text: str, *, severity: str = "FATAL", routine: str | None = None) -> bytes:
+    """An ErrorResponse as PostgreSQL sends it (S, V, C, M[, R])."""
+    fields = [(b"S", severity), (b"V", severity), (b"C", code), (b"M", text)]
+    if routine:
+        fields.append((b"R", routine))
+    payload = b"".join(k + v.encode() + b"\0" for k, v in fields) + b"\0"
+    return message(b"E", payload)
+
+
+def parse_error_fields(payload: bytes) -> dict[str, str]:
+    """The fields of an ErrorResponse/NoticeResponse payload, keyed by their one-letter code."""
+    out: dict[str, str] = {}
+    for part in payload.split(b"\0"):
+        if part:
+            out[chr(part[0])] = part[1:].decode(errors="replace")
+    return out
+
+
+def auth_request(code: int, data: bytes = b"") -> bytes:
+    return message(b"R", struct.pack("!I", code) + data)
+
+
+def password_message(data: bytes) -> bytes:
+    return message(b"p", data)
+
+
+def sasl_initial_response(mechanism: str, data: bytes) -> bytes:
+    return message(b"p", mechanism.encode() + b"\0" + struct.pack("!i", len(data)) + data)
+
+
+def no_encryption_error(peer_ip: str, user: str, database: str) -> bytes:
+    """What PostgreSQL says when pg_hba only has ``hostssl`` lines and the client did not use TLS."""
+    return error_response(
+        "28000",
+        f'no pg_hba.conf entry for host "{peer_ip}", user "{user}", database "{database}", no encryption',
+        routine="ClientAuthentication",
+    )
+
+
+def pam_failure(user: str) -> bytes:
+    """What Aurora says for a rejected IAM token (``auth_failed`` is PostgreSQL's routine name)."""
+    return error_response("28000", f'PAM authentication failed for user "{user}"', routine="auth_failed")

@@ -1,0 +1,56 @@
+"""Authorization table entries for KMS (Service Authorization Reference, "AWS Key Management Service").
+
+Resources: ``key`` ``arn:aws:kms:<region>:<account>:key/<key id>`` and ``alias``
+``arn:aws:kms:<region>:<account>:alias/<name>``. A KeyId parameter may name a key by alias, so
+``KmsService.resource_arns`` resolves the real key ARN (for Decrypt, from the ciphertext blob); the
+templates below are only a fallback. Key ARNs are then authorized by ``KeyPolicyAuthorizer`` (key
+policy + IAM + grants), alias ARNs by IAM alone, as AWS does.
+
+``RetireGrant`` is decided in the handler: the grant's retiring principal (or grantee, when the grant
+allows RetireGrant) may retire it whatever the policies say (KMS developer guide, "Retiring and
+revoking grants"); anyone else needs kms:RetireGrant on the key.
+
+Condition keys that need a lookup or a default (kms:KeySpec, kms:EncryptionContext:*, kms:GrantOperations,
+kms:RequestAlias, aws:RequestTag/* from ``[{TagKey, TagValue}]``) come from ``KmsService.authz_keys``.
+"""
+
+from auroral.api.actions import ActionSpec
+
+_KEY = "arn:{partition}:kms:{region}:{account}:key/{KeyId}"
+_ALIAS = "arn:{partition}:kms:{region}:{account}:{AliasName}"
+
+
+def _key(action: str, read_only: bool = False) -> ActionSpec:
+    return ActionSpec(f"kms:{action}", (_KEY,), read_only=read_only)
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "CreateKey": ActionSpec("kms:CreateKey", ("*",)),
+    "DescribeKey": _key("DescribeKey", read_only=True),
+    "ListKeys": ActionSpec("kms:ListKeys", ("*",), read_only=True),
+    "EnableKey": _key("EnableKey"),
+    "DisableKey": _key("DisableKey"),
+    "ScheduleKeyDeletion": _key("ScheduleKeyDeletion"),
+    "CancelKeyDeletion": _key("CancelKeyDeletion"),
+    "UpdateKeyDescription": _key("UpdateKeyDescription"),
+    "GetKeyPolicy": _key("GetKeyPolicy", read_only=True),
+    "PutKeyPolicy": _key("PutKeyPolicy"),
+    "ListKeyPolicies": _key("ListKeyPolicies", read_only=True),
+    "TagResource": _key("TagResource"),
+    "UntagResource": _key("UntagResource"),
+    "ListResourceTags": _key("ListResourceTags", read_only=True),
+    "CreateAlias": ActionSpec("kms:CreateAlias", (_ALIAS, "arn:{partition}:kms:{region}:{account}:key/{TargetKeyId}")),
+    "UpdateAlias": ActionSpec("kms:UpdateAlias", (_ALIAS, "arn:{partition}:kms:{region}:{account}:key/{TargetKeyId}")),
+    "DeleteAlias": ActionSpec("kms:DeleteAlias", (_ALIAS,)),
+    "ListAliases": ActionSpec("kms:ListAliases", ("*",), read_only=True),
+    "Encrypt": _key("Encrypt"),
+    "Decrypt": _key("Decrypt"),
+    "ReEncrypt": _key("ReEncryptFrom"),
+    "GenerateDataKey": _key("GenerateDataKey"),
+    "GenerateDataKeyWithoutPlaintext": _key("GenerateDataKeyWithoutPlaintext"),
+    "GenerateRandom": ActionSpec("kms:GenerateRandom", ("*",)),
+    "CreateGrant": _key("CreateGrant"),
+    "ListGrants": _key("ListGrants", read_only=True),
+    "RevokeGrant": _key("RevokeGrant"),
+    "RetireGrant": ActionSpec("kms:RetireGrant", (_KEY,), unauthorized=True),
+}
