@@ -22,13 +22,16 @@ from auroral import __version__
 from auroral.api.pipeline import Pipeline, Provider
 from auroral.api.server import make_app
 from auroral.audit import AuditTrail
+from auroral.audit.trail import FLUSH_SECONDS
 from auroral.cloudtrail.service import CloudTrailService
 from auroral.config import Settings
 from auroral.crypto import Sealer, load_or_create_key
+from auroral.ec2 import Ec2Service
+from auroral.gateway import FlowLog, Gateway, TlsMaterial
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
-from auroral.gateway import FlowLog, Gateway, TlsMaterial
 from auroral.iam.service import IamService
+from auroral.kms.service import KmsService
 from auroral.rds.local_runtime import LocalRuntime
 from auroral.rds.service import RdsService
 from auroral.store import Store
@@ -80,23 +83,28 @@ class App:
         self.gateway = Gateway(self.tls, self.flows)
         self.runtime = LocalRuntime(settings.data_dir, self.store, self.sealer, self.gateway,
                                     endpoint_host=settings.endpoint_host)
+        self.ec2 = Ec2Service(self.store, settings.region)
         self.rds = RdsService(self.store, self.runtime, self.directory, settings.region)
         self.directory.register_slr_deletion_check("rds.amazonaws.com", self.rds.slr_deletion_check(self.account))
+        self.kms = KmsService(self.store, self.sealer, settings.region, self.authorizer)
         self.providers: dict[str, Provider] = {
             "iam": IamService(self.directory, self.authorizer),
             "sts": StsService(self.directory, self.authorizer),
             "rds": self.rds,
-            "cloudtrail": CloudTrailService(self.store),
+            "ec2": self.ec2,
+            "cloudtrail": CloudTrailService(self.store, self.audit.flush),
+            "kms": self.kms,
         }
         self.pipeline = Pipeline(
             region=settings.region,
             providers=self.providers,
             lookup=self.directory.lookup_credentials,
-            authorizer=self.authorizer,
+            authorizer=self.kms.authorizer,  # KMS key ARNs by key policy + IAM, the rest by IAM
             audit=self.audit,
             note_key_used=self.directory.note_key_used,
         )
         self._runner: web.AppRunner | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self.ready = False
 
     @staticmethod
@@ -126,9 +134,18 @@ class App:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()
+        self._flusher = asyncio.create_task(self._flush_audit())
         self.ready = True
         self._write_server_file()
         log.info("auroral %s ready at %s (account %s)", __version__, self.settings.endpoint_url, self.account)
+
+    async def _flush_audit(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                self.audit.flush()
+            except Exception:
+                log.exception("could not write audit events")
 
     def _write_server_file(self) -> None:
         info = {
@@ -149,6 +166,9 @@ class App:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self.audit.flush()
         await self.rds.drain()
         await self.runtime.close()
         (self.settings.data_dir / SERVER_FILE).unlink(missing_ok=True)

@@ -1,5 +1,9 @@
 """Recording management events in CloudTrail's record format (eventVersion 1.08).
 
+Events are buffered and written in batches (every ``FLUSH_SECONDS`` by the app's flusher, at
+``FLUSH_EVENTS`` pending, before every lookup and at shutdown): one transaction per batch instead
+of one per API call keeps the audit trail off the request's critical path.
+
 Request parameters are copied with every secret replaced by ``HIDDEN_DUE_TO_SECURITY_REASONS``
 (CloudTrail's own placeholder) before anything is written: passwords, secret strings, key
 material and session tokens never reach the store.
@@ -18,6 +22,8 @@ from auroral.api.context import Principal
 from auroral.store import AuditRow, Store
 
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
+FLUSH_SECONDS = 0.2
+FLUSH_EVENTS = 256
 _SECRET_KEY = re.compile(
     r"password|secret(string|binary|accesskey)?$|sessiontoken|token$|plaintext|privatekey|ciphertextblob",
     re.IGNORECASE,
@@ -78,6 +84,12 @@ class AuditTrail:
     def __init__(self, store: Store, region: str) -> None:
         self._store = store
         self._region = region
+        self._pending: list[AuditRow] = []
+
+    def flush(self) -> None:
+        """Write every buffered event."""
+        pending, self._pending = self._pending, []
+        self._store.append_audit(pending)
 
     def record(
         self,
@@ -124,7 +136,7 @@ class AuditTrail:
         if error_code:
             doc["errorCode"] = error_code
             doc["errorMessage"] = error_message or ""
-        self._store.append_audit(
+        self._pending.append(
             AuditRow(
                 event_id=event_id,
                 event_time=when.timestamp(),
@@ -138,6 +150,8 @@ class AuditTrail:
                 doc=doc,
             )
         )
+        if len(self._pending) >= FLUSH_EVENTS:
+            self.flush()
         return event_id
 
 

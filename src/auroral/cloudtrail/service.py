@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from auroral.api.context import RequestContext
@@ -18,8 +19,9 @@ _ATTRIBUTES = {"EventId", "EventName", "ReadOnly", "Username", "ResourceType", "
 class CloudTrailService:
     service = "cloudtrail"
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, flush: Callable[[], None] = lambda: None) -> None:
         self._store = store
+        self._flush = flush  # the audit trail buffers events: write them before reading
 
     def LookupEvents(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         attrs = params.get("LookupAttributes") or []
@@ -46,6 +48,7 @@ class CloudTrailService:
             before = decode_token(str(params["NextToken"]))
             if before is None:
                 raise AwsError("InvalidNextTokenException", "Invalid NextToken.", 400)
+        self._flush()
         rows = self._store.query_audit(
             start=start.timestamp() if start else None,
             end=end.timestamp() if end else None,

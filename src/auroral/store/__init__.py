@@ -164,29 +164,34 @@ class Store:
 
     # --- audit -----------------------------------------------------------------------------
 
-    def append_audit(self, row: AuditRow) -> None:
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO audit_events (event_id, event_time, event_name, event_source, username, "
-                "access_key, read_only, error_code, resources, doc) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    row.event_id,
-                    row.event_time,
-                    row.event_name,
-                    row.event_source,
-                    row.username,
-                    row.access_key,
-                    int(row.read_only),
-                    row.error_code,
-                    json.dumps(list(row.resources)),
-                    json.dumps(row.doc, default=str),
-                ),
-            )
-            seq = cur.lastrowid
-            self._db.executemany(
-                "INSERT INTO audit_resources (seq, resource_type, resource_name) VALUES (?,?,?)",
-                [(seq, r.get("ResourceType"), r["ResourceName"]) for r in row.resources if r.get("ResourceName")],
-            )
+    def append_audit(self, rows: Sequence[AuditRow]) -> None:
+        """Write audit events in one transaction."""
+        if not rows:
+            return
+        with self.transaction():
+            for row in rows:
+                cur = self._db.execute(
+                    "INSERT INTO audit_events (event_id, event_time, event_name, event_source, username, "
+                    "access_key, read_only, error_code, resources, doc) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        row.event_id,
+                        row.event_time,
+                        row.event_name,
+                        row.event_source,
+                        row.username,
+                        row.access_key,
+                        int(row.read_only),
+                        row.error_code,
+                        json.dumps(list(row.resources)),
+                        json.dumps(row.doc, default=str),
+                    ),
+                )
+                named = [(cur.lastrowid, r.get("ResourceType"), r["ResourceName"])
+                         for r in row.resources if r.get("ResourceName")]
+                if named:
+                    self._db.executemany(
+                        "INSERT INTO audit_resources (seq, resource_type, resource_name) VALUES (?,?,?)", named
+                    )
 
     def query_audit(
         self,
