@@ -35,3 +35,13 @@ class KeyPolicyAuthorizer:
             else:
                 _region, account, key_id = parsed
                 self.keyring.check(ctx, action, KeyRef(account, key_id, resource), keys=keys)
+
+    def authorize_unless_denied(
+        self,
+        ctx: RequestContext,
+        action: str,
+        resources: Sequence[str],
+        keys: Mapping[str, Any] | None = None,
+    ) -> None:
+        # No KMS operation is deny-only; other services' are IAM's business.
+        self.iam.authorize_unless_denied(ctx, action, resources, keys)

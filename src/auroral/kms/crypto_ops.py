@@ -26,7 +26,7 @@ def _data_key_size(params: dict[str, Any]) -> int:
     spec, count = params.get("KeySpec"), params.get("NumberOfBytes")
     if (spec is None) == (count is None):
         raise errors.validation("Please specify either number of bytes or key spec.")
-    return _DATA_KEY_BYTES[str(spec)] if spec is not None else int(count)
+    return _DATA_KEY_BYTES[str(spec)] if spec is not None else int(str(count))
 
 
 class CryptoOperations(KmsBase):

@@ -2,7 +2,7 @@
 descriptions and tags.
 
 States (KMS developer guide, "Key states"): Enabled ⇄ Disabled; either → PendingDeletion
-(ScheduleKeyDeletion, 7–30 days, default 30); CancelKeyDeletion → Disabled; after the deletion date the
+(ScheduleKeyDeletion, 7 to 30 days, default 30); CancelKeyDeletion → Disabled; after the deletion date the
 key is gone (NotFoundException). Operations on a key pending deletion fail with KMSInvalidStateException.
 """
 
