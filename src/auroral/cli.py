@@ -1,4 +1,4 @@
-"""``auroral up | env | status | down | audit``."""
+"""``auroral up | env | status | down | audit | ca | flows``."""
 
 from __future__ import annotations
 
@@ -195,6 +195,42 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ca(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    bundle = settings.data_dir / "tls" / "rds-ca-bundle.pem"
+    if not bundle.exists():
+        print(f"no CA yet in {settings.data_dir}: run `auroral up` first", file=sys.stderr)
+        return 1
+    print(bundle if args.path else bundle.read_text(), end="\n" if args.path else "")
+    return 0
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    path = settings.data_dir / "flows.jsonl"
+    if not path.exists():
+        print("no flow records yet")
+        return 0
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if args.endpoint:
+        records = [r for r in records if r.get("endpoint-id") == args.endpoint]
+    if args.action:
+        records = [r for r in records if r.get("action") == args.action.upper()]
+    records = records[-args.limit:]
+    if args.json:
+        for r in records:
+            print(json.dumps(r))
+        return 0
+    print(f"{'time (UTC)':<20} {'action':<7} {'source':<22} {'destination':<22} {'endpoint':<32} reason")
+    for r in records:
+        when = dt.datetime.fromtimestamp(int(r.get("start") or 0), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        src = f"{r.get('srcaddr')}:{r.get('srcport')}"
+        dst = f"{r.get('dstaddr')}:{r.get('dstport')}"
+        print(f"{when:<20} {r.get('action', ''):<7} {src:<22} {dst:<22} {str(r.get('endpoint-id', ''))[:32]:<32} "
+              f"{r.get('reason', '')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="auroral", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +259,17 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--event", help="only events with this name (e.g. CreateDBCluster)")
     audit.add_argument("--json", action="store_true", help="print CloudTrail records as JSON lines")
     audit.set_defaults(func=cmd_audit)
+    ca = sub.add_parser("ca", help="print the CA bundle that signs the endpoints' certificates")
+    common(ca)
+    ca.add_argument("--path", action="store_true", help="print the bundle's path instead")
+    ca.set_defaults(func=cmd_ca)
+    flows = sub.add_parser("flows", help="show the endpoints' flow records (ACCEPT/REJECT and why)")
+    common(flows)
+    flows.add_argument("--limit", type=int, default=50)
+    flows.add_argument("--endpoint", help="only this endpoint (a DbiResourceId)")
+    flows.add_argument("--action", choices=["accept", "reject", "ACCEPT", "REJECT"])
+    flows.add_argument("--json", action="store_true", help="print records as JSON lines (VPC Flow Logs v2 fields)")
+    flows.set_defaults(func=cmd_flows)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
