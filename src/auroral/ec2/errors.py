@@ -30,17 +30,6 @@ def not_found(kind: str, resource_id: str) -> AwsError:
     return AwsError(code, f"The {word} ID '{resource_id}' does not exist", 400)
 
 
-def malformed(kind_prefix: str, value: str) -> AwsError:
-    code = {
-        "vpc": "InvalidVpcID.Malformed",
-        "subnet": "InvalidSubnetID.Malformed",
-        "sg": "InvalidGroupId.Malformed",
-        "eni": "InvalidNetworkInterfaceID.Malformed",
-        "igw": "InvalidInternetGatewayID.Malformed",
-    }.get(kind_prefix, "InvalidID")
-    return AwsError(code, f'Invalid id: "{value}" (expecting "{kind_prefix}-...")', 400)
-
-
 def group_not_found(group: str) -> AwsError:
     return AwsError("InvalidGroup.NotFound", f"The security group '{group}' does not exist", 400)
 

@@ -26,6 +26,10 @@ def matches(offered: Iterable[str], wanted: Sequence[str]) -> bool:
     return any(_pattern(w).match(o) for o in offered for w in wanted)
 
 
+def _tag_value(key: str) -> Callable[[Resource], list[str]]:
+    return lambda item: [item.tags[key]] if key in item.tags else []
+
+
 def text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -38,8 +42,7 @@ def apply(items: Iterable[R], filters: Sequence[Mapping[str, Any]] | None, gette
         name = str(f.get("Name") or "")
         values = [str(v) for v in f.get("Values") or []]
         if name.startswith("tag:"):
-            key = name[4:]
-            checks.append((lambda item, key=key: [item.tags[key]] if key in item.tags else [], values))
+            checks.append((_tag_value(name[4:]), values))
         elif name == "tag-key":
             checks.append((lambda item: list(item.tags), values))
         elif name in getters:

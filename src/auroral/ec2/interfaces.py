@@ -18,7 +18,15 @@ from auroral.api.context import RequestContext
 from auroral.ec2 import errors, filters
 from auroral.ec2.base import MAX_TAGS, request_tags, tag_limit, tags_from_list
 from auroral.ec2.groups import GroupOperations
-from auroral.ec2.model import CLASS_BY_KIND, NetworkInterface, Resource, SecurityGroup, Subnet, kind_of_id, new_id
+from auroral.ec2.model import (
+    CLASS_BY_KIND,
+    NetworkInterface,
+    Resource,
+    SecurityGroup,
+    Subnet,
+    kind_of_id,
+    new_id,
+)
 from auroral.ec2.rules import tag_list
 from auroral.errors import AwsError
 

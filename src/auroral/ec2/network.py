@@ -24,7 +24,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from auroral.ec2.model import InternetGateway, NetworkInterface, Rule, SecurityGroup, Vpc, VpnConnection, VpnGateway
+from auroral.ec2.model import (
+    InternetGateway,
+    NetworkInterface,
+    Rule,
+    SecurityGroup,
+    Vpc,
+    VpnConnection,
+    VpnGateway,
+)
 from auroral.ec2.state import Ec2State
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

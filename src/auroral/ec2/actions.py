@@ -1,0 +1,82 @@
+"""Authorization table entries for EC2 (Service Authorization Reference, "Amazon EC2").
+
+Resource types: ``vpc``, ``subnet``, ``security-group``, ``security-group-rule``,
+``network-interface``, ``internet-gateway``, ``customer-gateway``, ``vpn-gateway`` and
+``vpn-connection``, each ``arn:aws:ec2:<region>:<account>:<type>/<id>``; a resource being created is
+``<type>/*``. Describe* actions support no resource-level permissions (``*``). CreateTags/DeleteTags
+name every resource in ``Resources``, and a group named by ``GroupName`` is resolved to its ID, by
+``Ec2Service.resource_arns``. ``aws:RequestTag/*`` and ``aws:TagKeys`` come from
+``TagSpecifications`` (or ``Tags``) through ``Ec2Service.authz_keys``.
+"""
+
+from auroral.api.actions import ActionSpec
+
+_P = "arn:{partition}:ec2:{region}:{account}:"
+_VPC = _P + "vpc/{VpcId}"
+_SUBNET = _P + "subnet/{SubnetId}"
+_SG = _P + "security-group/{GroupId}"
+_ENI = _P + "network-interface/{NetworkInterfaceId}"
+_IGW = _P + "internet-gateway/{InternetGatewayId}"
+_CGW = _P + "customer-gateway/{CustomerGatewayId}"
+_VGW = _P + "vpn-gateway/{VpnGatewayId}"
+_VPN = _P + "vpn-connection/{VpnConnectionId}"
+
+
+def _new(kind: str) -> str:
+    return _P + kind + "/*"
+
+
+def _read(action: str) -> ActionSpec:
+    return ActionSpec(f"ec2:{action}", ("*",), read_only=True)
+
+
+def _one(action: str, arn: str) -> ActionSpec:
+    return ActionSpec(f"ec2:{action}", (arn,), resource_tags=True)
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "CreateVpc": ActionSpec("ec2:CreateVpc", (_new("vpc"),)),
+    "DescribeVpcs": _read("DescribeVpcs"),
+    "DeleteVpc": _one("DeleteVpc", _VPC),
+    "CreateSubnet": ActionSpec("ec2:CreateSubnet", (_new("subnet"), _VPC)),
+    "DescribeSubnets": _read("DescribeSubnets"),
+    "DeleteSubnet": _one("DeleteSubnet", _SUBNET),
+    "CreateSecurityGroup": ActionSpec("ec2:CreateSecurityGroup", (_new("security-group"), _VPC)),
+    "DeleteSecurityGroup": _one("DeleteSecurityGroup", _SG),
+    "DescribeSecurityGroups": _read("DescribeSecurityGroups"),
+    "AuthorizeSecurityGroupIngress": _one("AuthorizeSecurityGroupIngress", _SG),
+    "AuthorizeSecurityGroupEgress": _one("AuthorizeSecurityGroupEgress", _SG),
+    "RevokeSecurityGroupIngress": _one("RevokeSecurityGroupIngress", _SG),
+    "RevokeSecurityGroupEgress": _one("RevokeSecurityGroupEgress", _SG),
+    "DescribeSecurityGroupRules": _read("DescribeSecurityGroupRules"),
+    "ModifySecurityGroupRules": _one("ModifySecurityGroupRules", _SG),
+    "UpdateSecurityGroupRuleDescriptionsIngress": _one("UpdateSecurityGroupRuleDescriptionsIngress", _SG),
+    "UpdateSecurityGroupRuleDescriptionsEgress": _one("UpdateSecurityGroupRuleDescriptionsEgress", _SG),
+    "CreateTags": ActionSpec("ec2:CreateTags", ("*",)),
+    "DeleteTags": ActionSpec("ec2:DeleteTags", ("*",)),
+    "DescribeTags": _read("DescribeTags"),
+    "CreateNetworkInterface": ActionSpec(
+        "ec2:CreateNetworkInterface", (_new("network-interface"), _SUBNET, _new("security-group"))
+    ),
+    "DescribeNetworkInterfaces": _read("DescribeNetworkInterfaces"),
+    "DeleteNetworkInterface": _one("DeleteNetworkInterface", _ENI),
+    "ModifyNetworkInterfaceAttribute": _one("ModifyNetworkInterfaceAttribute", _ENI),
+    "CreateInternetGateway": ActionSpec("ec2:CreateInternetGateway", (_new("internet-gateway"),)),
+    "AttachInternetGateway": ActionSpec("ec2:AttachInternetGateway", (_IGW, _VPC)),
+    "DetachInternetGateway": ActionSpec("ec2:DetachInternetGateway", (_IGW, _VPC)),
+    "DescribeInternetGateways": _read("DescribeInternetGateways"),
+    "DeleteInternetGateway": _one("DeleteInternetGateway", _IGW),
+    "CreateCustomerGateway": ActionSpec("ec2:CreateCustomerGateway", (_new("customer-gateway"),)),
+    "DescribeCustomerGateways": _read("DescribeCustomerGateways"),
+    "DeleteCustomerGateway": _one("DeleteCustomerGateway", _CGW),
+    "CreateVpnGateway": ActionSpec("ec2:CreateVpnGateway", (_new("vpn-gateway"),)),
+    "AttachVpnGateway": ActionSpec("ec2:AttachVpnGateway", (_VGW, _VPC)),
+    "DetachVpnGateway": ActionSpec("ec2:DetachVpnGateway", (_VGW, _VPC)),
+    "DescribeVpnGateways": _read("DescribeVpnGateways"),
+    "DeleteVpnGateway": _one("DeleteVpnGateway", _VGW),
+    "CreateVpnConnection": ActionSpec("ec2:CreateVpnConnection", (_new("vpn-connection"), _CGW, _VGW)),
+    "DescribeVpnConnections": _read("DescribeVpnConnections"),
+    "CreateVpnConnectionRoute": _one("CreateVpnConnectionRoute", _VPN),
+    "DeleteVpnConnectionRoute": _one("DeleteVpnConnectionRoute", _VPN),
+    "DeleteVpnConnection": _one("DeleteVpnConnection", _VPN),
+}

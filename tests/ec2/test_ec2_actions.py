@@ -1,0 +1,48 @@
+"""The EC2 authorization table and hooks: every implemented operation is authorized as ``ec2:<Op>``."""
+
+from __future__ import annotations
+
+import inspect
+
+from auroral.api.actions import table
+from auroral.api.protocol import service_model
+from auroral.ec2 import Ec2Service
+from auroral.ec2.actions import ACTIONS
+
+from .conftest import ACCOUNT, Env, make_ctx
+
+IMPLEMENTED = sorted(
+    name for name in service_model("ec2").operation_names if inspect.isfunction(getattr(Ec2Service, name, None))
+)
+
+
+def test_every_implemented_operation_has_an_action_entry() -> None:
+    assert len(IMPLEMENTED) == 42
+    assert sorted(ACTIONS) == IMPLEMENTED
+    for op in IMPLEMENTED:
+        assert table()[("ec2", op)].action == f"ec2:{op}"
+
+
+def test_resource_templates() -> None:
+    arn = f"arn:aws:ec2:us-east-1:{ACCOUNT}:"
+    assert ACTIONS["DeleteSecurityGroup"].render({"GroupId": "sg-1"}, ACCOUNT, "us-east-1") == [
+        arn + "security-group/sg-1"]
+    assert ACTIONS["CreateSecurityGroup"].render({}, ACCOUNT, "us-east-1") == [arn + "security-group/*", arn + "vpc/*"]
+    assert ACTIONS["DescribeVpcs"].render({}, ACCOUNT, "us-east-1") == ["*"]
+
+
+def test_hooks(env: Env) -> None:
+    svc = env.service
+    params = {"TagSpecifications": [{"ResourceType": "vpc", "Tags": [{"Key": "team", "Value": "db"}]}]}
+    keys = svc.authz_keys(make_ctx("CreateVpc", params), "CreateVpc", params)
+    assert keys == {"aws:RequestTag/team": "db", "aws:TagKeys": ["team"]}
+    delete = {"Resources": ["vpc-1"], "Tags": [{"Key": "a"}]}
+    assert svc.authz_keys(make_ctx("DeleteTags", delete), "DeleteTags", delete) == {"aws:TagKeys": ["a"]}
+    vpc = env.call("CreateVpc", CidrBlock="10.0.0.0/16", **params)["Vpc"]["VpcId"]
+    tag_params = {"Resources": [vpc, "sg-2"], "Tags": [{"Key": "k", "Value": "v"}]}
+    assert svc.resource_arns(make_ctx("CreateTags", tag_params), "CreateTags", tag_params) == [
+        f"arn:aws:ec2:us-east-1:{ACCOUNT}:vpc/{vpc}", f"arn:aws:ec2:us-east-1:{ACCOUNT}:security-group/sg-2"]
+    assert svc.resource_tags(ACCOUNT, f"arn:aws:ec2:us-east-1:{ACCOUNT}:vpc/{vpc}") == {"team": "db"}
+    by_name = {"GroupName": "default"}
+    (arn,) = svc.resource_arns(make_ctx("DeleteSecurityGroup", by_name), "DeleteSecurityGroup", by_name) or []
+    assert arn.startswith(f"arn:aws:ec2:us-east-1:{ACCOUNT}:security-group/sg-")
