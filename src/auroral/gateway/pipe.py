@@ -137,7 +137,12 @@ class Side(asyncio.Protocol):
 
     def write_buffer_size(self) -> int:
         t = self.transport
-        return t.get_write_buffer_size() if t is not None and not self.closed else 0
+        if t is None or self.closed:
+            return 0
+        try:
+            return t.get_write_buffer_size()
+        except AttributeError:  # an SSL transport whose connection is already gone (asyncio 3.11)
+            return 0
 
     def close(self) -> None:
         """Close after flushing what is already queued."""
