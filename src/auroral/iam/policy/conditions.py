@@ -19,6 +19,7 @@ matches any of the policy's values; ``Condition.test`` applies the missing/negat
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import ipaddress
@@ -109,11 +110,12 @@ def _binary(value: Any) -> bytes | None:
 # ---------------------------------------------------------------- operator families
 
 
-class _Family:
+class _Family(abc.ABC):
     __slots__ = ()
 
-    def match(self, value: Any, ctx: Ctx) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def match(self, value: Any, ctx: Ctx) -> bool:
+        """Whether the context value satisfies this operator's values."""
 
 
 class _StringEquals(_Family):
