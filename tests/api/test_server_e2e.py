@@ -13,7 +13,6 @@ import botocore.awsrequest
 import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.conftest import Server, UserKeys, unique
 
 
