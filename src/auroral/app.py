@@ -32,8 +32,15 @@ from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.iam.service import IamService
 from auroral.kms.service import KmsService
+from auroral.rds.iam_db_auth import IamDbAuth
 from auroral.rds.local_runtime import LocalRuntime
+from auroral.rds.managed_password import ManagedPasswords
+from auroral.rds.network_policy import Ec2Directory, NetworkPolicy, drop_mode, translation_spec
 from auroral.rds.service import RdsService
+from auroral.secrets.records import SecretRecords
+from auroral.secrets.rotation import RotationScheduler
+from auroral.secrets.service import SECRET_ARN_PREFIX, SecretsManagerService
+from auroral.secrets.vault import Vault
 from auroral.store import Store
 from auroral.sts.service import StsService
 
@@ -83,10 +90,35 @@ class App:
         self.gateway = Gateway(self.tls, self.flows)
         self.runtime = LocalRuntime(settings.data_dir, self.store, self.sealer, self.gateway,
                                     endpoint_host=settings.endpoint_host)
-        self.ec2 = Ec2Service(self.store, settings.region)
-        self.rds = RdsService(self.store, self.runtime, self.directory, settings.region)
-        self.directory.register_slr_deletion_check("rds.amazonaws.com", self.rds.slr_deletion_check(self.account))
+        # Loopback addresses are hosts of the default VPC unless AURORAL_NET_TRANSLATE says otherwise first.
+        self.ec2 = Ec2Service(self.store, settings.region, translation=translation_spec(os.environ))
         self.kms = KmsService(self.store, self.sealer, settings.region, self.authorizer)
+        self.secrets = SecretsManagerService(self.store, self.kms.keyring, settings.region)
+        self.authorizer.register_resource_policy_source(SECRET_ARN_PREFIX, self.secrets.resource_policy_source)
+        # Secrets Manager's internal side: the vault services own secrets through, and the
+        # rotation orchestrator (on demand, on schedule, resumed after a crash).
+        # (one of each per process: the Secrets Manager provider owns them, so API handlers, RDS and the
+        # scheduler share one lock over the secrets' documents)
+        self.secret_records: SecretRecords = self.secrets.records
+        self.vault: Vault = self.secrets.vault
+        self.rotation: RotationScheduler = self.secrets.rotation
+        # RDS's managed master passwords: creates the rds!cluster-* secrets, rotates them.
+        self.managed_passwords = ManagedPasswords(self.vault, self.store, self.runtime)
+        self.vault.register_rotator("rds", self.managed_passwords)
+        self.rotation.on_rotation_failed(self.managed_passwords.rotation_failed)
+        self.rds = RdsService(self.store, self.runtime, self.directory, settings.region,
+                              secrets=self.managed_passwords)
+        self.directory.register_slr_deletion_check("rds.amazonaws.com", self.rds.slr_deletion_check(self.account))
+        # Network security at the endpoints: subnet groups and security groups from EC2, the CA for
+        # DescribeCertificates, and the accept-time decision of every endpoint listener.
+        self.rds.attach_network(Ec2Directory(self.ec2))
+        self.rds.attach_ca(self.tls.ca_cert)
+        self.network_policy = NetworkPolicy(self.ec2, self.rds, self.store, drop=drop_mode(os.environ))
+        self.runtime.decide_for = self.network_policy.decide_for
+        # IAM database authentication at the endpoints (read by every new connection)
+        self.iam_db_auth = IamDbAuth(self.runtime, self.store, self.directory, self.authorizer, self.audit)
+        self.runtime.authenticate_for = self.iam_db_auth.hook_for
+        self.runtime.unearned_trust_for = self.iam_db_auth.unearned_trust_for
         self.providers: dict[str, Provider] = {
             "iam": IamService(self.directory, self.authorizer),
             "sts": StsService(self.directory, self.authorizer),
@@ -94,6 +126,7 @@ class App:
             "ec2": self.ec2,
             "cloudtrail": CloudTrailService(self.store, self.audit.flush),
             "kms": self.kms,
+            "secretsmanager": self.secrets,
         }
         self.pipeline = Pipeline(
             region=settings.region,
@@ -127,8 +160,10 @@ class App:
         }
 
     async def start(self) -> None:
+        self.network_policy.ensure_host_interface(self.account)
         await self.runtime.warm_up()
         await self.rds.recover()
+        await self.rotation.start()  # after recover: resumed rotations need the clusters running
         web_app = make_app(self.pipeline, self.health)
         self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -169,7 +204,9 @@ class App:
         if self._flusher is not None:
             self._flusher.cancel()
         self.audit.flush()
+        await self.rotation.stop()
         await self.rds.drain()
+        await self.iam_db_auth.close()
         await self.runtime.close()
         (self.settings.data_dir / SERVER_FILE).unlink(missing_ok=True)
         self.store.close()

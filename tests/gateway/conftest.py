@@ -2,7 +2,8 @@
 
 PostgreSQL runs as the unprivileged ``auroral-pg`` user (created if missing) with ``listen_addresses=''``.
 Roles: ``app`` (SCRAM password), ``iamuser`` (SCRAM password, logged in by the gateway for IAM tests),
-``trustuser`` (trust, for raw-protocol tests that need no auth code on the client side).
+``rawuser`` (cleartext ``password`` method, for raw-protocol tests: one message to answer), ``trustuser``
+(trust: what the gateway must refuse to relay, since it did not verify the client itself).
 The gateway runs on its own event loop in a thread so tests can use blocking psycopg, psql and sockets.
 """
 
@@ -34,6 +35,7 @@ PG_PORT = 55432
 SUPER_PASSWORD = "super-secret"
 APP_PASSWORD = "app-secret"
 IAM_DB_PASSWORD = "iam-db-pw"
+RAW_PASSWORD = "raw-secret"
 
 
 def pg_bindir() -> Path:
@@ -87,7 +89,7 @@ def postgres() -> Iterator[Postgres]:
                     "--auth-local=scram-sha-256", "--auth-host=reject", "-E", "UTF8", "--no-sync"],
                    check=True, capture_output=True, **run_as)
     hba = data / "pg_hba.conf"
-    hba.write_text("local all trustuser trust\nlocal all all scram-sha-256\n")
+    hba.write_text("local all trustuser trust\nlocal all rawuser password\nlocal all all scram-sha-256\n")
     with open(root / "postgres.log", "wb") as logf:
         proc = subprocess.Popen(
             [str(bindir / "postgres"), "-D", str(data), "-p", str(PG_PORT), "-c", "listen_addresses=",
@@ -106,6 +108,7 @@ def postgres() -> Iterator[Postgres]:
                 c.execute(f"CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}'")
                 c.execute(f"CREATE ROLE iamuser LOGIN PASSWORD '{IAM_DB_PASSWORD}'")
                 c.execute("CREATE ROLE trustuser LOGIN")
+                c.execute(f"CREATE ROLE rawuser LOGIN PASSWORD '{RAW_PASSWORD}'")
             break
         except psycopg.OperationalError:
             time.sleep(0.1)
@@ -202,7 +205,7 @@ def endpoint(gwt: GatewayThread, postgres: Postgres) -> Iterator[Callable[..., t
         gwt.call(gwt.gw.close(eid))
 
 
-# -- a minimal raw protocol client (trust auth) for tests that need control over reading ----------------
+# -- a minimal raw protocol client (cleartext password) for tests that need control over reading ----------------
 
 def startup_packet(**params: str) -> bytes:
     body = struct.pack("!I", 196608) + b"".join(k.encode() + b"\0" + v.encode() + b"\0"
@@ -232,11 +235,14 @@ def raw_login(port: int, *, rcvbuf: int | None = None) -> socket.socket:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(10)
     s.connect(("127.0.0.1", port))
-    s.sendall(startup_packet(user="trustuser", database="postgres"))
+    s.sendall(startup_packet(user="rawuser", database="postgres"))
     while True:
         kind, body = recv_message(s)
         if kind == b"E":
             raise AssertionError(body)
+        if kind == b"R" and body[:4] == struct.pack("!I", 3):  # AuthenticationCleartextPassword
+            pw = RAW_PASSWORD.encode() + b"\0"
+            s.sendall(b"p" + struct.pack("!I", len(pw) + 4) + pw)
         if kind == b"Z":
             return s
 

@@ -231,7 +231,7 @@ def test_client_vanishing_mid_query_leaks_nothing(gwt: GatewayThread, endpoint: 
     gwt.wait_idle(eid)
     with postgres.connect() as c:  # the backend goes away too
         deadline = time.monotonic() + 10
-        while c.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'trustuser'").fetchone() != (0,):
+        while c.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'rawuser'").fetchone() != (0,):
             assert time.monotonic() < deadline
             time.sleep(0.1)
 

@@ -77,6 +77,16 @@ class FakeRuntime:
         self._maybe_fail("reset_master_password", cluster.resource_id)
         self.servers[cluster.resource_id].password = password
 
+    async def set_master_password(self, cluster: Cluster, password: str) -> None:
+        self._maybe_fail("set_master_password", cluster.resource_id)
+        self.servers[cluster.resource_id].password = password
+
+    async def check_master_login(self, cluster: Cluster, password: str) -> None:
+        self._maybe_fail("check_master_login", cluster.resource_id)
+        server = self.servers.get(cluster.resource_id)
+        if server is None or not server.running or server.password != password:
+            raise RuntimeFailure("password authentication failed")
+
     async def apply_parameters(self, cluster: Cluster, values: Mapping[str, str]) -> None:
         self._maybe_fail("apply_parameters", cluster.resource_id)
         server = self.servers[cluster.resource_id]

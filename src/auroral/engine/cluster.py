@@ -28,10 +28,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import pwd
 import re
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -172,18 +174,26 @@ class PgServer:
         make_private_dir(self.cluster_dir, self.runas)
         shutil.rmtree(self.pgdata, ignore_errors=True)  # a create interrupted earlier
         await self._templates.clone(self.installation, self.pgdata)
-        await self._launch("bootstrap")
-        statements: list[Query] = [bootstrap.set_admin_password(self._admin_password)]
-        statements += bootstrap.create_master(master, password, self.major)
-        if database:
-            statements.append(bootstrap.create_database(database, master))
-        async with await postmaster.connect(self.socket_dir, None) as connection:
-            for statement in statements:
-                await connection.execute(_query(statement))
-        conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf("final"), self.runas)
-        await self.run_admin_sql("SELECT pg_reload_conf()")
-        # the reload is asynchronous: wait until password authentication is what we get
-        await self._wait_for_hba()
+        # the copy becomes durable while the server starts and bootstraps (each takes about as long);
+        # the cluster is not reported running before both are done
+        durable = asyncio.create_task(self._templates.make_durable(self.pgdata), name=f"fsync-{self.cluster_id}")
+        try:
+            await self._launch("bootstrap")
+            statements: list[Query] = [bootstrap.set_admin_password(self._admin_password)]
+            statements += bootstrap.create_master(master, password, self.major)
+            if database:
+                statements.append(bootstrap.create_database(database, master))
+            async with await postmaster.connect(self.socket_dir, None) as connection:
+                for statement in statements:
+                    await connection.execute(_query(statement))
+            conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf("final"), self.runas)
+            await self.run_admin_sql("SELECT pg_reload_conf()")
+            # the reload is asynchronous: wait until password authentication is what we get
+            await self._wait_for_hba()
+        finally:
+            # awaited on failure too, so that the caller's cleanup does not race our fsyncs (which
+            # would survive anyway: fsync_tree skips files that vanish)
+            await durable
         self._want_running = True
         self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.cluster_id}")
         self._set_status("running")
@@ -266,6 +276,9 @@ class PgServer:
         ensure_traversable(self.cluster_dir, self.runas)
         make_private_dir(self.socket_dir, self.runas)
         conf.write(self.pgdata / conf.LOCAL_FILE, conf.local_conf(self.socket_dir, self.cluster_id), self.runas)
+        conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user()), self.runas)
+        if not (self.pgdata / conf.IAM_USERS_FILE).exists():  # kept across restarts: the IAM module's list
+            conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(()), self.runas)
         conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf(hba_mode), self.runas)
         self.log_path.parent.mkdir(mode=0o700, exist_ok=True)
         process = await postmaster.launch(self.installation, self.pgdata, self.runas, self.log_path)
@@ -329,6 +342,41 @@ class PgServer:
         async with await postmaster.connect(self.socket_dir, self._admin_password, dbname) as connection:
             cursor = await connection.execute(_query(query), params)
             return await cursor.fetchall() if cursor.description is not None else []
+
+    # ---- IAM database authentication: users the gateway logs in by peer -----------------------
+
+    def iam_users(self) -> set[str]:
+        """The users PostgreSQL trusts the gateway for (see ``conf``); empty if none."""
+        try:
+            return conf.parse_iam_users((self.pgdata / conf.IAM_USERS_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return set()
+
+    async def set_iam_users(self, names: Iterable[str], *, wait_user: str | None = None,
+                            listed: bool = True) -> None:
+        """Rewrite the list and reload pg_hba.conf. The reload is asynchronous: with ``wait_user``, return
+        once a new connection for that user gets in by peer (``listed``) or is asked for a password (not
+        ``listed``). The probe asks for a database that does not exist: a peer login authenticates, then
+        fails with 3D000, so no session ever runs as the user."""
+        conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(names), self.runas)
+        await self.run_admin_sql("SELECT pg_reload_conf()")
+        if wait_user is None:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                probe = await psycopg.AsyncConnection.connect(
+                    host=str(self.socket_dir), port=conf.PORT, user=wait_user, dbname=_PROBE_DATABASE,
+                    password="", passfile=str(self.socket_dir / "no-passfile"), connect_timeout=5, application_name="auroral-engine")
+                await probe.close()  # someone created that database: authenticated all the same
+                peer = True
+            except psycopg.OperationalError as exc:
+                # (libpq reports no SQLSTATE for connection failures: the message says 3D000)
+                peer = f'database "{_PROBE_DATABASE}" does not exist' in str(exc)
+            if peer == listed:
+                return
+            await asyncio.sleep(0.005)
+        raise ServerStateError(f"pg_hba.conf reload for {wait_user!r} did not take effect")
 
     async def reset_master(self, username: str, password: str) -> None:
         """Restore the master user (attributes, password, ``rds_superuser`` WITH ADMIN OPTION).
@@ -394,3 +442,11 @@ class PgServer:
 def _query(query: Query) -> bytes | sql.SQL | sql.Composed:
     # run_admin_sql accepts text built by the control plane itself, never user input
     return query.encode() if isinstance(query, str) else query
+
+
+_PROBE_DATABASE = "auroral_hba_probe_no_such_database"
+
+
+def _gateway_os_user() -> str:
+    """The OS user of this process: the gateway connects to the private socket as it."""
+    return pwd.getpwuid(os.geteuid()).pw_name

@@ -9,15 +9,20 @@
 
 ``pg_hba.conf`` is rewritten before every start too, so what is on disk is always ours: only Unix-socket
 connections exist, every one authenticated with SCRAM-SHA-256 (clients reach the socket through the
-gateway, which relays their own startup packets and passwords). In ``bootstrap`` mode, used only while
-the socket directory is private to the engine during provisioning, ``rdsadmin`` is trusted and everyone
-else rejected.
+gateway, which relays their own startup packets and passwords), except the users listed in
+``auroral.iam_users`` (IAM database authentication): those the gateway has already authenticated with an
+IAM token, so PostgreSQL trusts the gateway's OS user for them (``peer`` with the ``auroral_gateway``
+map in ``pg_ident.conf``). The list holds exact names (not a ``+role``: role membership is recursive,
+and the creator of a role is a member of it) and the gateway refuses any upstream ``AuthenticationOk``
+it did not verify itself, so a listed user can never log in without a token. In ``bootstrap`` mode,
+used only while the socket directory is private to the engine during provisioning, ``rdsadmin`` is
+trusted and everyone else rejected.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from auroral.engine.osuser import RunAs
@@ -27,6 +32,9 @@ SOCKET_FILE = f".s.PGSQL.{PORT}"
 BASE_FILE = "auroral.base.conf"
 PARAMS_FILE = "auroral.params.conf"
 LOCAL_FILE = "auroral.local.conf"
+IAM_USERS_FILE = "auroral.iam_users"
+IDENT_MAP = "auroral_gateway"
+ADMIN_PLACEHOLDER = "rdsadmin"
 INCLUDES = (
     "\n# --- auroral: do not edit below; the engine owns these files ---\n"
     f"include '{BASE_FILE}'\n"
@@ -88,7 +96,38 @@ def hba_conf(mode: str) -> str:
     if mode == "bootstrap":
         return header + "local all rdsadmin trust\nlocal all all reject\n"
     # replication connections match no line ("all" does not cover the replication pseudo-database)
-    return header + "local all rdsadmin scram-sha-256\nlocal all all scram-sha-256\n"
+    return header + (
+        "local all rdsadmin scram-sha-256\n"
+        f"local all @{IAM_USERS_FILE} peer map={IDENT_MAP}\n"
+        "local all all scram-sha-256\n"
+    )
+
+
+def ident_conf(gateway_os_user: str) -> str:
+    """The gateway's OS user may log in as any *listed* user (PostgreSQL 16+: ``all``)."""
+    return f"# auroral: rewritten before every start\n{IDENT_MAP} {hba_token(gateway_os_user)} all\n"
+
+
+def iam_users_conf(names: Iterable[str]) -> str:
+    # An empty @file would leave the hba line without a user field (PostgreSQL then reads the method as
+    # the user). "rdsadmin" is a placeholder that never matches there: the line before takes rdsadmin.
+    lines = [hba_token(n) for n in sorted(set(names) | {ADMIN_PLACEHOLDER})]
+    return "# auroral: users the gateway logs in after IAM authentication (exact names)\n" + "".join(
+        line + "\n" for line in lines)
+
+
+def parse_iam_users(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith('"') and line.endswith('"') and len(line) >= 2:
+            names.add(line[1:-1].replace('""', '"'))
+    return names - {ADMIN_PLACEHOLDER}
+
+
+def hba_token(name: str) -> str:
+    """A quoted (hence literal: no keyword, ``+group`` or regex meaning) pg_hba/pg_ident token."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def render(settings: Mapping[str, str], title: str) -> str:

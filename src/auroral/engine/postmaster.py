@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -18,6 +19,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -30,6 +32,7 @@ from auroral.engine.osuser import RunAs
 START_TIMEOUT = 120.0  # crash recovery after a kill -9 may replay WAL before "ready"
 STOP_TIMEOUT = 60.0
 _SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1
+_FSYNC_THREADS = 8
 
 
 def _env() -> dict[str, str]:
@@ -54,9 +57,9 @@ async def run_tool(
     return text
 
 
-async def initdb(inst: Installation, pgdata: Path, runas: RunAs) -> None:
+async def initdb(inst: Installation, pgdata: Path, runas: RunAs, extra: tuple[str, ...] = ()) -> None:
     """A new data directory whose bootstrap superuser is ``rdsadmin``."""
-    base = ["-D", str(pgdata), "-U", "rdsadmin", "--auth=reject", "--encoding=UTF8", "--no-sync"]
+    base = ["-D", str(pgdata), "-U", "rdsadmin", "--auth=reject", "--encoding=UTF8", "--no-sync", *extra]
     try:
         await run_tool(inst, "initdb", [*base, "--locale=C.UTF-8"], runas)
     except ServerStartError:
@@ -72,6 +75,39 @@ async def initdb(inst: Installation, pgdata: Path, runas: RunAs) -> None:
 async def sync(inst: Installation, pgdata: Path, runas: RunAs) -> None:
     """fsync every file of a data directory (after copying a template: copies are not durable yet)."""
     await run_tool(inst, "initdb", ["--sync-only", "-D", str(pgdata)], runas)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (blocking: run it in a thread).
+
+    Unlike ``initdb --sync-only`` it may run while a postmaster uses the directory: files that
+    vanish meanwhile (temporary files, recycled WAL) are skipped; what PostgreSQL writes itself it
+    fsyncs itself. Directories last, so that new entries are durable too. Several threads: the
+    filesystem's journal commits concurrent fsyncs together (twice as fast as one by one for the
+    ~1000 small files of a fresh data directory)."""
+    directories: list[str] = []
+    files: list[str] = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        directories.append(dirpath)
+        files += [os.path.join(dirpath, name) for name in filenames]
+    with ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="fsync") as pool:
+        list(pool.map(lambda path: _fsync_path(path, os.O_RDONLY), files))
+        list(pool.map(lambda path: _fsync_path(path, os.O_RDONLY | os.O_DIRECTORY), directories))
+
+
+def _fsync_path(path: str, flags: int) -> None:
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink (pg_wal moved elsewhere): not ours to sync
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 async def check_config(inst: Installation, pgdata: Path, runas: RunAs) -> str | None:

@@ -3,8 +3,15 @@
 ``initdb`` (and the first start, for the bootstrap roles) runs once per major into
 ``<data_dir>/engine/templates/pg<major>``; it is then shut down cleanly, fsynced and never started again.
 A cluster gets a copy (``cp -a --reflink=auto``: a cheap reflink on btrfs/XFS, a plain copy on ext4),
-which is then fsynced — a copy sitting in the page cache is not durable. What a clone still needs is the
+which must be fsynced before the cluster is reported available — a copy sitting in the page cache is
+not durable. :meth:`TemplateStore.clone` leaves that to the caller (:meth:`TemplateStore.make_durable`),
+which overlaps it with starting the copy: both take about as long. What a clone still needs is the
 per-cluster part: the ``rdsadmin`` password, the master user and its database.
+
+Templates use 1 MB WAL segments (``initdb --wal-segsize=1``) instead of 16 MB: a fresh data directory
+is then 24 MB instead of 39 MB, and copying plus fsyncing those bytes is most of a create. Clusters
+keep the segment size of their template for life; smaller segments only mean more WAL files (recycled
+as usual) under heavy writes.
 
 A template carries a revision stamp; changing the base configuration or ``bootstrap.sql`` means bumping
 :data:`TEMPLATE_REVISION`, and the next cluster rebuilds the template (existing clusters are untouched).
@@ -21,7 +28,8 @@ from auroral.engine import bootstrap, conf, postmaster
 from auroral.engine.binaries import Installation
 from auroral.engine.osuser import RunAs, ensure_traversable, make_private_dir
 
-TEMPLATE_REVISION = "1"
+TEMPLATE_REVISION = "2"
+WAL_SEGMENT_MB = 1
 
 
 class TemplateStore:
@@ -56,7 +64,7 @@ class TemplateStore:
         return self.path(inst)
 
     async def clone(self, inst: Installation, dest: Path) -> None:
-        """Copy the template to ``dest`` (which must not exist) and make the copy durable."""
+        """Copy the template to ``dest`` (which must not exist). Not durable yet: see :meth:`make_durable`."""
         source = await self.ensure(inst)
         ensure_traversable(dest.parent, self.runas)
         if shutil.which("cp"):
@@ -71,7 +79,11 @@ class TemplateStore:
             await asyncio.to_thread(shutil.copytree, source, dest, symlinks=True)
             self.runas.chown_tree(dest)
         os.chmod(dest, 0o700)
-        await postmaster.sync(inst, dest, self.runas)
+
+    @staticmethod
+    async def make_durable(dest: Path) -> None:
+        """fsync a clone; safe while its server already runs."""
+        await asyncio.to_thread(postmaster.fsync_tree, dest)
 
     async def _build(self, inst: Installation) -> None:
         make_private_dir(self.root, self.runas)
@@ -83,7 +95,7 @@ class TemplateStore:
             shutil.rmtree(leftover, ignore_errors=True)
         self._stamp(inst).unlink(missing_ok=True)
 
-        await postmaster.initdb(inst, build, self.runas)
+        await postmaster.initdb(inst, build, self.runas, (f"--wal-segsize={WAL_SEGMENT_MB}",))
         with open(build / "postgresql.conf", "a", encoding="utf-8") as handle:
             handle.write(conf.INCLUDES)
         conf.write(build / conf.BASE_FILE, conf.base_conf(inst.major), self.runas)

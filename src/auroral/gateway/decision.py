@@ -50,17 +50,21 @@ def allow_all(info: ConnectionInfo) -> Verdict:
 class AuthPlan:
     """How the gateway authenticates a client itself (IAM database authentication).
 
-    ``verify`` checks the token the client sent as its password; ``db_password`` is what the gateway then
-    uses to log in upstream (SCRAM-SHA-256, or whatever the server asks for) on the client's behalf.
+    ``verify`` checks the token the client sent as its password. The gateway then logs in upstream on
+    the client's behalf: with ``db_password`` (SCRAM-SHA-256, or whatever the server asks for), or, when
+    it is None, expecting the server to trust the gateway for this user (an immediate AuthenticationOk;
+    a request for a password then fails the login).
     """
 
     kind: Literal["iam"]
     verify: Callable[[str], Awaitable[bool]]
-    db_password: str
+    db_password: str | None = None
 
 
 Decide = Callable[[ConnectionInfo], "Verdict | Awaitable[Verdict]"]
 Authenticate = Callable[[StartupInfo, bool, str], "AuthPlan | Awaitable[AuthPlan | None] | None"]
+# Told when the gateway refused an upstream AuthenticationOk it had not earned (see ``session``).
+UnearnedTrust = Callable[[StartupInfo, str], "Awaitable[None] | None"]
 
 
 def _never() -> bool:
@@ -81,5 +85,6 @@ class EndpointConfig:
     force_ssl: Callable[[], bool] = _never
     decide: Decide = allow_all
     authenticate: Authenticate | None = None
+    unearned_trust: UnearnedTrust | None = None
     # Overrides the gateway-wide startup timeout for this endpoint.
     startup_timeout: float | None = None

@@ -16,6 +16,7 @@ import secrets
 import stringprep
 import struct
 import unicodedata
+from collections.abc import Callable
 from typing import Protocol
 
 from auroral.gateway import startup as pg
@@ -29,6 +30,10 @@ class UpstreamRefused(Exception):
         super().__init__(fields.get("M", "upstream error"))
         self.raw = raw
         self.fields = fields
+
+
+class PasswordRequired(Exception):
+    """The server asked for a password where the gateway expected it to trust the gateway."""
 
 
 class MessageChannel(Protocol):
@@ -104,9 +109,12 @@ def md5_password(user: str, password: str, salt: bytes) -> bytes:
     return b"md5" + hashlib.md5(inner + salt).hexdigest().encode() + b"\0"
 
 
-async def login(channel: MessageChannel, user: str, password: str) -> None:
+async def login(channel: MessageChannel, user: str, password: str | None,
+                forward: Callable[[bytes], None] | None = None) -> None:
     """Run the authentication exchange after the StartupMessage was sent, up to AuthenticationOk
-    (consumed). Raises :class:`UpstreamRefused` on an ErrorResponse."""
+    (consumed; an immediate one too). Raises :class:`UpstreamRefused` on an ErrorResponse, and
+    :class:`PasswordRequired` when ``password`` is None and the server asks for one. A
+    NegotiateProtocolVersion goes to ``forward`` (it is the client's business)."""
     scram: ScramClient | None = None
     while True:
         kind, body = await channel.read_message(pg.MAX_AUTH_MESSAGE)
@@ -114,11 +122,16 @@ async def login(channel: MessageChannel, user: str, password: str) -> None:
             raise UpstreamRefused(pg.message(kind, body))
         if kind == b"N":  # a NoticeResponse during authentication: nothing to do with it
             continue
+        if kind == b"v" and forward is not None:
+            forward(pg.message(kind, body))
+            continue
         if kind != b"R" or len(body) < 4:
             raise pg.ProtocolViolation(f"unexpected message {kind!r} during authentication")
         code = int(struct.unpack_from("!I", body)[0])
         if code == pg.AUTH_OK:
             return
+        if password is None:
+            raise PasswordRequired(f"the server asked for a password (authentication request {code})")
         if code == pg.AUTH_CLEARTEXT:
             channel.write(pg.password_message(password.encode() + b"\0"))
         elif code == pg.AUTH_MD5:

@@ -6,7 +6,9 @@
     startup phase (bounded by the startup timeout):
       SSLRequest → 'S' + TLS handshake · GSSENCRequest → 'N' · CancelRequest → forwarded, close
       StartupMessage → force_ssl check → authenticate hook (IAM: the gateway runs the password
-      exchange itself, then logs in upstream with SCRAM) → open the target Unix socket
+      exchange itself, then logs in upstream: the server trusts it for that user, or SCRAM) → open
+      the target Unix socket. Without an IAM verification, an upstream AuthenticationOk is refused
+      ("upstream trust only after gateway verification").
              │
              ▼
     relay: two :class:`~auroral.gateway.pipe.Side` protocols splice bytes with backpressure.
@@ -290,15 +292,46 @@ class Session:
         upstream.write(info.raw)
         if plan is not None:
             try:
-                await scram.login(upstream, info.user, plan.db_password)
+                await scram.login(upstream, info.user, plan.db_password, forward=self.client.write)
             except scram.UpstreamRefused as e:
                 log.warning("gateway %s: upstream login for %r refused: %s", self.cfg.endpoint_id, info.user, e)
                 self._refuse(e.raw)
                 return
+            except scram.PasswordRequired as e:
+                log.warning("gateway %s: upstream login for %r: %s", self.cfg.endpoint_id, info.user, e)
+                upstream.abort()
+                self._refuse(pg.pam_failure(info.user))
+                return
             self.client.write(pg.auth_request(pg.AUTH_OK))
+        elif not await self._first_auth_message_earned(info, upstream):
+            return
         self.state = "relaying"
         upstream.start_relay(self.client)
         self.client.start_relay(upstream)
+
+    async def _first_auth_message_earned(self, info: pg.StartupInfo, upstream: Side) -> bool:
+        """The gateway's invariant: upstream trust only after gateway verification. Without an IAM
+        verification on this connection, the server's first authentication message must be a request
+        for the client's credentials, never an AuthenticationOk (which PostgreSQL sends to users it
+        trusts the gateway for: a stale IAM listing, or a race with a concurrent IAM login). What comes
+        before it (NegotiateProtocolVersion) and the message itself are passed on; then the relay."""
+        while True:
+            kind, body = await upstream.read_message(pg.MAX_AUTH_MESSAGE)
+            if kind == b"R" and len(body) >= 4 and int.from_bytes(body[:4], "big") == pg.AUTH_OK:
+                log.warning("gateway %s #%d: refused an unverified upstream AuthenticationOk for %r",
+                            self.cfg.endpoint_id, self.id, info.user)
+                upstream.abort()
+                self._refuse(pg.pam_failure(info.user))
+                hook = self.cfg.unearned_trust
+                if hook is not None:
+                    try:
+                        await _maybe_await(hook(info, self.info.peer_ip if self.info else ""))
+                    except Exception:
+                        log.exception("gateway %s: unearned-trust hook failed", self.cfg.endpoint_id)
+                return False
+            self.client.write(pg.message(kind, body))
+            if kind not in (b"v", b"N"):
+                return True
 
     async def _client_password_ok(self, info: pg.StartupInfo, plan: AuthPlan) -> bool:
         """IAM authentication: the token arrives as a cleartext password (hence TLS only)."""

@@ -141,6 +141,33 @@ class IamAuthorizer:
             is_root=principal.is_root,
         )
 
+    def authorize_principal(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        *,
+        source_ip: str,
+        secure: bool,
+        region: str,
+        now: datetime,
+        keys: Mapping[str, Any] | None = None,
+    ) -> EvaluationResult:
+        """One decision for a request that did not come through the API (an IAM database login): the
+        same context keys as :meth:`request_context`, the same policies (identity, boundary, session).
+        The account root is allowed everything, as in :meth:`authorize`."""
+        if principal.is_root:
+            return EvaluationResult(Decision.ALLOW, (), "the account root")
+        context = dict(self.principal_keys(principal))
+        context["aws:SourceIp"] = source_ip
+        context["aws:SecureTransport"] = _bool(secure)
+        context["aws:CurrentTime"] = _iso(now)
+        context["aws:EpochTime"] = str(int(now.timestamp()))
+        context["aws:RequestedRegion"] = region
+        if keys:
+            context.update(keys)
+        return self.decide(principal, action, resource, context)
+
     def authorize(
         self,
         ctx: RequestContext,

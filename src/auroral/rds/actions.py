@@ -1,7 +1,8 @@
 """Authorization table entries for RDS (Service Authorization Reference, "Amazon RDS").
 
 Resources: ``cluster`` ``arn:aws:rds:<region>:<account>:cluster:<id>``, ``db`` ``...:db:<id>``,
-``cluster-pg`` ``...:cluster-pg:<name>``. Only the required resource type of each action is
+``cluster-pg`` ``...:cluster-pg:<name>``,
+``subgrp`` ``...:subgrp:<name>``. Only the required resource type of each action is
 listed (optional ones, such as the parameter group of CreateDBCluster, apply only when given and
 would render as ``*`` otherwise).
 
@@ -15,6 +16,7 @@ from auroral.api.actions import ActionSpec
 _CLUSTER = "arn:{partition}:rds:{region}:{account}:cluster:{DBClusterIdentifier}"
 _DB = "arn:{partition}:rds:{region}:{account}:db:{DBInstanceIdentifier}"
 _PG = "arn:{partition}:rds:{region}:{account}:cluster-pg:{DBClusterParameterGroupName}"
+_SUBGRP = "arn:{partition}:rds:{region}:{account}:subgrp:{DBSubnetGroupName}"
 
 ACTIONS: dict[str, ActionSpec] = {
     "CreateDBCluster": ActionSpec(
@@ -62,6 +64,11 @@ ACTIONS: dict[str, ActionSpec] = {
         "rds:DescribeEngineDefaultClusterParameters", ("*",), read_only=True
     ),
     "DescribeDBEngineVersions": ActionSpec("rds:DescribeDBEngineVersions", ("*",), read_only=True),
+    "CreateDBSubnetGroup": ActionSpec("rds:CreateDBSubnetGroup", (_SUBGRP,), request_tags="Tags"),
+    "DescribeDBSubnetGroups": ActionSpec("rds:DescribeDBSubnetGroups", (_SUBGRP,), read_only=True),
+    "ModifyDBSubnetGroup": ActionSpec("rds:ModifyDBSubnetGroup", (_SUBGRP,)),
+    "DeleteDBSubnetGroup": ActionSpec("rds:DeleteDBSubnetGroup", (_SUBGRP,)),
+    "DescribeCertificates": ActionSpec("rds:DescribeCertificates", ("*",), read_only=True),
     "AddTagsToResource": ActionSpec(
         "rds:AddTagsToResource", ("{ResourceName}",), request_tags="Tags"
     ),

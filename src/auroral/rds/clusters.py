@@ -17,10 +17,13 @@ from auroral.api.context import RequestContext
 from auroral.errors import AccessDenied, AwsError, invalid_parameter_combination, invalid_parameter_value
 from auroral.rds import validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
+from auroral.rds.certificates import CertificateOperations
 from auroral.rds.engine_versions import default_group_name
+from auroral.rds.managed_secrets import KMS_NEEDS_MANAGED, ManagedSecretOperations
 from auroral.rds.model import ENGINE, Cluster, Instance, new_resource_id, utcnow
 from auroral.rds.parameter_groups import ParameterGroupOperations, family_major
 from auroral.rds.runtime import RuntimeFailure
+from auroral.rds.subnet_groups import SubnetGroupOperations
 from auroral.rds.views import cluster_view
 
 log = logging.getLogger("auroral.rds")
@@ -53,7 +56,12 @@ def wrong_cluster_state(cluster: Cluster, expected: str) -> AwsError:
     )
 
 
-class ClusterOperations(ParameterGroupOperations):
+def _opt_str(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, SubnetGroupOperations,
+                        CertificateOperations):
     # --- shared helpers --------------------------------------------------------------------
 
     def _ensure_service_linked_role(self, ctx: RequestContext) -> None:
@@ -72,7 +80,8 @@ class ClusterOperations(ParameterGroupOperations):
                 raise
 
     def view_cluster(self, cluster: Cluster) -> dict[str, Any]:
-        return cluster_view(cluster, self._members(cluster), self.runtime.cluster_endpoint(cluster))
+        return cluster_view(cluster, self._members(cluster), self.runtime.cluster_endpoint(cluster),
+                            certificate=self.certificate_details())
 
     def _group_for(self, account: str, name: Any, major: int) -> str:
         if not name:
@@ -143,6 +152,8 @@ class ClusterOperations(ParameterGroupOperations):
                     "ManageMasterUserPassword is not supported by this auroral installation yet."
                 )
         else:
+            if params.get("MasterUserSecretKmsKeyId"):
+                raise invalid_parameter_combination(KMS_NEEDS_MANAGED)
             password = validate.master_password(params.get("MasterUserPassword"))
         database = validate.database_name(params.get("DatabaseName"))
         port = validate.port(params.get("Port"))
@@ -150,7 +161,9 @@ class ClusterOperations(ParameterGroupOperations):
         tags = validate.tags(params.get("Tags"))
         if self._get_cluster(ctx.account, ident) is not None:
             raise rds_error("DBClusterAlreadyExistsFault", "DB Cluster already exists")
-        zones = [f"{self.region}{z}" for z in "abc"]
+        # The subnet group's VPC, validated security groups (default: the VPC's default group), its zones.
+        placement = self._place(ctx.account, params.get("DBSubnetGroupName"), params.get("VpcSecurityGroupIds"))
+        zones = placement.zones or [f"{self.region}{z}" for z in "abc"]
         requested_zones = [str(z) for z in params.get("AvailabilityZones") or []]
         cluster = Cluster(
             identifier=ident,
@@ -164,9 +177,9 @@ class ClusterOperations(ParameterGroupOperations):
             parameter_group=group,
             port=port,
             database_name=database,
-            vpc_security_group_ids=[str(g) for g in params.get("VpcSecurityGroupIds") or []],
-            # Subnet groups arrive with the network issue: the name is stored, not checked yet.
-            subnet_group=str(params.get("DBSubnetGroupName") or "default"),
+            vpc_security_group_ids=placement.security_group_ids,
+            subnet_group=placement.subnet_group,
+            vpc_id=placement.vpc_id,
             availability_zones=requested_zones or zones,
             storage_encrypted=_bool(params.get("StorageEncrypted")) or bool(params.get("KmsKeyId")),
             kms_key_id=str(params["KmsKeyId"]) if params.get("KmsKeyId") else None,
@@ -177,15 +190,23 @@ class ClusterOperations(ParameterGroupOperations):
             tags=tags,
         )
         self._ensure_service_linked_role(ctx)  # last check before anything is created
+        self._refresh_parameters(cluster)
         if managed:
             assert self.secrets is not None
-            secret, password = await self.secrets.create_master_secret(
-                ctx.account, cluster.arn(), username, params.get("MasterUserSecretKmsKeyId")
+            # Authorized as the caller (secretsmanager:CreateSecret, kms:...): on AccessDenied
+            # nothing exists yet, neither the secret nor the cluster.
+            secret, password = self.secrets.create_master_secret(
+                ctx, cluster.arn(), username, _opt_str(params.get("MasterUserSecretKmsKeyId"))
             )
             cluster.master_user_secret = dict(secret)
+            try:
+                self._save_cluster(cluster)
+            except BaseException:
+                self.secrets.delete_master_secret(ctx.account, secret["SecretArn"])
+                raise
+        else:
+            self._save_cluster(cluster)
         assert password is not None
-        self._refresh_parameters(cluster)
-        self._save_cluster(cluster)
         ctx.record_resource("AWS::RDS::DBCluster", cluster.arn())
         self._spawn_create(cluster, password)
         return {"DBCluster": self.view_cluster(cluster)}
@@ -206,6 +227,7 @@ class ClusterOperations(ParameterGroupOperations):
             if current is not None and current.status == "creating":
                 current.transition("available")
                 self._save_cluster(current)
+                self._secret_password_applied(current)
 
         self._spawn(rid, "create", work)
 
@@ -235,19 +257,9 @@ class ClusterOperations(ParameterGroupOperations):
                 f"DB cluster {cluster.identifier} is not available for modification with status {cluster.status}",
             )
         password: str | None = None
+        plan = self._plan_master_secret(cluster, params)
         if params.get("MasterUserPassword"):
-            if _bool(params.get("ManageMasterUserPassword")):
-                # Observed code; unconfirmed wording.
-                raise invalid_parameter_combination(
-                    "You can't specify MasterUserPassword when ManageMasterUserPassword is turned on."
-                )
             password = validate.master_password(params["MasterUserPassword"])
-        if _bool(params.get("ManageMasterUserPassword")) and not cluster.manage_master_password:
-            raise invalid_parameter_value("ManageMasterUserPassword is not supported by this auroral installation yet.")
-        if params.get("ManageMasterUserPassword") is False and cluster.manage_master_password and password is None:
-            raise invalid_parameter_combination(
-                "MasterUserPassword must be provided when ManageMasterUserPassword is set to false."
-            )
         if params.get("EngineVersion") and params["EngineVersion"] != cluster.engine_version:
             raise invalid_parameter_combination("Engine version upgrades are not supported by auroral yet.")
         new_ident: str | None = None
@@ -259,6 +271,11 @@ class ClusterOperations(ParameterGroupOperations):
         if params.get("DBClusterParameterGroupName"):
             new_group = self._group_for(ctx.account, params["DBClusterParameterGroupName"], cluster.major)
         new_port = validate.port(params["Port"]) if params.get("Port") is not None else None
+        new_groups: list[str] | None = None
+        if params.get("VpcSecurityGroupIds") is not None:
+            new_groups = self._checked_security_groups(cluster, params["VpcSecurityGroupIds"])
+        # Last, the calls that may be refused on the caller's behalf (AccessDenied: nothing applied).
+        new_secret, managed_password, new_key = self._prepare_master_secret(ctx, cluster, plan, params)
 
         # Everything is valid: apply. auroral has no maintenance windows, so every change applies
         # immediately whatever ApplyImmediately says (static parameters still wait for a reboot).
@@ -277,17 +294,29 @@ class ClusterOperations(ParameterGroupOperations):
             cluster.iam_auth = _bool(params["EnableIAMDatabaseAuthentication"])
         if "CopyTagsToSnapshot" in params:
             cluster.copy_tags_to_snapshot = _bool(params["CopyTagsToSnapshot"])
-        if params.get("VpcSecurityGroupIds") is not None:
-            cluster.vpc_security_group_ids = [str(g) for g in params["VpcSecurityGroupIds"]]
+        if new_groups is not None:
+            # Applies to every instance at once: each endpoint reads the cluster's groups per connection.
+            cluster.vpc_security_group_ids = new_groups
         if new_port is not None:
             cluster.port = new_port
         changed: dict[str, str] = {}
         if new_group and new_group != cluster.parameter_group:
             cluster.parameter_group = new_group
             changed = self._retarget_parameters(cluster)
+        old_secret = self._apply_master_secret(cluster, plan, new_secret, new_key)
+        password = managed_password or password
         if password is not None:
             cluster.transition("resetting-master-credentials")
         self._save_cluster(cluster)
+        if old_secret is not None and self.secrets is not None:
+            self.secrets.delete_master_secret(cluster.account, old_secret)
+        if plan.rotate and self.secrets is not None and cluster.master_user_secret:
+            arn = cluster.master_user_secret["SecretArn"]
+            try:
+                self.secrets.rotate_now(cluster.account, arn)
+            except Exception:
+                self.set_secret_status(cluster.account, arn, "active")
+                raise
         if changed:
             self._spawn_apply(cluster, changed)
         if password is not None:
@@ -313,6 +342,11 @@ class ClusterOperations(ParameterGroupOperations):
             if current is not None and current.status == "resetting-master-credentials":
                 current.transition("available", reason)
                 self._save_cluster(current)
+                if reason is None:
+                    self._secret_password_applied(current)
+                elif current.master_user_secret and current.master_user_secret.get("SecretStatus") == "creating":
+                    self.set_secret_status(current.account, current.master_user_secret["SecretArn"],
+                                           "impaired", reason)
 
         self._spawn(rid, "reset-master-credentials", work)
 
@@ -364,7 +398,7 @@ class ClusterOperations(ParameterGroupOperations):
                 self._fail_cluster(rid, f"deleting failed: {exc.reason}")
                 return
             if current.master_user_secret and self.secrets is not None:
-                await self.secrets.delete_master_secret(current.account, current.master_user_secret["SecretArn"])
+                self.secrets.delete_master_secret(current.account, current.master_user_secret["SecretArn"])
             self._drop_cluster(current)
 
         self._spawn(rid, "delete", work)

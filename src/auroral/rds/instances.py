@@ -58,7 +58,8 @@ class InstanceOperations(ClusterOperations):
     def view_instance(self, instance: Instance, cluster: Cluster | None = None) -> dict[str, Any]:
         if cluster is None:
             cluster = self._get_cluster(instance.account, instance.cluster_identifier)
-        return instance_view(instance, cluster)
+        return instance_view(instance, cluster, subnet_group=self.subnet_group_view(cluster),
+                             certificate=self.certificate_details())
 
     def CreateDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ident = validate.identifier("DBInstanceIdentifier", params.get("DBInstanceIdentifier"))
@@ -101,6 +102,8 @@ class InstanceOperations(ClusterOperations):
             )
         zone = zone or cluster.availability_zones[len(members) % len(cluster.availability_zones)]
         tags = validate.tags(params.get("Tags"))
+        if params.get("PubliclyAccessible") is True:
+            self._check_public(cluster)
         instance = Instance(
             identifier=ident,
             account=ctx.account,
@@ -185,7 +188,12 @@ class InstanceOperations(ClusterOperations):
         # Every change applies at once (no maintenance windows); the class is recorded only.
         if params.get("DBInstanceClass"):
             instance.instance_class = str(params["DBInstanceClass"])
+        if params.get("PubliclyAccessible") is True and not instance.publicly_accessible:
+            owner = self._get_cluster(ctx.account, instance.cluster_identifier)
+            if owner is not None:
+                self._check_public(owner, modify=True)
         if "PubliclyAccessible" in params:
+            # Applies to the next connection: the endpoint reads it per connection.
             instance.publicly_accessible = params["PubliclyAccessible"] is True
         if "CopyTagsToSnapshot" in params:
             instance.copy_tags_to_snapshot = params["CopyTagsToSnapshot"] is True

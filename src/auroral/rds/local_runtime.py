@@ -21,11 +21,17 @@ import secrets
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from auroral.crypto import Sealer
 from auroral.engine import EngineError, Installation, LocalEngine, PgServer, available
+from auroral.engine.bootstrap import scram_verifier
+from auroral.engine.postmaster import connect
 from auroral.gateway import EndpointConfig, Gateway
-from auroral.gateway.decision import Authenticate, Decide, allow_all
+from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
 from auroral.rds.model import Cluster, Instance
 from auroral.rds.runtime import RuntimeFailure, StatusListener
 from auroral.store import Store
@@ -51,6 +57,10 @@ _STATUS = {"running": "available", "failed": "failed", "starting": "available", 
 
 def pg_settings(values: Mapping[str, str]) -> dict[str, str | None]:
     return {k: (v if v != "" else None) for k, v in values.items() if k in PG_SETTINGS}
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _free_port(host: str) -> int:
@@ -87,6 +97,7 @@ class LocalRuntime:
         # Network hooks, per endpoint: supplied by the network layer (security groups, IAM auth).
         self.decide_for: Callable[[Cluster, Instance], Decide] = lambda c, i: allow_all
         self.authenticate_for: Callable[[Cluster, Instance], Authenticate | None] = lambda c, i: None
+        self.unearned_trust_for: Callable[[Cluster, Instance], UnearnedTrust | None] = lambda c, i: None
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -199,6 +210,26 @@ class LocalRuntime:
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
 
+    async def set_master_password(self, cluster: Cluster, password: str) -> None:
+        # Only the SCRAM verifier travels to PostgreSQL: the password never shows in its logs.
+        statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            sql.Identifier(cluster.master_username), sql.Literal(scram_verifier(password)))
+        try:
+            await self._server(cluster).run_admin_sql(statement)
+        except (EngineError, psycopg.Error) as exc:
+            raise RuntimeFailure(f"setting the master password failed: {_first_line(exc)}") from exc
+
+    async def check_master_login(self, cluster: Cluster, password: str) -> None:
+        # The private socket authenticates with scram-sha-256 like the endpoint, without the
+        # gateway's network rules or IAM authentication in the way: exactly "does this password log in".
+        server = self._server(cluster)
+        try:
+            connection = await connect(server.socket_dir, password, "postgres", user=cluster.master_username)
+            async with connection:
+                await connection.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise RuntimeFailure(f"a login with the new master password failed: {_first_line(exc)}") from exc
+
     async def apply_parameters(self, cluster: Cluster, values: Mapping[str, str]) -> None:
         self._parameters.setdefault(cluster.resource_id, {}).update(values)
         changes = pg_settings(values)
@@ -227,6 +258,7 @@ class LocalRuntime:
             force_ssl=self._force_ssl(cluster.resource_id),
             decide=self.decide_for(cluster, instance),
             authenticate=self.authenticate_for(cluster, instance),
+            unearned_trust=self.unearned_trust_for(cluster, instance),
         )
         try:
             bound = await self._gateway.open(cfg)
@@ -244,6 +276,23 @@ class LocalRuntime:
         if self._writer.get(cluster.resource_id) == instance.resource_id:
             del self._writer[cluster.resource_id]
         await self._gateway.close(instance.resource_id)
+
+    # --- for IAM database authentication (rds/iam_db_auth.py) ----------------------------------
+
+    def pg_server(self, cluster: Cluster) -> PgServer:
+        return self._server(cluster)
+
+    async def admin_connection(self, cluster: Cluster) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        """A new ``rdsadmin`` connection over the private socket (the caller keeps and closes it)."""
+        return await connect(self._server(cluster).socket_dir, self._admin_password(cluster))
+
+    def endpoint_address(self, instance: Instance) -> tuple[str, int] | None:
+        """The address and port Describe reports for the instance's endpoint (the cluster endpoint is
+        the writer's)."""
+        try:
+            return self._host, self._gateway.port(instance.resource_id)
+        except KeyError:
+            return None
 
     def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None:
         writer = self._writer.get(cluster.resource_id)

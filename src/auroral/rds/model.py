@@ -105,6 +105,9 @@ class Cluster:
     database_name: str | None = None
     vpc_security_group_ids: list[str] = field(default_factory=list)
     subnet_group: str = "default"
+    # The VPC of the subnet group when the cluster was placed (None: created before placement existed,
+    # which means the account's default VPC).
+    vpc_id: str | None = None
     availability_zones: list[str] = field(default_factory=list)
     storage_encrypted: bool = False
     kms_key_id: str | None = None
@@ -148,6 +151,7 @@ class Cluster:
             "database_name": self.database_name,
             "vpc_security_group_ids": list(self.vpc_security_group_ids),
             "subnet_group": self.subnet_group,
+            "vpc_id": self.vpc_id,
             "availability_zones": list(self.availability_zones),
             "storage_encrypted": self.storage_encrypted,
             "kms_key_id": self.kms_key_id,
@@ -180,6 +184,7 @@ class Cluster:
             database_name=d.get("database_name"),
             vpc_security_group_ids=list(d.get("vpc_security_group_ids") or []),
             subnet_group=d.get("subnet_group", "default"),
+            vpc_id=d.get("vpc_id"),
             availability_zones=list(d.get("availability_zones") or []),
             storage_encrypted=bool(d.get("storage_encrypted")),
             kms_key_id=d.get("kms_key_id"),

@@ -8,8 +8,10 @@ it happen:
   its instances (implemented with ``auroral.engine`` and ``auroral.gateway``; tests use a fake).
 * :class:`ServiceLinkedRoles` is the part of the IAM directory RDS needs for
   ``AWSServiceRoleForRDS``.
-* :class:`MasterSecretManager` creates the Secrets Manager secret of a managed master password
-  (``ManageMasterUserPassword``); absent until the Secrets Manager issue lands.
+* :class:`MasterSecretManager` is Secrets Manager's side of a managed master password
+  (``ManageMasterUserPassword``): the ``rds!cluster-<uuid>`` secret and its rotation
+  (``auroral.rds.managed_password``). It reaches back into the control plane through
+  :class:`ManagedClusterHost`.
 
 Contract of ``ClusterRuntime`` (every coroutine raises :class:`RuntimeFailure` with a reason a
 person can act on; anything else is a bug):
@@ -38,10 +40,12 @@ person can act on; anything else is a bug):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from auroral.api.context import RequestContext
     from auroral.rds.model import Cluster, Instance
 
 StatusListener = Callable[[str, str, "str | None"], None]
@@ -80,6 +84,15 @@ class ClusterRuntime(Protocol):
         """Set the master user's password and restore its attributes and ``rds_superuser`` membership."""
         ...
 
+    async def set_master_password(self, cluster: Cluster, password: str) -> None:
+        """Change only the master user's password (rotation): nothing else about the role changes,
+        established sessions stay open."""
+        ...
+
+    async def check_master_login(self, cluster: Cluster, password: str) -> None:
+        """Open (and close) a real login of the master user with ``password``; RuntimeFailure if refused."""
+        ...
+
     async def apply_parameters(self, cluster: Cluster, values: Mapping[str, str]) -> None:
         """Apply changed dynamic parameters to the running server (a reload, no restart)."""
         ...
@@ -105,16 +118,54 @@ class ServiceLinkedRoles(Protocol):
     def create_service_linked_role(self, service_name: str) -> Any: ...
 
 
-class MasterSecretManager(Protocol):
-    """Secrets Manager's side of ``ManageMasterUserPassword=true`` (a later issue)."""
+class ManagedClusterHost(Protocol):
+    """What the managed-password side needs from the RDS control plane (``RdsService``)."""
 
-    async def create_master_secret(
-        self, account: str, cluster_arn: str, username: str, kms_key_id: str | None
-    ) -> tuple[dict[str, str], str]:
-        """Create the ``rds!cluster-<uuid>`` secret with a generated password.
+    def cluster_for_secret(self, account: str, secret_arn: str) -> Cluster | None: ...
 
-        Returns the ``MasterUserSecret`` view (``SecretArn``, ``SecretStatus``, ``KmsKeyId``) and
-        the password, which RDS hands to :meth:`ClusterRuntime.create_cluster` and forgets."""
+    def set_secret_status(self, account: str, secret_arn: str, status: str, reason: str | None = None) -> None:
+        """Record ``MasterUserSecret.SecretStatus`` of the cluster owning ``secret_arn``."""
         ...
 
-    async def delete_master_secret(self, account: str, secret_arn: str) -> None: ...
+    def cluster_lock(self, resource_id: str) -> asyncio.Lock:
+        """The lock that serializes background work on one cluster."""
+        ...
+
+
+class MasterSecretManager(Protocol):
+    """Secrets Manager's side of ``ManageMasterUserPassword=true``.
+
+    The ``MasterUserSecret`` views returned here have exactly ``SecretArn``, ``SecretStatus``
+    and ``KmsKeyId``. The password returned by :meth:`create_master_secret` goes to the runtime
+    and is forgotten."""
+
+    def bind(self, host: ManagedClusterHost) -> None: ...
+
+    def create_master_secret(
+        self, ctx: RequestContext, cluster_arn: str, username: str, kms_key_id: str | None
+    ) -> tuple[dict[str, str], str]:
+        """Create the ``rds!cluster-<uuid>`` secret with a generated password, authorized as the
+        caller (AccessDenied: nothing was created). The view's status is ``creating``."""
+        ...
+
+    def password_applied(self, account: str, secret_arn: str) -> None:
+        """The database runs with the secret's password: turn on rotation (every 7 days)."""
+        ...
+
+    def delete_master_secret(self, account: str, secret_arn: str) -> None: ...
+
+    def reencrypt(self, ctx: RequestContext, secret_arn: str, kms_key_id: str) -> str:
+        """Re-encrypt the secret under another KMS key (authorized as the caller); its key ARN."""
+        ...
+
+    def rotate_now(self, account: str, secret_arn: str) -> None:
+        """Start a rotation now (``RotateMasterUserPassword``); it runs in the background."""
+        ...
+
+    def rotation_pending(self, account: str, secret_arn: str) -> bool:
+        """Whether Secrets Manager has a rotation of the secret recorded (running, to resume or to retry)."""
+        ...
+
+    def current_password(self, account: str, secret_arn: str) -> str | None:
+        """AWSCURRENT's password (recovery sets it again when the process died before the database had it)."""
+        ...

@@ -22,7 +22,8 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str, int] | None) -> dict[str, Any]:
+def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str, int] | None, *,
+                 certificate: dict[str, Any] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "AllocatedStorage": 1,
         "AvailabilityZones": list(cluster.availability_zones),
@@ -74,6 +75,8 @@ def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str,
         view["ReaderEndpoint"] = endpoint[0]
     if cluster.database_name:
         view["DatabaseName"] = cluster.database_name
+    if certificate:
+        view["CertificateDetails"] = dict(certificate)
     if cluster.kms_key_id:
         view["KmsKeyId"] = cluster.kms_key_id
     if cluster.master_user_secret:
@@ -81,7 +84,8 @@ def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str,
     return view
 
 
-def instance_view(instance: Instance, cluster: Cluster | None) -> dict[str, Any]:
+def instance_view(instance: Instance, cluster: Cluster | None, *, subnet_group: dict[str, Any] | None = None,
+                  certificate: dict[str, Any] | None = None) -> dict[str, Any]:
     major = cluster.major if cluster else 0
     view: dict[str, Any] = {
         "DBInstanceIdentifier": instance.identifier,
@@ -100,7 +104,7 @@ def instance_view(instance: Instance, cluster: Cluster | None) -> dict[str, Any]
             {"DBParameterGroupName": f"default.aurora-postgresql{major}", "ParameterApplyStatus": "in-sync"}
         ],
         "AvailabilityZone": instance.availability_zone,
-        "DBSubnetGroup": {
+        "DBSubnetGroup": subnet_group or {
             "DBSubnetGroupName": cluster.subnet_group if cluster else "default",
             "DBSubnetGroupDescription": "default",
             "SubnetGroupStatus": "Complete",
@@ -142,6 +146,8 @@ def instance_view(instance: Instance, cluster: Cluster | None) -> dict[str, Any]
             view["DBName"] = cluster.database_name
         if cluster.kms_key_id:
             view["KmsKeyId"] = cluster.kms_key_id
+    if certificate:
+        view["CertificateDetails"] = dict(certificate)
     if instance.address and instance.endpoint_port:
         view["Endpoint"] = {"Address": instance.address, "Port": instance.endpoint_port, "HostedZoneId": HOSTED_ZONE_ID}
     return view

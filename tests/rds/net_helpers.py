@@ -1,0 +1,115 @@
+"""Clients at a chosen source address, for the network tests.
+
+libpq cannot bind a source address, so:
+
+* :func:`probe` opens a TCP connection from ``source`` itself and sends the PostgreSQL
+  ``SSLRequest``; the answer ("S"/"N") means the gateway admitted the connection, silence means
+  it was dropped (``timeout``), an EOF or reset that it was closed;
+* :class:`Relay` listens on 127.0.0.1 and forwards every connection to the endpoint from
+  ``source``, so unmodified psql/psycopg log in "from" that address (TLS stays end to end: the
+  relay only copies bytes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from typing import Literal
+
+Outcome = Literal["ok", "timeout", "closed", "refused"]
+
+SSL_REQUEST = struct.pack("!II", 8, 80877103)
+
+
+def probe(host: str, port: int, source: str, *, timeout: float = 1.0) -> Outcome:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.bind((source, 0))
+        try:
+            s.connect((host, port))
+        except ConnectionRefusedError:
+            return "refused"
+        except TimeoutError:
+            return "timeout"
+        try:
+            s.sendall(SSL_REQUEST)
+            answer = s.recv(1)
+        except TimeoutError:
+            return "timeout"
+        except (ConnectionResetError, BrokenPipeError):
+            return "closed"
+        if answer in (b"S", b"N"):
+            return "ok"
+        return "closed"
+
+
+def wait_probe(host: str, port: int, source: str, want: Outcome, *, timeout: float = 10.0,
+               probe_timeout: float = 0.5) -> float:
+    """Probe until the outcome is ``want``; returns the seconds it took (raises after ``timeout``)."""
+    start = time.monotonic()
+    last: Outcome | None = None
+    while time.monotonic() - start < timeout:
+        last = probe(host, port, source, timeout=probe_timeout)
+        if last == want:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"{source} -> {host}:{port}: {last}, not {want}, after {timeout}s")
+
+
+class Relay:
+    """127.0.0.1:<port> → ``target`` from ``source``."""
+
+    def __init__(self, target: tuple[str, int], source: str) -> None:
+        self.target, self.source = target, source
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket()
+            upstream.bind((self.source, 0))
+            try:
+                upstream.connect(self.target)
+            except OSError:
+                client.close()
+                upstream.close()
+                continue
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

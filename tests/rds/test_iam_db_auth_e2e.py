@@ -1,0 +1,262 @@
+"""IAM database authentication end to end: tokens from unmodified botocore and the AWS CLI, psycopg and
+psql logging in through the endpoint, every refusal as ``PAM authentication failed`` with an audit event
+that says why, AssumeRole credentials, the master user in rds_iam, and turning IAM authentication off."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.conftest import UserKeys
+
+from .e2e_helpers import MASTER, Db, create_db, delete_db, ident
+
+REGION = "us-east-1"
+PAM = 'PAM authentication failed for user "{}"'
+
+
+@dataclass
+class Env:
+    server: Any
+    rds: Any
+    iam: Any
+    db: Db
+    cluster_arn: str
+    allowed: UserKeys
+
+    def dbuser_arn(self, user: str) -> str:
+        return f"arn:aws:rds-db:{REGION}:{self.server.account}:dbuser:{self.db.resource_id}/{user}"
+
+    def token(self, keys: UserKeys | None = None, *, user: str = "iamuser", port: int | None = None,
+              session_token: str | None = None, host: str | None = None) -> str:
+        keys = keys or self.allowed
+        client = self.server.client("rds", keys.access_key, keys.secret_key, session_token=session_token)
+        return str(client.generate_db_auth_token(DBHostname=host or self.db.host, Port=port or self.db.port,
+                                                 DBUsername=user, Region=REGION))
+
+    def login(self, password: str, user: str = "iamuser", sslmode: str = "require") -> str:
+        with self.db.connect(user, password, sslmode=sslmode) as conn:
+            row = conn.execute("SELECT current_user").fetchone()
+            assert row is not None
+            return str(row[0])
+
+    def refused(self, password: str, user: str = "iamuser", sslmode: str = "require",
+                message: str | None = None) -> None:
+        with pytest.raises(psycopg.OperationalError) as info:
+            self.login(password, user, sslmode)
+        assert (message or PAM.format(user)) in str(info.value)
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        trail = self.server.client("cloudtrail")
+        found = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventSource",
+                                                       "AttributeValue": "rds-db.amazonaws.com"}],
+                                    MaxResults=50)["Events"]
+        return [json.loads(e["CloudTrailEvent"]) for e in found]
+
+    def last_audit(self, user: str = "iamuser") -> dict[str, Any]:
+        for event in self.audit_events():  # newest first
+            if event["requestParameters"]["dbUser"] == user:
+                return event
+        raise AssertionError("no audit event")
+
+
+def _policy(resource: str) -> dict[str, Any]:
+    return {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": resource}]}
+
+
+@pytest.fixture(scope="module")
+def env(server: Any) -> Iterator[Env]:
+    rds, iam = server.client("rds"), server.client("iam")
+    group = ident("iam-pg")
+    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group, DBParameterGroupFamily="aurora-postgresql16",
+                                          Description="plaintext allowed")
+    rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName=group, Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
+    db = create_db(rds, prefix="e2e-iamdb", EnableIAMDatabaseAuthentication=True,
+                   DBClusterParameterGroupName=group)
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]
+    assert cluster["IAMDatabaseAuthenticationEnabled"] is True
+    with db.connect() as conn:
+        conn.execute("CREATE ROLE iamuser LOGIN")
+        conn.execute("GRANT rds_iam TO iamuser")
+        conn.execute("GRANT CONNECT ON DATABASE appdb TO iamuser")
+    e = Env(server, rds, iam, db, cluster["DBClusterArn"], None)  # type: ignore[arg-type]
+    e.allowed = _make_user(server, _policy(e.dbuser_arn("iamuser")))
+    try:
+        yield e
+    finally:
+        delete_db(rds, db)
+
+
+def _make_user(server: Any, *policies: dict[str, Any]) -> UserKeys:
+    iam = server.client("iam")
+    name = ident("dbuser")
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    for i, doc in enumerate(policies):
+        iam.put_user_policy(UserName=name, PolicyName=f"p{i}", PolicyDocument=json.dumps(doc))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return UserKeys(name, arn, key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def test_botocore_token_logs_in(env: Env) -> None:
+    token = env.token()
+    assert token.startswith(f"{env.db.host}:{env.db.port}/?Action=connect&DBUser=iamuser")
+    assert env.login(token) == "iamuser"
+    event = env.last_audit()
+    assert event["eventName"] == "connect" and "errorCode" not in event
+    assert event["userIdentity"]["arn"] == env.allowed.arn
+    assert event["sourceIPAddress"] == "127.0.0.1"
+    assert event["requestParameters"]["dbClusterIdentifier"] == env.db.cluster_id
+    # a token is good for 15 minutes, for as many logins as wanted
+    assert env.login(token) == "iamuser"
+
+
+def test_cli_token_with_psql(env: Env) -> None:
+    aws_env = {**os.environ, "AWS_ACCESS_KEY_ID": env.allowed.access_key,
+               "AWS_SECRET_ACCESS_KEY": env.allowed.secret_key, "AWS_DEFAULT_REGION": REGION}
+    aws_env.pop("AWS_SESSION_TOKEN", None)
+    out = subprocess.run(["aws", "rds", "generate-db-auth-token", "--hostname", env.db.host, "--port",
+                          str(env.db.port), "--username", "iamuser", "--region", REGION],
+                         capture_output=True, text=True, env=aws_env, timeout=60, check=True)
+    token = out.stdout.strip()
+    psql = subprocess.run(["psql", f"host={env.db.host} port={env.db.port} user=iamuser dbname=appdb "
+                           "sslmode=require", "-XAtc", "SELECT current_user"],
+                          capture_output=True, text=True, timeout=30, env={**os.environ, "PGPASSWORD": token})
+    assert psql.stdout.strip() == "iamuser", psql.stderr
+
+
+def _expired_token(env: Env) -> str:
+    creds = Credentials(env.allowed.access_key, env.allowed.secret_key)
+    request = AWSRequest(method="GET", url=f"https://{env.db.host}:{env.db.port}/?Action=connect&DBUser=iamuser")
+    SigV4QueryAuth(creds, "rds-db", REGION, expires=1).add_auth(request)
+    time.sleep(2)
+    return str(request.url)[len("https://"):]
+
+
+def test_bad_tokens_are_refused_with_a_reason(env: Env) -> None:
+    good = env.token()
+    signature_at = good.index("X-Amz-Signature=") + len("X-Amz-Signature=")
+    tampered = good[:signature_at] + ("0" if good[signature_at] != "0" else "1") + good[signature_at + 1:]
+    no_policy = _make_user(env.server)
+    other_dbuser = _make_user(env.server, _policy(env.dbuser_arn("someoneelse")))
+    inactive = _make_user(env.server, _policy(env.dbuser_arn("iamuser")))
+    inactive_token = env.token(inactive)
+    env.iam.update_access_key(UserName=inactive.name, AccessKeyId=inactive.access_key, Status="Inactive")
+    cases = [
+        (env.token(user="someoneelse"), "for database user 'someoneelse'"),
+        (env.token(port=env.db.port + 1), "not for this endpoint"),
+        (tampered, "SignatureDoesNotMatch"),
+        (_expired_token(env), "Request has expired"),
+        (env.token(no_policy), "no identity-based policy allows the rds-db:connect action"),
+        (env.token(other_dbuser), "no identity-based policy allows the rds-db:connect action"),
+        (inactive_token, "InvalidClientTokenId"),
+        ("not-a-token", "not for this endpoint"),
+        ("x" * 9000, "not an IAM authentication token"),
+    ]
+    for token, why in cases:
+        env.refused(token)
+        event = env.last_audit()
+        assert event["errorCode"] == "AccessDenied", (why, event)
+        assert why in event["errorMessage"], (why, event["errorMessage"])
+    # plaintext: refused before the token is even looked at (force_ssl is 0 on this cluster)
+    env.refused(good, sslmode="disable")
+    assert "requires an SSL connection" in env.last_audit()["errorMessage"]
+    # and the good token still works
+    assert env.login(good) == "iamuser"
+
+
+def test_assume_role_credentials(env: Env) -> None:
+    iam, sts = env.iam, None
+    caller = _make_user(env.server, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]})
+    role = ident("dbrole")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": caller.arn},
+                                                      "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=role, PolicyName="db", PolicyDocument=json.dumps(_policy(env.dbuser_arn("iamuser"))))
+    sts = env.server.client("sts", caller.access_key, caller.secret_key)
+    creds = None
+    for _ in range(50):  # IAM is eventually consistent in AWS; here only the trust check could lag
+        try:
+            creds = sts.assume_role(RoleArn=f"arn:aws:iam::{env.server.account}:role/{role}",
+                                    RoleSessionName="db")["Credentials"]
+            break
+        except Exception:
+            time.sleep(0.1)
+    assert creds is not None
+    keys = UserKeys(role, "", creds["AccessKeyId"], creds["SecretAccessKey"])
+    token = env.token(keys, session_token=creds["SessionToken"])
+    assert "X-Amz-Security-Token=" in token
+    assert env.login(token) == "iamuser"
+    assert env.last_audit()["userIdentity"]["type"] == "AssumedRole"
+    # the caller's own credentials carry no rds-db:connect
+    env.refused(env.token(caller))
+
+
+def test_password_users_and_the_master(env: Env) -> None:
+    db = env.db
+    with db.connect() as conn:
+        conn.execute("CREATE ROLE pwuser LOGIN PASSWORD 'Pw-user-pass-1'")
+        conn.execute("GRANT CONNECT ON DATABASE appdb TO pwuser")
+    assert env.login("Pw-user-pass-1", user="pwuser") == "pwuser"
+    env.refused("wrong", user="pwuser", message='password authentication failed for user "pwuser"')
+    # iamuser has logged in by token: its creator (the master, a member of iamuser in PostgreSQL 16+)
+    # still logs in with its password only
+    assert env.login(env.token()) == "iamuser"
+    assert env.login(db.password, user=MASTER) == MASTER
+    env.refused("wrong", user=MASTER, message=f'password authentication failed for user "{MASTER}"')
+    # a token is no password for a user outside rds_iam
+    env.refused(env.token(user="pwuser"), user="pwuser", message='password authentication failed for user "pwuser"')
+
+    # the master in rds_iam: IAM takes precedence over the password
+    master_policy = _make_user(env.server, _policy(env.dbuser_arn(MASTER)))
+    with db.connect() as conn:
+        conn.execute(f"GRANT rds_iam TO {MASTER}")
+    env.refused(db.password, user=MASTER)
+    with db.connect(MASTER, env.token(master_policy, user=MASTER)) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (MASTER,)
+        conn.execute(f"REVOKE rds_iam FROM {MASTER}")
+    # out of rds_iam again: the password works at once, the token no longer does
+    assert env.login(db.password, user=MASTER) == MASTER
+    env.refused(env.token(master_policy, user=MASTER), user=MASTER,
+                message=f'password authentication failed for user "{MASTER}"')
+    # user names are case-sensitive: "IAMUSER" is another (unknown) role
+    env.refused(env.token(user="IAMUSER"), user="IAMUSER", message='password authentication failed for user "IAMUSER"')
+
+
+def test_replication_connections_cannot_use_iam(env: Env) -> None:
+    with pytest.raises(psycopg.OperationalError) as info:
+        psycopg.connect(host=env.db.host, port=env.db.port, user="iamuser", password=env.token(),
+                        dbname="appdb", sslmode="require", replication="database", connect_timeout=10)
+    assert PAM.format("iamuser") in str(info.value)
+    assert "replication" in env.last_audit()["errorMessage"]
+
+
+def test_disabling_iam_authentication(env: Env) -> None:
+    """Last in this module: turns IAM authentication off on the shared cluster."""
+    token = env.token()
+    assert env.login(token) == "iamuser"
+    env.rds.modify_db_cluster(DBClusterIdentifier=env.db.cluster_id, EnableIAMDatabaseAuthentication=False,
+                              ApplyImmediately=True)
+    # iamuser has no password: the token is just a wrong password now
+    env.refused(token, message='password authentication failed for user "iamuser"')
+    assert env.login(env.db.password, user=MASTER) == MASTER
+    with env.db.connect() as conn:
+        conn.execute("ALTER ROLE iamuser PASSWORD 'Iam-user-pass-1'")
+    assert env.login("Iam-user-pass-1") == "iamuser"
+    env.rds.modify_db_cluster(DBClusterIdentifier=env.db.cluster_id, EnableIAMDatabaseAuthentication=True,
+                              ApplyImmediately=True)
+    env.refused("Iam-user-pass-1")
+    assert env.login(env.token()) == "iamuser"
