@@ -53,7 +53,7 @@ class Version:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Version:
-        return cls(**doc)
+        return cls(**{**doc, "stages": list(doc["stages"])})
 
 
 @dataclass
@@ -108,7 +108,9 @@ class Secret:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Secret:
+        # Every mutable part is copied: documents may be cached and shared (SecretRecords).
         d = dict(doc)
+        d["tags"] = [list(t) for t in d.get("tags") or []]
         d["versions"] = {k: Version.from_doc(v) for k, v in (d.get("versions") or {}).items()}
         d["rotation"] = Rotation(**(d.get("rotation") or {}))
         d["run"] = RotationRun(**d["run"]) if d.get("run") else None

@@ -3,6 +3,8 @@
 All read-modify-write of a secret happens under ``lock`` (the API handlers, the Vault and the rotation
 scheduler share one ``SecretRecords``), and each change is one ``Store.put`` of the whole document.
 Secrets whose recovery window has ended are purged lazily on lookup and by the scheduler's sweep.
+Documents are cached as the store holds them (every write goes through this class, which keeps
+the cache in step); ``Secret.from_doc`` copies what it takes, so a cached document is never changed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from auroral.kms.keyring import Keyring
 from auroral.kms.model import KeyRef
@@ -25,16 +28,26 @@ class SecretRecords:
         self.region = region
         self.clock = clock
         self.lock = threading.RLock()
+        self._docs: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     # --- documents ----------------------------------------------------------------------
 
+    def _doc(self, account: str, name: str) -> dict[str, Any] | None:
+        key = (account, name)
+        if key not in self._docs:
+            if len(self._docs) > 10_000:
+                self._docs.clear()
+            self._docs[key] = self.store.get(SECRET_KIND, account, name)
+        return self._docs[key]
+
     def get(self, account: str, name: str) -> Secret | None:
-        doc = self.store.get(SECRET_KIND, account, name)
+        doc = self._doc(account, name)
         if doc is None:
             return None
         secret = Secret.from_doc(doc)
         if secret.deletion_date is not None and secret.deletion_date <= self.clock():
             self.store.delete(SECRET_KIND, account, name)
+            self._docs.pop((account, name), None)
             return None
         return secret
 
@@ -58,10 +71,13 @@ class SecretRecords:
         return secret if secret is not None and secret.arn == arn else None
 
     def save(self, secret: Secret) -> None:
-        self.store.put(SECRET_KIND, secret.account, secret.name, secret.to_doc())
+        doc = secret.to_doc()
+        self.store.put(SECRET_KIND, secret.account, secret.name, doc)
+        self._docs[(secret.account, secret.name)] = doc
 
     def remove(self, secret: Secret) -> None:
         self.store.delete(SECRET_KIND, secret.account, secret.name)
+        self._docs.pop((secret.account, secret.name), None)
 
     def all(self, account: str | None = None) -> list[Secret]:
         now = self.clock()
@@ -80,6 +96,7 @@ class SecretRecords:
                 deadline = doc.get("deletion_date")
                 if deadline is not None and deadline <= now:
                     self.store.delete(SECRET_KIND, acct, key)
+                    self._docs.pop((acct, key), None)
                     gone += 1
         return gone
 
