@@ -299,6 +299,8 @@ def test_subnet_group_crud_and_errors(net: Net) -> None:
     assert created["DBSubnetGroupName"] == "spare" and created["VpcId"] == net.vpc
     assert created["DBSubnetGroupArn"] == "arn:aws:rds:us-east-1:210987654321:subgrp:spare"
     assert {s["SubnetAvailabilityZone"]["Name"] for s in created["Subnets"]} == {"us-east-1a", "us-east-1b"}
+    assert rds.list_tags_for_resource(ResourceName=created["DBSubnetGroupArn"])["TagList"] == [
+        {"Key": "team", "Value": "db"}]
     modified = rds.modify_db_subnet_group(DBSubnetGroupName="spare", DBSubnetGroupDescription="spare 2",
                                           SubnetIds=net.subnets)["DBSubnetGroup"]
     assert modified["DBSubnetGroupDescription"] == "spare 2"

@@ -97,11 +97,14 @@ def test_restart_keeps_clusters(base: Path) -> None:
 def _postmasters(marker: str) -> list[int]:
     """Postmasters (``postgres -D <pgdata>``; backends rename themselves ``postgres: ...``)."""
     found = []
-    for pid in postgres_processes(marker):
+    pids = postgres_processes(marker)
+    for pid in pids:
         try:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
-            continue
-        if b"-D" in args and b"-C" not in args:  # not a configuration check (postgres -C)
+            continue  # gone meanwhile: a short-lived backend
+        # not a configuration check (postgres -C), nor a child forked before it renamed itself
+        if b"-D" in args and b"-C" not in args and parent not in pids:
             found.append(pid)
     return found

@@ -18,6 +18,7 @@ That user must be able to reach its files by path:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pwd
@@ -56,6 +57,15 @@ class RunAs:
         """Keyword arguments for ``asyncio.create_subprocess_exec`` / ``subprocess.run``."""
         if self.is_current:
             return {}
+        if _uvloop_running():  # uvloop's subprocess_exec has no user/group/extra_groups: switch in the child
+            uid, gid = self.uid, self.gid
+
+            def switch() -> None:
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+
+            return {"preexec_fn": switch}
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
     def chown(self, path: Path) -> None:
@@ -216,3 +226,11 @@ def _make_world_readable(root: Path) -> None:
                 continue
             mode = stat.S_IMODE(os.stat(full).st_mode)
             os.chmod(full, mode | 0o444 | (0o111 if mode & 0o100 else 0))
+
+
+def _uvloop_running() -> bool:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return type(loop).__module__.startswith("uvloop")

@@ -133,7 +133,10 @@ class NetworkPolicy:
 
     def _host_interface(self, account: str) -> NetworkInterface | None:
         address = ipaddress.ip_address(self._network.translate(HOST_ADDRESS))
-        vpc = self._network.default_vpc(account)
+        try:
+            vpc = self._network.default_vpc(account)
+        except LookupError:  # no default VPC any more: this machine is in no VPC
+            return None
         acct = self._ec2.state.account(account)
         if any(e.vpc_id == vpc.id and e.private_ip == str(address) for e in acct.all(NetworkInterface)):
             return None

@@ -185,7 +185,10 @@ class SubnetGroupOperations(RdsBase):
         if name == DEFAULT_GROUP:
             if self.network is None:
                 return None
-            vpc_id, subnets = self.network.default_vpc(account)
+            try:
+                vpc_id, subnets = self.network.default_vpc(account)
+            except LookupError:  # the account deleted its default VPC
+                return None
             return SubnetGroup(DEFAULT_GROUP, account, self.region, "default", vpc_id, subnets)
         doc = self.store.get(KIND_SUBNET_GROUP, account, name)
         return None if doc is None else SubnetGroup.from_doc(doc)
@@ -235,7 +238,10 @@ class SubnetGroupOperations(RdsBase):
     def _cluster_vpc(self, cluster: Cluster) -> str | None:
         if cluster.vpc_id is not None or self.network is None:
             return cluster.vpc_id
-        return self.network.default_vpc(cluster.account)[0]
+        try:
+            return self.network.default_vpc(cluster.account)[0]
+        except LookupError:
+            return None
 
     def _checked_security_groups(self, cluster: Cluster, ids: Sequence[Any]) -> list[str]:
         """``VpcSecurityGroupIds`` of a ModifyDBCluster, validated against the cluster's VPC."""

@@ -1,4 +1,4 @@
-"""Tags on clusters, instances and cluster parameter groups, addressed by ARN:
+"""Tags on clusters, instances, cluster parameter groups and DB subnet groups, addressed by ARN:
 AddTagsToResource, RemoveTagsFromResource, ListTagsForResource; plus the tag lookups the
 authorization step needs (``aws:ResourceTag/*``, ``rds:cluster-tag/*``, ``rds:db-tag/*``)."""
 
@@ -13,12 +13,13 @@ from auroral.rds import validate
 from auroral.rds.base import rds_error
 from auroral.rds.instances import InstanceOperations
 from auroral.rds.model import Cluster, ClusterParameterGroup, Instance
+from auroral.rds.subnet_groups import DEFAULT_GROUP, KIND_SUBNET_GROUP, SubnetGroup
 from auroral.rds.views import tag_list
 
-_ARN = re.compile(r"arn:aws:rds:([a-z0-9-]+):(\d{12}):(cluster|db|cluster-pg):([A-Za-z0-9.-]+)")
+_ARN = re.compile(r"arn:aws:rds:([a-z0-9-]+):(\d{12}):(cluster|db|cluster-pg|subgrp):([A-Za-z0-9._ -]+)")
 _MAX_TAGS = 50
 
-Taggable = Cluster | Instance | ClusterParameterGroup
+Taggable = Cluster | Instance | ClusterParameterGroup | SubnetGroup
 
 
 class TagOperations(InstanceOperations):
@@ -31,6 +32,8 @@ class TagOperations(InstanceOperations):
             return self._get_cluster(account, name)
         if kind == "db":
             return self._get_instance(account, name)
+        if kind == "subgrp":  # the implicit default group is not stored: it has no tags
+            return None if name.lower() == DEFAULT_GROUP else self._get_subnet_group(account, name)
         return self._get_group(account, name)
 
     def _taggable(self, account: str, arn: str) -> Taggable:
@@ -46,6 +49,8 @@ class TagOperations(InstanceOperations):
             raise rds_error("DBClusterNotFoundFault", f"DBCluster {name} not found.")
         if kind == "db":
             raise rds_error("DBInstanceNotFoundFault", f"DBInstance {name} not found.")
+        if kind == "subgrp":
+            raise rds_error("DBSubnetGroupNotFoundFault", f"DB subnet group '{name}' does not exist.")
         raise rds_error("DBParameterGroupNotFoundFault", f"DBClusterParameterGroup not found: {name}")
 
     def _save_taggable(self, item: Taggable) -> None:
@@ -53,6 +58,8 @@ class TagOperations(InstanceOperations):
             self._save_cluster(item)
         elif isinstance(item, Instance):
             self._save_instance(item)
+        elif isinstance(item, SubnetGroup):
+            self.store.put(KIND_SUBNET_GROUP, item.account, item.name, item.to_doc())
         else:
             self._save_group(item)
 

@@ -1,0 +1,265 @@
+"""The endpoint gateway against the usual alternatives, all with TLS, in one run:
+
+    (a) direct   — Debian's PostgreSQL 15 (built with OpenSSL) on 127.0.0.1 with ssl=on
+    (b) pgbouncer — Debian's PgBouncer with client TLS (client_tls_sslmode=require) in front of (a)
+    (c) auroral  — an auroral cluster endpoint (TLS; security-group rules and public access on, via the API)
+
+    pgbench -S    -c 8 -j 4 -T <seconds>   TPS, and the ratios auroral/pgbouncer, auroral/direct
+    pgbench -S -C -c 8 -j 4 -T <seconds>   new connections per second (one per transaction)
+    IAM-token logins per second against (c): psycopg, several threads, tokens from botocore
+
+Needs root (PostgreSQL and PgBouncer run as ``auroral-pg``) and ``apt-get install -y postgresql pgbouncer``.
+(a)/(b) run PostgreSQL 15, (c) the PostgreSQL auroral serves (the embedded wheel's 18): same scale,
+same queries; the servers differ by version only.
+
+    python benchmarks/gateway.py [--seconds 20] [--clients 8] [--iam-threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import ROOT_KEY, ROOT_SECRET, auroral, free_port  # noqa: E402
+
+PG15 = Path("/usr/lib/postgresql/15/bin")
+PASSWORD = "Bench-pass-1"
+REGION = "us-east-1"
+
+
+def pg_user() -> dict[str, Any]:
+    try:
+        user = pwd.getpwnam("auroral-pg")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "auroral-pg"], check=True)
+        user = pwd.getpwnam("auroral-pg")
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def own(run_as: dict[str, Any], *paths: Path) -> None:
+    for p in paths:
+        os.chown(p, run_as["user"], run_as["group"])
+
+
+def self_signed(root: Path, run_as: dict[str, Any]) -> tuple[Path, Path]:
+    cert, key = root / "server.crt", root / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-days", "2", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    key.chmod(0o600)
+    own(run_as, cert, key)
+    return cert, key
+
+
+def wait_for(path: Path, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.05)
+    time.sleep(0.3)
+
+
+def start_postgres(root: Path, run_as: dict[str, Any], port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    if not (PG15 / "postgres").exists():
+        raise SystemExit("needs Debian's PostgreSQL (with OpenSSL): apt-get install -y postgresql")
+    os.chmod(root, 0o711)
+    data, sock, pwfile = root / "data", root / "sock", root / "pw"
+    pwfile.write_text(PASSWORD + "\n")
+    for p in (data, sock):
+        p.mkdir(mode=0o700)
+    own(run_as, data, sock, pwfile)
+    cert, key = self_signed(root, run_as)
+    subprocess.run([str(PG15 / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile),
+                    "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--no-sync"],
+                   check=True, capture_output=True, **run_as)
+    (data / "pg_hba.conf").write_text("local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+    proc = subprocess.Popen(
+        [str(PG15 / "postgres"), "-D", str(data), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
+         "-c", f"unix_socket_directories={sock}", "-c", "max_connections=100", "-c", "ssl=on",
+         "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}", "-c", "fsync=off",
+         "-c", "synchronous_commit=off", "-c", "shared_buffers=64MB"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **run_as)
+    wait_for(sock / f".s.PGSQL.{port}", proc, "postgres")
+    return proc, sock
+
+
+def start_pgbouncer(root: Path, run_as: dict[str, Any], sock: Path, pg_port: int,
+                    port: int) -> subprocess.Popen[bytes]:
+    cert, key = root / "server.crt", root / "server.key"
+    (root / "userlist.txt").write_text(f'"postgres" "{PASSWORD}"\n')
+    (root / "pgbouncer.ini").write_text(f"""[databases]
+postgres = host={sock} port={pg_port} dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {root / 'userlist.txt'}
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 20
+client_tls_sslmode = require
+client_tls_cert_file = {cert}
+client_tls_key_file = {key}
+logfile = {root / 'pgbouncer.log'}
+""")
+    (root / "pgbouncer.log").touch()
+    own(run_as, root / "userlist.txt", root / "pgbouncer.ini", root / "pgbouncer.log")
+    proc = subprocess.Popen(["pgbouncer", str(root / "pgbouncer.ini")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, **run_as)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=PASSWORD,
+                                 dbname="postgres", sslmode="require", connect_timeout=2):
+                return proc
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                log = (root / "pgbouncer.log").read_text()[-2000:]
+                raise RuntimeError(f"pgbouncer did not start: {log}") from None
+            time.sleep(0.1)
+
+
+def pgbench(args: list[str], env: dict[str, str]) -> float:
+    out = subprocess.run(["pgbench", *args], capture_output=True, text=True, env={**os.environ, **env})
+    m = re.search(r"tps = ([\d.]+) \((?:without initial connection time|excluding connections)", out.stdout)
+    m = m or re.search(r"tps = ([\d.]+)", out.stdout)
+    if out.returncode != 0 or m is None:
+        raise RuntimeError(f"pgbench {args} failed: {out.stderr[-2000:]}")
+    return float(m.group(1))
+
+
+def create_auroral_db(url: str) -> tuple[Any, str, int, str]:
+    """A cluster with IAM auth on, in a security group that admits the default VPC's CIDR (where auroral
+    places this machine's loopback clients) and 127.0.0.0/8 on the cluster port; the instance is publicly
+    accessible (the default VPC has an internet gateway)."""
+    kw: dict[str, Any] = {"endpoint_url": url, "region_name": REGION, "aws_access_key_id": ROOT_KEY,
+                          "aws_secret_access_key": ROOT_SECRET}
+    rds, ec2 = boto3.client("rds", **kw), boto3.client("ec2", **kw)
+    default = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    vpc, cidr = default["VpcId"], default["CidrBlock"]
+    attached = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])
+    if not attached["InternetGateways"]:  # AWS's default VPCs come with one
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    sg = ec2.create_security_group(GroupName="bench-db", Description="bench", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "127.0.0.0/8"}, {"CidrIp": cidr}]}])
+    rds.create_db_cluster(DBClusterIdentifier="bench", Engine="aurora-postgresql", EngineVersion="16.4",
+                          MasterUsername="master", MasterUserPassword=PASSWORD, DatabaseName="bench",
+                          VpcSecurityGroupIds=[sg], EnableIAMDatabaseAuthentication=True)
+    rds.create_db_instance(DBInstanceIdentifier="bench-1", DBClusterIdentifier="bench", Engine="aurora-postgresql",
+                           DBInstanceClass="db.r6g.large", PubliclyAccessible=True)
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier="bench-1",
+                                                 WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    cluster = rds.describe_db_clusters(DBClusterIdentifier="bench")["DBClusters"][0]
+    return kw, cluster["Endpoint"], cluster["Port"], cluster["DbClusterResourceId"]
+
+
+def iam_logins(kw: dict[str, Any], host: str, port: int, resource_id: str, seconds: float,
+               threads: int) -> tuple[float, int]:
+    iam = boto3.client("iam", **kw)
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+              "Resource": f"arn:aws:rds-db:{REGION}:*:dbuser:{resource_id}/iamuser"}]}
+    iam.create_user(UserName="bench-iam")
+    iam.put_user_policy(UserName="bench-iam", PolicyName="db", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="bench-iam")["AccessKey"]
+    with psycopg.connect(host=host, port=port, user="master", password=PASSWORD, dbname="bench",
+                         sslmode="require", autocommit=True) as conn:
+        conn.execute("CREATE ROLE iamuser LOGIN")
+        conn.execute("GRANT rds_iam TO iamuser")
+    rds = boto3.client("rds", endpoint_url=kw["endpoint_url"], region_name=REGION,
+                       aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+    counts, errors = [0] * threads, [0] * threads
+    stop = time.monotonic() + seconds
+
+    def work(i: int) -> None:
+        token = rds.generate_db_auth_token(DBHostname=host, Port=port, DBUsername="iamuser", Region=REGION)
+        while time.monotonic() < stop:
+            try:
+                psycopg.connect(host=host, port=port, user="iamuser", password=token, dbname="bench",
+                                sslmode="require", connect_timeout=10).close()
+                counts[i] += 1
+            except psycopg.Error:
+                errors[i] += 1
+
+    started = time.monotonic()
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(counts) / (time.monotonic() - started), sum(errors)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--iam-threads", type=int, default=8)
+    ap.add_argument("--only", choices=["direct", "pgbouncer", "auroral"], action="append")
+    opts = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (PostgreSQL and PgBouncer run as auroral-pg)")
+    run_as = pg_user()
+    root = Path(tempfile.mkdtemp(prefix="auroral-bench-gateway-"))
+    pg_port, bouncer_port = free_port(), free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        pg, sock = start_postgres(root, run_as, pg_port)
+        procs.append(pg)
+        procs.append(start_pgbouncer(root, run_as, sock, pg_port, bouncer_port))
+        base = {"PGPASSWORD": PASSWORD, "PGDATABASE": "postgres", "PGSSLMODE": "require"}
+        direct = {**base, "PGHOST": "127.0.0.1", "PGPORT": str(pg_port), "PGUSER": "postgres"}
+        subprocess.run(["pgbench", "-i", "-s", "4", "-q"], env={**os.environ, **direct}, check=True,
+                       capture_output=True)
+        with auroral() as url:
+            kw, host, port, rid = create_auroral_db(url)
+            ours = {**base, "PGHOST": host, "PGPORT": str(port), "PGUSER": "master", "PGDATABASE": "bench"}
+            init = subprocess.run(["pgbench", "-i", "-s", "4", "-q"], env={**os.environ, **ours},
+                                  capture_output=True, text=True)
+            if init.returncode != 0:
+                raise RuntimeError(f"pgbench -i on auroral failed: {init.stderr[-2000:]}")
+            targets = {"direct": direct,
+                       "pgbouncer": {**base, "PGHOST": "127.0.0.1", "PGPORT": str(bouncer_port), "PGUSER": "postgres"},
+                       "auroral": ours}
+            targets = {k: v for k, v in targets.items() if not opts.only or k in opts.only}
+            c, s = str(opts.clients), str(opts.seconds)
+            for label, args in (("pgbench -S (TPS)", ["-S", "-c", c, "-j", "4", "-T", s]),
+                                ("pgbench -S -C (new connections/s)", ["-S", "-C", "-c", c, "-j", "4", "-T", s])):
+                print(f"{label}, {c} clients, {s} s, TLS everywhere")
+                tps = {}
+                for name, env in targets.items():
+                    tps[name] = pgbench(args, env)
+                    print(f"  {name:10s} {tps[name]:10.0f}", flush=True)
+                if "auroral" in tps:
+                    for other in ("pgbouncer", "direct"):
+                        if other in tps:
+                            print(f"  auroral/{other}: {tps['auroral'] / tps[other]:.2f}x")
+            rate, errors = iam_logins(kw, host, port, rid, max(5.0, opts.seconds / 2), opts.iam_threads)
+            print(f"IAM-token logins against auroral ({opts.iam_threads} threads, psycopg, TLS): "
+                  f"{rate:.0f}/s ({errors} errors)")
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
