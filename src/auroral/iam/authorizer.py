@@ -175,14 +175,7 @@ class IamAuthorizer:
         resources: Sequence[str],
         keys: Mapping[str, Any] | None = None,
     ) -> None:
-        principal = ctx.principal
-        if principal.is_root:
-            return
-        context = self.request_context(ctx, keys)
-        for resource in resources or ("*",):
-            result = self.decide(principal, action, resource, context)
-            if result.decision is not Decision.ALLOW:
-                raise AccessDenied(access_denied_message(principal.arn, action, resource, result))
+        self._check(ctx, action, resources, keys, refuse=(Decision.IMPLICIT_DENY, Decision.EXPLICIT_DENY))
 
     def authorize_unless_denied(
         self,
@@ -191,13 +184,24 @@ class IamAuthorizer:
         resources: Sequence[str],
         keys: Mapping[str, Any] | None = None,
     ) -> None:
+        self._check(ctx, action, resources, keys, refuse=(Decision.EXPLICIT_DENY,))
+
+    def _check(
+        self,
+        ctx: RequestContext,
+        action: str,
+        resources: Sequence[str],
+        keys: Mapping[str, Any] | None,
+        *,
+        refuse: tuple[Decision, ...],
+    ) -> None:
         principal = ctx.principal
         if principal.is_root:
             return
         context = self.request_context(ctx, keys)
         for resource in resources or ("*",):
             result = self.decide(principal, action, resource, context)
-            if result.decision is Decision.EXPLICIT_DENY:
+            if result.decision in refuse:
                 raise AccessDenied(access_denied_message(principal.arn, action, resource, result))
 
     # --- trust ------------------------------------------------------------------------------
