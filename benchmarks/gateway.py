@@ -35,7 +35,7 @@ import boto3
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import ROOT_KEY, ROOT_SECRET, auroral, free_port  # noqa: E402
+from _harness import ROOT_KEY, ROOT_SECRET, auroral, free_port
 
 PG15 = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "Bench-pass-1"

@@ -321,13 +321,13 @@ class Session:
                 log.warning("gateway %s #%d: refused an unverified upstream AuthenticationOk for %r",
                             self.cfg.endpoint_id, self.id, info.user)
                 upstream.abort()
-                self._refuse(pg.pam_failure(info.user))
                 hook = self.cfg.unearned_trust
-                if hook is not None:
+                if hook is not None:  # before the client hears: a retry then finds the stale trust gone
                     try:
                         await _maybe_await(hook(info, self.info.peer_ip if self.info else ""))
                     except Exception:
                         log.exception("gateway %s: unearned-trust hook failed", self.cfg.endpoint_id)
+                self._refuse(pg.pam_failure(info.user))
                 return False
             self.client.write(pg.message(kind, body))
             if kind not in (b"v", b"N"):

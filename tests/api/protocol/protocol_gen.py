@@ -164,6 +164,11 @@ def generate(shape: botocore.model.Shape, depth: int = 0, stack: tuple[str, ...]
             value = generate(member, depth + 1, (*stack, shape.name), salt)
             if value != {} and not (isinstance(value, list) and all(v == {} for v in value)):
                 out[name] = value  # empty structures have no wire form
+        if getattr(shape, "is_tagged_union", False) and len(out) > 1:
+            # A tagged union (newer models) carries exactly one member: keep the first scalar one.
+            first = next((n for n in out if shape.members[n].type_name not in ("structure", "list", "map")),
+                         next(iter(out)))
+            out = {first: out[first]}
         if not out:
             # An empty structure has no wire form in the query protocols: keep one scalar member.
             for name, member in shape.members.items():
