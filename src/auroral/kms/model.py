@@ -88,7 +88,7 @@ class KeyRecord:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> KeyRecord:
-        return cls(**doc)
+        return cls(**{**doc, "tags": dict(doc.get("tags") or {})})  # copied: documents may be cached
 
     def metadata(self) -> dict[str, Any]:
         """``KeyMetadata`` as DescribeKey returns it."""

@@ -3,12 +3,16 @@
 A key whose deletion date has passed no longer exists: readers treat it as gone at once, and
 ``purge_expired`` removes it — its sealed material, aliases and grants — from the store (KMS deletes
 the key material at the end of the waiting period; deletion cannot be undone).
+
+Key documents are cached as stored (every key write goes through this class); ``KeyRecord.from_doc``
+copies what it takes, so the cache is never changed by a caller.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from auroral.kms.model import ALIAS_KIND, GRANT_KIND, KEY_KIND, AliasRecord, GrantRecord, KeyRecord
 from auroral.store import Store
@@ -18,6 +22,7 @@ class Records:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
+        self._keys: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -25,7 +30,12 @@ class Records:
         return rec.state == "PendingDeletion" and rec.deletion_date is not None and rec.deletion_date <= self.clock()
 
     def key(self, account: str, key_id: str) -> KeyRecord | None:
-        doc = self.store.get(KEY_KIND, account, key_id)
+        cached = (account, key_id)
+        if cached not in self._keys:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[cached] = self.store.get(KEY_KIND, account, key_id)
+        doc = self._keys[cached]
         if doc is None:
             return None
         rec = KeyRecord.from_doc(doc)
@@ -36,7 +46,9 @@ class Records:
         return [r for r in recs if not self._expired(r)]
 
     def put_key(self, rec: KeyRecord) -> None:
-        self.store.put(KEY_KIND, rec.account, rec.key_id, rec.to_doc())
+        doc = rec.to_doc()
+        self.store.put(KEY_KIND, rec.account, rec.key_id, doc)
+        self._keys[(rec.account, rec.key_id)] = doc
 
     def purge_expired(self) -> int:
         """Delete every key past its deletion date, with its aliases and grants. Returns how many."""
@@ -52,6 +64,7 @@ class Records:
                 for grant in self.grants(account, key_id):
                     self.store.delete(GRANT_KIND, account, grant.grant_id)
                 self.store.delete(KEY_KIND, account, key_id)
+            self._keys.pop((account, key_id), None)
             purged += 1
         return purged
 
