@@ -37,7 +37,6 @@ from auroral.rds.local_runtime import LocalRuntime
 from auroral.rds.managed_password import ManagedPasswords
 from auroral.rds.network_policy import Ec2Directory, NetworkPolicy, drop_mode, translation_spec
 from auroral.rds.service import RdsService
-from auroral.secrets.records import SecretRecords
 from auroral.secrets.rotation import RotationScheduler
 from auroral.secrets.service import SECRET_ARN_PREFIX, SecretsManagerService
 from auroral.secrets.vault import Vault
@@ -95,11 +94,8 @@ class App:
         self.kms = KmsService(self.store, self.sealer, settings.region, self.authorizer)
         self.secrets = SecretsManagerService(self.store, self.kms.keyring, settings.region)
         self.authorizer.register_resource_policy_source(SECRET_ARN_PREFIX, self.secrets.resource_policy_source)
-        # Secrets Manager's internal side: the vault services own secrets through, and the
-        # rotation orchestrator (on demand, on schedule, resumed after a crash).
-        # (one of each per process: the Secrets Manager provider owns them, so API handlers, RDS and the
-        # scheduler share one lock over the secrets' documents)
-        self.secret_records: SecretRecords = self.secrets.records
+        # Secrets Manager owns the vault (used by RDS) and the rotation scheduler: one of each per
+        # process, so API handlers, RDS and the scheduler share one lock over the secrets' documents.
         self.vault: Vault = self.secrets.vault
         self.rotation: RotationScheduler = self.secrets.rotation
         # RDS's managed master passwords: creates the rds!cluster-* secrets, rotates them.
