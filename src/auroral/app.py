@@ -84,7 +84,7 @@ class App:
         )
         self.authorizer = IamAuthorizer(self.directory)
         self.audit = AuditTrail(self.store, settings.region)
-        self.tls = TlsMaterial.load_or_create(settings.data_dir / "tls")
+        self.tls = TlsMaterial.load_or_create(settings.data_dir / "tls", self.sealer.derive("auroral-tls-keys"))
         self.flows = FlowLog(settings.data_dir / "flows.jsonl", account_id=self.account)
         self.gateway = Gateway(self.tls, self.flows)
         self.runtime = LocalRuntime(settings.data_dir, self.store, self.sealer, self.gateway,

@@ -9,6 +9,8 @@ value copied into another row does not open there.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -41,6 +43,11 @@ class Sealer:
 
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
+        self._key = key
+
+    def derive(self, label: str) -> bytes:
+        """A secret for another purpose (e.g. the passphrase of the TLS private keys), bound to ``label``."""
+        return hmac.new(self._key, label.encode(), hashlib.sha256).hexdigest().encode()
 
     def seal(self, plaintext: bytes, aad: bytes = b"") -> str:
         nonce = os.urandom(12)

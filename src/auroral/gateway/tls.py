@@ -55,9 +55,18 @@ def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
-def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def _key_pem(key: rsa.RSAPrivateKey, passphrase: bytes | None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def _load_key(data: bytes, passphrase: bytes | None) -> object:
+    """A PEM private key, encrypted with ``passphrase`` or (written before keys were encrypted) not."""
+    try:
+        return serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError:  # "Password was given but private key is not encrypted"
+        return serialization.load_pem_private_key(data, password=None)
 
 
 def _split_names(names: Iterable[str], ips: Iterable[str]) -> tuple[list[str], list[IpAddress]]:
@@ -86,6 +95,8 @@ class TlsMaterial:
     directory: Path
     ca_key: rsa.RSAPrivateKey
     ca_cert: x509.Certificate
+    # Private keys on disk are encrypted (PKCS#8) with this passphrase, derived from the master key.
+    passphrase: bytes | None = None
     _contexts: dict[tuple[tuple[str, ...], tuple[str, ...]], ssl.SSLContext] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,14 +109,15 @@ class TlsMaterial:
         return self.ca_cert.public_bytes(serialization.Encoding.PEM)
 
     @classmethod
-    def load_or_create(cls, directory: Path) -> TlsMaterial:
+    def load_or_create(cls, directory: Path, passphrase: bytes | None = None) -> TlsMaterial:
         directory.mkdir(parents=True, exist_ok=True)
         key_path, cert_path = directory / "ca.key", directory / BUNDLE_NAME
         if key_path.exists() and cert_path.exists():
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            key = _load_key(key_path.read_bytes(), passphrase)
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise ValueError(f"{key_path} is not an RSA key")
-            return cls(directory, key, x509.load_pem_x509_certificate(cert_path.read_bytes()))
+            _write_private(key_path, _key_pem(key, passphrase))  # (re-)encrypted under the current passphrase
+            return cls(directory, key, x509.load_pem_x509_certificate(cert_path.read_bytes()), passphrase)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([
             x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
@@ -126,9 +138,9 @@ class TlsMaterial:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(key_path, _key_pem(key))
+        _write_private(key_path, _key_pem(key, passphrase))
         _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-        return cls(directory, key, cert)
+        return cls(directory, key, cert, passphrase)
 
     def server_certificate(self, names: Iterable[str], ips: Iterable[str] = ()) -> tuple[Path, Path]:
         """Paths of (certificate, key) for these names, issued now if missing or near expiry."""
@@ -171,7 +183,7 @@ class TlsMaterial:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
             .sign(self.ca_key, hashes.SHA256())
         )
-        _write_private(key_path, _key_pem(key))
+        _write_private(key_path, _key_pem(key, self.passphrase))
         _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
     def server_context(self, names: Iterable[str], ips: Iterable[str] = ()) -> ssl.SSLContext:
@@ -184,7 +196,7 @@ class TlsMaterial:
         cert_path, key_path = self.server_certificate(names, ips)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(cert_path, key_path)
+        ctx.load_cert_chain(cert_path, key_path, password=self.passphrase)
         # libpq 17+ sends ALPN "postgresql"; accept it (clients without ALPN are fine too).
         ctx.set_alpn_protocols(["postgresql"])
         self._contexts[key] = ctx
