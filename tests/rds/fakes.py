@@ -39,6 +39,7 @@ class FakeRuntime:
         self.fail: dict[str, str] = {}
         self.listener: StatusListener | None = None
         self._next_port = 40000
+        self.refusals: dict[tuple[str, str], str] = {}  # (name, value) -> reason
 
     def _maybe_fail(self, op: str, target: str) -> None:
         self.calls.append((op, target))
@@ -47,6 +48,9 @@ class FakeRuntime:
 
     def available_majors(self) -> list[int]:
         return list(self.majors)
+
+    def parameter_refusal(self, name: str, value: str, major: int) -> str | None:
+        return self.refusals.get((name, value))
 
     async def create_cluster(self, cluster: Cluster, master_password: str) -> None:
         self._maybe_fail("create_cluster", cluster.resource_id)

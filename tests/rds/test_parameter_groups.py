@@ -134,3 +134,20 @@ async def test_parameters_paging(env: Env) -> None:
     assert "Marker" not in first or first["Parameters"]
     names = [p["ParameterName"] for p in first["Parameters"]]
     assert names == sorted(names) and "rds.force_ssl" in names
+
+
+async def test_runtime_refuses_a_value_it_cannot_honour(env: Env) -> None:
+    # LocalRuntime: rds.restrict_password_commands=1 where its server module could not be built
+    env.runtime.refusals[("rds.restrict_password_commands", "1")] = "the module could not be built"
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="pw",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="pw")
+    err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="pw", Parameters=[
+        {"ParameterName": "log_connections", "ParameterValue": "1", "ApplyMethod": "immediate"},
+        {"ParameterName": "rds.restrict_password_commands", "ParameterValue": "1",
+         "ApplyMethod": "pending-reboot"}])
+    assert (err.code, err.message) == ("InvalidParameterValue", "the module could not be built")
+    params = (await env.call("DescribeDBClusterParameters", DBClusterParameterGroupName="pw",
+                             Source="user"))["Parameters"]
+    assert params == []  # nothing of the call was applied
+    await env.call("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="pw", Parameters=[
+        {"ParameterName": "rds.restrict_password_commands", "ParameterValue": "0", "ApplyMethod": "pending-reboot"}])

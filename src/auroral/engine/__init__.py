@@ -9,7 +9,9 @@ Modules: ``binaries`` (find installations, map EngineVersion → major), ``osuse
 ``auroral-pg`` user when running as root), ``template`` (initdb once per major, clone per cluster),
 ``postmaster`` (subprocesses, readiness, shutdown), ``proc`` (postmaster.pid and /proc), ``conf``
 (postgresql.conf includes and pg_hba.conf), ``bootstrap`` (+ ``sql/``: Aurora roles, master user,
-SCRAM verifiers), ``cluster`` (:class:`PgServer`, supervision), ``local`` (:class:`LocalEngine`).
+SCRAM verifiers), ``extension`` (the ``auroral_rds`` server module, compiled at run time, for
+``rds.restrict_password_commands``), ``cluster`` (:class:`PgServer`, supervision), ``local``
+(:class:`LocalEngine`).
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ class Installation:
     libdir: Path  # pkglibdir: extension libraries
     sharedir: Path  # extension control files, timezone data
     source: str  # "env" | "embedded" | "system" | "path"
+    # server modules every server loads at start (shared_preload_libraries): absolute paths without
+    # ".so"; set by the engine (extension.ensure_built), never by discovery
+    preload: tuple[Path, ...] = ()
 
     def tool(self, name: str) -> Path:
         return self.bindir / name

@@ -8,11 +8,12 @@ Passwords never reach PostgreSQL in plaintext: :func:`scram_verifier` computes t
 verifier (RFC 5802/7677, the format of ``pg_authid.rolpassword``) in Python, and only the verifier
 appears in SQL text, server logs and ``pg_stat_statements``.
 
-What stock PostgreSQL cannot give us (no C extension is loaded):
+``rds.restrict_password_commands`` is not SQL: ``ALTER ROLE ... PASSWORD`` can only be intercepted by a
+C hook (event triggers do not fire for roles, which are global objects), so it is enforced by the
+``auroral_rds`` server module (``ext/auroral_rds.c``, compiled at run time by ``extension``).
 
-- ``rds.restrict_password_commands``: ``ALTER ROLE ... PASSWORD`` can only be intercepted by a C hook
-  (``ProcessUtility_hook``/``check_password_hook``); event triggers do not fire for roles (global
-  objects). The parameter is accepted and stored, but has no effect.
+What stock PostgreSQL cannot give us (the only module loaded is ``auroral_rds``):
+
 - PostgreSQL <= 15: CREATEROLE may grant *any* non-superuser role, including
   ``pg_execute_server_program``/``pg_read_server_files``/``pg_write_server_files`` (shell and file
   access as the server's OS user). Fixed by PostgreSQL 16's CREATEROLE rules.

@@ -60,6 +60,10 @@ _RESERVED_PARAMS = frozenset(
      "shared_preload_libraries", "ssl", "archive_command", "restore_command", "log_directory"}
 )
 PARAMS_JSON = "auroral.params.json"
+# defined by the auroral_rds module (extension.py); turning it on without the module would do nothing
+RESTRICT_PASSWORD_COMMANDS = "rds.restrict_password_commands"
+_BOOL_ON = frozenset({"1", "on", "true", "yes", "t", "y"})
+_BOOL_OFF = frozenset({"0", "off", "false", "no", "f", "n"})
 
 
 @dataclass(frozen=True)
@@ -275,7 +279,8 @@ class PgServer:
         # would otherwise surface as an obscure "could not access directory"
         ensure_traversable(self.cluster_dir, self.runas)
         make_private_dir(self.socket_dir, self.runas)
-        conf.write(self.pgdata / conf.LOCAL_FILE, conf.local_conf(self.socket_dir, self.cluster_id), self.runas)
+        local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload)
+        conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
         conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user()), self.runas)
         if not (self.pgdata / conf.IAM_USERS_FILE).exists():  # kept across restarts: the IAM module's list
             conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(()), self.runas)
@@ -403,9 +408,11 @@ class PgServer:
         parameter file. PostgreSQL itself validates names and values first (``postgres -C``; on error
         nothing changes and :class:`ParameterError` carries its messages). A running server reloads;
         parameters whose ``pg_settings.context`` is ``postmaster`` are reported as pending a reboot."""
-        for name in changes:
+        for name, value in changes.items():
             if not _PARAM_NAME.match(name) or name.lower() in _RESERVED_PARAMS:
                 raise ParameterError(f"parameter {name!r} cannot be modified")
+            if name.lower() == RESTRICT_PASSWORD_COMMANDS and value is not None:
+                self._check_restrict_password(value)
         async with self._lock:
             old = self.parameters()
             new = dict(old)
@@ -428,15 +435,36 @@ class PgServer:
                 return ParameterChange(pending_reboot=sorted(changes))
             await self.run_admin_sql("SELECT pg_reload_conf()")
             rows = await self.run_admin_sql(
-                "SELECT name, context FROM pg_settings WHERE name = ANY(%s)", ([n.lower() for n in changes],)
+                "SELECT name, context, setting, vartype FROM pg_settings WHERE name = ANY(%s)",
+                ([n.lower() for n in changes],),
             )
-        static = {name for name, context in rows if context == "postmaster"}
-        pending = sorted(n for n in changes if n.lower() in static)
-        return ParameterChange(applied=sorted(n for n in changes if n.lower() not in static), pending_reboot=pending)
+        # a static parameter waits for a restart unless the server already runs with that value
+        running = {name: (setting, vartype) for name, context, setting, vartype in rows if context == "postmaster"}
+        pending = sorted(n for n in changes if n.lower() in running
+                         and not _same_setting(changes[n], *running[n.lower()]))
+        return ParameterChange(applied=sorted(n for n in changes if n not in pending), pending_reboot=pending)
+
+    def _check_restrict_password(self, value: str) -> None:
+        if value.strip().lower() not in _BOOL_ON | _BOOL_OFF:
+            raise ParameterError(f'parameter "{RESTRICT_PASSWORD_COMMANDS}" requires a Boolean value')
+        if value.strip().lower() in _BOOL_ON and not self.installation.preload:
+            raise ParameterError(
+                f"{RESTRICT_PASSWORD_COMMANDS} cannot be turned on: the auroral_rds server module could not "
+                f"be built for PostgreSQL {self.major} (it needs gcc and the server headers)")
 
     def _write_parameters(self, values: Mapping[str, str]) -> None:
         conf.write(self.pgdata / PARAMS_JSON, json.dumps(dict(values), sort_keys=True), self.runas)
         conf.write(self.pgdata / conf.PARAMS_FILE, conf.render(values, "parameter group values"), self.runas)
+
+
+def _same_setting(value: str | None, setting: Any, vartype: Any) -> bool:
+    """Whether ``value`` (from a parameter group) is what ``pg_settings.setting`` shows; when unsure, no."""
+    if value is None or setting is None:
+        return False
+    if vartype == "bool":
+        lowered = value.strip().lower()
+        return (lowered in _BOOL_ON and setting == "on") or (lowered in _BOOL_OFF and setting == "off")
+    return value.strip() == str(setting)
 
 
 def _query(query: Query) -> bytes | sql.SQL | sql.Composed:

@@ -5,7 +5,8 @@
 - ``auroral.base.conf`` — our defaults for a small, fast, durable server (written into the template);
 - ``auroral.params.conf`` — the cluster's parameter group values (:meth:`PgServer.set_parameters`);
 - ``auroral.local.conf`` — what must never be overridden by parameters: the private socket, no TCP
-  listener, the cluster name shown in ``ps``. Rewritten before every start.
+  listener, the cluster name shown in ``ps``, ``shared_preload_libraries`` (the engine's own modules,
+  by absolute path: ``auroral_rds``, see ``extension``). Rewritten before every start.
 
 ``pg_hba.conf`` is rewritten before every start too, so what is on disk is always ours: only Unix-socket
 connections exist, every one authenticated with SCRAM-SHA-256 (clients reach the socket through the
@@ -78,7 +79,8 @@ def base_conf(major: int) -> str:
     return render(settings, "auroral defaults (written once into the template)")
 
 
-def local_conf(socket_dir: Path, cluster_name: str) -> str:
+def local_conf(socket_dir: Path, cluster_name: str, preload: Iterable[Path] = ()) -> str:
+    """``preload``: server modules (absolute paths) loaded at start, e.g. ``auroral_rds``."""
     return render(
         {
             "listen_addresses": "",
@@ -86,6 +88,7 @@ def local_conf(socket_dir: Path, cluster_name: str) -> str:
             "unix_socket_directories": str(socket_dir),
             "unix_socket_permissions": "0700",
             "cluster_name": cluster_name,
+            "shared_preload_libraries": ",".join('"' + str(path) + '"' for path in preload),
         },
         "mandatory local settings (rewritten before every start)",
     )

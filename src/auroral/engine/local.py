@@ -3,6 +3,7 @@
 Layout under ``<data_dir>/engine``::
 
     bin/<source>-<version>/    a copy of a PostgreSQL installation the service user cannot read in place
+    ext/pg<major>-<hash>/      the auroral_rds server module, compiled for that major (see extension.py)
     templates/pg<major>/       one initialized data directory per major (see template.py)
     clusters/<resource id>/    one server: pgdata/, log/, run/ (see cluster.py)
 
@@ -15,10 +16,10 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from auroral.engine import binaries, osuser, postmaster, proc
+from auroral.engine import binaries, extension, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
 from auroral.engine.cluster import PgServer, RestartPolicy, StatusCallback
 from auroral.engine.errors import EngineError, ServerExistsError, ServerNotFoundError
@@ -79,7 +80,13 @@ class LocalEngine:
     def _runnable_copy(self, inst: Installation) -> Installation:
         if inst.bindir not in self._runnable:
             self._prepare()
-            self._runnable[inst.bindir] = osuser.runnable(inst, self.runas, self.root / "bin")
+            copy = osuser.runnable(inst, self.runas, self.root / "bin")
+            # compiled from the original installation: the copy leaves the server headers out
+            module = extension.ensure_built(inst, self.root / "ext")
+            if module is not None:
+                osuser.ensure_traversable(module.parent, self.runas)
+                copy = replace(copy, preload=(module,))
+            self._runnable[inst.bindir] = copy
         return self._runnable[inst.bindir]
 
     def _for_major(self, major: int) -> Installation:

@@ -7,7 +7,9 @@ listeners from ``auroral.gateway``, on this machine.
 * One gateway listener per instance (keyed by ``DbiResourceId``); an instance keeps its port
   across restarts so clients reconnect where they were.
 * Cluster parameters: the PostgreSQL settings among them go to the server; ``rds.force_ssl`` is
-  read by the listener on every new connection.
+  read by the listener on every new connection. ``rds.restrict_password_commands`` is a setting of
+  auroral's server module ``auroral_rds`` (compiled at run time, see ``engine/extension.py``); where
+  it could not be built, setting it to 1 is refused (``parameter_refusal``).
 * Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
   grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
   Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this.
@@ -29,6 +31,7 @@ from psycopg import sql
 from auroral.crypto import Sealer
 from auroral.engine import EngineError, Installation, LocalEngine, PgServer, available
 from auroral.engine.bootstrap import scram_verifier
+from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.postmaster import connect
 from auroral.gateway import EndpointConfig, Gateway
 from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
@@ -49,6 +52,8 @@ PG_SETTINGS = frozenset({
     "client_encoding", "idle_in_transaction_session_timeout", "log_connections", "log_disconnections",
     "log_min_duration_statement", "log_statement", "max_connections", "password_encryption",
     "statement_timeout", "timezone",
+    # defined by auroral's server module auroral_rds (engine/extension.py); 0/1 are valid booleans
+    "rds.restrict_password_commands",
 })
 
 # Engine status -> RDS status for events the engine observes by itself.
@@ -108,6 +113,19 @@ class LocalRuntime:
         if not self._installations:
             return []
         return list(AURORA_MAJORS)
+
+    def parameter_refusal(self, name: str, value: str, major: int) -> str | None:
+        if name != RESTRICT_PASSWORD_COMMANDS or value != "1":
+            return None
+        try:
+            inst = self._engine.installation(str(major))
+        except (EngineError, OSError):
+            return None  # no server for this major can be created anyway (reported there)
+        if inst.preload:
+            return None
+        return (f"{name} cannot be set to 1 on this auroral host: the auroral_rds PostgreSQL module that "
+                f"enforces it could not be built for PostgreSQL {inst.major} (it needs gcc and the "
+                "PostgreSQL server headers; see the auroral log)")
 
     def set_status_listener(self, fn: StatusListener) -> None:
         self._listener = fn

@@ -243,6 +243,9 @@ class ParameterGroupOperations(EngineVersionOperations):
                     raise invalid_parameter_value(f"The parameter value for {name} must be provided.")
                 value = str(item["ParameterValue"])
                 check_value(p, value)
+                refusal = self.runtime.parameter_refusal(p.name, value, family_major(group.family) or 0)
+                if refusal is not None:
+                    raise invalid_parameter_value(refusal)
             out.append((p, value, method))
         return out
 

@@ -97,6 +97,11 @@ class ClusterRuntime(Protocol):
         """Apply changed dynamic parameters to the running server (a reload, no restart)."""
         ...
 
+    def parameter_refusal(self, name: str, value: str, major: int) -> str | None:
+        """Why this runtime cannot honour ``name = value`` in clusters of ``major`` (checked when a
+        parameter group is modified: ``InvalidParameterValue`` with this reason); None if it can."""
+        ...
+
     async def open_endpoint(self, cluster: Cluster, instance: Instance) -> tuple[str, int]:
         """Start the endpoint listener of ``instance``; return the ``(address, port)`` clients use."""
         ...
