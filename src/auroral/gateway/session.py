@@ -5,6 +5,8 @@
              ▼ allowed (ACCEPT flow)
     startup phase (bounded by the startup timeout):
       SSLRequest → 'S' + TLS handshake · GSSENCRequest → 'N' · CancelRequest → forwarded, close
+      direct TLS (libpq 17+ ``sslnegotiation=direct``: a TLS record first, ALPN "postgresql" required)
+      → TLS handshake at once, then a StartupMessage inside TLS
       StartupMessage → force_ssl check → authenticate hook (IAM: the gateway runs the password
       exchange itself, then logs in upstream: the server trusts it for that user, or SCRAM) → open
       the target Unix socket. Without an IAM verification, an upstream AuthenticationOk is refused
@@ -24,6 +26,8 @@ import asyncio
 import inspect
 import itertools
 import logging
+import os
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CANCEL_WAIT = 5.0
+TLS_RECORD_HANDSHAKE = 0x16  # the first byte of a TLS ClientHello; a startup packet starts with 0x00
+ALPN_POSTGRESQL = "postgresql"
 TLS_SHUTDOWN_TIMEOUT = 5.0
 State = Literal["deciding", "held", "startup", "relaying", "closed"]
 
@@ -76,6 +82,11 @@ async def _maybe_await(value: T | Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Session:
     _ids = itertools.count(1)
 
@@ -93,17 +104,32 @@ class Session:
         self._hold_timer: asyncio.TimerHandle | None = None
         self._counted = False
         self._finished = False
+        # The accepted socket, detached from its first transport until the startup phase knows whether
+        # the client speaks TLS at once (then it gets a TLS transport) or not (a plain one).
+        self._raw: socket.socket | None = None
+        self._raw_watched = False  # a reader is registered on it (the peek)
 
     # -- Side owner callbacks ----------------------------------------------------------------------
     def side_made(self, side: Side) -> None:
         if side is not self.client:
             self.hub.upstreams += 1
             return
-        side.pause(True)  # not a byte is read before the verdict
-        assert side.transport is not None
-        peer = side.transport.get_extra_info("peername") or ("", 0)
-        local = side.transport.get_extra_info("sockname") or ("", 0)
+        if self.info is not None:  # the transport made by _attach: the session is already running
+            return
+        transport = side.transport
+        assert transport is not None
+        peer = transport.get_extra_info("peername") or ("", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
         self.info = ConnectionInfo(self.cfg.endpoint_id, str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
+        # Not a byte is read before the verdict, nor before the first byte was peeked at (direct TLS needs
+        # the ClientHello left in the socket for its TLS transport). Pausing is not enough: uvloop starts
+        # reading after connection_made whatever it did. So the socket leaves this transport now; closing
+        # the transport closes its descriptor only, not the connection.
+        sock = transport.get_extra_info("socket")
+        self._raw = socket.socket(fileno=os.dup(sock.fileno()))
+        transport.set_protocol(asyncio.Protocol())
+        transport.abort()
+        side.transport = None
         self.endpoint.sessions.add(self)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -124,12 +150,13 @@ class Session:
             self._flow("open")
             if not verdict.allow:
                 self.endpoint.rejected += 1
-                self._deny(verdict)
+                await self._deny(verdict)
                 return
             self.endpoint.accepted += 1
             self.hub.active += 1
             self._counted = True
             if self.hub.active > self.hub.max_connections:
+                await self._attach(None)
                 self.client.write(pg.error_response("53300", "sorry, too many clients already"))
                 self.client.close()
                 return
@@ -157,10 +184,12 @@ class Session:
             log.exception("gateway %s: decide hook failed", self.cfg.endpoint_id)
             return Verdict(False, f"decision error: {e}", drop_mode="close")
 
-    def _deny(self, verdict: Verdict) -> None:
+    async def _deny(self, verdict: Verdict) -> None:
         if verdict.drop_mode == "close" or self.hub.held >= self.hub.max_held:
-            self.client.abort()
+            self._close_raw()
+            self._finish()
             return
+        await self._attach(None)
         self.state = "held"
         self.hub.held += 1
         self.endpoint.held += 1
@@ -174,6 +203,7 @@ class Session:
         if self.upstream is not None:
             self.upstream.abort()
         self.client.abort()
+        self._close_raw()
         self._finish()
 
     def drop(self) -> None:
@@ -187,6 +217,7 @@ class Session:
         self._finished = True
         self.state = "closed"
         self.client.closed = True
+        self._close_raw()
         if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
             self._task.cancel()
         if self._hold_timer is not None:
@@ -218,6 +249,11 @@ class Session:
     # -- the startup phase -------------------------------------------------------------------------
     async def _startup(self) -> None:
         client = self.client
+        if await self._peek_first_byte() == TLS_RECORD_HANDSHAKE:
+            if not await self._start_direct_tls():
+                return
+        else:
+            await self._attach(None)
         client.pause(False)
         while True:
             body = await client.read_startup_packet()
@@ -256,6 +292,72 @@ class Session:
         new.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         self.client.transport = new
         self.tls = True
+
+    def _close_raw(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is None:
+            return
+        if self._raw_watched:  # unregister before the descriptor (number) can be closed and reused
+            self._raw_watched = False
+            asyncio.get_running_loop().remove_reader(raw.fileno())
+        raw.close()
+
+    async def _attach(self, ctx: ssl.SSLContext | None) -> asyncio.Transport:
+        """Give the detached client socket a transport (TLS server side with ``ctx``) for ``self.client``."""
+        sock, self._raw = self._raw, None
+        if sock is None or self._finished:
+            raise ConnectionClosed()
+        loop = asyncio.get_running_loop()
+        # once handed over, the loop owns the socket, and closes it if the handshake fails
+        if ctx is None:
+            transport, _ = await loop.connect_accepted_socket(lambda: self.client, sock)
+        else:
+            transport, _ = await loop.connect_accepted_socket(lambda: self.client, sock, ssl=ctx,
+                                                              ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT)
+        if self._finished:  # dropped meanwhile
+            transport.abort()
+            raise ConnectionClosed()
+        return transport
+
+    async def _peek_first_byte(self) -> int | None:
+        """The client's first byte, left unread: a startup packet starts with a length word (0x00 first),
+        direct TLS with a TLS record (0x16). ``loop.start_tls`` cannot take bytes a transport already
+        read, so the ClientHello must stay in the socket for the TLS transport. None at EOF."""
+        sock = self._raw
+        if sock is None:
+            raise ConnectionClosed()
+        fd = sock.fileno()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = sock.recv(1, socket.MSG_PEEK)
+                return data[0] if data else None
+            except (BlockingIOError, InterruptedError):
+                pass
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _set_once, ready)
+            self._raw_watched = True
+            try:
+                await ready
+            finally:
+                if self._raw_watched:  # else _close_raw already removed it
+                    self._raw_watched = False
+                    loop.remove_reader(fd)
+
+    async def _start_direct_tls(self) -> bool:
+        """Direct TLS (libpq 17+ ``sslnegotiation=direct``): the handshake at once, ALPN "postgresql"
+        required as PostgreSQL 17 does; then a StartupMessage inside TLS (no SSLRequest)."""
+        ctx = self.hub.tls.server_context(self.cfg.server_names, host_ips(self.cfg.host))
+        transport = await self._attach(ctx)
+        self.tls = True
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if alpn != ALPN_POSTGRESQL:
+            log.debug("gateway %s #%d: direct TLS without ALPN (%r)", self.cfg.endpoint_id, self.id, alpn)
+            self._refuse(pg.error_response(
+                "08P01", "received direct SSL connection request without ALPN protocol negotiation extension"))
+            return False
+        return True
 
     async def _forward_cancel(self, body: bytes) -> None:
         packet = (len(body) + 4).to_bytes(4, "big") + body
