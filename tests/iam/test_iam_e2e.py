@@ -65,7 +65,9 @@ def test_user_keys_authorization_and_assume_role(server: Any, iam: Any, make_use
     role_sts = server.client("sts", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
     assert role_sts.get_caller_identity()["Arn"] == f"arn:aws:sts::{server.account}:assumed-role/{role}/e2e"
     # a wrong session token is refused
-    bad = server.client("iam", creds["AccessKeyId"], creds["SecretAccessKey"], "x" + creds["SessionToken"][1:])
+    token = creds["SessionToken"]
+    wrong = ("y" if token[0] == "x" else "x") + token[1:]  # always a different token
+    bad = server.client("iam", creds["AccessKeyId"], creds["SecretAccessKey"], wrong)
     with pytest.raises(ClientError):
         bad.list_roles()
     session = sts.get_session_token(DurationSeconds=900)["Credentials"]
