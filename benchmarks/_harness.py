@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import shutil
 import socket
@@ -10,9 +11,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT_KEY = "AKIABENCHMARKROOT001"
 ROOT_SECRET = "benchmark-root-secret-key-0123456789abcdef"
@@ -70,3 +72,16 @@ def moto_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def measure(worker: Callable[..., None], procs: int, *args: Any) -> float:
+    """Requests/s of ``procs`` processes running ``worker(*args, queue)``; each puts its count on the queue."""
+    out: Any = mp.Queue()
+    ps = [mp.Process(target=worker, args=(*args, out)) for _ in range(procs)]
+    start = time.monotonic()
+    for p in ps:
+        p.start()
+    total = sum(out.get() for _ in ps)
+    for p in ps:
+        p.join()
+    return total / (time.monotonic() - start)

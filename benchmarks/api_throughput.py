@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing as mp
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import boto3
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
-from _harness import ACCOUNT, ROOT_KEY, ROOT_SECRET, auroral, moto_server
+from _harness import ACCOUNT, ROOT_KEY, ROOT_SECRET, auroral, measure, moto_server
 
 POLICY = {
     "Version": "2012-10-17",
@@ -86,18 +85,6 @@ def _replay_worker(url: str, key: str, secret: str, name: str, seconds: float, o
             raise SystemExit(f"{name}: HTTP {resp.status}")
         n += 1
     out.put(n)
-
-
-def measure(worker: Callable[..., None], procs: int, *args: Any) -> float:
-    out: Any = mp.Queue()
-    ps = [mp.Process(target=worker, args=(*args, out)) for _ in range(procs)]
-    start = time.monotonic()
-    for p in ps:
-        p.start()
-    total = sum(out.get() for _ in ps)
-    for p in ps:
-        p.join()
-    return total / (time.monotonic() - start)
 
 
 def run_all(url: str, key: str, secret: str, seconds: float, procs: int) -> dict[tuple[str, str], float]:
