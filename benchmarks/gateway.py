@@ -2,15 +2,18 @@
 
     (a) direct   — Debian's PostgreSQL 15 (built with OpenSSL) on 127.0.0.1 with ssl=on
     (b) pgbouncer — Debian's PgBouncer with client TLS (client_tls_sslmode=require) in front of (a)
-    (c) auroral  — an auroral cluster endpoint (TLS; security-group rules and public access on, via the API)
+    (c) auroral  — an auroral cluster endpoint (TLS; security-group rules and public access on, via the API),
+                   relayed by the native relay (the default), and (d) the same with
+                   ``AURORAL_GATEWAY_RELAY=python`` (auroral-py), each from its own ``auroral up``
 
     pgbench -S    -c 8 -j 4 -T <seconds>   TPS, and the ratios auroral/pgbouncer, auroral/direct
     pgbench -S -C -c 8 -j 4 -T <seconds>   new connections per second (one per transaction)
     IAM-token logins per second against (c): psycopg, several threads, tokens from botocore
 
 Needs root (PostgreSQL and PgBouncer run as ``auroral-pg``) and ``apt-get install -y postgresql pgbouncer``.
-(a)/(b) run PostgreSQL 15, (c) the PostgreSQL auroral serves (the embedded wheel's 18): same scale,
-same queries; the servers differ by version only.
+(a)/(b) run PostgreSQL 15, (c)/(d) the PostgreSQL auroral serves (the embedded wheel's 18): same scale,
+same queries, and (a) gets auroral's server settings that matter here (``shared_buffers=16MB``: the
+scale-4 tables do not fit, as in auroral), so the servers differ by version only.
 
     python benchmarks/gateway.py [--seconds 20] [--clients 8] [--iam-threads 8]
 """
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +96,7 @@ def start_postgres(root: Path, run_as: dict[str, Any], port: int) -> tuple[subpr
         [str(PG15 / "postgres"), "-D", str(data), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
          "-c", f"unix_socket_directories={sock}", "-c", "max_connections=100", "-c", "ssl=on",
          "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}", "-c", "fsync=off",
-         "-c", "synchronous_commit=off", "-c", "shared_buffers=64MB"],
+         "-c", "synchronous_commit=off", "-c", "shared_buffers=16MB"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **run_as)
     wait_for(sock / f".s.PGSQL.{port}", proc, "postgres")
     return proc, sock
@@ -212,7 +216,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--iam-threads", type=int, default=8)
-    ap.add_argument("--only", choices=["direct", "pgbouncer", "auroral"], action="append")
+    ap.add_argument("--only", choices=["direct", "pgbouncer", "auroral", "auroral-py"], action="append")
     opts = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (PostgreSQL and PgBouncer run as auroral-pg)")
@@ -228,16 +232,21 @@ def main() -> None:
         direct = {**base, "PGHOST": "127.0.0.1", "PGPORT": str(pg_port), "PGUSER": "postgres"}
         subprocess.run(["pgbench", "-i", "-s", "4", "-q"], env={**os.environ, **direct}, check=True,
                        capture_output=True)
-        with auroral() as url:
-            kw, host, port, rid = create_auroral_db(url)
-            ours = {**base, "PGHOST": host, "PGPORT": str(port), "PGUSER": "master", "PGDATABASE": "bench"}
-            init = subprocess.run(["pgbench", "-i", "-s", "4", "-q"], env={**os.environ, **ours},
-                                  capture_output=True, text=True)
-            if init.returncode != 0:
-                raise RuntimeError(f"pgbench -i on auroral failed: {init.stderr[-2000:]}")
+        with ExitStack() as stack:
             targets = {"direct": direct,
-                       "pgbouncer": {**base, "PGHOST": "127.0.0.1", "PGPORT": str(bouncer_port), "PGUSER": "postgres"},
-                       "auroral": ours}
+                       "pgbouncer": {**base, "PGHOST": "127.0.0.1", "PGPORT": str(bouncer_port), "PGUSER": "postgres"}}
+            dbs: dict[str, tuple[Any, str, int, str]] = {}
+            for name, relay in (("auroral", "native"), ("auroral-py", "python")):
+                if opts.only and name not in opts.only:
+                    continue
+                url = stack.enter_context(auroral({"AURORAL_GATEWAY_RELAY": relay}))
+                kw, host, port, rid = dbs[name] = create_auroral_db(url)
+                ours = {**base, "PGHOST": host, "PGPORT": str(port), "PGUSER": "master", "PGDATABASE": "bench"}
+                init = subprocess.run(["pgbench", "-i", "-s", "4", "-q"], env={**os.environ, **ours},
+                                      capture_output=True, text=True)
+                if init.returncode != 0:
+                    raise RuntimeError(f"pgbench -i on {name} failed: {init.stderr[-2000:]}")
+                targets[name] = ours
             targets = {k: v for k, v in targets.items() if not opts.only or k in opts.only}
             c, s = str(opts.clients), str(opts.seconds)
             for label, args in (("pgbench -S (TPS)", ["-S", "-c", c, "-j", "4", "-T", s]),
@@ -247,13 +256,16 @@ def main() -> None:
                 for name, env in targets.items():
                     tps[name] = pgbench(args, env)
                     print(f"  {name:10s} {tps[name]:10.0f}", flush=True)
-                if "auroral" in tps:
+                for ours_name in ("auroral", "auroral-py"):
                     for other in ("pgbouncer", "direct"):
-                        if other in tps:
-                            print(f"  auroral/{other}: {tps['auroral'] / tps[other]:.2f}x")
-            rate, errors = iam_logins(kw, host, port, rid, max(5.0, opts.seconds / 2), opts.iam_threads)
-            print(f"IAM-token logins against auroral ({opts.iam_threads} threads, psycopg, TLS): "
-                  f"{rate:.0f}/s ({errors} errors)")
+                        if ours_name in tps and other in tps:
+                            print(f"  {ours_name}/{other}: {tps[ours_name] / tps[other]:.2f}x")
+                if "auroral" in tps and "auroral-py" in tps:
+                    print(f"  auroral/auroral-py: {tps['auroral'] / tps['auroral-py']:.2f}x")
+            for name, (kw, host, port, rid) in dbs.items():
+                rate, errors = iam_logins(kw, host, port, rid, max(5.0, opts.seconds / 2), opts.iam_threads)
+                print(f"IAM-token logins against {name} ({opts.iam_threads} threads, psycopg, TLS): "
+                      f"{rate:.0f}/s ({errors} errors)")
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -28,6 +28,7 @@ from auroral.config import Settings
 from auroral.crypto import Sealer, load_or_create_key
 from auroral.ec2 import Ec2Service
 from auroral.gateway import FlowLog, Gateway, TlsMaterial
+from auroral.gateway import native as native_relay
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.iam.service import IamService
@@ -86,7 +87,7 @@ class App:
         self.audit = AuditTrail(self.store, settings.region)
         self.tls = TlsMaterial.load_or_create(settings.data_dir / "tls", self.sealer.derive("auroral-tls-keys"))
         self.flows = FlowLog(settings.data_dir / "flows.jsonl", account_id=self.account)
-        self.gateway = Gateway(self.tls, self.flows)
+        self.gateway = Gateway(self.tls, self.flows, relay=native_relay.load(settings.data_dir / "gateway"))
         self.runtime = LocalRuntime(settings.data_dir, self.store, self.sealer, self.gateway,
                                     endpoint_host=settings.endpoint_host)
         # Loopback addresses are hosts of the default VPC unless AURORAL_NET_TRANSLATE says otherwise first.

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
-from auroral.gateway import EndpointConfig, FlowLog, Gateway, TlsMaterial
+from auroral.gateway import EndpointConfig, FlowLog, Gateway, TlsMaterial, native
 
 T = TypeVar("T")
 PG_USER = "auroral-pg"
@@ -168,13 +168,25 @@ class GatewayThread:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def gwt() -> Iterator[GatewayThread]:
+RELAY_CACHE = Path(tempfile.gettempdir()) / "auroral-test-relay"
+
+
+def native_relay() -> native.NativeRelay:
+    relay = native.load(RELAY_CACHE)
+    if relay is None:  # the suite needs gcc and libssl-dev (.ci/run installs them): fail, never skip
+        raise AssertionError(f"the native relay did not build: {native.build(RELAY_CACHE)[1]}")
+    return relay
+
+
+@pytest.fixture(scope="module", params=["native", "python"])
+def gwt(request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
+    """A gateway per test module and relay: every gateway test runs on both data paths."""
     data = Path(tempfile.mkdtemp(prefix="auroral-gw-"))
     t = GatewayThread(data)
+    relay = native_relay() if request.param == "native" else None
 
     async def make() -> Gateway:
-        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0)
+        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay)
 
     t.gateway = t.call(make())
     try:

@@ -1,4 +1,5 @@
-"""Direct TLS negotiation (libpq 17+ ``sslnegotiation=direct``), on the default asyncio loop and on uvloop."""
+"""Direct TLS negotiation (libpq 17+ ``sslnegotiation=direct``): the Python relay on the default asyncio loop and
+on uvloop, and the native relay (which then does the handshake and the ALPN check itself)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.gateway.conftest import (
     RAW_PASSWORD,
     GatewayThread,
     Postgres,
+    native_relay,
     recv_message,
     startup_packet,
 )
@@ -39,13 +41,15 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+@pytest.fixture(scope="module", params=["asyncio", "uvloop", "native"])
 def lgwt(request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
     data = Path(tempfile.mkdtemp(prefix="auroral-gw-direct-"))
-    t = GatewayThread(data, loop=_new_loop(request.param))
+    native = request.param == "native"
+    t = GatewayThread(data, loop=_new_loop("uvloop" if native else request.param))
+    relay = native_relay() if native else None
 
     async def make() -> Gateway:
-        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0)
+        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay)
 
     t.gateway = t.call(make())
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from auroral.gateway.decision import EndpointConfig
 from auroral.gateway.flows import FlowLog
+from auroral.gateway.native import NativeRelay
 from auroral.gateway.session import Endpoint, Hub, Session
 from auroral.gateway.tls import TlsMaterial, host_ips
 
@@ -28,9 +29,9 @@ _FIXED = frozenset({"endpoint_id", "host", "port"})
 class Gateway:
     def __init__(self, tls: TlsMaterial, flows: FlowLog, *, startup_timeout: float = 10.0,
                  max_connections: int = 10000, max_held: int = 1024, hold_timeout: float = 30.0,
-                 backlog: int = 4096) -> None:
+                 backlog: int = 4096, relay: NativeRelay | None = None) -> None:
         self.hub = Hub(tls=tls, flows=flows, startup_timeout=startup_timeout, max_connections=max_connections,
-                       max_held=max_held, hold_timeout=hold_timeout)
+                       max_held=max_held, hold_timeout=hold_timeout, relay=relay)
         self.backlog = backlog
         self._endpoints: dict[str, Endpoint] = {}
 
@@ -48,7 +49,7 @@ class Gateway:
             raise ValueError(f"endpoint {cfg.endpoint_id!r} is already open")
         ep = Endpoint(cfg)
         # Issue the certificate now, not in the first client's handshake.
-        self.hub.tls.server_context(cfg.server_names, host_ips(cfg.host))
+        self._prepare_tls(cfg)
         loop = asyncio.get_running_loop()
         hub = self.hub
         ep.server = await loop.create_server(lambda: Session(hub, ep).client, cfg.host, cfg.port,
@@ -67,8 +68,19 @@ class Gateway:
             raise ValueError(f"cannot change {sorted(fixed)} of an open endpoint; close and reopen it")
         new = dataclasses.replace(ep.cfg, **changes)
         if "server_names" in changes:
-            self.hub.tls.server_context(new.server_names, host_ips(new.host))
+            self._prepare_tls(new)
         ep.cfg = new
+
+    def _prepare_tls(self, cfg: EndpointConfig) -> None:
+        if self.hub.relay is not None:
+            self.hub.relay.context(self.hub.tls, tuple(cfg.server_names), host_ips(cfg.host))
+        else:
+            self.hub.tls.server_context(cfg.server_names, host_ips(cfg.host))
+
+    @property
+    def relay(self) -> str:
+        """Which relay moves the bytes: ``native`` (the C library) or ``python``."""
+        return "python" if self.hub.relay is None else "native"
 
     def port(self, endpoint_id: str) -> int:
         return self._endpoint(endpoint_id).port
@@ -93,7 +105,8 @@ class Gateway:
 
     def stats(self) -> dict[str, Any]:
         """Counters: per endpoint and in total. ``connections`` counts every accepted socket still open
-        (held ones included), ``buffered_bytes`` the bytes queued in the gateway's write buffers."""
+        (held ones included), ``buffered_bytes`` the bytes queued in the gateway's write buffers (the
+        native relay's buffers count in the total only: they are the process's)."""
         endpoints: dict[str, Any] = {}
         total_buffered = 0
         for eid, ep in self._endpoints.items():
@@ -108,7 +121,10 @@ class Gateway:
                 "relaying": states.get("relaying", 0), "startup": states.get("startup", 0),
                 "accepted": ep.accepted, "rejected": ep.rejected, "buffered_bytes": buffered,
             }
+        if self.hub.relay is not None:
+            total_buffered += self.hub.relay.buffered()
         return {
+            "relay": self.relay,
             "endpoints": endpoints,
             "active": self.hub.active,
             "held": self.hub.held,

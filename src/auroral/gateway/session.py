@@ -13,7 +13,10 @@
       ("upstream trust only after gateway verification").
              │
              ▼
-    relay: two :class:`~auroral.gateway.pipe.Side` protocols splice bytes with backpressure.
+    relay: with the native relay (:mod:`auroral.gateway.native`), the library moves the bytes on its
+    own thread and reports the close; else two :class:`~auroral.gateway.pipe.Side` protocols splice
+    bytes with backpressure. With the native relay a TLS client is terminated in the library from the
+    handshake on, and the startup phase reads the decrypted stream from a socketpair.
 
 The target socket and every hook are taken from the endpoint's config *at accept time*; later
 updates apply to new connections only. Every failure ends in :meth:`Session.terminate`, never in an
@@ -37,6 +40,7 @@ from auroral.gateway import scram
 from auroral.gateway import startup as pg
 from auroral.gateway.decision import AuthPlan, ConnectionInfo, EndpointConfig, Verdict
 from auroral.gateway.flows import FlowLog, FlowRecord
+from auroral.gateway.native import Closed, NativeRelay
 from auroral.gateway.pipe import HIGH_WATER, LOW_WATER, ConnectionClosed, Side
 from auroral.gateway.tls import TlsMaterial, host_ips
 
@@ -60,6 +64,7 @@ class Hub:
     max_connections: int
     max_held: int
     hold_timeout: float
+    relay: NativeRelay | None = None  # None: relay in Python
     active: int = 0  # allowed sessions not yet finished
     held: int = 0
     upstreams: int = 0  # open upstream (Unix socket) connections
@@ -80,6 +85,12 @@ class Endpoint:
 
 async def _maybe_await(value: T | Any) -> Any:
     return await value if inspect.isawaitable(value) else value
+
+
+async def _flushed(side: Side) -> None:
+    """Wait until ``side``'s transport has written everything it queued (normally it already has)."""
+    while side.write_buffer_size() > 0 and not side.closed:
+        await asyncio.sleep(0.001)
 
 
 def _set_once(future: asyncio.Future[None]) -> None:
@@ -108,6 +119,8 @@ class Session:
         # the client speaks TLS at once (then it gets a TLS transport) or not (a plain one).
         self._raw: socket.socket | None = None
         self._raw_watched = False  # a reader is registered on it (the peek)
+        self._native_tls = False  # the native relay terminates this client's TLS (since the handshake)
+        self._native_relay = False  # the native relay moves this connection's bytes (after the handoff)
 
     # -- Side owner callbacks ----------------------------------------------------------------------
     def side_made(self, side: Side) -> None:
@@ -204,6 +217,8 @@ class Session:
             self.upstream.abort()
         self.client.abort()
         self._close_raw()
+        if self._native_relay and self.hub.relay is not None and not self._finished:
+            self.hub.relay.close(self.id)  # its close report finds no watcher: _finish runs now
         self._finish()
 
     def drop(self) -> None:
@@ -218,6 +233,9 @@ class Session:
         self.state = "closed"
         self.client.closed = True
         self._close_raw()
+        if self._native_relay and self.hub.relay is not None:
+            self.hub.relay.unwatch(self.id)
+            self.hub.upstreams -= 1
         if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
             self._task.cancel()
         if self._hold_timer is not None:
@@ -250,7 +268,9 @@ class Session:
     async def _startup(self) -> None:
         client = self.client
         if await self._peek_first_byte() == TLS_RECORD_HANDSHAKE:
-            if not await self._start_direct_tls():
+            if self.hub.relay is not None:
+                await self._native_handshake(direct=True)
+            elif not await self._start_direct_tls():
                 return
         else:
             await self._attach(None)
@@ -259,8 +279,13 @@ class Session:
             body = await client.read_startup_packet()
             code = pg.packet_code(body)
             if code == pg.SSL_REQUEST and len(body) == 4 and not self.tls:
+                if self.hub.relay is not None:
+                    if client.buf:  # bytes sent before the handshake would be read as if encrypted
+                        raise pg.ProtocolViolation("received unencrypted data after SSL request")
+                    await self._native_handshake(direct=False)
+                    continue
                 client.write(b"S")
-                if client.buf:  # bytes sent before the handshake would be read as if encrypted
+                if client.buf:
                     raise pg.ProtocolViolation("received unencrypted data after SSL request")
                 await self._start_tls()
             elif code == pg.GSSENC_REQUEST and len(body) == 4 and not self.tls:
@@ -359,6 +384,77 @@ class Session:
             return False
         return True
 
+    # -- the native relay --------------------------------------------------------------------------
+    async def _native_handshake(self, *, direct: bool) -> None:
+        """Hand the client socket to the native relay for the TLS handshake (after an SSLRequest,
+        answered 'S' here, or at once for direct TLS, where the library requires ALPN "postgresql");
+        the startup phase goes on over a socketpair carrying the decrypted stream."""
+        relay = self.hub.relay
+        assert relay is not None
+        ctx = relay.context(self.hub.tls, tuple(self.cfg.server_names), host_ips(self.cfg.host))
+        if direct:
+            sock, self._raw = self._raw, None
+            if sock is None or self._finished:
+                raise ConnectionClosed()
+        else:
+            sock = self._detach(self.client)
+            sock.send(b"S")  # one byte into an empty send buffer: never blocks
+        mine, theirs = socket.socketpair()
+        mine.setblocking(False)
+        relay.tls(self.id, sock.detach(), theirs.detach(), ctx, direct=direct)
+        self._native_tls = self.tls = True
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(lambda: self.client, mine)
+        if self._finished:
+            transport.abort()
+            raise ConnectionClosed()
+
+    async def _native_handoff(self, relay: NativeRelay, upstream: Side) -> None:
+        """From here the library moves this connection's bytes. Bytes read but not yet passed on go
+        with the handoff, in order; for a TLS client, the client bytes the library had already passed
+        to our end of the socketpair are read back to EOF and sent on ahead of the rest."""
+        await _flushed(self.client)
+        await _flushed(upstream)
+        up = self._detach(upstream)
+        client = self._detach(self.client)
+        to_client, to_upstream = bytes(upstream.buf), bytes(self.client.buf)
+        upstream.buf.clear()
+        self.client.buf.clear()
+        self._native_relay = True
+        relay.watch(self.id, self._native_closed)
+        if not self._native_tls:
+            relay.plain(self.id, client.detach(), up.detach(), to_client, to_upstream)
+            return
+        relay.handoff(self.id, up.detach(), to_client)
+        try:
+            loop = asyncio.get_running_loop()
+            rest = bytearray(to_upstream)
+            while chunk := await loop.sock_recv(client, 65536):
+                rest += chunk
+        finally:
+            client.close()
+        relay.drained(self.id, bytes(rest))
+
+    def _native_closed(self, closed: Closed) -> None:
+        self.client.bytes_in += closed.client_bytes
+        self.client.reads += closed.client_reads
+        if self.upstream is not None:
+            self.upstream.bytes_in += closed.upstream_bytes
+            self.upstream.reads += closed.upstream_reads
+        self._finish()
+
+    def _detach(self, side: Side) -> socket.socket:
+        """Take ``side``'s socket from its transport (which reads no more and closes only its own
+        descriptor) without a byte of its stream lost: what the transport read stays in ``side.buf``."""
+        transport = side.transport
+        if transport is None or side.closed or transport.is_closing():
+            raise ConnectionClosed()
+        sock = transport.get_extra_info("socket")
+        dup = socket.socket(fileno=os.dup(sock.fileno()))
+        transport.set_protocol(asyncio.Protocol())
+        transport.abort()
+        side.transport = None
+        return dup
+
     async def _forward_cancel(self, body: bytes) -> None:
         packet = (len(body) + 4).to_bytes(4, "big") + body
         try:
@@ -408,6 +504,9 @@ class Session:
         elif not await self._first_auth_message_earned(info, upstream):
             return
         self.state = "relaying"
+        if self.hub.relay is not None:
+            await self._native_handoff(self.hub.relay, upstream)
+            return
         upstream.start_relay(self.client)
         self.client.start_relay(upstream)
 

@@ -186,6 +186,17 @@ class TlsMaterial:
         _write_private(key_path, _key_pem(key, self.passphrase))
         _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
+    def server_pem(self, names: Iterable[str], ips: Iterable[str] = ()) -> tuple[bytes, bytearray]:
+        """(certificate PEM, unencrypted private key PEM) for these names, for the native relay. The key
+        exists only in memory; the caller zeroes the bytearray once it has loaded it."""
+        cert_path, key_path = self.server_certificate(names, ips)
+        key = _load_key(key_path.read_bytes(), self.passphrase)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError(f"{key_path} is not an RSA key")
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        return cert_path.read_bytes(), bytearray(pem)
+
     def server_context(self, names: Iterable[str], ips: Iterable[str] = ()) -> ssl.SSLContext:
         """A server-side context (TLS 1.2+) presenting the certificate for these names; cached."""
         names, ips = tuple(names), tuple(ips)
