@@ -7,15 +7,16 @@
                    ``AURORAL_GATEWAY_RELAY=python`` (auroral-py), each from its own ``auroral up``
 
     pgbench -S    -c 8 -j 4 -T <seconds>   TPS, and the ratios auroral/pgbouncer, auroral/direct
-    pgbench -S -C -c 8 -j 4 -T <seconds>   new connections per second (one per transaction)
-    IAM-token logins per second against (c): psycopg, several threads, tokens from botocore
+    pgbench -S -C -c 8 -j 8 -T <seconds>   new connections per second (one per transaction; pgbench
+                                           connects synchronously, so one thread per client)
+    pgbench -C -f 'SELECT 1' as an IAM user     IAM-token logins per second, tokens from botocore
 
 Needs root (PostgreSQL and PgBouncer run as ``auroral-pg``) and ``apt-get install -y postgresql pgbouncer``.
 (a)/(b) run PostgreSQL 15, (c)/(d) the PostgreSQL auroral serves (the embedded wheel's 18): same scale,
 same queries, and (a) gets auroral's server settings that matter here (``shared_buffers=16MB``: the
 scale-4 tables do not fit, as in auroral), so the servers differ by version only.
 
-    python benchmarks/gateway.py [--seconds 20] [--clients 8] [--iam-threads 8]
+    python benchmarks/gateway.py [--seconds 20] [--clients 8] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -176,7 +176,11 @@ def create_auroral_db(url: str) -> tuple[Any, str, int, str]:
 
 
 def iam_logins(kw: dict[str, Any], host: str, port: int, resource_id: str, seconds: float,
-               threads: int) -> tuple[float, int]:
+               clients: int, root: Path) -> float:
+    """IAM-token logins per second: ``pgbench -C`` (a new connection, TLS and a token login, per
+    transaction of ``SELECT 1``) as ``iamuser``, whose password is a token from unmodified botocore's
+    ``generate_db_auth_token``, signed by an IAM user allowed ``rds-db:connect`` (a token can be used
+    for any number of logins within its 15 minutes)."""
     iam = boto3.client("iam", **kw)
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
               "Resource": f"arn:aws:rds-db:{REGION}:*:dbuser:{resource_id}/iamuser"}]}
@@ -189,33 +193,18 @@ def iam_logins(kw: dict[str, Any], host: str, port: int, resource_id: str, secon
         conn.execute("GRANT rds_iam TO iamuser")
     rds = boto3.client("rds", endpoint_url=kw["endpoint_url"], region_name=REGION,
                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
-    counts, errors = [0] * threads, [0] * threads
-    stop = time.monotonic() + seconds
-
-    def work(i: int) -> None:
-        token = rds.generate_db_auth_token(DBHostname=host, Port=port, DBUsername="iamuser", Region=REGION)
-        while time.monotonic() < stop:
-            try:
-                psycopg.connect(host=host, port=port, user="iamuser", password=token, dbname="bench",
-                                sslmode="require", connect_timeout=10).close()
-                counts[i] += 1
-            except psycopg.Error:
-                errors[i] += 1
-
-    started = time.monotonic()
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(counts) / (time.monotonic() - started), sum(errors)
+    token = rds.generate_db_auth_token(DBHostname=host, Port=port, DBUsername="iamuser", Region=REGION)
+    script = root / "select1.sql"
+    script.write_text("SELECT 1;\n")
+    env = {"PGHOST": host, "PGPORT": str(port), "PGUSER": "iamuser", "PGPASSWORD": token, "PGDATABASE": "bench",
+           "PGSSLMODE": "require"}
+    return pgbench(["-C", "-n", "-f", str(script), "-c", str(clients), "-j", str(clients), "-T", str(int(seconds))], env)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--iam-threads", type=int, default=8)
     ap.add_argument("--only", choices=["direct", "pgbouncer", "auroral", "auroral-py"], action="append")
     opts = ap.parse_args()
     if os.geteuid() != 0:
@@ -250,7 +239,7 @@ def main() -> None:
             targets = {k: v for k, v in targets.items() if not opts.only or k in opts.only}
             c, s = str(opts.clients), str(opts.seconds)
             for label, args in (("pgbench -S (TPS)", ["-S", "-c", c, "-j", "4", "-T", s]),
-                                ("pgbench -S -C (new connections/s)", ["-S", "-C", "-c", c, "-j", "4", "-T", s])):
+                                ("pgbench -S -C (new connections/s)", ["-S", "-C", "-c", c, "-j", c, "-T", s])):
                 print(f"{label}, {c} clients, {s} s, TLS everywhere")
                 tps = {}
                 for name, env in targets.items():
@@ -263,9 +252,8 @@ def main() -> None:
                 if "auroral" in tps and "auroral-py" in tps:
                     print(f"  auroral/auroral-py: {tps['auroral'] / tps['auroral-py']:.2f}x")
             for name, (kw, host, port, rid) in dbs.items():
-                rate, errors = iam_logins(kw, host, port, rid, max(5.0, opts.seconds / 2), opts.iam_threads)
-                print(f"IAM-token logins against {name} ({opts.iam_threads} threads, psycopg, TLS): "
-                      f"{rate:.0f}/s ({errors} errors)")
+                rate = iam_logins(kw, host, port, rid, opts.seconds, opts.clients, root)
+                print(f"IAM-token logins against {name} (pgbench -C, {opts.clients} clients, TLS): {rate:.0f}/s")
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -141,7 +141,7 @@ class NativeRelay:
         for name, args in {
             "ar_init": [cp, sz], "ar_ctx_new": [cp, sz, cp, sz, ctypes.c_char_p, sz],
             "ar_tls": [u64, i, i, i, i], "ar_plain": [u64, i, i, cp, sz, cp, sz],
-            "ar_handoff": [u64, i, cp, sz], "ar_drained": [u64, cp, sz], "ar_close": [u64],
+            "ar_handoff": [u64, i, i, cp, sz, cp, sz], "ar_close": [u64],
             "ar_events": [ctypes.POINTER(_Event), i], "ar_buffered": [], "ar_connections": [],
         }.items():
             fn = getattr(lib, name)
@@ -183,11 +183,10 @@ class NativeRelay:
         self._check(self._lib.ar_plain(conn_id, client_fd, upstream_fd, to_client, len(to_client), to_upstream,
                                        len(to_upstream)))
 
-    def handoff(self, conn_id: int, upstream_fd: int, to_client: bytes) -> None:
-        self._check(self._lib.ar_handoff(conn_id, upstream_fd, to_client, len(to_client)))
-
-    def drained(self, conn_id: int, to_upstream: bytes) -> None:
-        self._check(self._lib.ar_drained(conn_id, to_upstream, len(to_upstream)))
+    def handoff(self, conn_id: int, upstream_fd: int, python_fd: int, to_client: bytes, to_upstream: bytes) -> None:
+        """After the startup phase of a TLS connection: ``python_fd`` is our end of its socketpair."""
+        self._check(self._lib.ar_handoff(conn_id, upstream_fd, python_fd, to_client, len(to_client), to_upstream,
+                                         len(to_upstream)))
 
     def close(self, conn_id: int) -> None:
         self._check(self._lib.ar_close(conn_id))

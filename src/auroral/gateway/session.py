@@ -408,31 +408,23 @@ class Session:
             transport.abort()
             raise ConnectionClosed()
 
-    async def _native_handoff(self, relay: NativeRelay, upstream: Side) -> None:
-        """From here the library moves this connection's bytes. Bytes read but not yet passed on go
-        with the handoff, in order; for a TLS client, the client bytes the library had already passed
-        to our end of the socketpair are read back to EOF and sent on ahead of the rest."""
+    async def _native_handoff(self, relay: NativeRelay, upstream: Side, first: bytes) -> None:
+        """From here the library moves this connection's bytes. What we read but did not pass on goes
+        with the handoff, in order (``first``, then the server's bytes, to the client); for a TLS client
+        our end of the socketpair goes too, and the library reads both ends out in one step."""
         await _flushed(self.client)
         await _flushed(upstream)
         up = self._detach(upstream)
         client = self._detach(self.client)
-        to_client, to_upstream = bytes(upstream.buf), bytes(self.client.buf)
+        to_client, to_upstream = first + bytes(upstream.buf), bytes(self.client.buf)
         upstream.buf.clear()
         self.client.buf.clear()
         self._native_relay = True
         relay.watch(self.id, self._native_closed)
-        if not self._native_tls:
+        if self._native_tls:
+            relay.handoff(self.id, up.detach(), client.detach(), to_client, to_upstream)
+        else:
             relay.plain(self.id, client.detach(), up.detach(), to_client, to_upstream)
-            return
-        relay.handoff(self.id, up.detach(), to_client)
-        try:
-            loop = asyncio.get_running_loop()
-            rest = bytearray(to_upstream)
-            while chunk := await loop.sock_recv(client, 65536):
-                rest += chunk
-        finally:
-            client.close()
-        relay.drained(self.id, bytes(rest))
 
     def _native_closed(self, closed: Closed) -> None:
         self.client.bytes_in += closed.client_bytes
@@ -480,6 +472,7 @@ class Session:
             self._refuse(pg.no_encryption_error(self.info.peer_ip, info.user, info.database))
             return
         plan: AuthPlan | None = None
+        auth_ok = b""  # ours to send, after an IAM login
         if self.cfg.authenticate is not None:
             plan = await _maybe_await(self.cfg.authenticate(info, self.tls, self.info.peer_ip))
         if plan is not None and plan.kind == "iam" and not await self._client_password_ok(info, plan):
@@ -500,13 +493,15 @@ class Session:
                 upstream.abort()
                 self._refuse(pg.pam_failure(info.user))
                 return
-            self.client.write(pg.auth_request(pg.AUTH_OK))
+            auth_ok = pg.auth_request(pg.AUTH_OK)
         elif not await self._first_auth_message_earned(info, upstream):
             return
         self.state = "relaying"
-        if self.hub.relay is not None:
-            await self._native_handoff(self.hub.relay, upstream)
+        if self.hub.relay is not None:  # AuthenticationOk goes with the handoff: one wakeup less
+            await self._native_handoff(self.hub.relay, upstream, auth_ok)
             return
+        if auth_ok:
+            self.client.write(auth_ok)
         upstream.start_relay(self.client)
         self.client.start_relay(upstream)
 

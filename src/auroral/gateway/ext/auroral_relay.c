@@ -9,12 +9,14 @@
  *       HANDSHAKE  TLS server handshake on client_fd (direct: ALPN "postgresql" required)
  *       STARTUP    cleartext client <-> app_fd: one end of a socketpair whose other end Python reads
  *                  as if it were the decrypted client; Python runs the startup phase over it.
- *       ar_handoff(id, upstream_fd, to_client)   Python has logged in upstream and written all it
- *                  had for the client: what app_fd holds goes to the client, then `to_client` (server
- *                  bytes Python had read but not passed on), then the upstream stream. app_fd is closed,
- *                  so Python reads its end to EOF; the client is not read until ...
- *       ar_drained(id, to_upstream)              `to_upstream` (client bytes Python had read but
- *                  not passed on, the rest of its end included) goes upstream first, then the relay.
+ *       ar_handoff(id, upstream_fd, python_fd, to_client, to_upstream)   Python has logged in
+ *                  upstream, written all it had for the client and handed over its end of the
+ *                  socketpair too. Both ends are read out here, in one step, so no byte is lost or
+ *                  reordered: toward the client, what app_fd holds (Python's last writes), then
+ *                  `to_client` (server bytes Python had read but not passed on), then the upstream
+ *                  stream; toward the server, `to_upstream` (client bytes Python had read but not
+ *                  used), then what python_fd holds (client bytes passed to Python, not yet read by
+ *                  it), then what this side had not yet passed to Python, then the client stream.
  *       RELAY      client (TLS) <-> upstream_fd.
  *   plain connection: ar_plain(id, client_fd, upstream_fd, to_client, to_upstream) -> RELAY at once.
  *
@@ -49,8 +51,8 @@
 #define BUCKETS 4096
 #define MAX_EVENTS 256
 
-enum { ST_HANDSHAKE = 1, ST_STARTUP, ST_HANDOFF, ST_RELAY };
-enum { OP_TLS = 1, OP_PLAIN, OP_HANDOFF, OP_DRAINED, OP_CLOSE };
+enum { ST_HANDSHAKE = 1, ST_STARTUP, ST_RELAY };
+enum { OP_TLS = 1, OP_PLAIN, OP_HANDOFF, OP_CLOSE };
 enum { FD_CLIENT = 0, FD_APP = 1, FD_UP = 2 };
 
 typedef struct {
@@ -445,6 +447,31 @@ static void take(chunk_t *ch, char *data, size_t len) {
     ch->off = 0;
 }
 
+/* All that fd holds now (non-blocking), with `extra` before it (first = 1) or after it (first = 0). */
+static int read_all(int fd, chunk_t *out, const char *extra, size_t extra_len, int first) {
+    size_t cap = 4096 + extra_len, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return -1;
+    if (first && extra_len) { memcpy(buf, extra, extra_len); len = extra_len; }
+    for (;;) {
+        if (cap - len < 4096 + extra_len) {
+            char *n = realloc(buf, cap * 2);
+            if (!n) { free(buf); return -1; }
+            buf = n;
+            cap *= 2;
+        }
+        ssize_t r = fd >= 0 ? recv(fd, buf + len, cap - len - extra_len, MSG_DONTWAIT) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break; /* EAGAIN: all of it; 0: the other end is closed; errors: nothing more */
+        len += (size_t)r;
+    }
+    if (!first && extra_len) { memcpy(buf + len, extra, extra_len); len += extra_len; }
+    out->data = buf;
+    out->len = len;
+    out->off = 0;
+    return 0;
+}
+
 static void run_cmd(cmd_t *m) {
     conn_t *c = m->op == OP_TLS || m->op == OP_PLAIN ? NULL : find(m->id);
     switch (m->op) {
@@ -487,43 +514,36 @@ static void run_cmd(cmd_t *m) {
         pump(c);
         return;
     case OP_HANDOFF: {
-        if (!c || c->state != ST_STARTUP) { if (m->fd1 >= 0) close(m->fd1); break; }
-        /* Python wrote all it had for the client before this command (its write buffer was empty), so
-         * what app_fd holds now is all of it: that, then `to_client`, follow what x2c holds. */
-        size_t cap = 4096 + m->l1, len = 0;
-        char *pre = malloc(cap);
-        for (;;) {
-            if (!pre) break;
-            if (cap - len < 4096) {
-                char *n = realloc(pre, cap * 2);
-                if (!n) break;
-                pre = n;
-                cap *= 2;
-            }
-            ssize_t r = read(c->fd[FD_APP], pre + len, cap - len - m->l1);
-            if (r <= 0) break;
-            len += (size_t)r;
+        if (!c || c->state != ST_STARTUP) {
+            if (m->fd1 >= 0) close(m->fd1);
+            if (m->fd2 >= 0) close(m->fd2);
+            break;
         }
-        if (!pre) { kill_conn(c); if (m->fd1 >= 0) close(m->fd1); break; }
-        if (m->l1) memcpy(pre + len, m->d1, m->l1);
-        take(&c->pre_client, pre, len + m->l1);
-        drop_fd(c, FD_APP); /* Python reads its end to EOF: the client bytes we had passed to it */
+        /* Python wrote all it had before this command (its write buffer was empty) and reads its end no
+         * more: what each end holds now is all there will be. */
+        chunk_t to_client = {0}, to_up = {0};
+        int ok = read_all(c->fd[FD_APP], &to_client, m->d1, m->l1, 0) == 0 &&
+                 read_all(m->fd2, &to_up, m->d2, m->l2, 1) == 0;
+        if (m->fd2 >= 0) close(m->fd2);
+        if (!ok) {
+            free(to_client.data);
+            free(to_up.data);
+            close(m->fd1);
+            kill_conn(c);
+            break;
+        }
+        take(&c->pre_client, to_client.data, to_client.len);
+        take(&c->pre_up, to_up.data, to_up.len);
+        drop_fd(c, FD_APP);
         c->app_eof = 1;
-        c->state = ST_HANDOFF;
+        c->state = ST_RELAY;
         c->reported = 1;
         set_fd(c, FD_UP, m->fd1);
         c->rd[FD_UP] = 1;
-        pump(c); /* the client is not read until drained; c2x (not yet passed to Python) follows pre_up */
+        c->rd[FD_CLIENT] = 1;
+        pump(c); /* toward the server: pre_up, then c2x (never passed to Python), then the client */
         break;
     }
-    case OP_DRAINED:
-        if (!c || c->state != ST_HANDOFF) break;
-        c->state = ST_RELAY;
-        take(&c->pre_up, m->d1, m->l1);
-        m->d1 = NULL;
-        c->rd[FD_CLIENT] = 1;
-        pump(c);
-        break;
     case OP_CLOSE:
         if (c) kill_conn(c);
         break;
@@ -678,13 +698,10 @@ int ar_plain(uint64_t id, int client_fd, int up_fd, const char *to_client, size_
     return send_cmd(&m);
 }
 
-int ar_handoff(uint64_t id, int up_fd, const char *to_client, size_t lc) {
-    cmd_t m = {.op = OP_HANDOFF, .id = id, .fd1 = up_fd, .fd2 = -1, .d1 = copy(to_client, lc), .l1 = lc};
-    return send_cmd(&m);
-}
-
-int ar_drained(uint64_t id, const char *to_up, size_t lu) {
-    cmd_t m = {.op = OP_DRAINED, .id = id, .fd1 = -1, .fd2 = -1, .d1 = copy(to_up, lu), .l1 = lu};
+int ar_handoff(uint64_t id, int up_fd, int python_fd, const char *to_client, size_t lc, const char *to_up,
+               size_t lu) {
+    cmd_t m = {.op = OP_HANDOFF, .id = id, .fd1 = up_fd, .fd2 = python_fd, .d1 = copy(to_client, lc), .l1 = lc,
+               .d2 = copy(to_up, lu), .l2 = lu};
     return send_cmd(&m);
 }
 
