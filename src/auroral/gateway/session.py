@@ -387,7 +387,7 @@ class Session:
     # -- the native relay --------------------------------------------------------------------------
     async def _native_handshake(self, *, direct: bool) -> None:
         """Hand the client socket to the native relay for the TLS handshake (after an SSLRequest,
-        answered 'S' here, or at once for direct TLS, where the library requires ALPN "postgresql");
+        which the library answers 'S', or at once for direct TLS, where it requires ALPN "postgresql");
         the startup phase goes on over a socketpair carrying the decrypted stream."""
         relay = self.hub.relay
         assert relay is not None
@@ -397,8 +397,7 @@ class Session:
             if sock is None or self._finished:
                 raise ConnectionClosed()
         else:
-            sock = self._detach(self.client)
-            sock.send(b"S")  # one byte into an empty send buffer: never blocks
+            sock = self._detach(self.client)  # the library sends the 'S' first
         mine, theirs = socket.socketpair()
         mine.setblocking(False)
         relay.tls(self.id, sock.detach(), theirs.detach(), ctx, direct=direct)

@@ -6,7 +6,9 @@
  * bytes, on one thread of its own (epoll, level-triggered), so the relay never waits for the GIL:
  *
  *   TLS connection:  ar_tls(id, client_fd, app_fd, ctx, direct)
- *       HANDSHAKE  TLS server handshake on client_fd (direct: ALPN "postgresql" required)
+ *       HANDSHAKE  (not direct: first the 'S' that answers the client's SSLRequest, sent from this
+ *                  thread so the Python loop does not pay for the wakeup) TLS server handshake on
+ *                  client_fd (direct: ALPN "postgresql" required)
  *       STARTUP    cleartext client <-> app_fd: one end of a socketpair whose other end Python reads
  *                  as if it were the decrypted client; Python runs the startup phase over it.
  *       ar_handoff(id, upstream_fd, python_fd, to_client, to_upstream)   Python has logged in
@@ -497,6 +499,10 @@ static void run_cmd(cmd_t *m) {
         c->rd[FD_APP] = 1;
         SSL_set_fd(ssl, m->fd1);
         SSL_set_accept_state(ssl);
+        if (!c->direct && send(m->fd1, "S", 1, MSG_NOSIGNAL) != 1) { /* into an empty send buffer */
+            kill_conn(c);
+            break;
+        }
         pump(c);
         break;
     }
