@@ -99,3 +99,15 @@ def test_startup_packet_limits() -> None:
     assert pg.MIN_STARTUP_PACKET == 8 and pg.MAX_STARTUP_PACKET == 10000
     assert pg.error_response("08P01", "x")[:1] == b"E"
     assert struct.unpack("!I", pg.auth_request(3)[1:5])[0] == 8
+
+
+def test_upstream_startup_speaks_for_the_client() -> None:
+    from auroral.gateway.startup import parse_startup, upstream_startup
+
+    body = struct.pack("!I", 196608) + b"\x00".join(
+        [b"user", b"u1", b"database", b"d1", b"AURORAL.client", b"203.0.113.9 1", b"application_name", b"app", b"", b""])
+    rebuilt = upstream_startup(parse_startup(body), "10.0.1.10 5555 TLSv1.3 TLS_AES_256_GCM_SHA384 256")
+    assert struct.unpack("!I", rebuilt[:4])[0] == len(rebuilt)
+    again = parse_startup(rebuilt[4:])
+    assert again.params == {"user": "u1", "database": "d1", "application_name": "app",
+                            "auroral.client": "10.0.1.10 5555 TLSv1.3 TLS_AES_256_GCM_SHA384 256"}

@@ -137,6 +137,17 @@ def test_a_host_in_the_admitted_subnet_logs_in_with_verify_full(hosts: Hosts, db
     assert accepts and accepts[-1]["dstport"] == 5432
 
 
+def test_the_server_sees_the_real_client_address_and_its_tls(hosts: Hosts, db: Db) -> None:
+    """What PostgreSQL reports of the client (inet_client_addr, pg_stat_activity, pg_stat_ssl) is the
+    host's own address and the TLS the gateway terminated, as on Aurora; a client cannot claim
+    another address through the setting the gateway uses."""
+    sql = ("SELECT inet_client_addr(), a.client_addr, a.client_port = inet_client_port(), s.ssl, s.version, "
+           "s.bits > 0 FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE pid = pg_backend_pid()")
+    out = hosts.psql(hosts.a, db.conninfo() + " options='-c auroral.client=203.0.113.9'", sql)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{HOST_A}|{HOST_A}|t|t|TLSv1.3|t"
+
+
 def test_force_ssl_names_the_real_client_address(hosts: Hosts, db: Db) -> None:
     out = hosts.psql(hosts.a, db.conninfo("disable"), "SELECT 1")
     assert out.returncode != 0

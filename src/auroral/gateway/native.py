@@ -139,7 +139,7 @@ class NativeRelay:
         self._lib = lib
         u64, i, sz, cp = ctypes.c_uint64, ctypes.c_int, ctypes.c_size_t, ctypes.c_char_p
         for name, args in {
-            "ar_init": [cp, sz], "ar_ctx_new": [cp, sz, cp, sz, ctypes.c_char_p, sz],
+            "ar_init": [cp, sz], "ar_ctx_new": [cp, sz, ctypes.POINTER(ctypes.c_char), sz, ctypes.c_char_p, sz],
             "ar_tls": [u64, i, i, i, i], "ar_plain": [u64, i, i, cp, sz, cp, sz],
             "ar_handoff": [u64, i, i, cp, sz, cp, sz], "ar_close": [u64],
             "ar_events": [ctypes.POINTER(_Event), i], "ar_buffered": [], "ar_connections": [],
@@ -166,9 +166,11 @@ class NativeRelay:
                 return found
             cert, private = tls.server_pem(names, ips)
             err = ctypes.create_string_buffer(256)
+            key_buf = (ctypes.c_char * len(private)).from_buffer(private)  # no copy of the key to leave behind
             try:
-                idx = int(self._lib.ar_ctx_new(cert, len(cert), bytes(private), len(private), err, len(err)))
+                idx = int(self._lib.ar_ctx_new(cert, len(cert), key_buf, len(private), err, len(err)))
             finally:
+                del key_buf
                 private[:] = bytes(len(private))
             if idx < 0:
                 raise OSError(f"auroral_relay: cannot load the server certificate: {err.value.decode()}")

@@ -87,6 +87,15 @@ async def _maybe_await(value: T | Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+def _describe_tls(transport: asyncio.BaseTransport) -> str:
+    """``"<version> <cipher> <bits>"`` of a TLS transport, as the native relay describes its own."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    cipher = ssl_object.cipher() if ssl_object is not None else None
+    if not cipher:
+        return ""
+    return f"{ssl_object.version()} {cipher[0]} {cipher[2]}"
+
+
 async def _flushed(side: Side) -> None:
     """Wait until ``side``'s transport has written everything it queued (normally it already has)."""
     while side.write_buffer_size() > 0 and not side.closed:
@@ -119,6 +128,7 @@ class Session:
         # the client speaks TLS at once (then it gets a TLS transport) or not (a plain one).
         self._raw: socket.socket | None = None
         self._raw_watched = False  # a reader is registered on it (the peek)
+        self.tls_desc = ""  # "<version> <cipher> <bits>" of the client's TLS, for the server (auroral.client)
         self._native_tls = False  # the native relay terminates this client's TLS (since the handshake)
         self._native_relay = False  # the native relay moves this connection's bytes (after the handoff)
 
@@ -317,6 +327,7 @@ class Session:
         new.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         self.client.transport = new
         self.tls = True
+        self.tls_desc = _describe_tls(new)
 
     def _close_raw(self) -> None:
         raw, self._raw = self._raw, None
@@ -375,6 +386,7 @@ class Session:
         ctx = self.hub.tls.server_context(self.cfg.server_names, host_ips(self.cfg.host))
         transport = await self._attach(ctx)
         self.tls = True
+        self.tls_desc = _describe_tls(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn != ALPN_POSTGRESQL:
@@ -406,6 +418,8 @@ class Session:
         if self._finished:
             transport.abort()
             raise ConnectionClosed()
+        (length,) = await self.client.read_exactly(1)  # the library's word on the TLS session
+        self.tls_desc = (await self.client.read_exactly(length)).decode("ascii", "replace")
 
     async def _native_handoff(self, relay: NativeRelay, upstream: Side, first: bytes) -> None:
         """From here the library moves this connection's bytes. What we read but did not pass on goes
@@ -479,7 +493,8 @@ class Session:
         upstream = await self._connect_upstream()
         if upstream is None:
             return
-        upstream.write(info.raw)
+        client = f"{self.info.peer_ip} {self.info.peer_port}" + (f" {self.tls_desc}" if self.tls_desc else "")
+        upstream.write(pg.upstream_startup(info, client))
         if plan is not None:
             try:
                 await scram.login(upstream, info.user, plan.db_password, forward=self.client.write)

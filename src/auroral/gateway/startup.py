@@ -53,6 +53,19 @@ class StartupInfo:
         return self.params.get("application_name", "")
 
 
+CLIENT_SETTING = "auroral.client"  # the gateway's word on the client, for the server module (engine/ext)
+
+
+def upstream_startup(info: StartupInfo, client: str) -> bytes:
+    """The StartupMessage for the server: the client's parameters, less any ``auroral.*`` setting it
+    sent (only the gateway speaks for the client), plus ``auroral.client`` = ``client``."""
+    pairs = [(k, v) for k, v in info.params.items() if not k.lower().startswith("auroral.")]
+    pairs.append((CLIENT_SETTING, client))
+    body = struct.pack("!I", info.protocol) + b"".join(
+        k.encode() + b"\0" + v.encode() + b"\0" for k, v in pairs) + b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+
+
 def packet_code(body: bytes) -> int:
     """The first Int32 of a startup packet body (the protocol version or a request code)."""
     return int(struct.unpack_from("!I", body)[0])

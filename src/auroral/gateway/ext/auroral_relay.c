@@ -10,7 +10,8 @@
  *                  thread so the Python loop does not pay for the wakeup) TLS server handshake on
  *                  client_fd (direct: ALPN "postgresql" required)
  *       STARTUP    cleartext client <-> app_fd: one end of a socketpair whose other end Python reads
- *                  as if it were the decrypted client; Python runs the startup phase over it.
+ *                  as if it were the decrypted client; Python runs the startup phase over it. The
+ *                  first bytes on it are a length byte and "<TLS version> <cipher> <bits>".
  *       ar_handoff(id, upstream_fd, python_fd, to_client, to_upstream)   Python has logged in
  *                  upstream, written all it had for the client and handed over its end of the
  *                  socketpair too. Both ends are read out here, in one step, so no byte is lost or
@@ -300,6 +301,14 @@ static void pump(conn_t *c) {
             if (r == 1) {
                 c->state = ST_STARTUP;
                 moved = 1;
+                /* first on app_fd: one length byte and "<version> <cipher> <bits>" (c2x is empty) */
+                int bits = 0;
+                SSL_get_cipher_bits(c->ssl, &bits);
+                int n = snprintf(c->c2x + 1, 200, "%s %s %d", SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+                                 bits);
+                c->c2x[0] = (char)(n > 0 && n < 200 ? n : 0);
+                c->c2x_s = 0;
+                c->c2x_e = 1 + (size_t)(unsigned char)c->c2x[0];
                 if (c->direct) {
                     const unsigned char *p = NULL;
                     unsigned len = 0;
