@@ -427,12 +427,16 @@ class Session:
         our end of the socketpair goes too, and the library reads both ends out in one step."""
         await _flushed(self.client)
         await _flushed(upstream)
-        up = self._detach(upstream)
         client = self._detach(self.client)
+        try:
+            up = self._detach(upstream)
+        except ConnectionClosed:  # the server went away: its transport reports it as usual
+            client.close()
+            raise
+        self._native_relay = True  # from here _finish accounts for the upstream socket
         to_client, to_upstream = first + bytes(upstream.buf), bytes(self.client.buf)
         upstream.buf.clear()
         self.client.buf.clear()
-        self._native_relay = True
         relay.watch(self.id, self._native_closed)
         if self._native_tls:
             relay.handoff(self.id, up.detach(), client.detach(), to_client, to_upstream)

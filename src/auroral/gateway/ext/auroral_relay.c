@@ -42,6 +42,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -128,7 +130,7 @@ static void unlink_conn(conn_t *c) {
     if (*p) *p = c->next;
 }
 
-static void post_event(conn_t *c) {
+static void post(ar_event_t ev) {
     pthread_mutex_lock(&g_lock);
     if (g_nevents == g_capevents) {
         size_t cap = g_capevents ? g_capevents * 2 : 64;
@@ -137,12 +139,14 @@ static void post_event(conn_t *c) {
         g_events = n;
         g_capevents = cap;
     }
-    g_events[g_nevents++] = (ar_event_t){c->id, c->c_bytes, c->c_reads, c->u_bytes, c->u_reads};
+    g_events[g_nevents++] = ev;
     pthread_mutex_unlock(&g_lock);
     uint64_t one = 1;
     ssize_t w = write(g_evfd, &one, sizeof one);
     (void)w;
 }
+
+static void post_event(conn_t *c) { post((ar_event_t){c->id, c->c_bytes, c->c_reads, c->u_bytes, c->u_reads}); }
 
 static void set_fd(conn_t *c, int which, int fd) {
     c->fd[which] = fd;
@@ -152,6 +156,10 @@ static void set_fd(conn_t *c, int which, int fd) {
     if (fd < 0) return;
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    if (which == FD_CLIENT) { /* request/response traffic: no Nagle delay (fails harmlessly on AF_UNIX) */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     c->ref[which].c = c;
     c->ref[which].which = which;
     struct epoll_event ev = {.events = 0, .data.ptr = &c->ref[which]};
@@ -517,7 +525,12 @@ static void run_cmd(cmd_t *m) {
     }
     case OP_PLAIN:
         c = new_conn(m->id);
-        if (!c) { close(m->fd1); close(m->fd2); free(m->d1); free(m->d2); return; }
+        if (!c) {
+            close(m->fd1);
+            close(m->fd2);
+            post((ar_event_t){m->id, 0, 0, 0, 0});
+            break;
+        }
         c->state = ST_RELAY;
         c->reported = 1;
         c->app_eof = 1;
@@ -526,12 +539,14 @@ static void run_cmd(cmd_t *m) {
         c->rd[FD_CLIENT] = c->rd[FD_UP] = 1;
         take(&c->pre_client, m->d1, m->l1);
         take(&c->pre_up, m->d2, m->l2);
+        m->d1 = m->d2 = NULL;
         pump(c);
-        return;
+        break;
     case OP_HANDOFF: {
-        if (!c || c->state != ST_STARTUP) {
+        if (!c || c->state != ST_STARTUP) { /* the client left meanwhile: the session still hears of it */
             if (m->fd1 >= 0) close(m->fd1);
             if (m->fd2 >= 0) close(m->fd2);
+            post((ar_event_t){m->id, 0, 0, 0, 0});
             break;
         }
         /* Python wrote all it had before this command (its write buffer was empty) and reads its end no
@@ -544,6 +559,7 @@ static void run_cmd(cmd_t *m) {
             free(to_client.data);
             free(to_up.data);
             close(m->fd1);
+            c->reported = 1;
             kill_conn(c);
             break;
         }
@@ -646,8 +662,9 @@ int ar_ctx_new(const char *cert, size_t cert_len, const char *key, size_t key_le
         goto fail;
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
+    /* no SSL_MODE_RELEASE_BUFFERS: freeing and allocating the record buffers per message costs more
+     * than the ~34 KB they hold per connection */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     b = BIO_new_mem_buf(cert, (int)cert_len);
