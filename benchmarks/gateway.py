@@ -7,6 +7,9 @@
                    ``AURORAL_GATEWAY_RELAY=python`` (auroral-py), each from its own ``auroral up``
 
     pgbench -S    -c 8 -j 4 -T <seconds>   TPS, and the ratios auroral/pgbouncer, auroral/direct
+
+Each measure runs every target ``--rounds`` times, interleaved in rotated order; medians are printed,
+and each ratio is the median of the rounds' ratios (these machines are shared and drift).
     pgbench -S -C -c 8 -j 8 -T <seconds>   new connections per second (one per transaction; pgbench
                                            connects synchronously, so one thread per client)
     pgbench -C -f 'SELECT 1' as an IAM user     IAM-token logins per second, tokens from botocore
@@ -16,7 +19,7 @@ Needs root (PostgreSQL and PgBouncer run as ``auroral-pg``) and ``apt-get instal
 same queries, and (a) gets auroral's server settings that matter here (``shared_buffers=16MB``: the
 scale-4 tables do not fit, as in auroral), so the servers differ by version only.
 
-    python benchmarks/gateway.py [--seconds 20] [--clients 8] [--only NAME ...]
+    python benchmarks/gateway.py [--seconds 20] [--clients 8] [--rounds 3] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import pwd
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -176,21 +180,25 @@ def create_auroral_db(url: str) -> tuple[Any, str, int, str]:
 
 
 def iam_logins(kw: dict[str, Any], host: str, port: int, resource_id: str, seconds: float,
-               clients: int, root: Path) -> float:
+               clients: int, root: Path, *, setup: bool = True) -> float:
     """IAM-token logins per second: ``pgbench -C`` (a new connection, TLS and a token login, per
     transaction of ``SELECT 1``) as ``iamuser``, whose password is a token from unmodified botocore's
     ``generate_db_auth_token``, signed by an IAM user allowed ``rds-db:connect`` (a token can be used
     for any number of logins within its 15 minutes)."""
     iam = boto3.client("iam", **kw)
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
-              "Resource": f"arn:aws:rds-db:{REGION}:*:dbuser:{resource_id}/iamuser"}]}
-    iam.create_user(UserName="bench-iam")
-    iam.put_user_policy(UserName="bench-iam", PolicyName="db", PolicyDocument=json.dumps(policy))
+    if setup:
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+                  "Resource": f"arn:aws:rds-db:{REGION}:*:dbuser:{resource_id}/iamuser"}]}
+        iam.create_user(UserName="bench-iam")
+        iam.put_user_policy(UserName="bench-iam", PolicyName="db", PolicyDocument=json.dumps(policy))
+        with psycopg.connect(host=host, port=port, user="master", password=PASSWORD, dbname="bench",
+                             sslmode="require", autocommit=True) as conn:
+            conn.execute("CREATE ROLE iamuser LOGIN")
+            conn.execute("GRANT rds_iam TO iamuser")
     key = iam.create_access_key(UserName="bench-iam")["AccessKey"]
-    with psycopg.connect(host=host, port=port, user="master", password=PASSWORD, dbname="bench",
-                         sslmode="require", autocommit=True) as conn:
-        conn.execute("CREATE ROLE iamuser LOGIN")
-        conn.execute("GRANT rds_iam TO iamuser")
+    for old in iam.list_access_keys(UserName="bench-iam")["AccessKeyMetadata"]:  # IAM allows two keys a user
+        if old["AccessKeyId"] != key["AccessKeyId"]:
+            iam.delete_access_key(UserName="bench-iam", AccessKeyId=old["AccessKeyId"])
     rds = boto3.client("rds", endpoint_url=kw["endpoint_url"], region_name=REGION,
                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
     token = rds.generate_db_auth_token(DBHostname=host, Port=port, DBUsername="iamuser", Region=REGION)
@@ -205,6 +213,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each target, interleaved; medians are shown")
     ap.add_argument("--only", choices=["direct", "pgbouncer", "auroral", "auroral-py"], action="append")
     opts = ap.parse_args()
     if os.geteuid() != 0:
@@ -240,20 +249,26 @@ def main() -> None:
             c, s = str(opts.clients), str(opts.seconds)
             for label, args in (("pgbench -S (TPS)", ["-S", "-c", c, "-j", "4", "-T", s]),
                                 ("pgbench -S -C (new connections/s)", ["-S", "-C", "-c", c, "-j", c, "-T", s])):
-                print(f"{label}, {c} clients, {s} s, TLS everywhere")
-                tps = {}
-                for name, env in targets.items():
-                    tps[name] = pgbench(args, env)
-                    print(f"  {name:10s} {tps[name]:10.0f}", flush=True)
-                for ours_name in ("auroral", "auroral-py"):
-                    for other in ("pgbouncer", "direct"):
-                        if ours_name in tps and other in tps:
-                            print(f"  {ours_name}/{other}: {tps[ours_name] / tps[other]:.2f}x")
-                if "auroral" in tps and "auroral-py" in tps:
-                    print(f"  auroral/auroral-py: {tps['auroral'] / tps['auroral-py']:.2f}x")
+                print(f"{label}, {c} clients, {s} s, TLS everywhere, {opts.rounds} rounds (median)")
+                runs: dict[str, list[float]] = {name: [] for name in targets}
+                names = list(targets)
+                for r in range(opts.rounds):  # every target once a round, in a rotated order
+                    for name in names[r % len(names):] + names[:r % len(names)]:
+                        runs[name].append(pgbench(args, targets[name]))
+                for name, values in runs.items():
+                    shown = " ".join(f"{v:.0f}" for v in values)
+                    print(f"  {name:10s} {statistics.median(values):10.0f}   ({shown})", flush=True)
+                pairs = [(a, b) for a in ("auroral", "auroral-py") for b in ("pgbouncer", "direct", "auroral-py")
+                         if a in runs and b in runs and a != b]
+                for a, b in pairs:  # the median of each round's ratio: robust to the machine's drift
+                    ratio = statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True))
+                    print(f"  {a}/{b}: {ratio:.2f}x")
             for name, (kw, host, port, rid) in dbs.items():
-                rate = iam_logins(kw, host, port, rid, opts.seconds, opts.clients, root)
-                print(f"IAM-token logins against {name} (pgbench -C, {opts.clients} clients, TLS): {rate:.0f}/s")
+                rates = [iam_logins(kw, host, port, rid, opts.seconds, opts.clients, root, setup=r == 0)
+                         for r in range(opts.rounds)]
+                shown = " ".join(f"{v:.0f}" for v in rates)
+                print(f"IAM-token logins against {name} (pgbench -C, {opts.clients} clients, TLS): "
+                      f"{statistics.median(rates):.0f}/s   ({shown})")
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -14,6 +14,7 @@ import socket
 import ssl
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -196,3 +197,26 @@ def test_python_relay_is_chosen_by_the_environment(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv(native.ENV_RELAY, "fast")
     with pytest.raises(ValueError, match="AURORAL_GATEWAY_RELAY"):
         native.load(tmp_path)
+
+
+def test_many_concurrent_tls_sessions_never_cross(ngwt: GatewayThread, nep: Open) -> None:
+    """Sessions handed off at the same time, each checking that every answer is its own."""
+    eid, port = nep()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            with _connect(port, sslmode="require") as c:
+                for i in range(20):
+                    tag = f"{n}-{i}-" + "x" * (n * 37 % 3000)
+                    assert c.execute("SELECT %s::text", (tag,)).fetchone() == (tag,)
+        except BaseException as exc:  # reported below, with the worker's number
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    ngwt.wait_idle(eid, timeout=30)
