@@ -150,7 +150,7 @@ class NativeRelay:
         self._notify = int(lib.ar_init(NO_ALPN, len(NO_ALPN)))
         if self._notify < 0:
             raise OSError("auroral_relay: ar_init failed")
-        self._contexts: dict[tuple[int, tuple[str, ...], tuple[str, ...]], int] = {}
+        self._contexts: dict[tuple[str, int, tuple[str, ...], tuple[str, ...]], int] = {}
         self._ctx_lock = threading.Lock()
         self._watchers: dict[int, Watcher] = {}
         self._watch_lock = threading.Lock()
@@ -159,7 +159,7 @@ class NativeRelay:
     # -- TLS contexts ------------------------------------------------------------------------------
     def context(self, tls: TlsMaterial, names: tuple[str, ...], ips: tuple[str, ...]) -> int:
         """The library's server context for these names (the same certificate the Python path uses)."""
-        key = (id(tls), names, ips)
+        key = (str(tls.directory), tls.ca_cert.serial_number, names, ips)  # not id(tls): ids are reused
         with self._ctx_lock:
             found = self._contexts.get(key)
             if found is not None:
