@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -178,12 +179,12 @@ def native_relay() -> native.NativeRelay:
     return relay
 
 
-@pytest.fixture(scope="module", params=["native", "python"])
-def gwt(request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
-    """A gateway per test module and relay: every gateway test runs on both data paths."""
-    data = Path(tempfile.mkdtemp(prefix="auroral-gw-"))
-    t = GatewayThread(data)
-    relay = native_relay() if request.param == "native" else None
+@contextmanager
+def running_gateway(prefix: str, *, relay: native.NativeRelay | None = None,
+                    loop: asyncio.AbstractEventLoop | None = None) -> Iterator[GatewayThread]:
+    """A Gateway on its own event loop thread, with a throwaway data directory."""
+    data = Path(tempfile.mkdtemp(prefix=prefix))
+    t = GatewayThread(data, loop=loop) if loop is not None else GatewayThread(data)
 
     async def make() -> Gateway:
         return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay)
@@ -196,12 +197,19 @@ def gwt(request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.fixture(scope="module", params=["native", "python"])
+def gwt(request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
+    """A gateway per test module and relay: every gateway test runs on both data paths."""
+    with running_gateway("auroral-gw-", relay=native_relay() if request.param == "native" else None) as t:
+        yield t
+
+
 _counter = iter(range(1, 1_000_000))
 
 
-@pytest.fixture
-def endpoint(gwt: GatewayThread, postgres: Postgres) -> Iterator[Callable[..., tuple[str, int]]]:
-    """Open endpoints for one test: ``endpoint(**config)`` → (endpoint_id, port). Closed afterwards."""
+@contextmanager
+def endpoints(gwt: GatewayThread, postgres: Postgres) -> Iterator[Callable[..., tuple[str, int]]]:
+    """``open_(**config)`` → (endpoint_id, port) on ``gwt``, relaying to ``postgres``; all closed afterwards."""
     opened: list[str] = []
 
     def open_(**kw: Any) -> tuple[str, int]:
@@ -212,9 +220,18 @@ def endpoint(gwt: GatewayThread, postgres: Postgres) -> Iterator[Callable[..., t
         opened.append(eid)
         return eid, port
 
-    yield open_
-    for eid in opened:
-        gwt.call(gwt.gw.close(eid))
+    try:
+        yield open_
+    finally:
+        for eid in opened:
+            gwt.call(gwt.gw.close(eid))
+
+
+@pytest.fixture
+def endpoint(gwt: GatewayThread, postgres: Postgres) -> Iterator[Callable[..., tuple[str, int]]]:
+    """Open endpoints for one test: ``endpoint(**config)`` → (endpoint_id, port). Closed afterwards."""
+    with endpoints(gwt, postgres) as open_:
+        yield open_
 
 
 # -- a minimal raw protocol client (cleartext password) for tests that need control over reading ----------------

@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import ssl
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from auroral.gateway import EndpointConfig, Gateway
 from tests.gateway.conftest import (
     APP_PASSWORD,
     RAW_PASSWORD,
     GatewayThread,
     Postgres,
+    endpoints,
     native_relay,
     recv_message,
+    running_gateway,
     startup_packet,
 )
 
@@ -43,37 +41,16 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 @pytest.fixture(scope="module", params=["asyncio", "uvloop", "native"])
 def lgwt(request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
-    data = Path(tempfile.mkdtemp(prefix="auroral-gw-direct-"))
     native = request.param == "native"
-    t = GatewayThread(data, loop=_new_loop("uvloop" if native else request.param))
-    relay = native_relay() if native else None
-
-    async def make() -> Gateway:
-        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay)
-
-    t.gateway = t.call(make())
-    try:
+    with running_gateway("auroral-gw-direct-", relay=native_relay() if native else None,
+                         loop=_new_loop("uvloop" if native else request.param)) as t:
         yield t
-    finally:
-        t.stop()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture
 def ep(lgwt: GatewayThread, postgres: Postgres) -> Iterator[Callable[..., tuple[str, int]]]:
-    opened: list[str] = []
-
-    def open_(**kw: Any) -> tuple[str, int]:
-        eid = f"direct{len(opened)}-{id(kw)}.cluster-xyz"
-        cfg = EndpointConfig(endpoint_id=eid, host="127.0.0.1", port=0, target_socket=postgres.socket,
-                             server_names=(f"{eid}.us-east-1.rds.local",), **kw)
-        port = lgwt.call(lgwt.gw.open(cfg))
-        opened.append(eid)
-        return eid, port
-
-    yield open_
-    for eid in opened:
-        lgwt.call(lgwt.gw.close(eid))
+    with endpoints(lgwt, postgres) as open_:
+        yield open_
 
 
 def connect(port: int, **kw: Any) -> psycopg.Connection[Any]:

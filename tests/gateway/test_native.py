@@ -9,11 +9,9 @@ failure reporting.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import socket
 import ssl
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,15 +21,17 @@ from typing import Any
 import psycopg
 import pytest
 
-from auroral.gateway import EndpointConfig, Gateway, native
+from auroral.gateway import native
 from tests.gateway.conftest import (
     APP_PASSWORD,
     RAW_PASSWORD,
     GatewayThread,
     Postgres,
+    endpoints,
     native_relay,
     query_message,
     recv_message,
+    running_gateway,
     startup_packet,
 )
 
@@ -40,36 +40,14 @@ Open = Callable[..., tuple[str, int]]
 
 @pytest.fixture(scope="module")
 def ngwt() -> Iterator[GatewayThread]:
-    data = Path(tempfile.mkdtemp(prefix="auroral-gw-native-"))
-    t = GatewayThread(data)
-    relay = native_relay()
-
-    async def make() -> Gateway:
-        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay)
-
-    t.gateway = t.call(make())
-    try:
+    with running_gateway("auroral-gw-native-", relay=native_relay()) as t:
         yield t
-    finally:
-        t.stop()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture
 def nep(ngwt: GatewayThread, postgres: Postgres) -> Iterator[Open]:
-    opened: list[str] = []
-
-    def open_(**kw: Any) -> tuple[str, int]:
-        eid = f"native{len(opened)}-{time.monotonic_ns()}.cluster-xyz"
-        cfg = EndpointConfig(endpoint_id=eid, host="127.0.0.1", port=0, target_socket=postgres.socket,
-                             server_names=(f"{eid}.us-east-1.rds.local",), **kw)
-        port = ngwt.call(ngwt.gw.open(cfg))
-        opened.append(eid)
-        return eid, port
-
-    yield open_
-    for eid in opened:
-        ngwt.call(ngwt.gw.close(eid))
+    with endpoints(ngwt, postgres) as open_:
+        yield open_
 
 
 def _password_message(password: str) -> bytes:
