@@ -585,6 +585,7 @@ static void run_cmd(cmd_t *m) {
 
 static void *loop(void *arg) {
     (void)arg;
+    pthread_setname_np(pthread_self(), "auroral-relay"); /* as top and /proc show it */
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         int n = epoll_wait(g_epfd, evs, MAX_EVENTS, -1);
