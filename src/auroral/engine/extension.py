@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
 
+from auroral import cbuild
 from auroral.engine.binaries import Installation
 
 MODULE = "auroral_rds"
 SOURCE = f"{MODULE}.c"
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
-_ENV_CC = "AURORAL_CC"  # the compiler to use instead of gcc (tests set it to a missing one)
 
 
 def source() -> bytes:
@@ -47,7 +45,7 @@ def ensure_built(installation: Installation, cache_dir: Path) -> Path | None:
     library = target_dir / f"{MODULE}.so"
     if library.is_file():
         return target_dir / MODULE
-    reason = _build(installation, target_dir, library)
+    reason = _build(installation, library)
     if reason is None:
         return target_dir / MODULE
     if key not in _warned:
@@ -57,12 +55,11 @@ def ensure_built(installation: Installation, cache_dir: Path) -> Path | None:
     return None
 
 
-def _build(inst: Installation, target_dir: Path, library: Path) -> str | None:
+def _build(inst: Installation, library: Path) -> str | None:
     """Compile into ``library``; the reason on failure."""
-    compiler_name = os.environ.get(_ENV_CC, "gcc")
-    compiler = shutil.which(compiler_name)
-    if compiler is None:
-        return f"no C compiler ({compiler_name}) on PATH"
+    missing = cbuild.missing_compiler()
+    if missing is not None:
+        return missing
     pg_config = inst.tool("pg_config")
     if not pg_config.is_file():
         return f"no pg_config in {inst.bindir}"
@@ -77,33 +74,5 @@ def _build(inst: Installation, target_dir: Path, library: Path) -> str | None:
     cflags_sl = out[1].split() if len(out) > 1 else []
     if not (include / "postgres.h").is_file():
         return f"no server headers in {include} (install the server development package)"
-    cache_dir = target_dir.parent
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(cache_dir, 0o755)
-    tmp_dir = cache_dir / f".{target_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir()
-    try:
-        src = tmp_dir / SOURCE
-        src.write_bytes(source())
-        command = [compiler, "-O2", "-Wall", *cflags_sl, "-fPIC", "-shared", "-I", str(include),
-                   "-o", str(tmp_dir / library.name), str(src)]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"{compiler_name} failed: {exc}"
-        if result.returncode != 0:
-            tail = (result.stderr.strip().splitlines() or ["?"])[-1]
-            return f"{compiler_name} exited with code {result.returncode}: {tail}"
-        if result.stderr.strip():
-            log.info("%s compiler output: %s", MODULE, result.stderr.strip())
-        os.chmod(tmp_dir / library.name, 0o644)
-        os.chmod(tmp_dir, 0o755)
-        try:
-            tmp_dir.rename(target_dir)
-        except OSError:
-            if not library.is_file():  # not a concurrent build that finished first
-                raise
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return None
+    return cbuild.compile_shared(source(), SOURCE, library, cflags=[*cflags_sl, "-I", str(include)],
+                                 world_readable=True)

@@ -24,14 +24,13 @@ import hashlib
 import logging
 import os
 import select
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from auroral import cbuild
 from auroral.gateway import startup as pg
 from auroral.gateway.tls import TlsMaterial
 
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 
 LIBRARY = "auroral_relay"
 ENV_RELAY = "AURORAL_GATEWAY_RELAY"  # "native" (the default where it builds) or "python"
-_ENV_CC = "AURORAL_CC"
 NO_ALPN = pg.error_response(
     "08P01", "received direct SSL connection request without ALPN protocol negotiation extension")
 
@@ -72,34 +70,11 @@ def build(cache_dir: Path) -> tuple[Path | None, str]:
     target = cache_dir / hashlib.sha256(source()).hexdigest()[:16] / f"{LIBRARY}.so"
     if target.is_file():
         return target, ""
-    compiler_name = os.environ.get(_ENV_CC, "gcc")
-    compiler = shutil.which(compiler_name)
-    if compiler is None:
-        return None, f"no C compiler ({compiler_name}) on PATH"
-    tmp = target.parent.with_name(f".{target.parent.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        src = tmp / f"{LIBRARY}.c"
-        src.write_bytes(source())
-        cmd = [compiler, "-O2", "-Wall", "-fPIC", "-shared", "-pthread", "-o", str(tmp / target.name), str(src),
-               "-lssl", "-lcrypto"]
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-        except (OSError, subprocess.SubprocessError) as exc:
-            return None, f"{compiler_name} failed: {exc}"
-        if result.returncode != 0:
-            lines = result.stderr.strip().splitlines() or ["?"]
-            hint = " (the OpenSSL headers: apt-get install libssl-dev)" if "openssl/" in result.stderr else ""
-            return None, f"{compiler_name} exited with code {result.returncode}: {lines[0]}{hint}"
-        try:
-            tmp.rename(target.parent)
-        except OSError:
-            if not target.is_file():  # not a concurrent build that finished first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target, ""
+    reason = cbuild.compile_shared(source(), f"{LIBRARY}.c", target, cflags=["-pthread"], libs=["-lssl", "-lcrypto"])
+    if reason is None:
+        return target, ""
+    hint = " (the OpenSSL headers: apt-get install libssl-dev)" if "openssl/" in reason else ""
+    return None, reason + hint
 
 
 def load(cache_dir: Path) -> NativeRelay | None:

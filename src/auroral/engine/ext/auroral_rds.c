@@ -85,6 +85,8 @@ static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 static bool client_known = false;
 static bool status_patched = false;
 static SockAddr client_addr;
+static char client_host[64];
+static char client_port[16];
 static bool client_tls = false;
 static int	client_tls_bits = 0;
 static char client_tls_version[NAMEDATALEN];
@@ -150,6 +152,8 @@ parse_client(const char *value)
 	else
 		return;
 	client_known = true;
+	strlcpy(client_host, ip, sizeof(client_host));
+	snprintf(client_port, sizeof(client_port), "%d", port);
 	if (n == 5)
 	{
 		client_tls = true;
@@ -207,8 +211,6 @@ static void
 auroral_ClientAuthentication(Port *port, int status)
 {
 	const char *value = NULL;
-	char		host[64];
-	char		portstr[16];
 
 	if (prev_ClientAuthentication)
 		prev_ClientAuthentication(port, status);
@@ -226,11 +228,8 @@ auroral_ClientAuthentication(Port *port, int status)
 	if (!client_known)
 		return;
 	memcpy(&port->raddr, &client_addr, sizeof(SockAddr));
-	if (sscanf(value, "%63s %15s", host, portstr) == 2)
-	{
-		port->remote_host = MemoryContextStrdup(TopMemoryContext, host);
-		port->remote_port = MemoryContextStrdup(TopMemoryContext, portstr);
-	}
+	port->remote_host = MemoryContextStrdup(TopMemoryContext, client_host);
+	port->remote_port = MemoryContextStrdup(TopMemoryContext, client_port);
 	patch_backend_status();
 }
 
