@@ -81,7 +81,7 @@ def measure(worker: Callable[..., None], procs: int, *args: Any) -> float:
     start = time.monotonic()
     for p in ps:
         p.start()
-    total = sum(out.get() for _ in ps)
+    total = float(sum(out.get() for _ in ps))
     for p in ps:
         p.join()
     return total / (time.monotonic() - start)

@@ -5,6 +5,9 @@
     (c) auroral  — an auroral cluster endpoint (TLS; security-group rules and public access on, via the API),
                    relayed by the native relay (the default), and (d) the same with
                    ``AURORAL_GATEWAY_RELAY=python`` (auroral-py), each from its own ``auroral up``
+    with --priority, also (e) pgbouncer-10: a second PgBouncer at niceness -10, the niceness auroral's
+                   threads run at (``AURORAL_NICE``, see auroral/priority.py), and (f) auroral-nice0: auroral
+                   with ``AURORAL_NICE=0``, so the run shows what the priority is worth on either side
 
     pgbench -S    -c 8 -j 4 -T <seconds>   TPS, and the ratios auroral/pgbouncer, auroral/direct
 
@@ -19,7 +22,7 @@ Needs root (PostgreSQL and PgBouncer run as ``auroral-pg``) and ``apt-get instal
 same queries, and (a) gets auroral's server settings that matter here (``shared_buffers=16MB``: the
 scale-4 tables do not fit, as in auroral), so the servers differ by version only.
 
-    python benchmarks/gateway.py [--seconds 20] [--clients 8] [--rounds 3] [--only NAME ...]
+    python benchmarks/gateway.py [--seconds 20] [--clients 8] [--rounds 3] [--only NAME ...] [--priority]
 """
 
 from __future__ import annotations
@@ -107,40 +110,45 @@ def start_postgres(root: Path, run_as: dict[str, Any], port: int) -> tuple[subpr
 
 
 def start_pgbouncer(root: Path, run_as: dict[str, Any], sock: Path, pg_port: int,
-                    port: int) -> subprocess.Popen[bytes]:
+                    port: int, name: str = "pgbouncer", nice: int = 0) -> subprocess.Popen[bytes]:
+    """PgBouncer as ``name`` (its files are ``<root>/<name>.*``), at niceness ``nice``."""
     cert, key = root / "server.crt", root / "server.key"
-    (root / "userlist.txt").write_text(f'"postgres" "{PASSWORD}"\n')
-    (root / "pgbouncer.ini").write_text(f"""[databases]
+    users, ini, logfile = root / f"{name}.users", root / f"{name}.ini", root / f"{name}.log"
+    users.write_text(f'"postgres" "{PASSWORD}"\n')
+    ini.write_text(f"""[databases]
 postgres = host={sock} port={pg_port} dbname=postgres
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {port}
 unix_socket_dir =
 auth_type = scram-sha-256
-auth_file = {root / 'userlist.txt'}
+auth_file = {users}
 pool_mode = session
 max_client_conn = 200
 default_pool_size = 20
 client_tls_sslmode = require
 client_tls_cert_file = {cert}
 client_tls_key_file = {key}
-logfile = {root / 'pgbouncer.log'}
+logfile = {logfile}
 """)
-    (root / "pgbouncer.log").touch()
-    own(run_as, root / "userlist.txt", root / "pgbouncer.ini", root / "pgbouncer.log")
-    proc = subprocess.Popen(["pgbouncer", str(root / "pgbouncer.ini")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, **run_as)
+    logfile.touch()
+    own(run_as, users, ini, logfile)
+    proc = subprocess.Popen(["pgbouncer", str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **run_as)
     deadline = time.monotonic() + 30
     while True:
         try:
             with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=PASSWORD,
                                  dbname="postgres", sslmode="require", connect_timeout=2):
-                return proc
+                break
         except psycopg.OperationalError:
             if time.monotonic() > deadline or proc.poll() is not None:
-                log = (root / "pgbouncer.log").read_text()[-2000:]
+                log = logfile.read_text()[-2000:]
                 raise RuntimeError(f"pgbouncer did not start: {log}") from None
             time.sleep(0.1)
+    if nice:  # as root, from outside (it runs as auroral-pg, which may not lower its own niceness)
+        for tid in os.listdir(f"/proc/{proc.pid}/task"):
+            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+    return proc
 
 
 def pgbench(args: list[str], env: dict[str, str]) -> float:
@@ -209,35 +217,61 @@ def iam_logins(kw: dict[str, Any], host: str, port: int, resource_id: str, secon
     return pgbench(["-C", "-n", "-f", str(script), "-c", str(clients), "-j", str(clients), "-T", str(int(seconds))], env)
 
 
+# name -> the environment of its own `auroral up`, or None for a baseline
+TARGETS: dict[str, dict[str, str] | None] = {
+    "direct": None, "pgbouncer": None, "pgbouncer-10": None,
+    "auroral": {"AURORAL_GATEWAY_RELAY": "native"},
+    "auroral-py": {"AURORAL_GATEWAY_RELAY": "python"},
+    "auroral-nice0": {"AURORAL_GATEWAY_RELAY": "native", "AURORAL_NICE": "0"},
+}
+PRIORITY_TARGETS = ("pgbouncer-10", "auroral-nice0")
+RATIOS = [("auroral", "pgbouncer"), ("auroral", "direct"), ("auroral", "auroral-py"), ("auroral-py", "pgbouncer"),
+          ("auroral-py", "direct"), ("auroral", "pgbouncer-10"), ("auroral-nice0", "pgbouncer"),
+          ("auroral", "auroral-nice0")]
+
+
+def print_ratios(runs: dict[str, list[float]]) -> None:
+    for a, b in RATIOS:  # the median of each round's ratio: robust to the machine's drift
+        if a in runs and b in runs:
+            ratio = statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True))
+            print(f"  {a}/{b}: {ratio:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3, help="runs of each target, interleaved; medians are shown")
-    ap.add_argument("--only", choices=["direct", "pgbouncer", "auroral", "auroral-py"], action="append")
+    ap.add_argument("--only", choices=list(TARGETS), action="append")
+    ap.add_argument("--priority", action="store_true",
+                    help="also PgBouncer at niceness -10 (as auroral's threads run) and auroral at niceness 0")
     opts = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (PostgreSQL and PgBouncer run as auroral-pg)")
     run_as = pg_user()
     root = Path(tempfile.mkdtemp(prefix="auroral-bench-gateway-"))
-    pg_port, bouncer_port = free_port(), free_port()
+    pg_port, bouncer_port, bouncer10_port = free_port(), free_port(), free_port()
+    wanted = [t for t in TARGETS if (not opts.only or t in opts.only) and (opts.priority or t not in PRIORITY_TARGETS)]
     procs: list[subprocess.Popen[bytes]] = []
     try:
         pg, sock = start_postgres(root, run_as, pg_port)
         procs.append(pg)
         procs.append(start_pgbouncer(root, run_as, sock, pg_port, bouncer_port))
+        if "pgbouncer-10" in wanted:
+            procs.append(start_pgbouncer(root, run_as, sock, pg_port, bouncer10_port, "pgbouncer-10", nice=-10))
         base = {"PGPASSWORD": PASSWORD, "PGDATABASE": "postgres", "PGSSLMODE": "require"}
         direct = {**base, "PGHOST": "127.0.0.1", "PGPORT": str(pg_port), "PGUSER": "postgres"}
         subprocess.run(["pgbench", "-i", "-s", "4", "-q"], env={**os.environ, **direct}, check=True,
                        capture_output=True)
         with ExitStack() as stack:
-            targets = {"direct": direct,
-                       "pgbouncer": {**base, "PGHOST": "127.0.0.1", "PGPORT": str(bouncer_port), "PGUSER": "postgres"}}
+            bouncer = {**base, "PGHOST": "127.0.0.1", "PGUSER": "postgres"}
+            targets = {"direct": direct, "pgbouncer": {**bouncer, "PGPORT": str(bouncer_port)},
+                       "pgbouncer-10": {**bouncer, "PGPORT": str(bouncer10_port)}}
             dbs: dict[str, tuple[Any, str, int, str]] = {}
-            for name, relay in (("auroral", "native"), ("auroral-py", "python")):
-                if opts.only and name not in opts.only:
+            for name, env in TARGETS.items():
+                if name not in wanted or env is None:
                     continue
-                url = stack.enter_context(auroral({"AURORAL_GATEWAY_RELAY": relay}))
+                url = stack.enter_context(auroral(env))
                 kw, host, port, rid = dbs[name] = create_auroral_db(url)
                 ours = {**base, "PGHOST": host, "PGPORT": str(port), "PGUSER": "master", "PGDATABASE": "bench"}
                 init = subprocess.run(["pgbench", "-i", "-s", "4", "-q"], env={**os.environ, **ours},
@@ -245,7 +279,7 @@ def main() -> None:
                 if init.returncode != 0:
                     raise RuntimeError(f"pgbench -i on {name} failed: {init.stderr[-2000:]}")
                 targets[name] = ours
-            targets = {k: v for k, v in targets.items() if not opts.only or k in opts.only}
+            targets = {k: v for k, v in targets.items() if k in wanted}
             c, s = str(opts.clients), str(opts.seconds)
             for label, args in (("pgbench -S (TPS)", ["-S", "-c", c, "-j", "4", "-T", s]),
                                 ("pgbench -S -C (new connections/s)", ["-S", "-C", "-c", c, "-j", c, "-T", s])):
@@ -257,18 +291,20 @@ def main() -> None:
                         runs[name].append(pgbench(args, targets[name]))
                 for name, values in runs.items():
                     shown = " ".join(f"{v:.0f}" for v in values)
-                    print(f"  {name:10s} {statistics.median(values):10.0f}   ({shown})", flush=True)
-                pairs = [(a, b) for a in ("auroral", "auroral-py") for b in ("pgbouncer", "direct", "auroral-py")
-                         if a in runs and b in runs and a != b]
-                for a, b in pairs:  # the median of each round's ratio: robust to the machine's drift
-                    ratio = statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True))
-                    print(f"  {a}/{b}: {ratio:.2f}x")
-            for name, (kw, host, port, rid) in dbs.items():
-                rates = [iam_logins(kw, host, port, rid, opts.seconds, opts.clients, root, setup=r == 0)
-                         for r in range(opts.rounds)]
-                shown = " ".join(f"{v:.0f}" for v in rates)
-                print(f"IAM-token logins against {name} (pgbench -C, {opts.clients} clients, TLS): "
-                      f"{statistics.median(rates):.0f}/s   ({shown})")
+                    print(f"  {name:13s} {statistics.median(values):10.0f}   ({shown})", flush=True)
+                print_ratios(runs)
+            print(f"IAM-token logins/s (pgbench -C, {opts.clients} clients, TLS, {opts.rounds} rounds (median)")
+            logins: dict[str, list[float]] = {name: [] for name in dbs}
+            names = list(dbs)
+            for r in range(opts.rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    kw, host, port, rid = dbs[name]
+                    logins[name].append(iam_logins(kw, host, port, rid, opts.seconds, opts.clients, root,
+                                                   setup=r == 0))
+            for name, values in logins.items():
+                shown = " ".join(f"{v:.0f}" for v in values)
+                print(f"  {name:13s} {statistics.median(values):10.0f}   ({shown})", flush=True)
+            print_ratios(logins)
     finally:
         for proc in reversed(procs):
             proc.terminate()

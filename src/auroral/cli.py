@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from auroral import priority
 from auroral.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, Settings, default_data_dir
 
 
@@ -89,6 +90,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        nice = priority.configured(os.environ)
+    except ValueError as exc:
+        print(f"auroral: {exc}", file=sys.stderr)
+        return 2
+    priority.apply(nice)  # before any thread or child process exists: they inherit it
 
     async def main() -> None:
         stop = asyncio.Event()

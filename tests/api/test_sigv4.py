@@ -774,3 +774,76 @@ def test_db_token_for_another_service_or_without_signature() -> None:
             "db.example:5432/?Action=connect&DBUser=alice", "GET", "db.example:5432", LOOKUP, signed.signed_at
         )
     )[0] == ("MissingAuthenticationToken")
+
+
+# --- PresignedVerifier: a token verified once, checked again on every use ---------------------------
+
+HOST = "db.cluster-abc.us-east-1.rds.amazonaws.com"
+
+
+def _counting_signatures(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times a signature is computed (the canonical request is built once per computation)."""
+    calls = [0]
+    real = sigv4._canonical_request
+
+    def counted(*args: Any, **kwargs: Any) -> str:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sigv4, "_canonical_request", counted)
+    return calls
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["long-term", "temporary"])
+def test_verifier_computes_a_repeated_token_once(monkeypatch: pytest.MonkeyPatch, token: str | None) -> None:
+    calls = _counting_signatures(monkeypatch)
+    verifier = sigv4.PresignedVerifier()
+    url, _ = _db_token(HOST, 5432, "iam_user", token)
+    now = datetime.now(UTC)
+    first = verifier.verify(url, "GET", f"{HOST}:5432", LOOKUP, now)
+    again = verifier.verify(url, "GET", f"{HOST}:5432", LOOKUP, now + timedelta(minutes=1))
+    assert first == again == sigv4.verify_presigned_url(url, "GET", f"{HOST}:5432", LOOKUP, now)
+    assert first[1] == {"Action": "connect", "DBUser": "iam_user"}
+    assert calls[0] == 2  # the verifier's first call and verify_presigned_url's; not the repeat
+
+
+def test_verifier_checks_the_key_and_the_time_again() -> None:
+    verifier = sigv4.PresignedVerifier()
+    url, before = _db_token(HOST, 5432)
+    good = {AKID: SigningKeyInfo(SECRET, None)}
+    lookup = keys(good)
+    verifier.verify(url, "GET", f"{HOST}:5432", lookup, before)
+    # expired: refused on a repeat as on a first use, and forgotten
+    later = before + timedelta(minutes=16)
+    assert error_of(lambda: verifier.verify(url, "GET", f"{HOST}:5432", lookup, later)) == (
+        "RequestExpired", "Request has expired.", 400)
+    assert len(verifier) == 0
+    verifier.verify(url, "GET", f"{HOST}:5432", lookup, before)
+    # the key deleted or deactivated: the lookup finds nothing
+    good.clear()
+    assert error_of(lambda: verifier.verify(url, "GET", f"{HOST}:5432", lookup, before))[0] == "InvalidClientTokenId"
+    # the same key id with another secret: the signature is computed again, and fails
+    good[AKID] = SigningKeyInfo("another-secret", None)
+    assert error_of(lambda: verifier.verify(url, "GET", f"{HOST}:5432", lookup, before)) == (
+        "SignatureDoesNotMatch", MISMATCH, 403)
+    assert len(verifier) == 0
+
+
+def test_verifier_keys_on_the_host_and_forgets_failures() -> None:
+    verifier = sigv4.PresignedVerifier()
+    url, now = _db_token(HOST, 5432)
+    verifier.verify(url, "GET", f"{HOST}:5432", LOOKUP, now)
+    assert error_of(lambda: verifier.verify(url, "GET", f"{HOST}:5433", LOOKUP, now)) == (
+        "SignatureDoesNotMatch", MISMATCH, 403)
+    bad = url.replace("DBUser=alice", "DBUser=postgres")
+    assert error_of(lambda: verifier.verify(bad, "GET", f"{HOST}:5432", LOOKUP, now))[0] == "SignatureDoesNotMatch"
+    assert len(verifier) == 1
+
+
+def test_verifier_is_bounded() -> None:
+    verifier = sigv4.PresignedVerifier(capacity=3)
+    now = datetime.now(UTC)
+    urls = [_db_token(HOST, 5432, f"user{i}")[0] for i in range(5)]
+    for url in urls:
+        verifier.verify(url, "GET", f"{HOST}:5432", LOOKUP, now)
+    assert len(verifier) == 3

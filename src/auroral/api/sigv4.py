@@ -25,6 +25,7 @@ import functools
 import hashlib
 import hmac
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -522,6 +523,24 @@ def verify(
     (and, for temporary credentials, the session token they must present), or None for an unknown
     or inactive key. ``service``/``region``, when given, must match the credential scope.
     """
+    return _verify(method, path, query, headers, body, lookup, now, max_skew=max_skew, service=service,
+                   region=region)[0]
+
+
+def _verify(
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    lookup: Lookup,
+    now: datetime,
+    *,
+    max_skew: timedelta,
+    service: str | None,
+    region: str | None,
+) -> tuple[VerifiedRequest, _Claim, SigningKeyInfo]:
+    """:func:`verify`, also returning the claim and the key it was verified with."""
     hdrs = _lower_headers(headers)
     pairs = _split_query(query)
     claim = _claim(hdrs, pairs)
@@ -548,7 +567,7 @@ def verify(
         session_token=claim.session_token or None,
         signed_at=claim.signed_at,
         presigned=claim.presigned,
-    )
+    ), claim, info
 
 
 def verify_presigned_url(
@@ -568,6 +587,21 @@ def verify_presigned_url(
     endpoint the client reached); a token signed for another endpoint fails its signature. Returns
     the verified request and the URL's own parameters (everything but ``X-Amz-*``), decoded.
     """
+    verified, params, _, _ = _verify_presigned(url_without_scheme, method, host_header_value, lookup, now,
+                                               expected_service=expected_service, max_skew=max_skew)
+    return verified, params
+
+
+def _verify_presigned(
+    url_without_scheme: str,
+    method: str,
+    host_header_value: str,
+    lookup: Lookup,
+    now: datetime,
+    *,
+    expected_service: str,
+    max_skew: timedelta,
+) -> tuple[VerifiedRequest, dict[str, str], _Claim, SigningKeyInfo]:
     _, sep, rest = url_without_scheme.partition("://")
     url = rest if sep else url_without_scheme
     _, slash, path_query = url.partition("/")
@@ -575,7 +609,7 @@ def verify_presigned_url(
     pairs = _split_query(query)
     if not any(unquote(k) == "X-Amz-Algorithm" for k, _ in pairs):
         raise AwsError("MissingAuthenticationToken", MSG_MISSING_TOKEN, 403)
-    verified = verify(
+    verified, claim, info = _verify(
         method,
         path,
         query,
@@ -585,6 +619,64 @@ def verify_presigned_url(
         now,
         max_skew=max_skew,
         service=expected_service,
+        region=None,
     )
     params = {unquote(k): unquote(v) for k, v in pairs if not unquote(k).startswith("X-Amz-")}
-    return verified, params
+    return verified, params, claim, info
+
+
+@dataclass(frozen=True)
+class _Verified:
+    request: VerifiedRequest
+    params: Mapping[str, str]
+    claim: _Claim
+    key: SigningKeyInfo
+
+
+class PresignedVerifier:
+    """:func:`verify_presigned_url` that remembers the URLs it verified (at most ``capacity``, the
+    least recently used go first). An IAM database token is used for many logins in its 15 minutes
+    (AWS's drivers cache them), and its signature is a function of the URL, the method, the host and
+    the signing key alone. A repeat is checked again for everything else: the key is looked up again
+    and must be the same secret (and session token) it was verified with, and the time window is
+    checked against ``now``; only the canonical request and the signature are not computed again.
+    A URL that failed is not remembered."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[tuple[str, str, str, str], _Verified] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def verify(
+        self,
+        url_without_scheme: str,
+        method: str,
+        host_header_value: str,
+        lookup: Lookup,
+        now: datetime,
+        *,
+        expected_service: str = "rds-db",
+        max_skew: timedelta = timedelta(minutes=5),
+    ) -> tuple[VerifiedRequest, dict[str, str]]:
+        key = (url_without_scheme, method, host_header_value, expected_service)
+        seen = self._seen.get(key)
+        if seen is not None:
+            info = lookup(seen.request.access_key_id)
+            if info == seen.key:
+                try:
+                    _check_time(seen.claim, now, max_skew)
+                except AwsError:
+                    del self._seen[key]
+                    raise
+                self._seen.move_to_end(key)
+                return seen.request, dict(seen.params)
+            del self._seen[key]  # the key changed or is gone: verify from the start (and fail as AWS fails)
+        verified, params, claim, used = _verify_presigned(
+            url_without_scheme, method, host_header_value, lookup, now, expected_service=expected_service,
+            max_skew=max_skew)
+        self._seen[key] = _Verified(verified, dict(params), claim, used)
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        return verified, params

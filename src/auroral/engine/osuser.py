@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from auroral import priority
 from auroral.engine.binaries import Installation
 
 SERVICE_USER = "auroral-pg"
@@ -54,19 +55,25 @@ class RunAs:
         return self.uid == os.geteuid()
 
     def subprocess_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``asyncio.create_subprocess_exec`` / ``subprocess.run``."""
+        """Keyword arguments for ``asyncio.create_subprocess_exec`` / ``subprocess.run``. The child also
+        starts back at the niceness auroral was started with (see :mod:`auroral.priority`)."""
+        reset = priority.raised()
         if self.is_current:
-            return {}
+            return {"preexec_fn": priority.reset_in_child} if reset else {}
         if _uvloop_running():  # uvloop's subprocess_exec has no user/group/extra_groups: switch in the child
             uid, gid = self.uid, self.gid
 
             def switch() -> None:
+                priority.reset_in_child()
                 os.setgroups([])
                 os.setgid(gid)
                 os.setuid(uid)
 
             return {"preexec_fn": switch}
-        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+        kwargs: dict[str, Any] = {"user": self.uid, "group": self.gid, "extra_groups": []}
+        if reset:
+            kwargs["preexec_fn"] = priority.reset_in_child
+        return kwargs
 
     def chown(self, path: Path) -> None:
         if not self.is_current:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import psycopg
 
 from auroral.api.context import Principal
-from auroral.api.sigv4 import SigningKeyInfo, verify_presigned_url
+from auroral.api.sigv4 import PresignedVerifier, SigningKeyInfo
 from auroral.audit import AuditTrail
 from auroral.engine import PgServer
 from auroral.errors import AwsError
@@ -133,6 +133,8 @@ class IamDbAuth:
         self._clock = clock
         self._states: dict[str, _ClusterState] = {}
         self._idents: dict[str, tuple[str, str]] = {}  # resource id -> (account, identifier)
+        self._clusters: dict[str, tuple[int, Cluster]] = {}  # resource id -> (store generation, cluster)
+        self._tokens = PresignedVerifier()  # a token serves many logins: its signature is computed once
 
     # --- the hooks -------------------------------------------------------------------------
 
@@ -234,7 +236,7 @@ class IamDbAuth:
             return found[0]
 
         try:
-            verified, params = verify_presigned_url(token, "GET", signed_host, lookup, now)
+            verified, params = self._tokens.verify(token, "GET", signed_host, lookup, now)
         except AwsError as exc:
             return f"the token is not valid: {exc.code}: {exc.message}"
         except (ValueError, IndexError, UnicodeError) as exc:
@@ -283,7 +285,12 @@ class IamDbAuth:
     # --- cluster state ---------------------------------------------------------------------
 
     def _current(self, rid: str) -> Cluster | None:
-        """The cluster as stored now (a Modify applies to the next connection)."""
+        """The cluster as stored now (a Modify applies to the next connection): read again only after
+        the store was written."""
+        generation = self._store.generation
+        cached = self._clusters.get(rid)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
         account, ident = self._idents.get(rid, ("", ""))
         doc = self._store.get(KIND_CLUSTER, account, ident) if ident else None
         if doc is None or doc.get("resource_id") != rid:
@@ -295,6 +302,7 @@ class IamDbAuth:
                 return None
         cluster = Cluster.from_doc(doc)
         self._idents[rid] = (cluster.account, cluster.identifier)
+        self._clusters[rid] = (generation, cluster)
         return cluster
 
     def _state(self, cluster: Cluster) -> _ClusterState:

@@ -85,7 +85,15 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self._depth = 0
+        self._generation = 0
         path.chmod(0o600)
+
+    @property
+    def generation(self) -> int:
+        """A number that changes with every write to the resources (put, delete, the end of a
+        transaction, committed or not): a cache of documents read at one generation is current while
+        the number is the same. Read it *before* reading what is cached."""
+        return self._generation
 
     def close(self) -> None:
         with self._lock:
@@ -104,10 +112,12 @@ class Store:
                 self._depth -= 1
                 if self._depth == 0:
                     self._db.execute("ROLLBACK")
+                    self._generation += 1
                 raise
             self._depth -= 1
             if self._depth == 0:
                 self._db.execute("COMMIT")
+                self._generation += 1
 
     # --- resources -------------------------------------------------------------------------
 
@@ -126,12 +136,14 @@ class Store:
                 "ON CONFLICT (kind, account, key) DO UPDATE SET doc=excluded.doc",
                 (kind, account, key, text),
             )
+            self._generation += 1
 
     def delete(self, kind: str, account: str, key: str) -> bool:
         with self._lock:
             cur = self._db.execute(
                 "DELETE FROM resources WHERE kind=? AND account=? AND key=?", (kind, account, key)
             )
+            self._generation += 1
         return cur.rowcount > 0
 
     def list(self, kind: str, account: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
