@@ -40,3 +40,15 @@ def test_transactions_change_it_when_they_end(store: Store) -> None:
         raise RuntimeError("rolled back")
     assert store.get("thing", "acct", "a") == {"v": 1}
     assert store.generation != committed  # a rolled-back write may have been read inside the transaction
+
+
+def test_audit_events_do_not_change_it(store: Store) -> None:
+    from auroral.store import AuditRow
+
+    before = store.generation
+    store.append_audit([AuditRow(event_id="e1", event_time=1.0, event_name="connect", event_source="rds-db",
+                                 username=None, access_key=None, read_only=False, error_code=None,
+                                 resources=[{"ResourceName": "arn:x"}], doc={})])
+    with store.transaction():
+        store.get("thing", "acct", "a")
+    assert store.generation == before

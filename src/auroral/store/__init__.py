@@ -86,13 +86,15 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._depth = 0
         self._generation = 0
+        self._tx_generation = 0
         path.chmod(0o600)
 
     @property
     def generation(self) -> int:
-        """A number that changes with every write to the resources (put, delete, the end of a
-        transaction, committed or not): a cache of documents read at one generation is current while
-        the number is the same. Read it *before* reading what is cached."""
+        """A number that changes with every write to the resources (put, delete, and the end of a
+        transaction that made one, committed or not; audit events do not count): a cache of documents
+        read at one generation is current while the number is the same. Read it *before* reading what
+        is cached."""
         return self._generation
 
     def close(self) -> None:
@@ -105,6 +107,7 @@ class Store:
         with self._lock:
             if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._tx_generation = self._generation
             self._depth += 1
             try:
                 yield
@@ -112,12 +115,18 @@ class Store:
                 self._depth -= 1
                 if self._depth == 0:
                     self._db.execute("ROLLBACK")
-                    self._generation += 1
+                    self._end_generation()
                 raise
             self._depth -= 1
             if self._depth == 0:
                 self._db.execute("COMMIT")
-                self._generation += 1
+                self._end_generation()
+
+    def _end_generation(self) -> None:
+        """At the end of a transaction that wrote resources: what was read inside it (uncommitted, or
+        rolled back since) is not current any more."""
+        if self._generation != self._tx_generation:
+            self._generation += 1
 
     # --- resources -------------------------------------------------------------------------
 
