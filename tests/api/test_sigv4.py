@@ -847,3 +847,19 @@ def test_verifier_is_bounded() -> None:
     for url in urls:
         verifier.verify(url, "GET", f"{HOST}:5432", LOOKUP, now)
     assert len(verifier) == 3
+
+
+def test_verifier_passes_on_expired_temporary_credentials() -> None:
+    """The directory raises ExpiredToken for temporary credentials past their expiry: a repeat too."""
+    verifier = sigv4.PresignedVerifier()
+    url, now = _db_token(HOST, 5432, token=TOKEN)
+    expired = [False]
+
+    def lookup(akid: str) -> SigningKeyInfo | None:
+        if expired[0]:
+            raise AwsError("ExpiredToken", "The security token included in the request is expired", 403)
+        return LOOKUP(akid)
+
+    verifier.verify(url, "GET", f"{HOST}:5432", lookup, now)
+    expired[0] = True
+    assert error_of(lambda: verifier.verify(url, "GET", f"{HOST}:5432", lookup, now))[0] == "ExpiredToken"

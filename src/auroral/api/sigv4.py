@@ -662,14 +662,13 @@ class PresignedVerifier:
     ) -> tuple[VerifiedRequest, dict[str, str]]:
         key = (url_without_scheme, method, host_header_value, expected_service)
         seen = self._seen.get(key)
-        if seen is not None:
-            info = lookup(seen.request.access_key_id)
-            if info == seen.key:
-                try:
-                    _check_time(seen.claim, now, max_skew)
-                except AwsError:
-                    del self._seen[key]
-                    raise
+        if seen is not None:  # in verify's order: the time window, then the key
+            try:
+                _check_time(seen.claim, now, max_skew)
+            except AwsError:
+                del self._seen[key]
+                raise
+            if lookup(seen.request.access_key_id) == seen.key:
                 self._seen.move_to_end(key)
                 return seen.request, dict(seen.params)
             del self._seen[key]  # the key changed or is gone: verify from the start (and fail as AWS fails)
