@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Literal
+from typing import Any, Literal
 
 Outcome = Literal["ok", "timeout", "closed", "refused"]
 
@@ -113,3 +113,15 @@ class Relay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def vpc_with_app_and_db_groups(ec2: Any, prefix: str) -> tuple[str, list[str], str, str]:
+    """A VPC ``<prefix>.0.0/16`` with subnets ``<prefix>.1.0/24`` (us-east-1a) and ``<prefix>.2.0/24``
+    (us-east-1b), and two empty security groups in it: ``app`` and ``db``. Returns
+    ``(vpc_id, subnet_ids, app_group_id, db_group_id)``."""
+    vpc = ec2.create_vpc(CidrBlock=f"{prefix}.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"{prefix}.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
+               ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
+    app_sg = ec2.create_security_group(GroupName="app", Description="application", VpcId=vpc)["GroupId"]
+    db_sg = ec2.create_security_group(GroupName="db", Description="database", VpcId=vpc)["GroupId"]
+    return vpc, subnets, app_sg, db_sg

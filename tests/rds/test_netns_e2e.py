@@ -26,6 +26,7 @@ import pytest
 
 from ..conftest import Server, new_root_key, server_tmpdir, start_server, stop_server
 from .e2e_helpers import FAST, MASTER, PASSWORD, ident
+from .net_helpers import vpc_with_app_and_db_groups
 
 HOST_A, HOST_B, ENDPOINT_HOST = "10.231.1.10", "10.231.2.10", "10.231.1.1"
 
@@ -106,11 +107,7 @@ def db(hosts: Hosts) -> Iterator[Db]:
                           extra_env={"AURORAL_ENDPOINT_HOST": ENDPOINT_HOST})
     try:
         ec2, rds = server.client("ec2"), server.client("rds")
-        vpc = ec2.create_vpc(CidrBlock="10.231.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.231.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
-                   ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
-        app_sg = ec2.create_security_group(GroupName="app", Description="application", VpcId=vpc)["GroupId"]
-        db_sg = ec2.create_security_group(GroupName="db", Description="database", VpcId=vpc)["GroupId"]
+        _, subnets, app_sg, db_sg = vpc_with_app_and_db_groups(ec2, "10.231")
         ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=[{
             "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "10.231.1.0/24"}]}])
         rds.create_db_subnet_group(DBSubnetGroupName="hosts", DBSubnetGroupDescription="two hosts",

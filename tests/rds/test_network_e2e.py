@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..conftest import Server, new_root_key, server_tmpdir, start_server, stop_server
 from .e2e_helpers import FAST, MASTER, PASSWORD, ident
-from .net_helpers import Relay, probe, wait_probe
+from .net_helpers import Relay, probe, vpc_with_app_and_db_groups, wait_probe
 
 TRANSLATE = "127.10.0.0/16=10.0.0.0/16,127.20.0.0/24=203.0.113.0/24,127.30.0.0/24=192.168.50.0/24"
 APP_CLIENT = "127.10.1.10"  # 10.0.1.10: the application's network interface (app security group)
@@ -87,11 +87,7 @@ def net() -> Iterator[Net]:
                           extra_env={"AURORAL_NET_TRANSLATE": TRANSLATE})
     try:
         ec2, rds = server.client("ec2"), server.client("rds")
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
-                   ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
-        app_sg = ec2.create_security_group(GroupName="app", Description="application", VpcId=vpc)["GroupId"]
-        db_sg = ec2.create_security_group(GroupName="db", Description="database", VpcId=vpc)["GroupId"]
+        vpc, subnets, app_sg, db_sg = vpc_with_app_and_db_groups(ec2, "10.0")
         ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=[{
             "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": app_sg}]}])
         eni = ec2.create_network_interface(SubnetId=subnets[0], PrivateIpAddress="10.0.1.10",
