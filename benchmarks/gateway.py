@@ -15,7 +15,9 @@ Each measure runs every target ``--rounds`` times, interleaved in rotated order;
 and each ratio is the median of the rounds' ratios (these machines are shared and drift).
     pgbench -S -C -c 8 -j 8 -T <seconds>   new connections per second (one per transaction; pgbench
                                            connects synchronously, so one thread per client)
-    pgbench -C -f 'SELECT 1' as an IAM user     IAM-token logins per second, tokens from botocore
+    pgbench -C -f 'SELECT 1' as an IAM user     IAM-token logins per second, tokens from botocore; beside
+                                           them "direct-trust": the same against (a) as a user that pg_hba
+                                           trusts (TLS, no credential checked), what a login can reach
 
 Needs root (PostgreSQL and PgBouncer run as ``auroral-pg``) and ``apt-get install -y postgresql pgbouncer``.
 (a)/(b) run PostgreSQL 15, (c)/(d) the PostgreSQL auroral serves (the embedded wheel's 18): same scale,
@@ -98,7 +100,8 @@ def start_postgres(root: Path, run_as: dict[str, Any], port: int) -> tuple[subpr
     subprocess.run([str(PG15 / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile),
                     "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--no-sync"],
                    check=True, capture_output=True, **run_as)
-    (data / "pg_hba.conf").write_text("local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+    (data / "pg_hba.conf").write_text("local all all scram-sha-256\nhostssl all trustuser 127.0.0.1/32 trust\n"
+                                      "hostssl all all 127.0.0.1/32 scram-sha-256\n")
     proc = subprocess.Popen(
         [str(PG15 / "postgres"), "-D", str(data), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
          "-c", f"unix_socket_directories={sock}", "-c", "max_connections=100", "-c", "ssl=on",
@@ -210,10 +213,15 @@ def iam_logins(kw: dict[str, Any], host: str, port: int, resource_id: str, secon
     rds = boto3.client("rds", endpoint_url=kw["endpoint_url"], region_name=REGION,
                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
     token = rds.generate_db_auth_token(DBHostname=host, Port=port, DBUsername="iamuser", Region=REGION)
-    script = root / "select1.sql"
-    script.write_text("SELECT 1;\n")
     env = {"PGHOST": host, "PGPORT": str(port), "PGUSER": "iamuser", "PGPASSWORD": token, "PGDATABASE": "bench",
            "PGSSLMODE": "require"}
+    return logins_per_second(env, seconds, clients, root)
+
+
+def logins_per_second(env: dict[str, str], seconds: float, clients: int, root: Path) -> float:
+    """``pgbench -C`` of ``SELECT 1``: a new connection (TLS and a login) per transaction."""
+    script = root / "select1.sql"
+    script.write_text("SELECT 1;\n")
     return pgbench(["-C", "-n", "-f", str(script), "-c", str(clients), "-j", str(clients), "-T", str(int(seconds))], env)
 
 
@@ -225,7 +233,7 @@ TARGETS: dict[str, dict[str, str] | None] = {
     "auroral-nice0": {"AURORAL_GATEWAY_RELAY": "native", "AURORAL_NICE": "0"},
 }
 PRIORITY_TARGETS = ("pgbouncer-10", "auroral-nice0")
-RATIOS = [("auroral", "pgbouncer"), ("auroral", "direct"), ("auroral", "auroral-py"), ("auroral-py", "pgbouncer"),
+RATIOS = [("auroral", "pgbouncer"), ("auroral", "direct"), ("auroral", "direct-trust"), ("auroral", "auroral-py"), ("auroral-py", "pgbouncer"),
           ("auroral-py", "direct"), ("auroral", "pgbouncer-10"), ("auroral-nice0", "pgbouncer"),
           ("auroral", "auroral-nice0")]
 
@@ -294,10 +302,20 @@ def main() -> None:
                     print(f"  {name:13s} {statistics.median(values):10.0f}   ({shown})", flush=True)
                 print_ratios(runs)
             print(f"IAM-token logins/s (pgbench -C, {opts.clients} clients, TLS, {opts.rounds} rounds (median)")
-            logins: dict[str, list[float]] = {name: [] for name in dbs}
-            names = list(dbs)
+            # direct-trust: a TLS login to (a) that checks no credential at all (pg_hba "trust" for
+            # trustuser), the most a login that forks a backend can do on this machine at the moment
+            names = list(dbs) + (["direct-trust"] if "direct" in targets else [])
+            logins: dict[str, list[float]] = {name: [] for name in names}
+            if "direct-trust" in logins:
+                with psycopg.connect(host="127.0.0.1", port=pg_port, user="postgres", password=PASSWORD,
+                                     dbname="postgres", sslmode="require", autocommit=True) as conn:
+                    conn.execute("CREATE ROLE trustuser LOGIN")
             for r in range(opts.rounds):
                 for name in names[r % len(names):] + names[:r % len(names)]:
+                    if name == "direct-trust":
+                        env = {**targets["direct"], "PGUSER": "trustuser", "PGPASSWORD": ""}
+                        logins[name].append(logins_per_second(env, opts.seconds, opts.clients, root))
+                        continue
                     kw, host, port, rid = dbs[name]
                     logins[name].append(iam_logins(kw, host, port, rid, opts.seconds, opts.clients, root,
                                                    setup=r == 0))

@@ -25,6 +25,7 @@ from tests.gateway.conftest import (
     query_message,
     raw_login,
     recv_message,
+    startup_packet,
 )
 
 Open = Callable[..., tuple[str, int]]
@@ -320,3 +321,60 @@ def test_close_drops_connections(gwt: GatewayThread, postgres: Postgres, endpoin
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert eid not in gwt.stats()["endpoints"]
+
+
+def test_plaintext_sent_after_an_ssl_request_is_never_read_as_a_startup(gwt: GatewayThread, endpoint: Open) -> None:
+    """An SSLRequest with a StartupMessage behind it in the same write (a man in the middle injecting
+    plaintext, CVE-2021-23214's shape): the connection is closed before any authentication, on both
+    relays (the Python one answers 'S' first, then sees the buffered bytes and closes)."""
+    eid, port = endpoint()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(struct.pack("!II", 8, 80877103) + startup_packet(user="rawuser", database="postgres"))
+        received = b""
+        while chunk := s.recv(4096):
+            received += chunk
+        assert received in (b"", b"S")
+    gwt.wait_idle(eid)
+
+
+def test_clients_reset_before_their_accept_leave_the_listener_serving(gwt: GatewayThread, endpoint: Open) -> None:
+    eid, port = endpoint()
+    for _ in range(50):  # queued in the backlog, then reset: accept() returns them already dead
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    assert select_one(port, sslmode="require") == ("app", 42)
+    gwt.wait_idle(eid)
+
+
+def test_out_of_descriptors_pauses_accepting_then_serves(gwt: GatewayThread, endpoint: Open,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """accept() failing with EMFILE leaves the listener readable: the gateway stops accepting for a
+    second (as asyncio does) instead of spinning, then serves the client that waited in the backlog."""
+    eid, port = endpoint()
+    caplog.set_level("ERROR", logger="auroral.gateway.listener")
+    client = socket.socket()
+    client.settimeout(15)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = max(int(n) for n in os.listdir("/proc/self/fd"))
+    fillers = []  # every free descriptor number below the new limit taken, so accept() finds none
+    while (fd := os.open(os.devnull, os.O_RDONLY)) < highest:
+        fillers.append(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (fd, hard))
+    os.close(fd)
+    try:
+        client.connect(("127.0.0.1", port))  # completes in the kernel's backlog
+        deadline = time.monotonic() + 5
+        while not any("cannot accept" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the accept did not fail"
+            time.sleep(0.01)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for fd in fillers:
+            os.close(fd)
+    with client:
+        client.sendall(startup_packet(user="rawuser", database="postgres"))
+        kind, body = recv_message(client)  # served after the pause: the server asks for the password
+        assert kind == b"R" and body[:4] == struct.pack("!I", 3), (kind, body)
+    assert select_one(port) == ("app", 42)
+    gwt.wait_idle(eid)

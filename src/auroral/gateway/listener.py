@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
+import socket
 from typing import Any
 
 from auroral.gateway.decision import EndpointConfig
@@ -24,6 +26,32 @@ from auroral.gateway.tls import TlsMaterial, host_ips
 log = logging.getLogger(__name__)
 
 _FIXED = frozenset({"endpoint_id", "host", "port"})
+ACCEPT_BATCH = 64  # accepts a wakeup, as asyncio's backlog-sized loop, bounded so others get their turn
+ACCEPT_RETRY_DELAY = 1.0  # out of descriptors or memory: stop accepting this long (as asyncio does)
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+async def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Listening sockets for ``host`` (every address it resolves to) and ``port``, as
+    ``loop.create_server`` makes them: SO_REUSEADDR, IPv6 sockets IPv6-only, non-blocking."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 class Gateway:
@@ -50,14 +78,45 @@ class Gateway:
         ep = Endpoint(cfg)
         # Issue the certificate now, not in the first client's handshake.
         self._prepare_tls(cfg)
-        loop = asyncio.get_running_loop()
-        hub = self.hub
-        ep.server = await loop.create_server(lambda: Session(hub, ep).client, cfg.host, cfg.port,
-                                             backlog=self.backlog)
-        ep.port = int(ep.server.sockets[0].getsockname()[1])
+        # Our own accept, not loop.create_server's: a session starts from the bare socket (no byte may be
+        # read before the verdict), and a transport made only to be taken apart again costs a login time.
+        ep.listeners = await _listen(cfg.host, cfg.port, self.backlog)
+        ep.port = int(ep.listeners[0].getsockname()[1])
+        for sock in ep.listeners:
+            self._watch(ep, sock)
         self._endpoints[cfg.endpoint_id] = ep
         log.info("gateway: %s listening on %s:%d → %s", cfg.endpoint_id, cfg.host, ep.port, cfg.target_socket)
         return ep.port
+
+    def _watch(self, ep: Endpoint, sock: socket.socket) -> None:
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, ep, sock)
+
+    def _accept(self, ep: Endpoint, sock: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, peer = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _RESOURCE_ERRORS:  # the listener stays readable: pause, or spin
+                    log.error("gateway %s: cannot accept (%s); pausing for %.0f s", ep.cfg.endpoint_id, exc,
+                              ACCEPT_RETRY_DELAY)
+                    loop = asyncio.get_running_loop()
+                    loop.remove_reader(sock.fileno())
+                    ep.paused.append(loop.call_later(ACCEPT_RETRY_DELAY, self._resume, ep, sock))
+                else:  # ECONNABORTED and the like: that client is gone, the next one may not be
+                    log.debug("gateway %s: accept failed: %s", ep.cfg.endpoint_id, exc)
+                return
+            try:
+                Session(self.hub, ep).start(conn, peer)
+            except Exception:
+                log.exception("gateway %s: accept failed", ep.cfg.endpoint_id)
+                conn.close()
+
+    def _resume(self, ep: Endpoint, sock: socket.socket) -> None:
+        ep.paused = [t for t in ep.paused if not t.cancelled() and t.when() > asyncio.get_running_loop().time()]
+        if sock in ep.listeners:  # not closed meanwhile
+            self._watch(ep, sock)
 
     async def update(self, endpoint_id: str, **changes: Any) -> None:
         """Change an endpoint's config (target socket, hooks, names...). New connections use the new
@@ -92,8 +151,13 @@ class Gateway:
         ep = self._endpoints.pop(endpoint_id, None)
         if ep is None:
             return
-        if ep.server is not None:
-            ep.server.close()
+        loop = asyncio.get_running_loop()
+        for timer in ep.paused:
+            timer.cancel()
+        for sock in ep.listeners:
+            loop.remove_reader(sock.fileno())  # False for a paused one: nothing registered
+            sock.close()
+        ep.listeners, ep.paused = [], []
         if drop_connections:
             for session in list(ep.sessions):
                 session.drop()

@@ -75,7 +75,8 @@ class Endpoint:
     """A listener's live state."""
 
     cfg: EndpointConfig
-    server: asyncio.Server | None = None
+    listeners: list[socket.socket] = field(default_factory=list)
+    paused: list[asyncio.TimerHandle] = field(default_factory=list)  # accepts paused (out of descriptors)
     port: int = 0
     sessions: set[Session] = field(default_factory=set)
     held: int = 0
@@ -132,29 +133,28 @@ class Session:
         self._native_tls = False  # the native relay terminates this client's TLS (since the handshake)
         self._native_relay = False  # the native relay moves this connection's bytes (after the handoff)
 
+    def start(self, sock: socket.socket, peer: Any) -> None:
+        """Take a socket the listener accepted. Not a byte is read before the verdict, nor before the
+        first byte was peeked at (direct TLS needs the ClientHello left in the socket for its TLS
+        transport): the socket stays bare until the startup phase gives it a transport, or the
+        native relay."""
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio's TCP transports do
+            local = sock.getsockname()
+        except OSError:  # reset already
+            sock.close()
+            return
+        self.info = ConnectionInfo(self.cfg.endpoint_id, str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
+        self._raw = sock
+        self.endpoint.sessions.add(self)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
     # -- Side owner callbacks ----------------------------------------------------------------------
     def side_made(self, side: Side) -> None:
         if side is not self.client:
             self.hub.upstreams += 1
-            return
-        if self.info is not None:  # the transport made by _attach: the session is already running
-            return
-        transport = side.transport
-        assert transport is not None
-        peer = transport.get_extra_info("peername") or ("", 0)
-        local = transport.get_extra_info("sockname") or ("", 0)
-        self.info = ConnectionInfo(self.cfg.endpoint_id, str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
-        # Not a byte is read before the verdict, nor before the first byte was peeked at (direct TLS needs
-        # the ClientHello left in the socket for its TLS transport). Pausing is not enough: uvloop starts
-        # reading after connection_made whatever it did. So the socket leaves this transport now; closing
-        # the transport closes its descriptor only, not the connection.
-        sock = transport.get_extra_info("socket")
-        self._raw = socket.socket(fileno=os.dup(sock.fileno()))
-        transport.set_protocol(asyncio.Protocol())
-        transport.abort()
-        side.transport = None
-        self.endpoint.sessions.add(self)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        # the client's: the transport made by _attach, of a session already running
 
     def side_lost(self, side: Side, exc: Exception | None) -> None:
         if side is self.client:
@@ -282,6 +282,8 @@ class Session:
                 await self._native_handshake(direct=True)
             elif not await self._start_direct_tls():
                 return
+        elif self.hub.relay is not None and self._take_ssl_request():
+            await self._native_handshake(direct=False)
         else:
             await self._attach(None)
         client.pause(False)
@@ -380,6 +382,25 @@ class Session:
                     self._raw_watched = False
                     loop.remove_reader(fd)
 
+    def _take_ssl_request(self) -> bool:
+        """The common start of a TLS client (libpq's default ``sslnegotiation=postgres``): an SSLRequest
+        and nothing after it. Taken from the bare socket, the library answers it and runs the
+        handshake, and the socket never needs a transport of its own. Anything else (a StartupMessage,
+        a GSSENCRequest, bytes after the request, a partial packet) stays in the socket for the general
+        path, which also refuses unencrypted bytes sent after an SSLRequest."""
+        sock = self._raw
+        if sock is None:
+            return False
+        try:
+            if sock.recv(len(pg.SSL_REQUEST_PACKET) + 1, socket.MSG_PEEK) != pg.SSL_REQUEST_PACKET:
+                return False
+            sock.recv(len(pg.SSL_REQUEST_PACKET))
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            raise ConnectionClosed() from exc
+        return True
+
     async def _start_direct_tls(self) -> bool:
         """Direct TLS (libpq 17+ ``sslnegotiation=direct``): the handshake at once, ALPN "postgresql"
         required as PostgreSQL 17 does; then a StartupMessage inside TLS (no SSLRequest)."""
@@ -404,12 +425,13 @@ class Session:
         relay = self.hub.relay
         assert relay is not None
         ctx = relay.context(self.hub.tls, tuple(self.cfg.server_names), host_ips(self.cfg.host))
-        if direct:
+        if self.client.transport is None:  # still the bare socket (direct TLS, or _take_ssl_request)
             sock, self._raw = self._raw, None
             if sock is None or self._finished:
                 raise ConnectionClosed()
         else:
-            sock = self._detach(self.client)  # the library sends the 'S' first
+            sock = self._detach(self.client)
+        # after an SSLRequest (direct=False) the library sends the 'S' first
         mine, theirs = socket.socketpair()
         mine.setblocking(False)
         relay.tls(self.id, sock.detach(), theirs.detach(), ctx, direct=direct)

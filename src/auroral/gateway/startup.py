@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 SSL_REQUEST = 80877103
+SSL_REQUEST_PACKET = (8).to_bytes(4, "big") + SSL_REQUEST.to_bytes(4, "big")
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
 PROTOCOL_3_0 = 196608
