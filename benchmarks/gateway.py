@@ -25,6 +25,7 @@ same queries, and (a) gets auroral's server settings that matter here (``shared_
 scale-4 tables do not fit, as in auroral), so the servers differ by version only.
 
     python benchmarks/gateway.py [--seconds 20] [--clients 8] [--rounds 3] [--only NAME ...] [--priority]
+                                 [--measure tps|connections|logins ...]
 """
 
 from __future__ import annotations
@@ -233,6 +234,7 @@ TARGETS: dict[str, dict[str, str] | None] = {
     "auroral-nice0": {"AURORAL_GATEWAY_RELAY": "native", "AURORAL_NICE": "0"},
 }
 PRIORITY_TARGETS = ("pgbouncer-10", "auroral-nice0")
+MEASURES = ["tps", "connections", "logins"]
 RATIOS = [("auroral", "pgbouncer"), ("auroral", "direct"), ("auroral", "direct-trust"), ("auroral", "auroral-py"), ("auroral-py", "pgbouncer"),
           ("auroral-py", "direct"), ("auroral", "pgbouncer-10"), ("auroral-nice0", "pgbouncer"),
           ("auroral", "auroral-nice0")]
@@ -251,6 +253,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3, help="runs of each target, interleaved; medians are shown")
     ap.add_argument("--only", choices=list(TARGETS), action="append")
+    ap.add_argument("--measure", choices=MEASURES, action="append", help="only these measures (default: all)")
     ap.add_argument("--priority", action="store_true",
                     help="also PgBouncer at niceness -10 (as auroral's threads run) and auroral at niceness 0")
     opts = ap.parse_args()
@@ -289,8 +292,12 @@ def main() -> None:
                 targets[name] = ours
             targets = {k: v for k, v in targets.items() if k in wanted}
             c, s = str(opts.clients), str(opts.seconds)
-            for label, args in (("pgbench -S (TPS)", ["-S", "-c", c, "-j", "4", "-T", s]),
-                                ("pgbench -S -C (new connections/s)", ["-S", "-C", "-c", c, "-j", c, "-T", s])):
+            measures = opts.measure or MEASURES
+            for measure, label, args in (
+                    ("tps", "pgbench -S (TPS)", ["-S", "-c", c, "-j", "4", "-T", s]),
+                    ("connections", "pgbench -S -C (new connections/s)", ["-S", "-C", "-c", c, "-j", c, "-T", s])):
+                if measure not in measures:
+                    continue
                 print(f"{label}, {c} clients, {s} s, TLS everywhere, {opts.rounds} rounds (median)")
                 runs: dict[str, list[float]] = {name: [] for name in targets}
                 names = list(targets)
@@ -301,6 +308,8 @@ def main() -> None:
                     shown = " ".join(f"{v:.0f}" for v in values)
                     print(f"  {name:13s} {statistics.median(values):10.0f}   ({shown})", flush=True)
                 print_ratios(runs)
+            if "logins" not in measures:
+                return
             print(f"IAM-token logins/s (pgbench -C, {opts.clients} clients, TLS, {opts.rounds} rounds (median)")
             # direct-trust: a TLS login to (a) that checks no credential at all (pg_hba "trust" for
             # trustuser), the most a login that forks a backend can do on this machine at the moment
