@@ -4,8 +4,8 @@ The gateway has one event-loop thread (every connection's accept-time decision, 
 authentication; the API) and one relay thread (every connection's bytes). Each is a point all clients
 wait on, where a PostgreSQL backend serves one client: when a backend or a client program preempts the
 relay, every connection stalls. On this project's 2-core machines (``benchmarks/gateway.py
---priority``: auroral against auroral at niceness 0, the same run) it was 17 to 25% more ``pgbench -S``
-transactions and about 5% more IAM-token logins per second (a PgBouncer at -10 gains about as much).
+--priority``: auroral against auroral at niceness 0, the same run) it was 15 to 25% more ``pgbench -S``
+transactions and 5 to 10% more IAM-token logins per second (a PgBouncer at -10 gains about as much).
 
 So ``auroral up`` lowers the niceness of its main thread to ``AURORAL_NICE`` (default -10; ``0`` leaves
 it alone) before it starts anything: threads inherit the niceness of the thread that starts them, so the

@@ -103,7 +103,7 @@ class Gateway:
                               ACCEPT_RETRY_DELAY)
                     loop = asyncio.get_running_loop()
                     loop.remove_reader(sock.fileno())
-                    ep.paused.append(loop.call_later(ACCEPT_RETRY_DELAY, self._resume, ep, sock))
+                    ep.paused[sock] = loop.call_later(ACCEPT_RETRY_DELAY, self._resume, ep, sock)
                 else:  # ECONNABORTED and the like: that client is gone, the next one may not be
                     log.debug("gateway %s: accept failed: %s", ep.cfg.endpoint_id, exc)
                 return
@@ -114,7 +114,7 @@ class Gateway:
                 conn.close()
 
     def _resume(self, ep: Endpoint, sock: socket.socket) -> None:
-        ep.paused = [t for t in ep.paused if not t.cancelled() and t.when() > asyncio.get_running_loop().time()]
+        del ep.paused[sock]
         if sock in ep.listeners:  # not closed meanwhile
             self._watch(ep, sock)
 
@@ -152,12 +152,12 @@ class Gateway:
         if ep is None:
             return
         loop = asyncio.get_running_loop()
-        for timer in ep.paused:
+        for timer in ep.paused.values():
             timer.cancel()
         for sock in ep.listeners:
             loop.remove_reader(sock.fileno())  # False for a paused one: nothing registered
             sock.close()
-        ep.listeners, ep.paused = [], []
+        ep.listeners, ep.paused = [], {}
         if drop_connections:
             for session in list(ep.sessions):
                 session.drop()

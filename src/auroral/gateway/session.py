@@ -76,7 +76,8 @@ class Endpoint:
 
     cfg: EndpointConfig
     listeners: list[socket.socket] = field(default_factory=list)
-    paused: list[asyncio.TimerHandle] = field(default_factory=list)  # accepts paused (out of descriptors)
+    # listeners whose accepts are paused (out of descriptors), with the timer that resumes them
+    paused: dict[socket.socket, asyncio.TimerHandle] = field(default_factory=dict)
     port: int = 0
     sessions: set[Session] = field(default_factory=set)
     held: int = 0
