@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from auroral.regions import partition_of
+
 _FIELD = re.compile(r"\{(\w+)(?:\|([^}]*))?\}")
 
 SERVICES = ("iam", "sts", "rds", "ec2", "secretsmanager", "kms", "cloudtrail")
@@ -44,7 +46,7 @@ class ActionSpec:
     deny_only: bool = False
 
     def render(self, params: Mapping[str, Any], account: str, region: str) -> list[str]:
-        builtins = {"partition": "aws", "account": account, "region": region}
+        builtins = {"partition": partition_of(region), "account": account, "region": region}
 
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
