@@ -26,21 +26,13 @@ from auroral.audit.trail import FLUSH_SECONDS
 from auroral.cloudtrail.service import CloudTrailService
 from auroral.config import Settings
 from auroral.crypto import Sealer, load_or_create_key
-from auroral.ec2 import Ec2Service
 from auroral.gateway import FlowLog, Gateway, TlsMaterial
 from auroral.gateway import native as native_relay
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.iam.service import IamService
-from auroral.kms.service import KmsService
-from auroral.rds.iam_db_auth import IamDbAuth
 from auroral.rds.local_runtime import LocalRuntime
-from auroral.rds.managed_password import ManagedPasswords
-from auroral.rds.network_policy import Ec2Directory, NetworkPolicy, drop_mode, translation_spec
-from auroral.rds.service import RdsService
-from auroral.secrets.rotation import RotationScheduler
-from auroral.secrets.service import SECRET_ARN_PREFIX, SecretsManagerService
-from auroral.secrets.vault import Vault
+from auroral.regional import REGIONAL_SERVICES, Regions
 from auroral.store import Store
 from auroral.sts.service import StsService
 
@@ -90,46 +82,21 @@ class App:
         self.gateway = Gateway(self.tls, self.flows, relay=native_relay.load(settings.data_dir / "gateway"))
         self.runtime = LocalRuntime(settings.data_dir, self.store, self.sealer, self.gateway,
                                     endpoint_host=settings.endpoint_host)
-        # Loopback addresses are hosts of the default VPC unless AURORAL_NET_TRANSLATE says otherwise first.
-        self.ec2 = Ec2Service(self.store, settings.region, translation=translation_spec(os.environ))
-        self.kms = KmsService(self.store, self.sealer, settings.region, self.authorizer)
-        self.secrets = SecretsManagerService(self.store, self.kms.keyring, settings.region)
-        self.authorizer.register_resource_policy_source(SECRET_ARN_PREFIX, self.secrets.resource_policy_source)
-        # Secrets Manager owns the vault (used by RDS) and the rotation scheduler: one of each per
-        # process, so API handlers, RDS and the scheduler share one lock over the secrets' documents.
-        self.vault: Vault = self.secrets.vault
-        self.rotation: RotationScheduler = self.secrets.rotation
-        # RDS's managed master passwords: creates the rds!cluster-* secrets, rotates them.
-        self.managed_passwords = ManagedPasswords(self.vault, self.store, self.runtime)
-        self.vault.register_rotator("rds", self.managed_passwords)
-        self.rotation.on_rotation_failed(self.managed_passwords.rotation_failed)
-        self.rds = RdsService(self.store, self.runtime, self.directory, settings.region,
-                              secrets=self.managed_passwords)
-        self.directory.register_slr_deletion_check("rds.amazonaws.com", self.rds.slr_deletion_check(self.account))
-        # Network security at the endpoints: subnet groups and security groups from EC2, the CA for
-        # DescribeCertificates, and the accept-time decision of every endpoint listener.
-        self.rds.attach_network(Ec2Directory(self.ec2))
-        self.rds.attach_ca(self.tls.ca_cert)
-        self.network_policy = NetworkPolicy(self.ec2, self.rds, self.store, drop=drop_mode(os.environ))
-        self.runtime.decide_for = self.network_policy.decide_for
-        # IAM database authentication at the endpoints (read by every new connection)
-        self.iam_db_auth = IamDbAuth(self.runtime, self.store, self.directory, self.authorizer, self.audit)
-        self.runtime.authenticate_for = self.iam_db_auth.hook_for
-        self.runtime.unearned_trust_for = self.iam_db_auth.unearned_trust_for
-        self.providers: dict[str, Provider] = {
+        # RDS, EC2, KMS and Secrets Manager of each region (the home region's at once, the others
+        # on their first request); IAM, STS and CloudTrail are global.
+        self.regions = Regions(store=self.store, sealer=self.sealer, home=settings.region, account=self.account,
+                               directory=self.directory, iam=self.authorizer, audit=self.audit,
+                               runtime=self.runtime, ca_cert=self.tls.ca_cert)
+        self.global_providers: dict[str, Provider] = {
             "iam": IamService(self.directory, self.authorizer),
             "sts": StsService(self.directory, self.authorizer),
-            "rds": self.rds,
-            "ec2": self.ec2,
             "cloudtrail": CloudTrailService(self.store, self.audit.flush),
-            "kms": self.kms,
-            "secretsmanager": self.secrets,
         }
         self.pipeline = Pipeline(
-            region=settings.region,
-            providers=self.providers,
+            global_providers=self.global_providers,
+            regional_providers=self._regional_provider,
             lookup=self.directory.lookup_credentials,
-            authorizer=self.kms.authorizer,  # KMS key ARNs by key policy + IAM, the rest by IAM
+            authorizer=self.regions.authorizer,  # KMS key ARNs by key policy + IAM, the rest by IAM
             audit=self.audit,
             note_key_used=self.directory.note_key_used,
         )
@@ -147,20 +114,25 @@ class App:
             raise AlreadyRunning(f"another auroral is running with data directory {data_dir}") from None
         return fd
 
+    async def _regional_provider(self, service: str, region: str) -> Provider:
+        services = await self.regions.serving(region)
+        provider: Provider = services.providers[service]
+        return provider
+
     def health(self) -> Mapping[str, Any]:
         return {
             "status": "ready" if self.ready else "starting",
             "version": __version__,
             "account": self.account,
             "region": self.settings.region,
-            "services": {name: "running" for name in sorted(self.providers)},
+            "services": {name: "running" for name in sorted([*self.global_providers, *REGIONAL_SERVICES])},
+            "regions": sorted(r.region for r in self.regions.all()),
         }
 
     async def start(self) -> None:
-        self.network_policy.ensure_host_interface(self.account)
         await self.runtime.warm_up()
-        await self.rds.recover()
-        await self.rotation.start()  # after recover: resumed rotations need the clusters running
+        for services in self.regions.all():
+            await services.start(self.account)
         web_app = make_app(self.pipeline, self.health)
         self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -201,9 +173,8 @@ class App:
         if self._flusher is not None:
             self._flusher.cancel()
         self.audit.flush()
-        await self.rotation.stop()
-        await self.rds.drain()
-        await self.iam_db_auth.close()
+        for services in self.regions.all():
+            await services.stop()
         await self.runtime.close()
         (self.settings.data_dir / SERVER_FILE).unlink(missing_ok=True)
         self.store.close()

@@ -45,10 +45,14 @@ def partition_of(region: str) -> str:
     return _regions().get(region, "aws")
 
 
-def availability_zones(region: str) -> list[str]:
-    """The zones auroral offers in a region: ``<region>a`` to ``<region>c`` (every AWS region
-    has at least three)."""
-    return [f"{region}{letter}" for letter in "abc"]
+
+_IAM_REGIONS = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
+
+
+def iam_region(region: str) -> str:
+    """The region of IAM's global endpoint in ``region``'s partition (what AWS reports as
+    ``aws:RequestedRegion`` and ``awsRegion`` for IAM calls)."""
+    return _IAM_REGIONS.get(partition_of(region), region)
 
 
 def check_region(region: str) -> None:

@@ -14,7 +14,7 @@ import datetime as dt
 import inspect
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,12 +23,16 @@ from auroral.api.actions import ActionSpec, request_tag_keys, table
 from auroral.api.context import Authorizer, Principal, RequestContext
 from auroral.audit import AuditTrail
 from auroral.errors import AwsError
+from auroral.regions import check_region, iam_region
 
 log = logging.getLogger(__name__)
 
 _READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Lookup", "Simulate", "BatchGet", "Validate")
 
 CredentialLookup = Callable[[str], "tuple[sigv4.SigningKeyInfo, Principal] | None"]
+# (service, region) -> that region's provider of a regional service
+RegionalProviders = Callable[[str, str], Awaitable["Provider"]]
+REGIONAL = frozenset({"rds", "ec2", "kms", "secretsmanager"})
 
 
 class Provider(Protocol):
@@ -51,16 +55,16 @@ class Pipeline:
     def __init__(
         self,
         *,
-        region: str,
-        providers: Mapping[str, Provider],
+        global_providers: Mapping[str, Provider],
+        regional_providers: RegionalProviders,
         lookup: CredentialLookup,
         authorizer: Authorizer,
         audit: AuditTrail,
         note_key_used: Callable[[str, str, str, dt.datetime], None] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        self.region = region
-        self.providers = dict(providers)
+        self.global_providers = dict(global_providers)
+        self._regional = regional_providers
         self._lookup = lookup
         self._authorizer = authorizer
         self._audit = audit
@@ -72,7 +76,7 @@ class Pipeline:
         request_id = str(uuid.uuid4())
         service = protocol.detect_service(req) or "sts"
         # An unserved or undetectable service still gets a well-formed (query-protocol) error.
-        service_for_errors = service if service in self.providers else "sts"
+        service_for_errors = service if self._serves(service) else "sts"
         principal: Principal | None = None
         access_key: str | None = None
         operation = "Unknown"
@@ -82,11 +86,13 @@ class Pipeline:
         try:
             now = self._clock()
             principal, access_key, region = self._authenticate(req, now)
-            if service not in self.providers:
+            if not self._serves(service):
                 raise AwsError("InvalidAction", f"auroral does not serve the {service} API.", 400)
             op_model, params = protocol.parse_request(service, req)
             operation = op_model.name
-            provider = self.providers[service]
+            # A regional service is served by the region the request is signed for; IAM and STS are
+            # global (their ARNs carry no region), whichever real region signed.
+            provider = self.global_providers.get(service) or await self._regional(service, region)
             handler = getattr(provider, operation, None)
             spec = self._table.get((service, operation))
             if handler is None or spec is None:
@@ -95,7 +101,8 @@ class Pipeline:
                 request_id=request_id,
                 service=service,
                 operation=operation,
-                region=region,
+                # IAM's one endpoint is in its partition's first region (aws:RequestedRegion us-east-1)
+                region=iam_region(region) if service == "iam" else region,
                 principal=principal,
                 source_ip=peer.source_ip,
                 user_agent=peer.user_agent,
@@ -137,9 +144,13 @@ class Pipeline:
 
         verified = sigv4.verify(req.method, req.path, req.query, req.headers, req.body, lookup, now)
         principal = found[verified.access_key_id]
+        check_region(verified.region)
         if self._note_key_used is not None:
             self._note_key_used(verified.access_key_id, verified.service, verified.region, now)
         return principal, verified.access_key_id, verified.region
+
+    def _serves(self, service: str) -> bool:
+        return service in self.global_providers or service in REGIONAL
 
     def _authorize(self, ctx: RequestContext, provider: Provider, spec: ActionSpec, params: dict[str, Any]) -> None:
         # A provider may know the exact ARNs better than the template (an IAM user's path, say).
@@ -180,10 +191,10 @@ class Pipeline:
         error_message: str | None,
     ) -> None:
         resources = list(ctx.resources) if ctx else []
-        if not resources and spec is not None and params is not None and principal is not None:
+        if not resources and ctx is not None and spec is not None:
             resources = [
                 {"ResourceType": spec.action.split(":")[0].upper(), "ResourceName": arn}
-                for arn in spec.render(params, principal.account, self.region)
+                for arn in spec.render(ctx.params, ctx.account, ctx.region)
                 if "*" not in arn
             ]
         try:
@@ -201,6 +212,7 @@ class Pipeline:
                 error_code=error_code,
                 error_message=error_message,
                 response_elements=ctx.response_elements if ctx else None,
+                region=ctx.region if ctx else None,
             )
         except Exception:  # the audit trail must never turn a served request into a failure
             log.exception("could not record audit event for %s.%s", service, operation)

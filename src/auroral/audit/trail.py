@@ -109,6 +109,7 @@ class AuditTrail:
         response_elements: Mapping[str, Any] | None = None,
         when: dt.datetime | None = None,
         event_type: str = "AwsApiCall",
+        region: str | None = None,
     ) -> str:
         when = when or dt.datetime.now(dt.UTC)
         event_id = str(uuid.uuid4())
@@ -119,7 +120,7 @@ class AuditTrail:
             "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "eventSource": f"{service}.amazonaws.com",
             "eventName": operation,
-            "awsRegion": self._region,
+            "awsRegion": region or self._region,
             "sourceIPAddress": source_ip,
             "userAgent": user_agent,
             "requestParameters": redact(params) if params else None,

@@ -19,6 +19,7 @@ from auroral.ec2 import errors
 from auroral.ec2.model import Resource, kind_of_id
 from auroral.ec2.state import Account, Ec2State
 from auroral.errors import AwsError
+from auroral.regions import partition_of
 
 R = TypeVar("R", bound=Resource)
 
@@ -73,7 +74,7 @@ class Ec2Base:
 
     def arn(self, account: str, resource_id: str) -> str:
         kind = kind_of_id(resource_id) or "resource"
-        return f"arn:aws:ec2:{self.region}:{account}:{kind}/{resource_id}"
+        return f"arn:{partition_of(self.region)}:ec2:{self.region}:{account}:{kind}/{resource_id}"
 
     @staticmethod
     def _required(params: Mapping[str, Any], name: str) -> str:

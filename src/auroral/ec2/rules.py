@@ -14,6 +14,7 @@ from typing import Any
 
 from auroral.ec2 import errors
 from auroral.ec2.model import Rule, new_id
+from auroral.regions import partition_of
 
 _PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "all": "-1"}
 _PORTED = ("tcp", "udp")
@@ -174,7 +175,7 @@ def rule_output(rule: Rule, account: str, region: str) -> dict[str, Any]:
         "FromPort": rule.from_port,
         "ToPort": rule.to_port,
         "Tags": tag_list(rule.tags),
-        "SecurityGroupRuleArn": f"arn:aws:ec2:{region}:{account}:security-group-rule/{rule.id}",
+        "SecurityGroupRuleArn": f"arn:{partition_of(region)}:ec2:{region}:{account}:security-group-rule/{rule.id}",
     }
     if rule.cidr_ipv4:
         out["CidrIpv4"] = rule.cidr_ipv4

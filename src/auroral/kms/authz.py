@@ -7,7 +7,7 @@ and grants — so the account root, too, is subject to the key policy, as in AWS
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from auroral.api.context import Authorizer, RequestContext
@@ -16,9 +16,10 @@ from auroral.kms.model import KeyRef, parse_key_arn
 
 
 class KeyPolicyAuthorizer:
-    def __init__(self, iam: Authorizer, keyring: Keyring) -> None:
+    def __init__(self, iam: Authorizer, keyrings: Callable[[str], Keyring | None]) -> None:
         self.iam = iam
-        self.keyring = keyring
+        # region -> that region's keyring (None: the region holds no keys yet)
+        self.keyrings = keyrings
 
     def authorize(
         self,
@@ -30,11 +31,12 @@ class KeyPolicyAuthorizer:
         is_kms = action.lower().startswith("kms:")
         for resource in resources or ("*",):
             parsed = parse_key_arn(resource) if is_kms else None
-            if parsed is None:
+            keyring = self.keyrings(parsed[0]) if parsed is not None else None
+            if parsed is None or keyring is None:
                 self.iam.authorize(ctx, action, [resource], keys)
             else:
                 _region, account, key_id = parsed
-                self.keyring.check(ctx, action, KeyRef(account, key_id, resource), keys=keys)
+                keyring.check(ctx, action, KeyRef(account, key_id, resource), keys=keys)
 
     def authorize_unless_denied(
         self,

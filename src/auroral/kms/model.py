@@ -12,6 +12,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from auroral.regions import partition_of
+
 KeyState = Literal["Enabled", "Disabled", "PendingDeletion"]
 KeyManager = Literal["CUSTOMER", "AWS"]
 
@@ -23,8 +25,8 @@ SYMMETRIC = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_KEY_ARN = re.compile(r"arn:aws:kms:([a-z0-9-]+):(\d{12}):key/(.+)")
-_ALIAS_ARN = re.compile(r"arn:aws:kms:([a-z0-9-]+):(\d{12}):(alias/.+)")
+_KEY_ARN = re.compile(r"arn:aws(?:-[a-z-]+)?:kms:([a-z0-9-]+):(\d{12}):key/(.+)")
+_ALIAS_ARN = re.compile(r"arn:aws(?:-[a-z-]+)?:kms:([a-z0-9-]+):(\d{12}):(alias/.+)")
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,11 @@ class KeyRef:
 
 
 def key_arn(region: str, account: str, key_id: str) -> str:
-    return f"arn:aws:kms:{region}:{account}:key/{key_id}"
+    return f"arn:{partition_of(region)}:kms:{region}:{account}:key/{key_id}"
 
 
 def alias_arn(region: str, account: str, name: str) -> str:
-    return f"arn:aws:kms:{region}:{account}:{name}"
+    return f"arn:{partition_of(region)}:kms:{region}:{account}:{name}"
 
 
 def is_uuid(text: str) -> bool:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from auroral.api.context import RequestContext
 from auroral.rds.base import RdsBase, filter_values, paginate, rds_error
 from auroral.rds.views import CA_IDENTIFIER
+from auroral.regions import partition_of
 
 
 def _utc(value: datetime) -> datetime:
@@ -42,7 +43,7 @@ class CertificateOperations(RdsBase):
             "Thumbprint": hashlib.sha1(der, usedforsecurity=False).hexdigest(),
             "ValidFrom": _utc(cert.not_valid_before_utc),
             "ValidTill": _utc(cert.not_valid_after_utc),
-            "CertificateArn": f"arn:aws:rds:{self.region}:{account}:cert:{CA_IDENTIFIER}",
+            "CertificateArn": f"arn:{partition_of(self.region)}:rds:{self.region}:{account}:cert:{CA_IDENTIFIER}",
             "CustomerOverride": False,
         }
 

@@ -47,6 +47,7 @@ from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.iam.policy import access_denied_message
 from auroral.rds.model import KIND_CLUSTER, Cluster, Instance
+from auroral.regions import partition_of
 from auroral.store import Store
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class Runtime(Protocol):
 
 
 def dbuser_arn(cluster: Cluster, user: str) -> str:
-    return f"arn:aws:rds-db:{cluster.region}:{cluster.account}:dbuser:{cluster.resource_id}/{user}"
+    return f"arn:{partition_of(cluster.region)}:rds-db:{cluster.region}:{cluster.account}:dbuser:{cluster.resource_id}/{user}"
 
 
 class AdminConnection:

@@ -96,7 +96,7 @@ class LocalRuntime:
         self._installations = installations
         self._engine = LocalEngine(data_dir, installations=installations,
                                    on_status_change=self._engine_status)
-        self._listener: StatusListener | None = None
+        self._listeners: list[StatusListener] = []
         self._parameters: dict[str, dict[str, str]] = {}
         self._writer: dict[str, str] = {}  # cluster resource id -> writer instance resource id
         # Network hooks, per endpoint: supplied by the network layer (security groups, IAM auth).
@@ -128,12 +128,14 @@ class LocalRuntime:
                 "PostgreSQL server headers; see the auroral log)")
 
     def set_status_listener(self, fn: StatusListener) -> None:
-        self._listener = fn
+        # One RDS provider per region listens; each ignores the clusters of the others.
+        self._listeners.append(fn)
 
     def _engine_status(self, cluster_id: str, status: str, reason: str) -> None:
         mapped = _STATUS.get(status)
-        if mapped is not None and self._listener is not None:
-            self._listener(cluster_id, mapped, reason or None)
+        if mapped is not None:
+            for listener in self._listeners:
+                listener(cluster_id, mapped, reason or None)
 
     def _admin_password(self, cluster: Cluster, *, create: bool = False) -> str:
         doc = self._store.get(KIND_ADMIN, cluster.account, cluster.resource_id)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from auroral.regions import partition_of
+
 KIND_CLUSTER = "rds.cluster"
 KIND_INSTANCE = "rds.instance"
 KIND_CLUSTER_PG = "rds.cluster-pg"
@@ -126,7 +128,7 @@ class Cluster:
     engine: str = ENGINE
 
     def arn(self) -> str:
-        return f"arn:aws:rds:{self.region}:{self.account}:cluster:{self.identifier}"
+        return f"arn:{partition_of(self.region)}:rds:{self.region}:{self.account}:cluster:{self.identifier}"
 
     def transition(self, new: str, reason: str | None = None) -> None:
         _check(CLUSTER_TRANSITIONS, "cluster", self.identifier, self.status, new)
@@ -225,7 +227,7 @@ class Instance:
     engine: str = ENGINE
 
     def arn(self) -> str:
-        return f"arn:aws:rds:{self.region}:{self.account}:db:{self.identifier}"
+        return f"arn:{partition_of(self.region)}:rds:{self.region}:{self.account}:db:{self.identifier}"
 
     def transition(self, new: str, reason: str | None = None) -> None:
         _check(INSTANCE_TRANSITIONS, "instance", self.identifier, self.status, new)
@@ -297,7 +299,7 @@ class ClusterParameterGroup:
     tags: dict[str, str] = field(default_factory=dict)
 
     def arn(self) -> str:
-        return f"arn:aws:rds:{self.region}:{self.account}:cluster-pg:{self.name}"
+        return f"arn:{partition_of(self.region)}:rds:{self.region}:{self.account}:cluster-pg:{self.name}"
 
     def to_doc(self) -> dict[str, Any]:
         return {

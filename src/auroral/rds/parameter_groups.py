@@ -24,6 +24,7 @@ from auroral.rds.default_parameters import BY_NAME, DEFAULTS, ParameterDefault
 from auroral.rds.engine_versions import EngineVersionOperations
 from auroral.rds.model import ENGINE, Cluster, ClusterParameterGroup
 from auroral.rds.runtime import RuntimeFailure
+from auroral.regions import partition_of
 
 log = logging.getLogger("auroral.rds")
 
@@ -168,7 +169,7 @@ class ParameterGroupOperations(EngineVersionOperations):
             "DBClusterParameterGroupName": name,
             "DBParameterGroupFamily": family,
             "Description": description,
-            "DBClusterParameterGroupArn": f"arn:aws:rds:{self.region}:{account}:cluster-pg:{name}",
+            "DBClusterParameterGroupArn": f"arn:{partition_of(self.region)}:rds:{self.region}:{account}:cluster-pg:{name}",
         }
 
     def CreateDBClusterParameterGroup(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

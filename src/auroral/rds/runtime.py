@@ -33,7 +33,7 @@ person can act on; anything else is a bug):
   parameter was reset and AWS's engine default has no value).
 * ``create_cluster`` is the only call that sees the master password in plaintext
   (``reset_master_password`` too); the control plane never stores it.
-* ``set_status_listener`` registers a callback for real events the runtime observes on its own
+* ``set_status_listener`` registers a callback (one per region: every one is called) for real events the runtime observes on its own
   (a crashed server, a restart by its supervisor): ``fn(cluster_resource_id, status, reason)``
   with status ``available``, ``failed``, ``inaccessible-encryption-credentials``...
 """

@@ -26,6 +26,7 @@ from auroral.errors import AwsError, invalid_parameter_combination, invalid_para
 from auroral.rds import validate
 from auroral.rds.base import RdsBase, paginate, rds_error
 from auroral.rds.model import Cluster, Instance
+from auroral.regions import partition_of
 
 KIND_SUBNET_GROUP = "rds.subnet-group"
 DEFAULT_GROUP = "default"
@@ -66,7 +67,7 @@ class SubnetGroup:
     tags: dict[str, str] = field(default_factory=dict)
 
     def arn(self) -> str:
-        return f"arn:aws:rds:{self.region}:{self.account}:subgrp:{self.name}"
+        return f"arn:{partition_of(self.region)}:rds:{self.region}:{self.account}:subgrp:{self.name}"
 
     def to_doc(self) -> dict[str, Any]:
         return {

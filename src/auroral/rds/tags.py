@@ -16,7 +16,7 @@ from auroral.rds.model import Cluster, ClusterParameterGroup, Instance
 from auroral.rds.subnet_groups import DEFAULT_GROUP, KIND_SUBNET_GROUP, SubnetGroup
 from auroral.rds.views import tag_list
 
-_ARN = re.compile(r"arn:aws:rds:([a-z0-9-]+):(\d{12}):(cluster|db|cluster-pg|subgrp):([A-Za-z0-9._ -]+)")
+_ARN = re.compile(r"arn:aws(?:-[a-z-]+)?:rds:([a-z0-9-]+):(\d{12}):(cluster|db|cluster-pg|subgrp):([A-Za-z0-9._ -]+)")
 _MAX_TAGS = 50
 
 Taggable = Cluster | Instance | ClusterParameterGroup | SubnetGroup

@@ -13,6 +13,8 @@ import secrets as _random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from auroral.regions import partition_of
+
 SECRET_KIND = "secretsmanager-secret"
 CURRENT = "AWSCURRENT"
 PREVIOUS = "AWSPREVIOUS"
@@ -21,7 +23,7 @@ DEFAULT_KEY_ALIAS = "alias/aws/secretsmanager"
 MAX_VERSIONS = 100
 
 _NAME = re.compile(r"[A-Za-z0-9/_+=.@!-]{1,512}")
-_ARN = re.compile(r"arn:aws:secretsmanager:([a-z0-9-]+):(\d{12}):secret:(.+)")
+_ARN = re.compile(r"arn:aws(?:-[a-z-]+)?:secretsmanager:([a-z0-9-]+):(\d{12}):secret:(.+)")
 _SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -31,7 +33,7 @@ def valid_name(name: str) -> bool:
 
 def new_arn(region: str, account: str, name: str) -> str:
     suffix = "".join(_random.choice(_SUFFIX_ALPHABET) for _ in range(6))
-    return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-{suffix}"
+    return f"arn:{partition_of(region)}:secretsmanager:{region}:{account}:secret:{name}-{suffix}"
 
 
 def parse_arn(text: str) -> tuple[str, str, str] | None:

@@ -17,8 +17,6 @@ from auroral.secrets.values import ValueOperations
 from auroral.secrets.vault import Vault
 from auroral.store import Store
 
-SECRET_ARN_PREFIX = "arn:aws:secretsmanager:"
-
 
 class SecretsManagerService(LifecycleOperations, ValueOperations, PolicyOperations, RotationOperations):
     def __init__(self, store: Store, keyring: Keyring, region: str, *, check_seconds: float | None = None) -> None:

@@ -72,22 +72,49 @@ class AuditRow:
     doc: Mapping[str, Any]
 
 
-class Store:
-    """A SQLite-backed document store, safe to call from several threads."""
+class _Core:
+    """What every view of one store shares: the connection, its lock and the write generation."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(_SCHEMA)
+        self.depth = 0
+        self.generation = 0
+        self.tx_generation = 0
+
+
+class Store:
+    """A SQLite-backed document store, safe to call from several threads.
+
+    ``in_region(region)`` gives a view of the same store for one region's resources: the regional
+    services (RDS, EC2, KMS, Secrets Manager) of each region keep their documents apart, under
+    ``<kind>@<region>``; the home region (the one the installation first served) keeps plain kinds, so
+    a store written before regions were real reads unchanged. Transactions, meta and audit events are
+    shared by all views.
+    """
+
+    def __init__(self, path: Path, *, _core: _Core | None = None, _suffix: str = "") -> None:
         self.path = path
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self._depth = 0
-        self._generation = 0
-        self._tx_generation = 0
-        path.chmod(0o600)
+        if _core is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _core = _Core(path)
+            path.chmod(0o600)
+        self._core = _core
+        self._suffix = _suffix
+
+    def in_region(self, region: str, home: str) -> Store:
+        """The view of ``region``'s resources (``home`` is the installation's home region)."""
+        return Store(self.path, _core=self._core, _suffix="" if region == home else f"@{region}")
+
+    def regions_in_use(self) -> set[str]:
+        """The regions other than the home region that hold resources."""
+        with self._core.lock:
+            rows = self._core.db.execute("SELECT DISTINCT kind FROM resources WHERE kind LIKE '%@%'").fetchall()
+        return {str(r[0]).rpartition("@")[2] for r in rows}
 
     @property
     def generation(self) -> int:
@@ -95,90 +122,90 @@ class Store:
         transaction that made one, committed or not; audit events do not count): a cache of documents
         read at one generation is current while the number is the same. Read it *before* reading what
         is cached."""
-        return self._generation
+        return self._core.generation
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        with self._core.lock:
+            self._core.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group several writes into one atomic commit (nests: only the outermost commits)."""
-        with self._lock:
-            if self._depth == 0:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._tx_generation = self._generation
-            self._depth += 1
+        with self._core.lock:
+            if self._core.depth == 0:
+                self._core.db.execute("BEGIN IMMEDIATE")
+                self._core.tx_generation = self._core.generation
+            self._core.depth += 1
             try:
                 yield
             except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._db.execute("ROLLBACK")
+                self._core.depth -= 1
+                if self._core.depth == 0:
+                    self._core.db.execute("ROLLBACK")
                     self._end_generation()
                 raise
-            self._depth -= 1
-            if self._depth == 0:
-                self._db.execute("COMMIT")
+            self._core.depth -= 1
+            if self._core.depth == 0:
+                self._core.db.execute("COMMIT")
                 self._end_generation()
 
     def _end_generation(self) -> None:
         """At the end of a transaction that wrote resources: what was read inside it (uncommitted, or
         rolled back since) is not current any more."""
-        if self._generation != self._tx_generation:
-            self._generation += 1
+        if self._core.generation != self._core.tx_generation:
+            self._core.generation += 1
 
     # --- resources -------------------------------------------------------------------------
 
     def get(self, kind: str, account: str, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT doc FROM resources WHERE kind=? AND account=? AND key=?", (kind, account, key)
+        with self._core.lock:
+            row = self._core.db.execute(
+                "SELECT doc FROM resources WHERE kind=? AND account=? AND key=?", (kind + self._suffix, account, key)
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def put(self, kind: str, account: str, key: str, doc: Mapping[str, Any]) -> None:
         text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
-        with self._lock:
-            self._db.execute(
+        with self._core.lock:
+            self._core.db.execute(
                 "INSERT INTO resources (kind, account, key, doc) VALUES (?,?,?,?) "
                 "ON CONFLICT (kind, account, key) DO UPDATE SET doc=excluded.doc",
-                (kind, account, key, text),
+                (kind + self._suffix, account, key, text),
             )
-            self._generation += 1
+            self._core.generation += 1
 
     def delete(self, kind: str, account: str, key: str) -> bool:
-        with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM resources WHERE kind=? AND account=? AND key=?", (kind, account, key)
+        with self._core.lock:
+            cur = self._core.db.execute(
+                "DELETE FROM resources WHERE kind=? AND account=? AND key=?", (kind + self._suffix, account, key)
             )
-            self._generation += 1
+            self._core.generation += 1
         return cur.rowcount > 0
 
     def list(self, kind: str, account: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
         """All documents of a kind as ``(account, key, doc)``, ordered by account and key."""
-        with self._lock:
+        with self._core.lock:
             if account is None:
-                rows = self._db.execute(
-                    "SELECT account, key, doc FROM resources WHERE kind=? ORDER BY account, key", (kind,)
+                rows = self._core.db.execute(
+                    "SELECT account, key, doc FROM resources WHERE kind=? ORDER BY account, key", (kind + self._suffix,)
                 ).fetchall()
             else:
-                rows = self._db.execute(
+                rows = self._core.db.execute(
                     "SELECT account, key, doc FROM resources WHERE kind=? AND account=? ORDER BY key",
-                    (kind, account),
+                    (kind + self._suffix, account),
                 ).fetchall()
         return [(a, k, dict(json.loads(d))) for a, k, d in rows]
 
     # --- meta (installation-wide values) ---------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        with self._core.lock:
+            row = self._core.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute(
+        with self._core.lock:
+            self._core.db.execute(
                 "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
                 (key, value),
             )
@@ -191,7 +218,7 @@ class Store:
             return
         with self.transaction():
             for row in rows:
-                cur = self._db.execute(
+                cur = self._core.db.execute(
                     "INSERT INTO audit_events (event_id, event_time, event_name, event_source, username, "
                     "access_key, read_only, error_code, resources, doc) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
@@ -210,7 +237,7 @@ class Store:
                 named = [(cur.lastrowid, r.get("ResourceType"), r["ResourceName"])
                          for r in row.resources if r.get("ResourceName")]
                 if named:
-                    self._db.executemany(
+                    self._core.db.executemany(
                         "INSERT INTO audit_resources (seq, resource_type, resource_name) VALUES (?,?,?)", named
                     )
 
@@ -265,8 +292,8 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY e.seq DESC LIMIT ?"
         args.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+        with self._core.lock:
+            rows = self._core.db.execute(sql, args).fetchall()
         return [
             (
                 r[0],

@@ -1,0 +1,154 @@
+"""Regions as AWS has them: each region's RDS, EC2, KMS and Secrets Manager are their own.
+
+``Regions`` makes one ``RegionServices`` per region on first use (a request signed for it, or
+resources found in the store at start) and keeps it: the region's providers over the store's view
+of that region (``Store.in_region``), so clusters, security groups, the default VPC, keys and
+secrets of one region are invisible from another, as in AWS. IAM, STS and CloudTrail are global
+and shared. The engine runtime and the gateway are shared too: clusters' resource ids are unique
+across regions, and each cluster's hooks are dispatched to its own region's services.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography import x509
+
+from auroral.api.context import Authorizer
+from auroral.audit import AuditTrail
+from auroral.crypto import Sealer
+from auroral.ec2 import Ec2Service
+from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust
+from auroral.iam.authorizer import IamAuthorizer
+from auroral.iam.directory import Directory
+from auroral.kms.authz import KeyPolicyAuthorizer
+from auroral.kms.keyring import Keyring
+from auroral.kms.service import KmsService
+from auroral.rds.iam_db_auth import IamDbAuth
+from auroral.rds.local_runtime import LocalRuntime
+from auroral.rds.managed_password import ManagedPasswords
+from auroral.rds.model import Cluster, Instance
+from auroral.rds.network_policy import Ec2Directory, NetworkPolicy, drop_mode, translation_spec
+from auroral.rds.service import RdsService
+from auroral.regions import partition_of
+from auroral.secrets.service import SecretsManagerService
+from auroral.store import Store
+
+log = logging.getLogger(__name__)
+
+REGIONAL_SERVICES = ("rds", "ec2", "kms", "secretsmanager")
+_HOME_REGION_META = "home_region"
+
+
+class RegionServices:
+    """One region's providers and what serves its clusters' endpoints."""
+
+    def __init__(self, region: str, regions: Regions) -> None:
+        self.region = region
+        store = regions.store.in_region(region, regions.home)
+        # Loopback addresses are hosts of the default VPC unless AURORAL_NET_TRANSLATE says otherwise first.
+        self.ec2 = Ec2Service(store, region, translation=translation_spec(os.environ))
+        self.kms = KmsService(store, regions.sealer, region, regions.iam)
+        self.secrets = SecretsManagerService(store, self.kms.keyring, region)
+        regions.iam.register_resource_policy_source(
+            f"arn:{partition_of(region)}:secretsmanager:{region}:", self.secrets.resource_policy_source)
+        # RDS's managed master passwords: the rds!cluster-* secrets of this region, and their rotation.
+        self.managed_passwords = ManagedPasswords(self.secrets.vault, store, regions.runtime)
+        self.secrets.vault.register_rotator("rds", self.managed_passwords)
+        self.secrets.rotation.on_rotation_failed(self.managed_passwords.rotation_failed)
+        self.rds = RdsService(store, regions.runtime, regions.directory, region, secrets=self.managed_passwords)
+        self.rds.attach_network(Ec2Directory(self.ec2))
+        self.rds.attach_ca(regions.ca_cert)
+        self.network_policy = NetworkPolicy(self.ec2, self.rds, store, drop=drop_mode(os.environ))
+        self.iam_db_auth = IamDbAuth(regions.runtime, store, regions.directory, regions.iam, regions.audit)
+        self.providers: dict[str, Any] = {
+            "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
+        }
+        self.started = False
+
+    async def start(self, account: str) -> None:
+        """Bring the region's clusters back and start its rotation scheduler (once)."""
+        if self.started:
+            return
+        self.started = True
+        self.network_policy.ensure_host_interface(account)
+        await self.rds.recover()
+        await self.secrets.rotation.start()  # after recover: resumed rotations need the clusters running
+
+    async def stop(self) -> None:
+        await self.secrets.rotation.stop()
+        await self.rds.drain()
+        await self.iam_db_auth.close()
+
+
+class Regions:
+    """Every region's services, made on first use; the home region's at once."""
+
+    def __init__(self, *, store: Store, sealer: Sealer, home: str, account: str, directory: Directory,
+                 iam: IamAuthorizer, audit: AuditTrail, runtime: LocalRuntime, ca_cert: x509.Certificate) -> None:
+        stored = store.get_meta(_HOME_REGION_META)
+        if stored is None:
+            store.set_meta(_HOME_REGION_META, home)
+            stored = home
+        # The region whose resources the store keeps under plain kinds (the first one ever served).
+        self.home = stored
+        self.store = store
+        self.sealer = sealer
+        self.account = account
+        self.directory = directory
+        self.iam = iam
+        self.audit = audit
+        self.runtime = runtime
+        self.ca_cert = ca_cert
+        self._by_region: dict[str, RegionServices] = {}
+        # KMS key ARNs by their region's key policies, everything else by IAM.
+        self.authorizer: Authorizer = KeyPolicyAuthorizer(iam, self.keyring)
+        directory.register_slr_deletion_check("rds.amazonaws.com", self._slr_still_needed)
+        runtime.decide_for = self._decide_for
+        runtime.authenticate_for = self._authenticate_for
+        runtime.unearned_trust_for = self._unearned_trust_for
+        for region in sorted({self.home, *store.regions_in_use()}):
+            self.get(region)
+
+    def get(self, region: str) -> RegionServices:
+        services = self._by_region.get(region)
+        if services is None:
+            services = RegionServices(region, self)
+            self._by_region[region] = services
+            log.info("serving region %s", region)
+        return services
+
+    def all(self) -> Sequence[RegionServices]:
+        return list(self._by_region.values())
+
+    async def serving(self, region: str) -> RegionServices:
+        """The region's services, started: what a request for it is handled by."""
+        services = self.get(region)
+        await services.start(self.account)
+        return services
+
+    def keyring(self, region: str) -> Keyring | None:
+        services = self._by_region.get(region)
+        return None if services is None else services.kms.keyring
+
+    # --- the shared runtime's per-cluster hooks, dispatched to the cluster's region ----------------
+
+    def _decide_for(self, cluster: Cluster, instance: Instance) -> Decide:
+        return self.get(cluster.region).network_policy.decide_for(cluster, instance)
+
+    def _authenticate_for(self, cluster: Cluster, instance: Instance) -> Authenticate | None:
+        return self.get(cluster.region).iam_db_auth.hook_for(cluster, instance)
+
+    def _unearned_trust_for(self, cluster: Cluster, instance: Instance) -> UnearnedTrust | None:
+        return self.get(cluster.region).iam_db_auth.unearned_trust_for(cluster, instance)
+
+    def _slr_still_needed(self, service_name: str) -> str | None:
+        for services in self.all():
+            reason = services.rds.slr_deletion_check(self.account)(service_name)
+            if reason is not None:
+                return reason
+        return None
+
