@@ -24,7 +24,7 @@ def providers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
     app = App(Settings(data_dir=tmp_path_factory.mktemp("table") / "d"))
     try:
-        return dict(app.providers)
+        return {**app.global_providers, **app.regions.get(app.regions.home).providers}
     finally:
         app.store.close()
         import os
