@@ -41,11 +41,14 @@ def _wait(url: str, proc: subprocess.Popen[bytes], path: str) -> None:
 
 
 @contextmanager
-def auroral(extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def auroral(extra_env: dict[str, str] | None = None, src: Path | None = None) -> Iterator[str]:
+    """A running auroral; ``src``: the checkout whose ``src/`` it runs (another version, for before/after)."""
     data = Path(tempfile.mkdtemp(prefix="auroral-bench-"))
     port = free_port()
     env = {**os.environ, "AURORAL_ROOT_ACCESS_KEY_ID": ROOT_KEY, "AURORAL_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET,
            "AURORAL_ACCOUNT_ID": ACCOUNT, **(extra_env or {})}
+    if src is not None:
+        env["PYTHONPATH"] = str(src.resolve() / "src")
     proc = subprocess.Popen([sys.executable, "-m", "auroral.cli", "up", "--data-dir", str(data / "d"),
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
