@@ -36,6 +36,9 @@ from auroral.iam.policy import (
 
 ResourcePolicySource = Callable[[str, str], Policy | None]
 
+# Actions a role's trust policy governs (it is the role's resource-based policy for them).
+_TRUST_ACTIONS = frozenset({"sts:assumerole", "sts:tagsession", "sts:setsourceidentity"})
+
 _PRINCIPAL_TYPE = {"root": "Account", "user": "User", "assumed-role": "AssumedRole", "service": "AWSService"}
 
 
@@ -111,7 +114,7 @@ class IamAuthorizer:
 
     def resource_policy(self, principal: Principal, action: str, resource: str) -> Policy | None:
         account = principal.account
-        if action.lower() == "sts:assumerole":
+        if action.lower() in _TRUST_ACTIONS:
             # A trust policy grants by itself only to principals it names (the user, the role session);
             # one naming the account or the caller's role delegates to identity policies (IAM user
             # guide, "Granting a user permissions to switch roles").
@@ -206,11 +209,14 @@ class IamAuthorizer:
 
     # --- trust ------------------------------------------------------------------------------
 
-    def trust_allows(self, role: Role, principal: Principal, context: Mapping[str, Any]) -> bool:
-        """Whether the role's trust policy lets ``principal`` assume it (a role session also matches
-        a trust policy that names its role)."""
+    def trust_allows(
+        self, role: Role, principal: Principal, context: Mapping[str, Any], action: str = "sts:AssumeRole"
+    ) -> bool:
+        """Whether the role's trust policy lets ``principal`` perform ``action`` on it (assume it, tag
+        the session, set a source identity); a role session also matches a trust policy that names
+        its role."""
         policy = self.directory.compile(role.trust, "trust")
-        return evaluate_trust(policy, principal.arn, principal.account, context)
+        return evaluate_trust(policy, principal.arn, principal.account, context, action=action)
 
 
 def _iso(value: datetime) -> str:
