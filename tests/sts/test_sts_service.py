@@ -176,7 +176,11 @@ def test_get_session_token(env: Env) -> None:
     assert creds["Expiration"] - env.clock().replace(microsecond=0) == timedelta(hours=12)
     session = env.principal_for(creds["AccessKeyId"])
     assert session.arn == bob.arn and session.kind == "user" and session.token_expires is not None
-    env.call("ListUsers", {}, session)  # the user's own policies
+    # outside IAM and STS the user's own policies apply
+    env.authorizer.authorize(env.ctx(session, "DescribeDBClusters", service="rds"), "iam:ListUsers", ["*"])
+    with pytest.raises(AwsError) as err:  # no IAM API without MFA
+        env.call("ListUsers", {}, session)
+    assert (err.value.code, err.value.status) == ("InvalidClientTokenId", 403)
     assert env.authorizer.request_context(env.ctx(session))["aws:MultiFactorAuthPresent"] == "false"
     with pytest.raises(AccessDenied) as err:
         env.call("GetSessionToken", {}, session)

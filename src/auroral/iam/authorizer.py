@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from auroral.api.context import Principal, RequestContext
-from auroral.errors import AccessDenied
+from auroral.api.sigv4 import MSG_INVALID_TOKEN
+from auroral.errors import AccessDenied, AwsError
 from auroral.iam.directory import Directory
 from auroral.iam.model import Role, aws_principals
 from auroral.iam.policy import (
@@ -40,6 +41,10 @@ ResourcePolicySource = Callable[[str, str], Policy | None]
 _TRUST_ACTIONS = frozenset({"sts:assumerole", "sts:tagsession", "sts:setsourceidentity"})
 
 _PRINCIPAL_TYPE = {"root": "Account", "user": "User", "assumed-role": "AssumedRole", "service": "AWSService"}
+
+
+# STS operations the credentials of GetSessionToken may call (STS API reference, GetSessionToken).
+_SESSION_TOKEN_STS = frozenset({"AssumeRole", "GetCallerIdentity"})
 
 
 def _bool(value: bool) -> str:
@@ -199,6 +204,9 @@ class IamAuthorizer:
         refuse: tuple[Decision, ...],
     ) -> None:
         principal = ctx.principal
+        refusal = session_token_refusal(principal, ctx.service, ctx.operation)
+        if refusal is not None:
+            raise refusal
         if principal.is_root:
             return
         context = self.request_context(ctx, keys)
@@ -217,6 +225,25 @@ class IamAuthorizer:
         its role."""
         policy = self.directory.compile(role.trust, "trust")
         return evaluate_trust(policy, principal.arn, principal.account, context, action=action)
+
+
+def session_token_refusal(principal: Principal, service: str, operation: str) -> AwsError | None:
+    """Why credentials from GetSessionToken may not call this API, or None.
+
+    "You cannot call any IAM API operations unless MFA authentication information is included in the
+    request. You cannot call any STS API except AssumeRole or GetCallerIdentity." (STS API reference,
+    GetSessionToken). The IAM refusal is InvalidClientTokenId, "The security token included in the
+    request is invalid" (as AWS answers, e.g. dev.classmethod.jp "tsnote-iam-invalidclienttokenid").
+    Applies to the root's session credentials too. GetSessionToken credentials are the session
+    credentials of a user or the root (a role session is an assumed role).
+    """
+    if principal.kind not in ("user", "root") or principal.token_expires is None:
+        return None
+    if service == "iam" and not principal.mfa:
+        return AwsError("InvalidClientTokenId", MSG_INVALID_TOKEN, 403)
+    if service == "sts" and operation not in _SESSION_TOKEN_STS:
+        return AccessDenied(f"Cannot call {operation} with session credentials")
+    return None
 
 
 def _iso(value: datetime) -> str:
