@@ -211,6 +211,10 @@ def test_session_tags_need_tag_session_in_the_trust_policy(env: Env) -> None:
     env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"}, alice)  # no tags: no TagSession
     env.call("UpdateAssumeRolePolicy", {"RoleName": "app", "PolicyDocument": _trust_actions(
         {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}, "sts:AssumeRole", "sts:TagSession")})
+    with pytest.raises(AwsError) as err:  # keys are case-insensitive: one key, one value
+        env.call("AssumeRole", {**tagged, "Tags": [{"Key": "team", "Value": "db"}, {"Key": "Team", "Value": "x"}]},
+                 alice)
+    assert err.value.code == "ValidationError"
     out = env.call("AssumeRole", tagged, alice)
     # a session tag overrides the role's tag of the same key, regardless of case
     assert env.principal_for(out["Credentials"]["AccessKeyId"]).tags == {"Team": "admins"}

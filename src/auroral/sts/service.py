@@ -95,6 +95,12 @@ class StsService:
         tags = tags_from_params(params.get("Tags"))
         if len(tags) > 50:
             raise AwsError("ValidationError", "Session tags are limited to 50.")
+        if len({k.lower() for k in tags}) != len(tags):
+            # Keys differing only in case would let a condition on one spelling pass while the other
+            # becomes the principal tag. IAM's wording for tags; unconfirmed for STS.
+            raise AwsError(
+                "ValidationError", "Duplicate tag keys found. Please note that Tag keys are case insensitive."
+            )
         source_identity = params.get("SourceIdentity")
         if caller.source_identity and source_identity and source_identity != caller.source_identity:
             # "After the source identity is set, the value cannot be changed" (AssumeRole API reference);
