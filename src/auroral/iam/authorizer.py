@@ -8,10 +8,14 @@ from ``Directory.policies_for``, so an ``authorize`` call is a few dict operatio
 evaluation itself.
 
 Resource-based policies: sources are registered per ARN prefix (Secrets Manager, KMS). For
-``sts:AssumeRole`` the role's trust policy plays that part, as in AWS: within one account a trust
-policy that names the caller (the user, or the role session) explicitly is enough even without an
-identity-policy grant; a trust policy that names only the account (or the role of a role session)
-still needs one, so it is only handed to ``evaluate`` when it names the caller.
+``sts:AssumeRole`` (and ``sts:TagSession``, ``sts:SetSourceIdentity``) the role's trust policy plays
+that part, as in AWS: within one account a trust policy that names the caller (the user, or the
+role session) explicitly is enough even without an identity-policy grant; a trust policy that names
+only the account (or the role of a role session) still needs one, so it is only handed to
+``evaluate`` when it names the caller.
+
+Credentials from GetSessionToken without MFA may not call IAM, nor STS beyond AssumeRole and
+GetCallerIdentity (``session_token_refusal``).
 """
 
 from __future__ import annotations
@@ -40,11 +44,10 @@ ResourcePolicySource = Callable[[str, str], Policy | None]
 # Actions a role's trust policy governs (it is the role's resource-based policy for them).
 _TRUST_ACTIONS = frozenset({"sts:assumerole", "sts:tagsession", "sts:setsourceidentity"})
 
-_PRINCIPAL_TYPE = {"root": "Account", "user": "User", "assumed-role": "AssumedRole", "service": "AWSService"}
-
-
 # STS operations the credentials of GetSessionToken may call (STS API reference, GetSessionToken).
 _SESSION_TOKEN_STS = frozenset({"AssumeRole", "GetCallerIdentity"})
+
+_PRINCIPAL_TYPE = {"root": "Account", "user": "User", "assumed-role": "AssumedRole", "service": "AWSService"}
 
 
 def _bool(value: bool) -> str:
