@@ -66,9 +66,9 @@ class Env:
         return self.directory.root_principal("AKIAROOT")
 
     def ctx(self, principal: Principal | None = None, operation: str = "", params: dict[str, Any] | None = None,
-            *, source_ip: str = "10.0.0.1", region: str = "us-east-1") -> RequestContext:
+            *, source_ip: str = "10.0.0.1", region: str = "us-east-1", service: str = "iam") -> RequestContext:
         return RequestContext(
-            request_id="req", service="iam", operation=operation, region=region,
+            request_id="req", service=service, operation=operation, region=region,
             principal=principal or self.root, source_ip=source_ip, user_agent="pytest",
             secure_transport=True, time=self.clock(), params=params or {}, authorizer=self.authorizer,
         )
@@ -79,7 +79,7 @@ class Env:
         provider: Any = self.sts if service == "sts" else self.iam
         spec: ActionSpec = (STS_ACTIONS if service == "sts" else IAM_ACTIONS)[op]
         params = dict(params or {})
-        ctx = self.ctx(principal, op, params, source_ip=source_ip)
+        ctx = self.ctx(principal, op, params, source_ip=source_ip, service=service)
         if not spec.unauthorized:
             hook = getattr(provider, "resource_arns", None)
             resources = (hook(ctx, op, params) if hook else None) or spec.render(params, ctx.account, ctx.region)

@@ -94,6 +94,26 @@ def test_policy_variables_tags_and_paths(env: Env) -> None:
         env.call("GetRole", {"RoleName": "webrole"}, dana)
 
 
+def test_operations_on_existing_entities_use_their_real_arn(env: Env) -> None:
+    fence = deny("iam:*", [f"arn:aws:iam::{ACCOUNT}:user/admins/*", f"arn:aws:iam::{ACCOUNT}:role/admins/*"])
+    helpdesk = env.make_user("helpdesk", allow("iam:*"), fence)
+    env.call("CreateUser", {"UserName": "admin1", "Path": "/admins/"})
+    env.call("CreateRole", {"RoleName": "ops", "Path": "/admins/", "AssumeRolePolicyDocument": trust(
+        {"Service": "ec2.amazonaws.com"})})
+    for op, params, arn in (
+        ("CreateAccessKey", {"UserName": "ADMIN1"}, f"arn:aws:iam::{ACCOUNT}:user/admins/admin1"),
+        ("AttachUserPolicy", {"UserName": "Admin1", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+         f"arn:aws:iam::{ACCOUNT}:user/admins/admin1"),
+        ("UpdateAssumeRolePolicy", {"RoleName": "OPS", "PolicyDocument": trust({"AWS": helpdesk.arn})},
+         f"arn:aws:iam::{ACCOUNT}:role/admins/ops"),
+        ("UpdateUser", {"UserName": "helpdesk", "NewPath": "/admins/"}, f"arn:aws:iam::{ACCOUNT}:user/admins/helpdesk"),
+    ):
+        with pytest.raises(AccessDenied) as err:
+            env.call(op, params, helpdesk)
+        assert f"on resource: {arn} with an explicit deny" in err.value.message, op
+    assert env.directory.access_keys == {k: v for k, v in env.directory.access_keys.items() if v.user == "helpdesk"}
+
+
 def test_source_ip_and_policy_arn_conditions(env: Env) -> None:
     doc = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iam:AttachUserPolicy", "Resource": "*",

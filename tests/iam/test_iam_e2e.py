@@ -72,7 +72,9 @@ def test_user_keys_authorization_and_assume_role(server: Any, iam: Any, make_use
         bad.list_roles()
     session = sts.get_session_token(DurationSeconds=900)["Credentials"]
     temp = server.client("iam", session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"])
-    temp.list_users()
+    with pytest.raises(ClientError) as err:  # GetSessionToken credentials without MFA cannot call IAM
+        temp.list_users()
+    assert err.value.response["Error"]["Code"] == "InvalidClientTokenId"
 
 
 def test_awscli_reads_and_writes(server: Any) -> None:

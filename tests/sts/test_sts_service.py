@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from iam_harness import ACCOUNT, Env, allow, trust
+from iam_harness import ACCOUNT, Env, allow, deny, trust
 
 from auroral.errors import AccessDenied, AwsError
 
@@ -107,6 +107,9 @@ def test_durations(env: Env) -> None:
 def test_session_policy_and_tags(env: Env) -> None:
     alice = env.make_user("alice")
     _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    env.call("UpdateAssumeRolePolicy", {"RoleName": "app", "PolicyDocument": json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"},
+                                                "Action": ["sts:AssumeRole", "sts:TagSession"]}]})})
     env.call("TagRole", {"RoleName": "app", "Tags": [{"Key": "team", "Value": "db"}]})
     out = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1",
                                   "Policy": json.dumps(allow("iam:ListUsers")),
@@ -173,7 +176,11 @@ def test_get_session_token(env: Env) -> None:
     assert creds["Expiration"] - env.clock().replace(microsecond=0) == timedelta(hours=12)
     session = env.principal_for(creds["AccessKeyId"])
     assert session.arn == bob.arn and session.kind == "user" and session.token_expires is not None
-    env.call("ListUsers", {}, session)  # the user's own policies
+    # outside IAM and STS the user's own policies apply
+    env.authorizer.authorize(env.ctx(session, "DescribeDBClusters", service="rds"), "iam:ListUsers", ["*"])
+    with pytest.raises(AwsError) as err:  # no IAM API without MFA
+        env.call("ListUsers", {}, session)
+    assert (err.value.code, err.value.status) == ("InvalidClientTokenId", 403)
     assert env.authorizer.request_context(env.ctx(session))["aws:MultiFactorAuthPresent"] == "false"
     with pytest.raises(AccessDenied) as err:
         env.call("GetSessionToken", {}, session)
@@ -184,3 +191,86 @@ def test_get_session_token(env: Env) -> None:
     root = env.call("GetSessionToken", {"DurationSeconds": 7200})["Credentials"]  # the root gets at most 1 hour
     assert root["Expiration"] - env.clock().replace(microsecond=0) == timedelta(hours=1)
     assert env.principal_for(root["AccessKeyId"]).is_root
+
+
+def _trust_actions(principal: object, *actions: str, **extra: object) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": principal, "Action": list(actions), **extra}]})
+
+
+def test_session_tags_need_tag_session_in_the_trust_policy(env: Env) -> None:
+    alice = env.make_user("alice")
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    env.call("TagRole", {"RoleName": "app", "Tags": [{"Key": "team", "Value": "db"}]})
+    tagged = {"RoleArn": ROLE_ARN, "RoleSessionName": "s1", "Tags": [{"Key": "Team", "Value": "admins"}]}
+    for params in (tagged, {"RoleArn": ROLE_ARN, "RoleSessionName": "s1", "TransitiveTagKeys": ["team"]}):
+        with pytest.raises(AccessDenied) as err:
+            env.call("AssumeRole", params, alice)
+        assert err.value.message == (f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: "
+                                     f"sts:TagSession on resource: {ROLE_ARN}")
+    env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1"}, alice)  # no tags: no TagSession
+    env.call("UpdateAssumeRolePolicy", {"RoleName": "app", "PolicyDocument": _trust_actions(
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}, "sts:AssumeRole", "sts:TagSession")})
+    with pytest.raises(AwsError) as err:  # keys are case-insensitive: one key, one value
+        env.call("AssumeRole", {**tagged, "Tags": [{"Key": "team", "Value": "db"}, {"Key": "Team", "Value": "x"}]},
+                 alice)
+    assert err.value.code == "ValidationError"
+    out = env.call("AssumeRole", tagged, alice)
+    # a session tag overrides the role's tag of the same key, regardless of case
+    assert env.principal_for(out["Credentials"]["AccessKeyId"]).tags == {"Team": "admins"}
+
+
+def test_tag_session_conditions_and_identity_deny(env: Env) -> None:
+    alice = env.make_user("alice", deny("sts:TagSession", ROLE_ARN, Condition={
+        "StringEquals": {"aws:RequestTag/team": "admins"}}))
+    _role(env, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"})
+    alice_arn = {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}
+    env.call("UpdateAssumeRolePolicy", {"RoleName": "app", "PolicyDocument": json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": alice_arn, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": alice_arn, "Action": "sts:TagSession",
+             "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "project"]}}}]})})
+    with pytest.raises(AccessDenied) as err:  # the trust policy's condition on the keys
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1",
+                                "Tags": [{"Key": "cost", "Value": "1"}]}, alice)
+    assert "sts:TagSession" in err.value.message
+    with pytest.raises(AccessDenied) as err:  # the identity policy's Deny
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1",
+                                "Tags": [{"Key": "team", "Value": "admins"}]}, alice)
+    assert err.value.message.endswith("with an explicit deny in an identity-based policy")
+    env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "s1",
+                            "Tags": [{"Key": "team", "Value": "db"}]}, alice)
+
+
+def test_tag_session_needs_identity_grant_when_trust_names_the_account(env: Env) -> None:
+    bob = env.make_user("bob", allow("sts:AssumeRole", ROLE_ARN))
+    env.call("CreateRole", {"RoleName": "app", "AssumeRolePolicyDocument": _trust_actions(
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "sts:AssumeRole", "sts:TagSession")})
+    tagged = {"RoleArn": ROLE_ARN, "RoleSessionName": "s1", "Tags": [{"Key": "team", "Value": "x"}]}
+    with pytest.raises(AccessDenied) as err:
+        env.call("AssumeRole", tagged, bob)
+    assert err.value.message.endswith("because no identity-based policy allows the sts:TagSession action")
+    env.call("PutUserPolicy", {"UserName": "bob", "PolicyName": "tag",
+                               "PolicyDocument": json.dumps(allow("sts:TagSession", ROLE_ARN))})
+    env.call("AssumeRole", tagged, bob)
+
+
+def test_source_identity_needs_set_source_identity_and_cannot_change(env: Env) -> None:
+    alice = env.make_user("alice")
+    _role(env, {"AWS": [f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:sts::{ACCOUNT}:assumed-role/app/first"]})
+    with pytest.raises(AccessDenied) as err:
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "first", "SourceIdentity": "alice"}, alice)
+    assert err.value.message == (f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: "
+                                 f"sts:SetSourceIdentity on resource: {ROLE_ARN}")
+    env.call("UpdateAssumeRolePolicy", {"RoleName": "app", "PolicyDocument": _trust_actions(
+        {"AWS": [f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:sts::{ACCOUNT}:assumed-role/app/first"]},
+        "sts:AssumeRole", "sts:SetSourceIdentity")})
+    first = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "first", "SourceIdentity": "alice"},
+                     alice)
+    assert first["SourceIdentity"] == "alice"
+    session = env.principal_for(first["Credentials"]["AccessKeyId"])
+    with pytest.raises(AccessDenied):
+        env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "second", "SourceIdentity": "mallory"},
+                 session)
+    second = env.call("AssumeRole", {"RoleArn": ROLE_ARN, "RoleSessionName": "second"}, session)
+    assert second["SourceIdentity"] == "alice"

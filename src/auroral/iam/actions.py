@@ -1,10 +1,11 @@
 """Authorization table entries for IAM (Service Authorization Reference, "Actions defined by AWS
 Identity and Access Management").
 
-Templates use the request's parameters. Where the ARN needs state the request does not carry
-(the path of an existing user, the caller itself for GetUser without a name, the role name of a
-service-linked role), ``IamService.resource_arns`` gives the exact ARNs; the templates here are
-what the request alone can say.
+Templates use the request's parameters. An operation on an *existing* entity (the ``*_NAMED``
+templates and ``{PolicyArn}``) is never authorized on its template: the request spells a name
+(any case) without the entity's path, so ``IamService.resource_arns`` resolves the entity as IAM
+does and authorizes its real ARN (``EXISTING_ENTITY`` says which kind each operation names).
+Creating an entity is authorized on the template, which is the new entity's ARN.
 """
 
 from __future__ import annotations
@@ -135,4 +136,14 @@ ACTIONS: dict[str, ActionSpec] = {
     "SimulatePrincipalPolicy": _spec("SimulatePrincipalPolicy", "{PolicySourceArn}", read=True),
     "SimulateCustomPolicy": _spec("SimulateCustomPolicy", "*", read=True),
     "GetAccountAuthorizationDetails": _spec("GetAccountAuthorizationDetails", "*", read=True),
+}
+
+
+_KIND_OF_TEMPLATE = {_USER_NAMED: "user", _GROUP_NAMED: "group", _ROLE_NAMED: "role", _POLICY: "policy"}
+
+# operation -> the kind of existing entity its resource is ("user" | "group" | "role" | "policy")
+EXISTING_ENTITY: dict[str, str] = {
+    op: _KIND_OF_TEMPLATE[spec.resources[0]]
+    for op, spec in ACTIONS.items()
+    if spec.resources[0] in _KIND_OF_TEMPLATE
 }

@@ -8,10 +8,14 @@ from ``Directory.policies_for``, so an ``authorize`` call is a few dict operatio
 evaluation itself.
 
 Resource-based policies: sources are registered per ARN prefix (Secrets Manager, KMS). For
-``sts:AssumeRole`` the role's trust policy plays that part, as in AWS: within one account a trust
-policy that names the caller (the user, or the role session) explicitly is enough even without an
-identity-policy grant; a trust policy that names only the account (or the role of a role session)
-still needs one, so it is only handed to ``evaluate`` when it names the caller.
+``sts:AssumeRole`` (and ``sts:TagSession``, ``sts:SetSourceIdentity``) the role's trust policy plays
+that part, as in AWS: within one account a trust policy that names the caller (the user, or the
+role session) explicitly is enough even without an identity-policy grant; a trust policy that names
+only the account (or the role of a role session) still needs one, so it is only handed to
+``evaluate`` when it names the caller.
+
+Credentials from GetSessionToken without MFA may not call IAM, nor STS beyond AssumeRole and
+GetCallerIdentity (``session_token_refusal``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from auroral.api.context import Principal, RequestContext
-from auroral.errors import AccessDenied
+from auroral.api.sigv4 import MSG_INVALID_TOKEN
+from auroral.errors import AccessDenied, AwsError
 from auroral.iam.directory import Directory
 from auroral.iam.model import Role, aws_principals
 from auroral.iam.policy import (
@@ -35,6 +40,12 @@ from auroral.iam.policy import (
 )
 
 ResourcePolicySource = Callable[[str, str], Policy | None]
+
+# Actions a role's trust policy governs (it is the role's resource-based policy for them).
+_TRUST_ACTIONS = frozenset({"sts:assumerole", "sts:tagsession", "sts:setsourceidentity"})
+
+# STS operations the credentials of GetSessionToken may call (STS API reference, GetSessionToken).
+_SESSION_TOKEN_STS = frozenset({"AssumeRole", "GetCallerIdentity"})
 
 _PRINCIPAL_TYPE = {"root": "Account", "user": "User", "assumed-role": "AssumedRole", "service": "AWSService"}
 
@@ -111,7 +122,7 @@ class IamAuthorizer:
 
     def resource_policy(self, principal: Principal, action: str, resource: str) -> Policy | None:
         account = principal.account
-        if action.lower() == "sts:assumerole":
+        if action.lower() in _TRUST_ACTIONS:
             # A trust policy grants by itself only to principals it names (the user, the role session);
             # one naming the account or the caller's role delegates to identity policies (IAM user
             # guide, "Granting a user permissions to switch roles").
@@ -196,6 +207,9 @@ class IamAuthorizer:
         refuse: tuple[Decision, ...],
     ) -> None:
         principal = ctx.principal
+        refusal = session_token_refusal(principal, ctx.service, ctx.operation)
+        if refusal is not None:
+            raise refusal
         if principal.is_root:
             return
         context = self.request_context(ctx, keys)
@@ -206,11 +220,33 @@ class IamAuthorizer:
 
     # --- trust ------------------------------------------------------------------------------
 
-    def trust_allows(self, role: Role, principal: Principal, context: Mapping[str, Any]) -> bool:
-        """Whether the role's trust policy lets ``principal`` assume it (a role session also matches
-        a trust policy that names its role)."""
+    def trust_allows(
+        self, role: Role, principal: Principal, context: Mapping[str, Any], action: str = "sts:AssumeRole"
+    ) -> bool:
+        """Whether the role's trust policy lets ``principal`` perform ``action`` on it (assume it, tag
+        the session, set a source identity); a role session also matches a trust policy that names
+        its role."""
         policy = self.directory.compile(role.trust, "trust")
-        return evaluate_trust(policy, principal.arn, principal.account, context)
+        return evaluate_trust(policy, principal.arn, principal.account, context, action=action)
+
+
+def session_token_refusal(principal: Principal, service: str, operation: str) -> AwsError | None:
+    """Why credentials from GetSessionToken may not call this API, or None.
+
+    "You cannot call any IAM API operations unless MFA authentication information is included in the
+    request. You cannot call any STS API except AssumeRole or GetCallerIdentity." (STS API reference,
+    GetSessionToken). The IAM refusal is InvalidClientTokenId, "The security token included in the
+    request is invalid" (as AWS answers, e.g. dev.classmethod.jp "tsnote-iam-invalidclienttokenid").
+    Applies to the root's session credentials too. GetSessionToken credentials are the session
+    credentials of a user or the root (a role session is an assumed role).
+    """
+    if principal.kind not in ("user", "root") or principal.token_expires is None:
+        return None
+    if service == "iam" and not principal.mfa:
+        return AwsError("InvalidClientTokenId", MSG_INVALID_TOKEN, 403)
+    if service == "sts" and operation not in _SESSION_TOKEN_STS:
+        return AccessDenied(f"Cannot call {operation} with session credentials")
+    return None
 
 
 def _iso(value: datetime) -> str:

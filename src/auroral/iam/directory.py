@@ -284,8 +284,11 @@ class Directory:
             principal = self.user_principal(user, akid, s)
         else:
             role = self.get_role(s.name)
-            # Role tags are principal tags of its sessions; session tags override them.
+            # Role tags are principal tags of its sessions; session tags override them, "regardless of
+            # case" of the key (IAM user guide, "Things to know about session tags").
             tags = dict(role.tags) if role is not None and role.role_id == s.entity_id else {}
+            overridden = {k.lower() for k in s.tags}
+            tags = {k: v for k, v in tags.items() if k.lower() not in overridden}
             tags.update(s.tags)
             principal = Principal(
                 account=acct,

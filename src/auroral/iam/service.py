@@ -9,13 +9,16 @@ pipeline hooks that need IAM's state: ``resource_tags`` (``aws:ResourceTag/*``),
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.iam.access_keys import AccessKeyOperations
+from auroral.iam.actions import ACTIONS, EXISTING_ENTITY
 from auroral.iam.attachments import AttachmentOperations
 from auroral.iam.directory import SERVICE_LINKED_ROLES
 from auroral.iam.groups import GroupOperations
+from auroral.iam.model import ManagedPolicy, Role, User
 from auroral.iam.policies import PolicyOperations
 from auroral.iam.roles import RoleOperations
 from auroral.iam.simulate import SimulateOperations
@@ -42,21 +45,24 @@ class IamService(
     # --- pipeline hooks -------------------------------------------------------------------------
 
     def resource_tags(self, account: str, arn: str) -> dict[str, str]:
-        """Tags of the user, role or customer-managed policy ``arn`` names (matched by name, so a
-        template ARN without the entity's path still finds it)."""
+        """Tags of the user, role or customer-managed policy whose real ARN is ``arn`` (a spelling
+        that is not the entity's real ARN names no entity and has no tags)."""
+        entity = self._entity_at(arn)
+        return dict(entity.tags) if entity is not None else {}
+
+    def _entity_at(self, arn: str) -> User | Role | ManagedPolicy | None:
         resource = arn.split(":", 5)[-1]
         kind, _, rest = resource.partition("/")
         name = rest.rsplit("/", 1)[-1]
+        d = self.directory
+        found: User | Role | None = None
         if kind == "user":
-            user = self.directory.get_user(name)
-            return dict(user.tags) if user else {}
-        if kind == "role":
-            role = self.directory.get_role(name)
-            return dict(role.tags) if role else {}
-        if kind == "policy":
-            policy = self.directory.policies.get(arn)
-            return dict(policy.tags) if policy else {}
-        return {}
+            found = d.get_user(name)
+        elif kind == "role":
+            found = d.get_role(name)
+        elif kind == "policy":
+            return d.policies.get(arn)
+        return found if found is not None and found.arn(d.account) == arn else None
 
     def authz_keys(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         keys: dict[str, Any] = {}
@@ -68,23 +74,40 @@ class IamService(
             )
             if entity is not None and entity.boundary:
                 keys["iam:PermissionsBoundary"] = entity.boundary
-        for arn in self.resource_arns(ctx, operation, params) or []:
-            for k, v in self.resource_tags(ctx.account, arn).items():
+        arns = self.resource_arns(ctx, operation, params) or []
+        if arns:
+            tags = self.resource_tags(ctx.account, arns[0])
+            for k, v in tags.items():
                 keys[f"iam:ResourceTag/{k}"] = v
-            break
+            spec = ACTIONS.get(operation)
+            if len(arns) > 1 and spec is not None and spec.resource_tags:
+                # The pipeline adds aws:ResourceTag/* for a single resource only; a rename names the
+                # entity and its new ARN, and the entity's tags still apply.
+                for k, v in tags.items():
+                    keys[f"aws:ResourceTag/{k}"] = v
         return keys
 
     def resource_arns(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> list[str] | None:
-        """The exact resource ARNs of an operation on an existing entity, or None to use the template."""
+        """The real ARNs an operation acts on, or None to use the template (creating an entity).
+
+        An existing entity is resolved the way the handler resolves it (names are case-insensitive,
+        the path comes from the entity), so a policy naming ``user/admins/*`` covers every
+        spelling of a user in that path. An entity that does not exist is authorized as spelled
+        (the handler then answers NoSuchEntity).
+        """
         d = self.directory
-        if operation in (
-            "GetUser",
-            "CreateAccessKey",
-            "ListAccessKeys",
-            "UpdateAccessKey",
-            "DeleteAccessKey",
-        ) and (not params.get("UserName")):
-            return [ctx.principal.arn] if ctx.principal.kind == "user" else None
+        kind = EXISTING_ENTITY.get(operation)
+        if kind == "user":
+            return self._user_arns(ctx, operation, params)
+        if kind == "group":
+            group = d.get_group(params.get("GroupName") or "")
+            return [group.arn(d.account)] if group else None
+        if kind == "role":
+            role = d.get_role(params.get("RoleName") or "")
+            return [role.arn(d.account)] if role else None
+        if kind == "policy":
+            policy = d.get_policy(params.get("PolicyArn") or "")
+            return [policy.arn] if policy else None
         if operation == "GetAccessKeyLastUsed":
             key = d.access_keys.get(params.get("AccessKeyId") or "")
             user = d.get_user(key.user) if key else None
@@ -100,15 +123,27 @@ class IamService(
             if task.startswith("task/"):
                 return [f"arn:aws:iam::{d.account}:role/{task[5:].rsplit('/', 1)[0]}"]
             return None
-        if operation.startswith("Create") and operation != "CreatePolicyVersion":
-            return None  # the new entity's ARN comes from the request (template)
-        if params.get("UserName") and not params.get("GroupName"):
-            user = d.get_user(params["UserName"])
-            return [user.arn(d.account)] if user else None
-        if params.get("RoleName"):
-            role = d.get_role(params["RoleName"])
-            return [role.arn(d.account)] if role else None
-        if params.get("GroupName"):
-            group = d.get_group(params["GroupName"])
-            return [group.arn(d.account)] if group else None
         return None
+
+    def _user_arns(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> list[str] | None:
+        d = self.directory
+        name = params.get("UserName")
+        if not name:
+            # Without UserName the operation acts on the calling user (access keys, GetUser).
+            caller = ctx.principal
+            if caller.kind != "user":
+                return None  # the root is not authorized; a role session gets a ValidationError
+            user = d.get_user(caller.name)
+            return [user.arn(d.account) if user is not None else caller.arn]
+        user = d.get_user(name)
+        if user is None:
+            return None
+        arns = [user.arn(d.account)]
+        if operation == "UpdateUser" and (params.get("NewUserName") or params.get("NewPath")):
+            # "the requester must have appropriate permissions on both the source object and the
+            # target object" (IAM API reference, UpdateUser)
+            moved = replace(
+                user, name=params.get("NewUserName") or user.name, path=params.get("NewPath") or user.path
+            )
+            arns.append(moved.arn(d.account))
+        return arns

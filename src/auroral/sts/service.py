@@ -6,6 +6,12 @@ account, a trust policy that names the caller). This handler then requires the r
 policy to admit the caller with the request's context (``sts:ExternalId``, ``sts:RoleSessionName``,
 session tags, ...), whatever the identity policies say.
 
+Session tags (``Tags``, ``TransitiveTagKeys``) need the permissions-only action ``sts:TagSession``, and
+a source identity ``sts:SetSourceIdentity``, on the role: always in its trust policy, and from the
+caller's identity policies too unless the trust policy names the caller (IAM user guide, "Permissions
+required to add session tags", "Permissions required to set source identity"). Without that, the tags
+would override the role's tags and whatever ABAC policy reads ``aws:PrincipalTag``.
+
 Issued credentials are ``Session`` records sealed in the store by the ``Directory``; they survive
 a restart and answer ``ExpiredToken`` once expired.
 """
@@ -23,7 +29,8 @@ from auroral.api.context import RequestContext
 from auroral.errors import AccessDenied, AwsError
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
-from auroral.iam.model import Session, new_id, new_secret, tags_from_params
+from auroral.iam.model import Role, Session, new_id, new_secret, tags_from_params
+from auroral.iam.policy import Decision, access_denied_message
 
 _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 _PACKED_LIMIT = 2048  # characters of compact session policy + tags AWS packs into the token
@@ -88,9 +95,33 @@ class StsService:
         tags = tags_from_params(params.get("Tags"))
         if len(tags) > 50:
             raise AwsError("ValidationError", "Session tags are limited to 50.")
-        context = self.authorizer.request_context(ctx, self._trust_keys(params, tags))
+        if len({k.lower() for k in tags}) != len(tags):
+            # Keys differing only in case would let a condition on one spelling pass while the other
+            # becomes the principal tag. IAM's wording for tags; unconfirmed for STS.
+            raise AwsError(
+                "ValidationError", "Duplicate tag keys found. Please note that Tag keys are case insensitive."
+            )
+        source_identity = params.get("SourceIdentity")
+        if caller.source_identity and source_identity and source_identity != caller.source_identity:
+            # "After the source identity is set, the value cannot be changed" (AssumeRole API reference);
+            # unconfirmed: AWS's code and wording for an attempt to change it in a role chain.
+            raise AccessDenied(
+                f"User: {caller.arn} is not authorized to perform: sts:SetSourceIdentity on resource: {role_arn}"
+            )
+        source_identity = source_identity or caller.source_identity
+        keys = self._trust_keys(params, tags)
+        if source_identity:
+            keys["sts:SourceIdentity"] = source_identity
+        context = self.authorizer.request_context(ctx, keys)
         if not self.authorizer.trust_allows(role, caller, context):
             raise denied
+        if tags or params.get("TransitiveTagKeys"):
+            self._authorize_on_role(ctx, "sts:TagSession", role, role_arn, context)
+        if source_identity:
+            # Also when it is inherited in a role chain: "permissions for sts:SetSourceIdentity are required
+            # in both the permissions policy of the principal who is assuming the role and in the role trust
+            # policy of the target role" (IAM user guide, "Permissions required to set source identity").
+            self._authorize_on_role(ctx, "sts:SetSourceIdentity", role, role_arn, context)
 
         chained = caller.kind == "assumed-role"
         duration = int(params.get("DurationSeconds") or 3600)
@@ -135,7 +166,7 @@ class StsService:
             tags=tags,
             policies=policies,
             policy_given=given,
-            source_identity=params.get("SourceIdentity") or caller.source_identity,
+            source_identity=source_identity,
             chained=chained,
         )
         self.directory.save_session(session)
@@ -158,6 +189,21 @@ class StsService:
         if session.source_identity:
             out["SourceIdentity"] = session.source_identity
         return out
+
+    def _authorize_on_role(
+        self, ctx: RequestContext, action: str, role: Role, role_arn: str, context: dict[str, Any]
+    ) -> None:
+        """A permissions-only action on the role assumed: the trust policy must allow it, and so must the
+        caller's policies (identity, boundary, session), unless the trust policy names the caller."""
+        caller = ctx.principal
+        context = {**context, **{f"aws:ResourceTag/{k}": v for k, v in role.tags.items()}}
+        if not self.authorizer.trust_allows(role, caller, context, action):
+            raise AccessDenied(
+                f"User: {caller.arn} is not authorized to perform: {action} on resource: {role_arn}"
+            )
+        result = self.authorizer.decide(caller, action, role_arn, context)
+        if result.decision is not Decision.ALLOW:
+            raise AccessDenied(access_denied_message(caller.arn, action, role_arn, result))
 
     @staticmethod
     def _trust_keys(params: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
