@@ -446,6 +446,10 @@ class Directory:
         session = None
         if principal.session_policy_given:
             session = self._compile_all(principal.session_policies)
+            if not session:
+                # Session policies that no longer parse must not widen access (an empty list would mean
+                # "no session policy"): the session is then allowed nothing.
+                session = [self.compile(_ALLOW_NOTHING, "session")]
         compiled_boundary = None
         if boundary is not None:
             parsed = self._compile_all([boundary])

@@ -33,6 +33,7 @@ from auroral.crypto import Sealer
 from auroral.errors import AccessDenied
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.policy import AuthzRequest, Policy, access_denied_message
+from auroral.iam.policy.principals import Reach
 from auroral.kms import errors
 from auroral.kms.model import (
     AliasRecord,
@@ -222,27 +223,33 @@ class Keyring:
         identity, boundary, session = self._iam.directory.policies_for(principal)
         operation = action.split(":", 1)[-1]
         ec = {str(k): str(v) for k, v in (encryption_context or {}).items()}
-        grant_allows = any(
-            self._grantee_matches(g.grantee, principal.arn) and g.permits(operation, ec)
-            for g in self.records.grants(rec.account, rec.key_id)
-        )
+        grant: Reach | None = None
+        for g in self.records.grants(rec.account, rec.key_id):
+            reach = self._grantee_reach(g.grantee, principal.arn)
+            if reach is not None and g.permits(operation, ec):
+                grant = reach
+                if reach is Reach.DIRECT:
+                    break
         compiled = compile_key_policy(policy) if policy is not None else self.key_policy(rec)
         result = evaluate_key_access(
             AuthzRequest(action, rec.arn, context, principal.arn, principal.account),
             compiled, identity, boundary=boundary, session=session, is_root=principal.is_root,
-            grant_allows=grant_allows,
+            grant=grant,
         )
         return None if result.allowed else access_denied_message(principal.arn, action, rec.arn, result)
 
     @staticmethod
-    def _grantee_matches(grantee: str, principal_arn: str) -> bool:
+    def _grantee_reach(grantee: str, principal_arn: str) -> Reach | None:
+        """A grant to the caller's own ARN reaches it directly; one to the role of a role session reaches
+        the session the way a key policy naming the role does (limited by boundary and session policy)."""
         if grantee == principal_arn:
-            return True
+            return Reach.DIRECT
         parts = principal_arn.split(":", 5)
         if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
             role = parts[5].split("/")[1]
-            return grantee.startswith(f"arn:aws:iam::{parts[4]}:role/") and grantee.rsplit("/", 1)[-1] == role
-        return False
+            if grantee.startswith(f"arn:aws:iam::{parts[4]}:role/") and grantee.rsplit("/", 1)[-1] == role:
+                return Reach.LIMITED
+        return None
 
     # --- cryptography -----------------------------------------------------------------------
 

@@ -1,16 +1,26 @@
 """Key policies: the documents KMS writes, and the KMS evaluation rule.
 
 KMS differs from other services with resource policies (KMS developer guide, "Key policies"; IAM user
-guide issue awsdocs/iam-user-guide#98): **access is allowed only if the key policy allows it.**
+guide issue awsdocs/iam-user-guide#98): **access is allowed only if the key policy allows it** (or a
+grant does). Within that, the IAM rules for resource-based policies in one account hold
+(``iam.policy.principals.Reach``, IAM user guide "How AWS enforcement code logic evaluates requests"):
 
 1. An explicit Deny in the key policy, an identity policy, a boundary or a session policy wins.
-2. A key-policy Allow that applies to the caller *other than through its account* (the user or role
-   named, or ``"*"``) allows by itself: no identity policy is needed.
-3. A grant for the caller, the operation and the encryption context allows by itself too.
-4. A key-policy Allow that names the account (``arn:aws:iam::<acct>:root`` or the bare id) *delegates*
+2. A key-policy Allow that names the caller itself — the IAM user, the role *session* ARN — or everyone
+   (``"*"``) allows by itself: no identity policy is needed, and neither the boundary nor the session
+   policy limits it.
+3. A key-policy Allow that names the *role* of the calling session allows without an identity policy,
+   but only if the role's permissions boundary (if any) and the session policy (if any) allow as well:
+   "Resource-based policies that grant permissions to an IAM role ARN are limited by an implicit deny in
+   a permissions boundary or session policy".
+4. A grant for the caller, the operation and the encryption context allows the same way: a grant whose
+   grantee is the caller's own ARN by itself, one whose grantee is the caller's role limited by the
+   boundary and the session policy (unconfirmed: AWS does not document grants against boundaries and
+   session policies; they are held to the rule AWS documents for a key policy naming the role).
+5. A key-policy Allow that names the account (``arn:aws:iam::<acct>:root`` or the bare id) *delegates*
    to IAM: then the identity policies (and boundary, session policy) must allow as well. The account's
    root user is such a caller; with a policy that does not name the account, even root is denied.
-5. Otherwise: "because no resource-based policy allows the <action> action".
+6. Otherwise: "because no resource-based policy allows the <action> action".
 """
 
 from __future__ import annotations
@@ -23,7 +33,8 @@ from auroral.api.protocol import error_from_shape
 from auroral.errors import AwsError
 from auroral.iam.policy import AuthzRequest, Decision, EvaluationResult, Policy, evaluate, parse_policy
 from auroral.iam.policy.document import Statement
-from auroral.iam.policy.evaluate import RESOURCE
+from auroral.iam.policy.evaluate import RESOURCE, limits, resource_scan
+from auroral.iam.policy.principals import Reach
 
 MAX_POLICY_BYTES = 32768
 
@@ -141,21 +152,6 @@ def compile_key_policy(text: str) -> Policy:
         raise error_from_shape("kms", "MalformedPolicyDocumentException", err.message) from None
 
 
-def _through_account_only(st: Statement, principal_arn: str, account: str) -> bool:
-    """Does this (applicable) Allow reach the caller only because it names the caller's account?"""
-    spec = st.principal
-    if spec is None or st.not_principal or spec.everyone or spec.any_aws:
-        return False
-    if principal_arn in spec.arns or principal_arn in spec.others:
-        return False
-    parts = principal_arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
-        names = parts[5].split("/")
-        if len(names) >= 3 and (parts[4], names[1]) in spec.roles:
-            return False  # a key policy naming a role grants to its sessions directly
-    return account in spec.accounts
-
-
 def evaluate_key_access(
     request: AuthzRequest,
     key_policy: Policy,
@@ -164,34 +160,39 @@ def evaluate_key_access(
     boundary: Policy | None,
     session: Sequence[Policy] | None,
     is_root: bool,
-    grant_allows: bool,
+    grant: Reach | None,
 ) -> EvaluationResult:
+    """``grant``: how the broadest grant that permits this request reaches the caller
+    (``Reach.DIRECT`` for a grantee naming the caller's ARN, ``Reach.LIMITED`` for its role), if any."""
     action = request.action.lower()
     ctx = request.lower_context()
-    principal_arn = request.principal_arn or ""
-    account = request.principal_account or ""
 
-    def applicable(allow: bool) -> list[Statement]:
-        return [
-            st for st in key_policy.candidates(action)[1 if allow else 0]
-            if st.matches_principal(principal_arn, account)[0] and st.matches_request(request.resource, ctx)
-        ]
-
-    denied = applicable(allow=False)
+    denied = resource_scan(key_policy, request, action, ctx, allow=False, has_boundary=boundary is not None)
     if denied:
-        return EvaluationResult(Decision.EXPLICIT_DENY, tuple(st.ref for st in denied),
+        return EvaluationResult(Decision.EXPLICIT_DENY, tuple(st.ref for st, _ in denied),
                                 f"explicit deny in a {RESOURCE}", RESOURCE)
     # Identity-side: explicit denies anywhere, and whether IAM would allow on its own.
     iam = evaluate(request, identity, boundary=boundary, session=session, is_root=is_root)
     if iam.decision is Decision.EXPLICIT_DENY:
         return iam
-    allows = applicable(allow=True)
-    for st in allows:
-        if not _through_account_only(st, principal_arn, account):
+    allows = resource_scan(key_policy, request, action, ctx, allow=True)
+    for st, reach in allows:
+        if reach is Reach.DIRECT:
             return EvaluationResult(Decision.ALLOW, (st.ref,), f"allowed by a {RESOURCE}")
-    if grant_allows:
+    if grant is Reach.DIRECT:
         return EvaluationResult(Decision.ALLOW, (), "allowed by a grant")
-    if allows:
+    limited: list[Statement] = [st for st, reach in allows if reach is Reach.LIMITED]
+    denial: EvaluationResult | None = None
+    if limited or grant is Reach.LIMITED:
+        # A grant to the role: the boundary and the session policy must allow too (the root has neither).
+        denial, matched = (None, []) if is_root else limits(request, action, ctx, boundary, session)
+        if denial is None:
+            refs = (limited[0].ref, *matched) if limited else tuple(matched)
+            reason = f"allowed by a {RESOURCE}" if limited else "allowed by a grant"
+            return EvaluationResult(Decision.ALLOW, refs, reason)
+    if denial is not None:
+        return denial  # the boundary or the session policy does not allow what the role was granted
+    if any(reach is Reach.DELEGATED for _, reach in allows):
         return iam  # the key policy delegates to IAM
     return EvaluationResult(Decision.IMPLICIT_DENY, (), f"no {RESOURCE} allows the {request.action} action",
                             RESOURCE)

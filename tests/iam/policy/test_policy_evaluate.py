@@ -130,7 +130,22 @@ SCENARIOS = [
     ),
     # resource-based policies (same account)
     Scenario("resource policy allows the user", resource=resource_policy({"AWS": USER})),
-    Scenario("resource policy allows the account", resource=resource_policy({"AWS": ACCOUNT})),
+    # Naming the account delegates to the account's identity-based policies, also within the account
+    # ("This delegates authority to the account"): alone it grants nothing.
+    Scenario(
+        "resource policy allows the account",
+        resource=resource_policy({"AWS": ACCOUNT}),
+        decision=N,
+        reason=NO_IDENTITY,
+    ),
+    Scenario(
+        "resource policy allows the account root ARN",
+        resource=resource_policy({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}),
+        decision=N,
+        reason=NO_IDENTITY,
+    ),
+    Scenario("resource policy allows the account, identity allows", [ALLOW_ALL],
+             resource=resource_policy({"AWS": ACCOUNT})),
     Scenario(
         "resource policy allows someone else",
         resource=resource_policy({"AWS": OTHER_USER}),
@@ -172,10 +187,10 @@ SCENARIOS = [
         boundary=ALLOW_OTHER,
         resource=resource_policy({"AWS": USER}),
     ),
-    # ... a grant to the account is.
+    # ... a grant to the account is (it only delegates to the identity-based policies).
     Scenario(
         "resource names account, boundary silent",
-        [],
+        [ALLOW_ALL],
         boundary=ALLOW_OTHER,
         resource=resource_policy({"AWS": ACCOUNT}),
         decision=N,
@@ -212,6 +227,93 @@ SCENARIOS = [
         resource=resource_policy({"AWS": ROLE}),
         principal=SESSION,
     ),
+    # ... and the role's boundary limits a grant to the role ARN, not one to the session ARN.
+    Scenario(
+        "resource names role, boundary silent",
+        [],
+        boundary=ALLOW_OTHER,
+        resource=resource_policy({"AWS": ROLE}),
+        principal=SESSION,
+        decision=N,
+        reason=f"no permissions boundary allows the {ACTION} action",
+    ),
+    Scenario(
+        "resource names role, boundary and session allow",
+        [],
+        boundary=ALLOW_ALL,
+        session=[ALLOW_ALL],
+        resource=resource_policy({"AWS": ROLE}),
+        principal=SESSION,
+    ),
+    Scenario(
+        "resource names role, identity policy does not help past the session policy",
+        [ALLOW_ALL],
+        session=[ALLOW_OTHER],
+        resource=resource_policy({"AWS": ROLE}),
+        principal=SESSION,
+        decision=N,
+        reason=f"no session policy allows the {ACTION} action",
+    ),
+    Scenario(
+        "resource names session, boundary and session silent",
+        [],
+        boundary=ALLOW_OTHER,
+        session=[ALLOW_OTHER],
+        resource=resource_policy({"AWS": SESSION}),
+        principal=SESSION,
+    ),
+    Scenario(
+        "resource names another session of the role",
+        [],
+        resource=resource_policy({"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/app/other"}),
+        principal=SESSION,
+        decision=N,
+        reason=NO_IDENTITY,
+    ),
+    Scenario(
+        "resource names session, session policy denies",
+        [],
+        session=[doc(allow(), deny(ACTION))],
+        resource=resource_policy({"AWS": SESSION}),
+        principal=SESSION,
+        decision=E,
+        reason="explicit deny in a session policy",
+    ),
+    Scenario(
+        "resource names role, boundary denies",
+        [],
+        boundary=doc(allow(), deny(ACTION)),
+        resource=resource_policy({"AWS": ROLE}),
+        principal=SESSION,
+        decision=E,
+        reason="explicit deny in a permissions boundary",
+    ),
+    # A wildcard principal (narrowed by aws:PrincipalArn or not) is not limited by boundary or session
+    # policy: "permissions boundaries or session policies do not limit permissions granted using the
+    # aws:PrincipalArn condition key with a wildcard(*) in the Principal element".
+    Scenario(
+        "wildcard principal with aws:PrincipalArn, boundary and session silent",
+        [],
+        boundary=ALLOW_OTHER,
+        session=[ALLOW_OTHER],
+        resource=doc({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "rds:*", "Resource": "*",
+                      "Condition": {"ArnEquals": {"aws:PrincipalArn": ROLE}}}),
+        principal=SESSION,
+    ),
+    # A Deny with NotPrincipal applies to any principal that has a permissions boundary, whatever it lists.
+    Scenario(
+        "NotPrincipal deny listing the user, user has a boundary",
+        [ALLOW_ALL],
+        boundary=ALLOW_ALL,
+        resource=doc({"Effect": "Deny", "NotPrincipal": {"AWS": USER}, "Action": "rds:*", "Resource": "*"}),
+        decision=E,
+        reason="explicit deny in a resource-based policy",
+    ),
+    Scenario(
+        "NotPrincipal deny listing the user, no boundary",
+        [ALLOW_ALL],
+        resource=doc({"Effect": "Deny", "NotPrincipal": {"AWS": USER}, "Action": "rds:*", "Resource": "*"}),
+    ),
     # root: identity policies do not apply; resource-based denies do
     Scenario("root with nothing", is_root=True, principal=f"arn:aws:iam::{ACCOUNT}:root"),
     Scenario(
@@ -233,7 +335,9 @@ def run(s: Scenario) -> EvaluationResult:
     boundary = parse_policy(s.boundary, kind="boundary", name="boundary") if s.boundary else None
     session = None if s.session is None else [parse_policy(d, kind="session") for d in s.session]
     resource = parse_policy(s.resource, kind="resource", name="res") if s.resource else None
-    request = AuthzRequest(ACTION, RESOURCE, {"aws:SecureTransport": True}, s.principal, ACCOUNT)
+    principal_arn = ROLE if s.principal == SESSION else s.principal  # aws:PrincipalArn of a session: its role
+    context = {"aws:SecureTransport": True, "aws:PrincipalArn": principal_arn}
+    request = AuthzRequest(ACTION, RESOURCE, context, s.principal, ACCOUNT)
     return evaluate(
         request, identity, boundary=boundary, session=session, resource_policy=resource, is_root=s.is_root
     )

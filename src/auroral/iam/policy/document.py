@@ -33,7 +33,7 @@ from auroral.iam.policy.conditions import (
     compile_conditions,
 )
 from auroral.iam.policy.matching import PatternSet
-from auroral.iam.policy.principals import PrincipalError, PrincipalSpec
+from auroral.iam.policy.principals import PrincipalError, PrincipalSpec, Reach
 from auroral.iam.policy.variables import Template, parse_template
 
 PolicyKind = Literal["identity", "resource", "trust", "boundary", "session"]
@@ -147,6 +147,23 @@ class Statement:
         if self.not_principal:
             return not matched, False
         return matched, direct
+
+    def principal_reach(
+        self, principal_arn: str | None, principal_account: str | None, *, has_boundary: bool = False
+    ) -> Reach | None:
+        """How this resource-policy statement reaches the caller (``principals.Reach``), ``None`` if it does
+        not apply to it. ``has_boundary``: the caller has a permissions boundary — a Deny with
+        ``NotPrincipal`` then applies whatever it lists (IAM user guide, "Permissions boundaries": "The
+        NotPrincipal element with a Deny effect will always deny any IAM principal that has a permissions
+        boundary policy attached, regardless of the values specified in the NotPrincipal element")."""
+        if self.principal is None:
+            return Reach.DELEGATED  # no Principal: not a resource-policy grant to anyone in particular
+        if self.not_principal:
+            if not self.allow and has_boundary:
+                return Reach.LIMITED
+            matched, _ = self.principal.match(principal_arn, principal_account)
+            return None if matched else Reach.LIMITED
+        return self.principal.reach(principal_arn, principal_account)
 
 
 Candidates = tuple[tuple[Statement, ...], tuple[Statement, ...]]

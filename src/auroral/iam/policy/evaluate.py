@@ -1,13 +1,21 @@
-"""Same-account request evaluation (IAM user guide, ``reference_policies_evaluation-logic``).
+"""Same-account request evaluation (IAM user guide, ``reference_policies_evaluation-logic`` and
+``..._policy-eval-denyallow``).
 
 1. An explicit Deny in any applicable policy — identity-based, resource-based, permissions boundary,
-   session — wins. (The account root is only subject to resource-based policies.)
-2. A resource-based policy Allow that names the requesting principal's ARN directly (the IAM user, or the
-   role *session*) allows, without consulting the boundary or the session policy: AWS documents that
-   neither limits such a grant. A grant to the account or to the role ARN does not bypass them.
-3. Otherwise an identity-based Allow or a resource-based Allow is needed, *and* the boundary (if set)
-   must Allow, *and* the session policies (if any were passed: ``None`` and ``[]`` both mean "no session
-   policy") must Allow. Anything else is an implicit deny.
+   session — wins. (The account root is only subject to resource-based policies.) A resource-policy Deny
+   with ``NotPrincipal`` applies to every principal that has a permissions boundary, as AWS documents.
+2. A resource-based policy Allow that names the requesting principal directly — the IAM user, the role
+   *session* ARN, or everyone (``"*"``) — allows, without consulting the boundary or the session policy:
+   AWS documents that none of identity, boundary or session policy limits such a grant by implicit deny.
+3. An Allow that names the *role* of the calling session grants without an identity-based Allow, but the
+   boundary and the session policy limit it ("Resource-based policies that grant permissions to an IAM
+   role ARN are limited by an implicit deny in a permissions boundary or session policy").
+4. An Allow that names only the caller's account delegates to the account: it grants nothing by itself.
+5. Otherwise an identity-based Allow (or a grant of 3.) is needed, *and* the boundary (if set) must Allow,
+   *and* the session policies (if any were passed: ``None`` and ``[]`` both mean "no session policy")
+   must Allow. Anything else is an implicit deny.
+
+See ``principals.Reach`` for the classification and the documentation it follows.
 
 The ``reason`` strings are the phrases AWS puts in AccessDenied messages (``troubleshoot_access-denied``):
 "with an explicit deny in a <type>" / "because no <type> allows the <action> action".
@@ -21,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auroral.iam.policy.document import Policy, Statement, StatementRef
+from auroral.iam.policy.principals import Reach
 
 
 class Decision(enum.Enum):
@@ -112,16 +121,46 @@ def _first_allow(
     return None
 
 
-def _resource_scan(
-    policy: Policy, request: AuthzRequest, action: str, ctx: Mapping[str, Any], allow: bool
-) -> list[tuple[Statement, bool]]:
-    """Statements of a resource-based policy that apply to this principal: (statement, names it directly)."""
-    out: list[tuple[Statement, bool]] = []
+def resource_scan(
+    policy: Policy,
+    request: AuthzRequest,
+    action: str,
+    ctx: Mapping[str, Any],
+    allow: bool,
+    *,
+    has_boundary: bool = False,
+) -> list[tuple[Statement, Reach]]:
+    """Statements of a resource-based policy that apply to this principal, with how each reaches it
+    (``principals.Reach``). ``action`` lower-cased, ``ctx`` from ``request.lower_context()``."""
+    out: list[tuple[Statement, Reach]] = []
     for st in policy.candidates(action)[1 if allow else 0]:
-        applies, direct = st.matches_principal(request.principal_arn, request.principal_account)
-        if applies and st.matches_request(request.resource, ctx):
-            out.append((st, direct))
+        reach = st.principal_reach(request.principal_arn, request.principal_account, has_boundary=has_boundary)
+        if reach is not None and st.matches_request(request.resource, ctx):
+            out.append((st, reach))
     return out
+
+
+def limits(
+    request: AuthzRequest,
+    action: str,
+    ctx: Mapping[str, Any],
+    boundary: Policy | None,
+    session: Sequence[Policy] | None,
+) -> tuple[EvaluationResult | None, list[StatementRef]]:
+    """The implicit deny of the permissions boundary or the session policies, if either does not allow
+    (explicit denies were checked before); else the statements that allowed."""
+    matched: list[StatementRef] = []
+    if boundary is not None:
+        limit = _first_allow((boundary,), action, request.resource, ctx)
+        if limit is None:
+            return _implicit(BOUNDARY, request.action), matched
+        matched.append(limit.ref)
+    if session:
+        limit = _first_allow(session, action, request.resource, ctx)
+        if limit is None:
+            return _implicit(SESSION, request.action), matched
+        matched.append(limit.ref)
+    return None, matched
 
 
 # ---------------------------------------------------------------- evaluate
@@ -142,7 +181,7 @@ def evaluate(
 
     # 1. explicit deny, in every applicable policy.
     if resource_policy is not None:
-        denied = _resource_scan(resource_policy, request, action, ctx, allow=False)
+        denied = resource_scan(resource_policy, request, action, ctx, allow=False, has_boundary=boundary is not None)
         if denied:
             return _explicit(RESOURCE, tuple(st.ref for st, _ in denied))
     if is_root:
@@ -162,32 +201,24 @@ def evaluate(
             return _explicit(SESSION, refs)
 
     # 2. a resource-policy grant naming this principal directly is limited by neither the boundary nor
-    #    the session policy (a grant to the account or the role ARN is).
+    #    the session policy; 3. one naming its role grants, limited by both; 4. one naming its account
+    #    delegates to the identity-based policies.
     resource_allow: Statement | None = None
     if resource_policy is not None:
-        granted = _resource_scan(resource_policy, request, action, ctx, allow=True)
-        for st, direct in granted:
-            if direct:
+        for st, reach in resource_scan(resource_policy, request, action, ctx, allow=True):
+            if reach is Reach.DIRECT:
                 return EvaluationResult(Decision.ALLOW, (st.ref,), f"allowed by a {RESOURCE}")
-        if granted:
-            resource_allow = granted[0][0]
+            if reach is Reach.LIMITED and resource_allow is None:
+                resource_allow = st
 
-    # 3. identity (or resource) allow, then every limiting policy must allow too.
+    # 5. identity (or role-grant) allow, then every limiting policy must allow too.
     grant = _first_allow(identity, action, resource, ctx) or resource_allow
     if grant is None:
         return _implicit(IDENTITY, request.action)
-    matched = [grant.ref]
-    if boundary is not None:
-        limit = _first_allow((boundary,), action, resource, ctx)
-        if limit is None:
-            return _implicit(BOUNDARY, request.action)
-        matched.append(limit.ref)
-    if session:
-        limit = _first_allow(session, action, resource, ctx)
-        if limit is None:
-            return _implicit(SESSION, request.action)
-        matched.append(limit.ref)
-    return EvaluationResult(Decision.ALLOW, tuple(matched), "allowed")
+    denial, matched = limits(request, action, ctx, boundary, session)
+    if denial is not None:
+        return denial
+    return EvaluationResult(Decision.ALLOW, (grant.ref, *matched), "allowed")
 
 
 def evaluate_trust(
@@ -203,6 +234,6 @@ def evaluate_trust(
     request = AuthzRequest(action, "*", context, principal_arn, principal_account)
     ctx = request.lower_context()
     lowered = request.action.lower()
-    if _resource_scan(policy, request, lowered, ctx, allow=False):
+    if resource_scan(policy, request, lowered, ctx, allow=False):
         return False
-    return bool(_resource_scan(policy, request, lowered, ctx, allow=True))
+    return bool(resource_scan(policy, request, lowered, ctx, allow=True))

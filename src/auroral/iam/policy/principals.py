@@ -10,12 +10,28 @@ does not take part in the match, only the account and role name.
 A service principal is presented by the caller as ``principal_arn="rds.amazonaws.com"``.
 
 ``match`` also reports whether the match was *direct* — the statement names exactly the requesting
-principal's ARN. Evaluation needs this: a same-account resource-policy Allow that names the IAM user
-(or the role session) directly is not limited by a permissions boundary or session policy.
+principal's ARN. ``reach`` classifies a match the way same-account evaluation needs it (IAM user guide,
+"How AWS enforcement code logic evaluates requests", *Resource-based policies*, and "Principal",
+*IAM role principals* / *AWS account principals*):
+
+* ``Reach.DIRECT`` — names the IAM user or the role session making the request, or everyone (``"*"``):
+  "an implicit deny in an identity-based policy, a permissions boundary, or a session policy does not
+  impact the final decision"; for the wildcard: "permissions boundaries or session policies do not limit
+  permissions granted using the ``aws:PrincipalArn`` condition key with a wildcard(*) in the Principal
+  element, unless the identity-based policies contain an explicit deny" (the condition only narrows a
+  wildcard grant, so a wildcard grant without one is classed the same).
+* ``Reach.LIMITED`` — names the *role* of the calling session: "Resource-based policies that grant
+  permissions to an IAM role ARN are limited by an implicit deny in a permissions boundary or session
+  policy" (no identity-based Allow is needed). An Allow with ``NotPrincipal`` is classed here too
+  (unconfirmed; AWS advises against that form — the limiting reading is the cautious one).
+* ``Reach.DELEGATED`` — names only the caller's account: "This delegates authority to the account", so
+  the account's identity-based policies must allow as well (also within the account: the same holds for
+  KMS key policies, whose default policy works exactly this way).
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Any
 
@@ -51,6 +67,14 @@ def _session_role(arn: str) -> tuple[str, str] | None:
         return None
     names = parts[5].split("/")
     return (parts[4], names[1]) if len(names) >= 3 else None
+
+
+class Reach(enum.Enum):
+    """How a matching resource-based Allow reaches the requesting principal (see the module docstring)."""
+
+    DIRECT = "direct"
+    LIMITED = "limited"
+    DELEGATED = "delegated"
 
 
 class PrincipalSpec:
@@ -124,3 +148,16 @@ class PrincipalSpec:
             if session is not None and session in self.roles:
                 return True, False
         return False, False
+
+    def reach(self, principal_arn: str | None, principal_account: str | None) -> Reach | None:
+        """How this principal spec reaches the caller, ``None`` if it does not (the broadest way wins:
+        a spec naming both the caller's role and its account grants as a role grant)."""
+        matched, direct = self.match(principal_arn, principal_account)
+        if not matched:
+            return None
+        if direct or self.everyone or self.any_aws or principal_arn in self.others:
+            return Reach.DIRECT
+        session = _session_role(principal_arn) if principal_arn else None
+        if session is not None and session in self.roles:
+            return Reach.LIMITED
+        return Reach.DELEGATED
