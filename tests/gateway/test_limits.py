@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from typing import Any
 
 import psycopg
@@ -153,10 +153,8 @@ def test_stalled_handshakes_from_one_source_do_not_block_another(sgwt: GatewayTh
     flood = 60  # more than the gateway-wide handshake limit (24): without a per-source one, it is full
     with ExitStack() as stack:
         for n in range(flood):
-            try:
+            with suppress(OSError):  # closed at accept already
                 stack.callback(from_source("127.0.0.2", port, stalls[n % 3]).close)
-            except OSError:  # closed at accept already
-                pass
         st = wait_for(sgwt, lambda st: st["endpoints"][eid]["shed"] == flood - SMALL.max_handshakes_per_source)
         assert st["handshakes"] == SMALL.max_handshakes_per_source
         for _ in range(5):
@@ -177,10 +175,8 @@ def test_handshakes_of_many_sources_stay_within_the_total(sgwt: GatewayThread, s
     eid, port = sep(startup_timeout=60.0)
     with ExitStack() as stack:
         for n in range(40):  # 8 sources, 5 each: within each source's share, over the total of 24
-            try:
+            with suppress(OSError):
                 stack.callback(from_source(f"127.0.2.{n % 8 + 1}", port).close)
-            except OSError:
-                pass
         st = wait_for(sgwt, lambda st: st["endpoints"][eid]["shed"] == 40 - SMALL.max_handshakes)
         assert st["handshakes"] == SMALL.max_handshakes
     sgwt.wait_idle(eid)
