@@ -149,6 +149,7 @@ def test_stalled_handshakes_from_one_source_do_not_block_another(sgwt: GatewayTh
     """Many connections from one address that never finish their startup (nothing sent, an SSLRequest
     and no ClientHello, half a TLS record): only a few are kept; a login from another address works."""
     eid, port = sep(startup_timeout=60.0)  # the stalled ones stay for the whole test
+    descriptors = len(os.listdir("/proc/self/fd"))
     stalls = [b"", SSL_REQUEST, b"\x16\x03\x01"]
     flood = 60  # more than the gateway-wide handshake limit (24): without a per-source one, it is full
     with ExitStack() as stack:
@@ -169,6 +170,10 @@ def test_stalled_handshakes_from_one_source_do_not_block_another(sgwt: GatewayTh
         kind, body = recv_message(s)
         assert kind == b"R" and body[:4] == struct.pack("!I", 3), (kind, body)
     sgwt.wait_idle(eid)
+    deadline = time.monotonic() + 10  # and no descriptor stays behind (the native relay's included)
+    while len(os.listdir("/proc/self/fd")) > descriptors + 2:
+        assert time.monotonic() < deadline, sorted(os.listdir("/proc/self/fd"))
+        time.sleep(0.05)
 
 
 def test_handshakes_of_many_sources_stay_within_the_total(sgwt: GatewayThread, sep: Open) -> None:
