@@ -84,6 +84,7 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from auroral.app import AlreadyRunning, App
+    from auroral.gateway.limits import raise_descriptor_limit
 
     settings = _settings(args)
     logging.basicConfig(
@@ -96,6 +97,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"auroral: {exc}", file=sys.stderr)
         return 2
     priority.apply(nice)  # before any thread or child process exists: they inherit it
+    # every endpoint, the API and the servers' pipes share this process's descriptors; the gateway's
+    # limits are derived from the limit in force when the App makes it
+    raise_descriptor_limit()
 
     async def main() -> None:
         stop = asyncio.Event()

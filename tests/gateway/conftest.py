@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
-from auroral.gateway import EndpointConfig, FlowLog, Gateway, TlsMaterial, native
+from auroral.gateway import EndpointConfig, FlowLog, Gateway, GatewayLimits, TlsMaterial, native
 
 T = TypeVar("T")
 PG_USER = "auroral-pg"
@@ -181,13 +181,15 @@ def native_relay() -> native.NativeRelay:
 
 @contextmanager
 def running_gateway(prefix: str, *, relay: native.NativeRelay | None = None,
-                    loop: asyncio.AbstractEventLoop | None = None) -> Iterator[GatewayThread]:
-    """A Gateway on its own event loop thread, with a throwaway data directory."""
+                    loop: asyncio.AbstractEventLoop | None = None,
+                    limits: GatewayLimits | None = None) -> Iterator[GatewayThread]:
+    """A Gateway on its own event loop thread, with a throwaway data directory (``limits``: the
+    gateway-wide ones, else derived from the descriptor limit)."""
     data = Path(tempfile.mkdtemp(prefix=prefix))
     t = GatewayThread(data, loop=loop) if loop is not None else GatewayThread(data)
 
     async def make() -> Gateway:
-        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay)
+        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay, limits=limits)
 
     t.gateway = t.call(make())
     try:

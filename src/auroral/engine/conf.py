@@ -43,9 +43,11 @@ INCLUDES = (
     f"include '{LOCAL_FILE}'\n"
 )
 
+DEFAULT_MAX_CONNECTIONS = 100  # unless the cluster's parameter group sets a number
+
 # Small and fast to start, durable: fsync and full_page_writes stay on.
 _BASE: dict[str, str] = {
-    "max_connections": "100",
+    "max_connections": str(DEFAULT_MAX_CONNECTIONS),
     "superuser_reserved_connections": "3",
     "shared_buffers": "16MB",
     "dynamic_shared_memory_type": "posix",

@@ -71,6 +71,10 @@ def _never() -> bool:
     return False
 
 
+def _no_limit() -> int | None:
+    return None
+
+
 @dataclass
 class EndpointConfig:
     """One listener. Everything but ``host``/``port`` may change with :meth:`Gateway.update`;
@@ -88,3 +92,7 @@ class EndpointConfig:
     unearned_trust: UnearnedTrust | None = None
     # Overrides the gateway-wide startup timeout for this endpoint.
     startup_timeout: float | None = None
+    # The instance's max_connections, read at every accept (None: only the gateway-wide limits). Every
+    # allowed connection counts, from its accept (as a PostgreSQL backend counts from its fork); one over
+    # the limit goes through its startup phase and gets FATAL 53300 "sorry, too many clients already".
+    max_connections: Callable[[], int | None] = _no_limit

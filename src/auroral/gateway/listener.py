@@ -19,6 +19,7 @@ from typing import Any
 
 from auroral.gateway.decision import EndpointConfig
 from auroral.gateway.flows import FlowLog
+from auroral.gateway.limits import GatewayLimits
 from auroral.gateway.native import NativeRelay
 from auroral.gateway.session import Endpoint, Hub, Session
 from auroral.gateway.tls import TlsMaterial, host_ips
@@ -55,13 +56,22 @@ async def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
 
 
 class Gateway:
+    """``limits``: the gateway-wide bounds; by default derived from the descriptor limit in force now
+    (raise it first: :func:`auroral.gateway.limits.raise_descriptor_limit`). Each endpoint's own limit
+    is its config's ``max_connections``."""
+
     def __init__(self, tls: TlsMaterial, flows: FlowLog, *, startup_timeout: float = 10.0,
-                 max_connections: int = 10000, max_held: int = 1024, hold_timeout: float = 30.0,
+                 limits: GatewayLimits | None = None, hold_timeout: float = 30.0,
                  backlog: int = 4096, relay: NativeRelay | None = None) -> None:
-        self.hub = Hub(tls=tls, flows=flows, startup_timeout=startup_timeout, max_connections=max_connections,
-                       max_held=max_held, hold_timeout=hold_timeout, relay=relay)
+        limits = limits or GatewayLimits.for_descriptors()
+        self.hub = Hub(tls=tls, flows=flows, startup_timeout=startup_timeout, limits=limits,
+                       hold_timeout=hold_timeout, relay=relay)
         self.backlog = backlog
         self._endpoints: dict[str, Endpoint] = {}
+
+    @property
+    def limits(self) -> GatewayLimits:
+        return self.hub.limits
 
     @property
     def tls(self) -> TlsMaterial:
@@ -169,7 +179,9 @@ class Gateway:
 
     def stats(self) -> dict[str, Any]:
         """Counters: per endpoint and in total. ``connections`` counts every accepted socket still open
-        (held ones included), ``buffered_bytes`` the bytes queued in the gateway's write buffers (the
+        (held ones included), ``admitted`` the ones counted against the endpoint's max_connections,
+        ``too_many`` those refused for it, ``shed`` those closed at accept for the handshake limits,
+        ``handshakes`` the sessions in their startup phase, ``buffered_bytes`` the bytes queued in the gateway's write buffers (the
         native relay's buffers count in the total only: they are the process's)."""
         endpoints: dict[str, Any] = {}
         total_buffered = 0
@@ -184,6 +196,7 @@ class Gateway:
                 "port": ep.port, "connections": len(ep.sessions), "held": ep.held,
                 "relaying": states.get("relaying", 0), "startup": states.get("startup", 0),
                 "accepted": ep.accepted, "rejected": ep.rejected, "buffered_bytes": buffered,
+                "admitted": ep.admitted, "too_many": ep.too_many, "shed": ep.shed,
             }
         if self.hub.relay is not None:
             total_buffered += self.hub.relay.buffered()
@@ -193,6 +206,8 @@ class Gateway:
             "active": self.hub.active,
             "held": self.hub.held,
             "upstream": self.hub.upstreams,
+            "handshakes": self.hub.handshakes,
+            "shed": self.hub.shed,
             "buffered_bytes": total_buffered,
         }
 

@@ -1,9 +1,12 @@
 """One accepted connection, from the accept-time verdict to the relay.
 
-    accept ──decide()──► denied: hold silently (bounded count, hold timeout) or close; REJECT flow
+    accept ── over the handshake limits (in total, per source address: ``limits``)? close at once
+       │
+    decide()──► denied: hold silently (bounded count, hold timeout) or close; REJECT flow
              │
-             ▼ allowed (ACCEPT flow)
-    startup phase (bounded by the startup timeout):
+             ▼ allowed (ACCEPT flow); counted against the instance's max_connections (over it:
+             │   FATAL 53300 "sorry, too many clients already" after the startup packet, as PostgreSQL)
+    startup phase (bounded by the startup timeout; a "handshake" for the limits until it ends):
       SSLRequest → 'S' + TLS handshake · GSSENCRequest → 'N' · CancelRequest → forwarded, close
       direct TLS (libpq 17+ ``sslnegotiation=direct``: a TLS record first, ALPN "postgresql" required)
       → TLS handshake at once, then a StartupMessage inside TLS
@@ -26,12 +29,14 @@ exception escaping to the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import logging
 import os
 import socket
 import ssl
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -40,6 +45,7 @@ from auroral.gateway import scram
 from auroral.gateway import startup as pg
 from auroral.gateway.decision import AuthPlan, ConnectionInfo, EndpointConfig, Verdict
 from auroral.gateway.flows import FlowLog, FlowRecord
+from auroral.gateway.limits import GatewayLimits, source_key
 from auroral.gateway.native import Closed, NativeRelay
 from auroral.gateway.pipe import HIGH_WATER, LOW_WATER, ConnectionClosed, Side
 from auroral.gateway.tls import TlsMaterial, host_ips
@@ -51,6 +57,7 @@ CANCEL_WAIT = 5.0
 TLS_RECORD_HANDSHAKE = 0x16  # the first byte of a TLS ClientHello; a startup packet starts with 0x00
 ALPN_POSTGRESQL = "postgresql"
 TLS_SHUTDOWN_TIMEOUT = 5.0
+TOO_MANY = ("53300", "sorry, too many clients already")  # PostgreSQL's FATAL from ProcessStartupPacket
 State = Literal["deciding", "held", "startup", "relaying", "closed"]
 
 
@@ -61,13 +68,15 @@ class Hub:
     tls: TlsMaterial
     flows: FlowLog
     startup_timeout: float
-    max_connections: int
-    max_held: int
+    limits: GatewayLimits
     hold_timeout: float
     relay: NativeRelay | None = None  # None: relay in Python
     active: int = 0  # allowed sessions not yet finished
     held: int = 0
     upstreams: int = 0  # open upstream (Unix socket) connections
+    handshakes: int = 0  # sessions accepted whose startup phase has not ended
+    sources: dict[str, int] = field(default_factory=dict)  # handshakes per source (limits.source_key)
+    shed: int = 0  # connections closed at accept: over a handshake limit
 
 
 @dataclass(eq=False)
@@ -83,6 +92,9 @@ class Endpoint:
     held: int = 0
     accepted: int = 0
     rejected: int = 0
+    admitted: int = 0  # allowed sessions counted against the instance's max_connections
+    too_many: int = 0  # allowed sessions over it (refused with 53300)
+    shed: int = 0
 
 
 async def _maybe_await(value: T | Any) -> Any:
@@ -125,6 +137,9 @@ class Session:
         self._task: asyncio.Task[None] | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
         self._counted = False
+        self._admitted = False  # counted in endpoint.admitted
+        self._too_many = False  # over the instance's max_connections: refused after the startup packet
+        self._source: str | None = None  # the handshake slot this session holds (its source key)
         self._finished = False
         # The accepted socket, detached from its first transport until the startup phase knows whether
         # the client speaks TLS at once (then it gets a TLS transport) or not (a plain one).
@@ -147,9 +162,41 @@ class Session:
             sock.close()
             return
         self.info = ConnectionInfo(self.cfg.endpoint_id, str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
+        if not self._take_handshake_slot():
+            self.hub.shed += 1
+            self.endpoint.shed += 1
+            log.debug("gateway %s: too many handshakes (from %s): closed", self.cfg.endpoint_id, self.info.peer_ip)
+            with contextlib.suppress(OSError):  # a reset: no TIME_WAIT kept for a connection never served
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            return
         self._raw = sock
         self.endpoint.sessions.add(self)
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _take_handshake_slot(self) -> bool:
+        """A connection in its startup phase holds descriptors (up to five with the native relay)
+        until it logs in or the startup timeout ends it: bounded in total and per source."""
+        assert self.info is not None
+        hub, key = self.hub, source_key(self.info.peer_ip)
+        mine = hub.sources.get(key, 0)
+        if hub.handshakes >= hub.limits.max_handshakes or mine >= hub.limits.max_handshakes_per_source:
+            return False
+        hub.handshakes += 1
+        hub.sources[key] = mine + 1
+        self._source = key
+        return True
+
+    def _end_handshake(self) -> None:
+        key, self._source = self._source, None
+        if key is None:
+            return
+        self.hub.handshakes -= 1
+        left = self.hub.sources[key] - 1
+        if left:
+            self.hub.sources[key] = left
+        else:
+            del self.hub.sources[key]
 
     # -- Side owner callbacks ----------------------------------------------------------------------
     def side_made(self, side: Side) -> None:
@@ -179,11 +226,18 @@ class Session:
             self.endpoint.accepted += 1
             self.hub.active += 1
             self._counted = True
-            if self.hub.active > self.hub.max_connections:
+            if self.hub.active > self.hub.limits.max_connections:  # the process's descriptors
                 await self._attach(None)
-                self.client.write(pg.error_response("53300", "sorry, too many clients already"))
+                self.client.write(pg.error_response(*TOO_MANY, routine="ProcessStartupPacket"))
                 self.client.close()
                 return
+            limit = self.cfg.max_connections()
+            if limit is not None and self.endpoint.admitted >= limit:
+                self._too_many = True
+                self.endpoint.too_many += 1
+            else:
+                self._admitted = True
+                self.endpoint.admitted += 1
             self.state = "startup"
             timeout = self.cfg.startup_timeout or self.hub.startup_timeout
             async with asyncio.timeout(timeout):
@@ -209,7 +263,8 @@ class Session:
             return Verdict(False, f"decision error: {e}", drop_mode="close")
 
     async def _deny(self, verdict: Verdict) -> None:
-        if verdict.drop_mode == "close" or self.hub.held >= self.hub.max_held:
+        self._end_handshake()  # held ones have their own bound (max_held)
+        if verdict.drop_mode == "close" or self.hub.held >= self.hub.limits.max_held:
             self._close_raw()
             self._finish()
             return
@@ -244,6 +299,9 @@ class Session:
         self.state = "closed"
         self.client.closed = True
         self._close_raw()
+        self._end_handshake()
+        if self._admitted:
+            self.endpoint.admitted -= 1
         if self._native_relay and self.hub.relay is not None:
             self.hub.relay.unwatch(self.id)
             self.hub.upstreams -= 1
@@ -508,6 +566,9 @@ class Session:
 
     async def _login(self, info: pg.StartupInfo) -> None:
         assert self.info is not None
+        if self._too_many:  # PostgreSQL says so once it has read the startup packet (cancels still work)
+            self._refuse(pg.error_response(*TOO_MANY, routine="ProcessStartupPacket"))
+            return
         if not self.tls and self.cfg.force_ssl():
             self._refuse(pg.no_encryption_error(self.info.peer_ip, info.user, info.database))
             return
@@ -538,6 +599,7 @@ class Session:
         elif not await self._first_auth_message_earned(info, upstream):
             return
         self.state = "relaying"
+        self._end_handshake()
         if self.hub.relay is not None:  # AuthenticationOk goes with the handoff: one wakeup less
             await self._native_handoff(self.hub.relay, upstream, auth_ok)
             return

@@ -32,6 +32,7 @@ from auroral.crypto import Sealer
 from auroral.engine import EngineError, Installation, LocalEngine, PgServer, available
 from auroral.engine.bootstrap import scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
+from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
 from auroral.engine.postmaster import connect
 from auroral.gateway import EndpointConfig, Gateway
 from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
@@ -62,6 +63,15 @@ _STATUS = {"running": "available", "failed": "failed", "starting": "available", 
 
 def pg_settings(values: Mapping[str, str]) -> dict[str, str | None]:
     return {k: (v if v != "" else None) for k, v in values.items() if k in PG_SETTINGS}
+
+
+def max_connections_of(values: Mapping[str, str]) -> int:
+    """An instance's ``max_connections``, which its endpoint enforces as the server does: the number
+    the cluster's parameters give the server, else the server's default. AWS's default group has the
+    formula ``LEAST({DBInstanceClassMemory/9531392},5000)``, which auroral does not evaluate (the
+    server runs with the engine's default, and ``SHOW max_connections`` says so)."""
+    value = values.get("max_connections", "")
+    return int(value) if value.isascii() and value.isdigit() else DEFAULT_MAX_CONNECTIONS
 
 
 def _first_line(exc: BaseException) -> str:
@@ -263,6 +273,11 @@ class LocalRuntime:
     def _force_ssl(self, cluster_rid: str) -> Callable[[], bool]:
         return lambda: self._parameters.get(cluster_rid, {}).get("rds.force_ssl", "0") == "1"
 
+    def _max_connections(self, cluster_rid: str) -> Callable[[], int]:
+        """Per instance (each endpoint counts its own connections), the value the server runs with: a
+        static parameter, so a change waits for the reboot that hands it to the server."""
+        return lambda: max_connections_of(self._parameters.get(cluster_rid, {}))
+
     async def open_endpoint(self, cluster: Cluster, instance: Instance) -> tuple[str, int]:
         server = self._server(cluster)
         self._parameters.setdefault(cluster.resource_id, dict(cluster.parameters))
@@ -276,6 +291,7 @@ class LocalRuntime:
             virtual_port=cluster.port,
             server_names=(instance.identifier, cluster.identifier, "localhost"),
             force_ssl=self._force_ssl(cluster.resource_id),
+            max_connections=self._max_connections(cluster.resource_id),
             decide=self.decide_for(cluster, instance),
             authenticate=self.authenticate_for(cluster, instance),
             unearned_trust=self.unearned_trust_for(cluster, instance),
