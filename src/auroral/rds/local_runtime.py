@@ -9,7 +9,11 @@ listeners from ``auroral.gateway``, on this machine.
 * Cluster parameters: the PostgreSQL settings among them go to the server; ``rds.force_ssl`` is
   read by the listener on every new connection. ``rds.restrict_password_commands`` is a setting of
   auroral's server module ``auroral_rds`` (compiled at run time, see ``engine/extension.py``); where
-  it could not be built, setting it to 1 is refused (``parameter_refusal``).
+  it could not be built, setting it to 1 is refused (``parameter_refusal``). Every start writes all of
+  them (a parameter the group no longer sets goes back to the engine's default) and PostgreSQL judges
+  the values: a refusal, or a server that exits at start because of them, is ``IncompatibleParameters``
+  (the server stays stopped, its data intact). ``timezone`` may be any zone of the tz database the
+  serving PostgreSQL reads (``allowed_values``, ``engine/timezones.py``).
 * Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
   grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
   Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this.
@@ -29,14 +33,24 @@ import psycopg
 from psycopg import sql
 
 from auroral.crypto import Sealer
-from auroral.engine import EngineError, Installation, LocalEngine, PgServer, available
+from auroral.engine import (
+    EngineError,
+    Installation,
+    LocalEngine,
+    ParameterError,
+    PgServer,
+    ServerStartError,
+    available,
+    resolve,
+)
 from auroral.engine.bootstrap import scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
-from auroral.engine.postmaster import connect
+from auroral.engine.postmaster import config_rejection, connect
+from auroral.engine.timezones import timezone_names
 from auroral.gateway import EndpointConfig, Gateway
 from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
 from auroral.rds.model import Cluster, Instance
-from auroral.rds.runtime import RuntimeFailure, StatusListener
+from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure, StatusListener
 from auroral.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,6 +76,11 @@ _STATUS = {"running": "available", "failed": "failed", "starting": "available", 
 
 def pg_settings(values: Mapping[str, str]) -> dict[str, str | None]:
     return {k: (v if v != "" else None) for k, v in values.items() if k in PG_SETTINGS}
+
+
+def all_pg_settings(values: Mapping[str, str]) -> dict[str, str | None]:
+    """Every PostgreSQL setting among the cluster parameters; None for those ``values`` leaves out."""
+    return {name: (values.get(name) or None) for name in sorted(PG_SETTINGS)}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -99,6 +118,7 @@ class LocalRuntime:
         self._listener: StatusListener | None = None
         self._parameters: dict[str, dict[str, str]] = {}
         self._writer: dict[str, str] = {}  # cluster resource id -> writer instance resource id
+        self._allowed: dict[tuple[str, int], str | None] = {}
         # Network hooks, per endpoint: supplied by the network layer (security groups, IAM auth).
         self.decide_for: Callable[[Cluster, Instance], Decide] = lambda c, i: allow_all
         self.authenticate_for: Callable[[Cluster, Instance], Authenticate | None] = lambda c, i: None
@@ -113,6 +133,18 @@ class LocalRuntime:
         if not self._installations:
             return []
         return list(AURORA_MAJORS)
+
+    def allowed_values(self, name: str, major: int) -> str | None:
+        if name != "timezone" or not self._installations:
+            return None
+        key = (name, major)
+        if key not in self._allowed:
+            try:
+                names = timezone_names(resolve(str(major), self._installations))
+            except (EngineError, ValueError):
+                names = frozenset()
+            self._allowed[key] = ",".join(sorted(names)) or None
+        return self._allowed[key]
 
     def parameter_refusal(self, name: str, value: str, major: int) -> str | None:
         if name != RESTRICT_PASSWORD_COMMANDS or value != "1":
@@ -158,14 +190,16 @@ class LocalRuntime:
         admin = self._admin_password(cluster, create=True)
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         try:
-            await self._engine.create_server(
+            server = await self._engine.create_server(
                 cluster.resource_id, cluster.engine_version, admin_password=admin,
                 master_username=cluster.master_username, master_password=master_password,
                 database_name=cluster.database_name,
-                parameters={k: v for k, v in pg_settings(cluster.parameters).items() if v is not None},
             )
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
+        # the parameters come after the bootstrap: a value PostgreSQL will not run with leaves a
+        # complete cluster that starts once the value is fixed
+        await self._run_with_parameters(server, cluster, restart=False)
 
     async def _ensure_server(self, cluster: Cluster) -> PgServer:
         """The cluster's server object, recovering it from disk after a restart of auroral."""
@@ -176,15 +210,38 @@ class LocalRuntime:
             await self._engine.recover({cluster.resource_id: admin}, start=False)
             return self._server(cluster)
 
+    async def _run_with_parameters(self, server: PgServer, cluster: Cluster, *, restart: bool) -> None:
+        """Write every PostgreSQL setting of ``cluster.parameters`` and (re)start the server with them."""
+        try:
+            change = await server.set_parameters(all_pg_settings(cluster.parameters))
+            running = server.status() == "running"
+            if running and (restart or change.pending_reboot):
+                await server.restart()
+            elif not running:
+                await server.start()
+        except ParameterError as exc:
+            # PostgreSQL's own check refused a value before anything changed: the server would not
+            # come back with it, so it does not keep running on the old values either
+            try:
+                await server.stop()
+            except EngineError as stop_exc:
+                log.warning("cluster %s: stopping failed: %s", cluster.identifier, stop_exc)
+            raise IncompatibleParameters(_first_line(exc)) from exc
+        except ServerStartError as exc:
+            reason = config_rejection(exc.log_tail)
+            if reason is None:
+                raise RuntimeFailure(str(exc)) from exc
+            raise IncompatibleParameters(reason) from exc
+        except EngineError as exc:
+            raise RuntimeFailure(str(exc)) from exc
+
     async def start_cluster(self, cluster: Cluster) -> None:
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         try:
             server = await self._ensure_server(cluster)
-            await server.set_parameters(pg_settings(cluster.parameters))
-            if server.status() != "running":
-                await server.start()
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
+        await self._run_with_parameters(server, cluster, restart=False)
 
     async def stop_cluster(self, cluster: Cluster) -> None:
         try:
@@ -217,10 +274,9 @@ class LocalRuntime:
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         try:
             server = await self._ensure_server(cluster)
-            await server.set_parameters(pg_settings(cluster.parameters))
-            await server.restart()
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
+        await self._run_with_parameters(server, cluster, restart=True)
 
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         try:
