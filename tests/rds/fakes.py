@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auroral.api.context import Principal, RequestContext
+from auroral.engine.timezones import SYSTEM_TZDATA, names_in
 from auroral.errors import AccessDenied
 from auroral.rds.model import Cluster, Instance
-from auroral.engine.timezones import SYSTEM_TZDATA, names_in
 from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure, StatusListener
 
 ACCOUNT = "123456789012"
