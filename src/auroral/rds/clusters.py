@@ -518,7 +518,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             except RuntimeFailure as exc:
                 self._fail_cluster(rid, f"starting failed: {exc.reason}")
                 for member in self._members(current):
-                    if member.status in ("starting", "creating", "available"):
+                    if member.status in ("starting", "creating", "available", INCOMPATIBLE):
                         member.transition("failed", exc.reason)
                         self._save_instance(member)
                 return
