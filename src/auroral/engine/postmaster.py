@@ -265,6 +265,8 @@ def config_rejection(tail: str) -> str | None:
     message = lines[last].split("FATAL:  ", 1)[1]
     if not any(marker in message for marker in _CONFIG_FATALS):
         return None
-    if last + 1 < len(lines) and "DETAIL:  " in lines[last + 1]:
-        message += " " + lines[last + 1].split("DETAIL:  ", 1)[1]
+    for line in lines[last + 1:last + 3]:  # its DETAIL and HINT name the parameters
+        for label in ("DETAIL:  ", "HINT:  "):
+            if label in line:
+                message += " " + line.split(label, 1)[1]
     return message

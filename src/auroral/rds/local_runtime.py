@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable, Mapping
@@ -69,6 +70,8 @@ PG_SETTINGS = frozenset({
     # defined by auroral's server module auroral_rds (engine/extension.py); 0/1 are valid booleans
     "rds.restrict_password_commands",
 })
+
+_WORD = re.compile(r"[^a-z0-9_.]+")
 
 # Engine status -> RDS status for events the engine observes by itself.
 _STATUS = {"running": "available", "failed": "failed", "starting": "available", "stopped": "stopped"}
@@ -211,15 +214,25 @@ class LocalRuntime:
             return self._server(cluster)
 
     async def _run_with_parameters(self, server: PgServer, cluster: Cluster, *, restart: bool) -> None:
-        """Write every PostgreSQL setting of ``cluster.parameters`` and (re)start the server with them."""
+        """Write every PostgreSQL setting of ``cluster.parameters`` and (re)start the server with them.
+        A refusal that names one of them is ``IncompatibleParameters``; one that names something else
+        (a setting of the data directory's own files) is not the parameter group's to fix."""
+        settings = all_pg_settings(cluster.parameters)
+        ours = {name.lower() for name, value in settings.items() if value is not None}
+
+        def names_ours(text: str) -> bool:
+            return bool(ours & {word.strip(".") for word in _WORD.split(text.lower())})
+
         try:
-            change = await server.set_parameters(all_pg_settings(cluster.parameters))
+            change = await server.set_parameters(settings)
             running = server.status() == "running"
             if running and (restart or change.pending_reboot):
                 await server.restart()
             elif not running:
                 await server.start()
         except ParameterError as exc:
+            if not names_ours(str(exc)):
+                raise RuntimeFailure(str(exc)) from exc
             # PostgreSQL's own check refused a value before anything changed: the server would not
             # come back with it, so it does not keep running on the old values either
             try:
@@ -229,7 +242,7 @@ class LocalRuntime:
             raise IncompatibleParameters(_first_line(exc)) from exc
         except ServerStartError as exc:
             reason = config_rejection(exc.log_tail)
-            if reason is None:
+            if reason is None or not names_ours(reason):
                 raise RuntimeFailure(str(exc)) from exc
             raise IncompatibleParameters(reason) from exc
         except EngineError as exc:
