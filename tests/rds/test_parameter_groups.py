@@ -112,7 +112,7 @@ async def test_delete_rules(env: Env) -> None:
     err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="default.aurora-postgresql16",
                           Parameters=[{"ParameterName": "log_connections", "ParameterValue": "1",
                                        "ApplyMethod": "immediate"}])
-    assert err.code == "InvalidParameterValue"
+    assert (err.code, err.message) == ("InvalidParameterValue", "Cannot modify a default parameter group.")
     err = await env.fails("DeleteDBClusterParameterGroup", DBClusterParameterGroupName="nope")
     assert (err.code, err.status, err.message) == ("DBParameterGroupNotFound", 404,
                                                    "DBClusterParameterGroup not found: nope")

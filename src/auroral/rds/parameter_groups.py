@@ -238,8 +238,8 @@ class ParameterGroupOperations(EngineVersionOperations):
         lowered = name.lower()
         if lowered.startswith("default."):
             self._group_values(account, lowered, "DBParameterGroupNotFoundFault")
-            # Unconfirmed wording: AWS refuses changes to default groups.
-            raise invalid_parameter_value(f"Default parameter groups cannot be modified: {lowered}")
+            # AWS's wording (observed: InvalidParameterValue "Cannot modify a default parameter group.").
+            raise invalid_parameter_value("Cannot modify a default parameter group.")
         group = self._get_group(account, lowered)
         if group is None:
             raise rds_error("DBParameterGroupNotFoundFault", f"DBClusterParameterGroup not found: {name}")
@@ -258,6 +258,7 @@ class ParameterGroupOperations(EngineVersionOperations):
             if p is None:
                 raise invalid_parameter_value(f"Could not find parameter with name: {name}")
             if not p.modifiable:
+                # Unconfirmed wording (the code is AWS's: InvalidParameterValue).
                 raise invalid_parameter_value(f"The parameter {name} cannot be modified.")
             method = str(item.get("ApplyMethod") or ("pending-reboot" if p.apply_type == "static" else "immediate"))
             if method not in _METHODS:
