@@ -266,3 +266,20 @@ async def test_failed_start_from_before_is_retried_at_recovery(env: Env) -> None
     await env2.service.recover()
     assert (await env2.describe_cluster())["Status"] == "available"
     assert (await env2.describe_instance())["DBInstanceStatus"] == "available"
+
+
+async def test_reboot_queued_behind_a_failing_retry_still_runs(env: Env) -> None:
+    cluster = await env.cluster()
+    await env.instance()
+    env.runtime.incompatible["reboot_cluster"] = "too many server processes configured"
+    await env.call("RebootDBInstance", DBInstanceIdentifier="i1")
+    await env.service.drain()
+    assert (await env.describe_instance())["DBInstanceStatus"] == "incompatible-parameters"
+    # a retry (as at a restart of auroral) still fails; the user's reboot, queued behind it, runs after it
+    del env.runtime.incompatible["reboot_cluster"]
+    env.runtime.incompatible["start_cluster"] = "too many server processes configured"
+    env.service._spawn_start(cluster["DbClusterResourceId"], "incompatible-parameters")
+    await env.call("RebootDBInstance", DBInstanceIdentifier="i1")
+    await env.service.drain()
+    assert (await env.describe_cluster())["Status"] == "available"
+    assert (await env.describe_instance())["DBInstanceStatus"] == "available"

@@ -119,9 +119,11 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         cluster.transition("failed", reason)
         self._save_cluster(cluster)
 
-    async def _incompatible(self, resource_id: str, reason: str) -> None:
+    async def _incompatible(self, resource_id: str, reason: str, rebooted: str | None = None) -> None:
         """PostgreSQL will not run with the cluster's parameters: the cluster and its instances show
-        ``incompatible-parameters`` (endpoints closed) until fixed parameters and a reboot bring it back."""
+        ``incompatible-parameters`` (endpoints closed) until fixed parameters and a reboot bring it back.
+        Instances with a reboot still to run keep ``rebooting`` (that reboot tries again), except
+        ``rebooted``, whose reboot this was."""
         cluster = self._cluster_by_rid(resource_id)
         if cluster is None or cluster.status == "deleting":
             return
@@ -132,7 +134,9 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             except RuntimeFailure as exc:
                 log.warning("instance %s: closing endpoint failed: %s", member.identifier, exc.reason)
             current = self._instance_by_rid(member.account, member.resource_id)
-            if current is not None and INCOMPATIBLE in INSTANCE_TRANSITIONS[current.status]:
+            if current is None or (current.status == "rebooting" and current.resource_id != rebooted):
+                continue
+            if INCOMPATIBLE in INSTANCE_TRANSITIONS[current.status]:
                 current.transition(INCOMPATIBLE, reason)
                 self._save_instance(current)
         cluster = self._cluster_by_rid(resource_id)

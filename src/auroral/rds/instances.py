@@ -288,7 +288,7 @@ class InstanceOperations(ClusterOperations):
                 try:
                     await self.runtime.reboot_cluster(owner)
                 except IncompatibleParameters as exc:
-                    await self._incompatible(rid, f"reboot failed: {exc.reason}")
+                    await self._incompatible(rid, f"reboot failed: {exc.reason}", rebooted=dbi)
                     return
                 except RuntimeFailure as exc:
                     self._fail_cluster(rid, f"reboot failed: {exc.reason}")
