@@ -202,7 +202,7 @@ class LocalRuntime:
             raise RuntimeFailure(str(exc)) from exc
         # the parameters come after the bootstrap: a value PostgreSQL will not run with leaves a
         # complete cluster that starts once the value is fixed
-        await self._run_with_parameters(server, cluster, restart=False)
+        await self._run_with_parameters(server, cluster, restart=False, fresh=True)
 
     async def _ensure_server(self, cluster: Cluster) -> PgServer:
         """The cluster's server object, recovering it from disk after a restart of auroral."""
@@ -213,11 +213,15 @@ class LocalRuntime:
             await self._engine.recover({cluster.resource_id: admin}, start=False)
             return self._server(cluster)
 
-    async def _run_with_parameters(self, server: PgServer, cluster: Cluster, *, restart: bool) -> None:
-        """Write every PostgreSQL setting of ``cluster.parameters`` and (re)start the server with them.
+    async def _run_with_parameters(self, server: PgServer, cluster: Cluster, *, restart: bool,
+                                   fresh: bool = False) -> None:
+        """Write every PostgreSQL setting of ``cluster.parameters`` and (re)start the server with them
+        (``fresh``: a new server, with nothing to reset; resetting a static setting would restart it).
         A refusal that names one of them is ``IncompatibleParameters``; one that names something else
         (a setting of the data directory's own files) is not the parameter group's to fix."""
         settings = all_pg_settings(cluster.parameters)
+        if fresh:
+            settings = {name: value for name, value in settings.items() if value is not None}
         ours = {name.lower() for name, value in settings.items() if value is not None}
 
         def names_ours(text: str) -> bool:
