@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auroral.api.context import Principal, RequestContext
+from auroral.engine.timezones import SYSTEM_TZDATA, names_in
 from auroral.errors import AccessDenied
 from auroral.rds.model import Cluster, Instance
-from auroral.rds.runtime import RuntimeFailure, StatusListener
+from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure, StatusListener
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -28,7 +29,8 @@ class FakeServer:
 
 
 class FakeRuntime:
-    """Records every call; ``fail[op] = reason`` makes the next calls of ``op`` raise RuntimeFailure."""
+    """Records every call; ``fail[op] = reason`` makes the next calls of ``op`` raise RuntimeFailure,
+    ``incompatible[op] = reason`` IncompatibleParameters (the server keeps its data, stopped)."""
 
     def __init__(self, majors: Sequence[int] = (15, 16)) -> None:
         self.majors = list(majors)
@@ -37,6 +39,7 @@ class FakeRuntime:
         self.writer: dict[str, str] = {}  # cluster resource id -> writer dbi resource id
         self.calls: list[tuple[str, str]] = []
         self.fail: dict[str, str] = {}
+        self.incompatible: dict[str, str] = {}
         self.listener: StatusListener | None = None
         self._next_port = 40000
         self.refusals: dict[tuple[str, str], str] = {}  # (name, value) -> reason
@@ -46,8 +49,17 @@ class FakeRuntime:
         if op in self.fail:
             raise RuntimeFailure(self.fail[op])
 
+    def _maybe_incompatible(self, op: str, target: str) -> None:
+        if op in self.incompatible:
+            self.servers[target].running = False
+            raise IncompatibleParameters(self.incompatible[op])
+
     def available_majors(self) -> list[int]:
         return list(self.majors)
+
+    def allowed_values(self, name: str, major: int) -> str | None:
+        # the machine's tz database (LocalRuntime: the one its PostgreSQL reads)
+        return ",".join(sorted(names_in(SYSTEM_TZDATA))) if name == "timezone" else None
 
     def parameter_refusal(self, name: str, value: str, major: int) -> str | None:
         return self.refusals.get((name, value))
@@ -55,12 +67,14 @@ class FakeRuntime:
     async def create_cluster(self, cluster: Cluster, master_password: str) -> None:
         self._maybe_fail("create_cluster", cluster.resource_id)
         self.servers[cluster.resource_id] = FakeServer(True, master_password, dict(cluster.parameters))
+        self._maybe_incompatible("create_cluster", cluster.resource_id)
 
     async def start_cluster(self, cluster: Cluster) -> None:
         self._maybe_fail("start_cluster", cluster.resource_id)
         server = self.servers.setdefault(cluster.resource_id, FakeServer())
-        server.running = True
         server.parameters = dict(cluster.parameters)
+        self._maybe_incompatible("start_cluster", cluster.resource_id)
+        server.running = True
 
     async def stop_cluster(self, cluster: Cluster) -> None:
         self._maybe_fail("stop_cluster", cluster.resource_id)
@@ -76,6 +90,8 @@ class FakeRuntime:
         server = self.servers[cluster.resource_id]
         server.reboots += 1
         server.parameters = dict(cluster.parameters)
+        self._maybe_incompatible("reboot_cluster", cluster.resource_id)
+        server.running = True
 
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         self._maybe_fail("reset_master_password", cluster.resource_id)

@@ -112,7 +112,7 @@ async def test_delete_rules(env: Env) -> None:
     err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="default.aurora-postgresql16",
                           Parameters=[{"ParameterName": "log_connections", "ParameterValue": "1",
                                        "ApplyMethod": "immediate"}])
-    assert err.code == "InvalidParameterValue"
+    assert (err.code, err.message) == ("InvalidParameterValue", "Cannot modify a default parameter group.")
     err = await env.fails("DeleteDBClusterParameterGroup", DBClusterParameterGroupName="nope")
     assert (err.code, err.status, err.message) == ("DBParameterGroupNotFound", 404,
                                                    "DBClusterParameterGroup not found: nope")
@@ -151,3 +151,135 @@ async def test_runtime_refuses_a_value_it_cannot_honour(env: Env) -> None:
     assert params == []  # nothing of the call was applied
     await env.call("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="pw", Parameters=[
         {"ParameterName": "rds.restrict_password_commands", "ParameterValue": "0", "ApplyMethod": "pending-reboot"}])
+
+
+async def test_values_are_checked_against_allowed_values(env: Env) -> None:
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="g",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d")
+    described = by_name((await env.call("DescribeDBClusterParameters", DBClusterParameterGroupName="g"))["Parameters"])
+    zones = described["timezone"]["AllowedValues"].split(",")
+    assert "Europe/Paris" in zones and zones == sorted(zones)
+
+    async def refused(name: str, value: str) -> str:
+        err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="g", Parameters=[
+            {"ParameterName": name, "ParameterValue": value, "ApplyMethod": "immediate"}])
+        assert err.code == "InvalidParameterValue", (name, value)
+        return err.message
+
+    assert (await refused("timezone", "Mars/Olympus")).startswith(
+        "Invalid parameter value: Mars/Olympus for: timezone allowed values are: Africa/")
+    for value in ("europe/paris", "Europe/Paris ", "", "Europe/Paris,UTC"):
+        await refused("timezone", value)
+    for value in ("+5", "5 ", "1_000", "\u0665", "1e3", "9" * 30, "2147483648", "-1"):
+        await refused("idle_in_transaction_session_timeout", value)
+    assert await refused("log_min_duration_statement", "-2") == (
+        "Invalid parameter value: -2 for: log_min_duration_statement allowed values are: -1-2147483647")
+    await refused("client_encoding", "utf8")
+    await env.call("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="g", Parameters=[
+        {"ParameterName": "timezone", "ParameterValue": "Europe/Paris", "ApplyMethod": "immediate"},
+        {"ParameterName": "log_min_duration_statement", "ParameterValue": "-1", "ApplyMethod": "immediate"}])
+    user = by_name((await env.call("DescribeDBClusterParameters", DBClusterParameterGroupName="g",
+                                   Source="user"))["Parameters"])
+    assert {k: v["ParameterValue"] for k, v in user.items()} == {
+        "timezone": "Europe/Paris", "log_min_duration_statement": "-1"}
+
+
+async def _store_legacy_value(env: Env, group: str, name: str, value: str) -> None:
+    """A value stored before the checks existed (written to the store as that version did)."""
+    stored = env.service._get_group("123456789012", group)
+    assert stored is not None
+    stored.values[name] = (value, "immediate")
+    env.service._save_group(stored)
+
+
+async def test_stored_invalid_value_and_incompatible_parameters(env: Env) -> None:
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="old",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d")
+    await _store_legacy_value(env, "old", "timezone", "Mars/Olympus")
+    # no new cluster takes up a group PostgreSQL would refuse
+    err = await env.fails("CreateDBCluster", DBClusterIdentifier="c2", Engine="aurora-postgresql",
+                          EngineVersion="16.4", MasterUsername="master", MasterUserPassword="Secret-pass1",
+                          DBClusterParameterGroupName="old")
+    assert err.code == "InvalidParameterValue" and "Mars/Olympus for: timezone" in err.message
+
+    # a cluster that used it already: PostgreSQL refuses at the reboot -> incompatible-parameters
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="g",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d")
+    cluster = await env.cluster(DBClusterParameterGroupName="g")
+    await env.instance()
+    await _store_legacy_value(env, "g", "timezone", "Mars/Olympus")
+    env.runtime.incompatible["reboot_cluster"] = 'invalid value for parameter "TimeZone": "Mars/Olympus"'
+    await env.call("RebootDBInstance", DBInstanceIdentifier="i1")
+    await env.service.drain()
+    assert (await env.describe_cluster())["Status"] == "incompatible-parameters"
+    assert (await env.describe_instance())["DBInstanceStatus"] == "incompatible-parameters"
+    assert env.runtime.endpoints == {}
+    for op, params in (("StartDBCluster", {"DBClusterIdentifier": "c1"}),
+                       ("StopDBCluster", {"DBClusterIdentifier": "c1"}),
+                       ("ModifyDBCluster", {"DBClusterIdentifier": "c1", "MasterUserPassword": "Other-pass-12"})):
+        assert (await env.fails(op, **params)).code == "InvalidDBClusterStateFault"
+
+    # a restart of auroral tries again (still refused: the group is unchanged)
+    env.runtime.incompatible["start_cluster"] = 'invalid value for parameter "TimeZone": "Mars/Olympus"'
+    env2 = env.reopen()
+    await env2.service.recover()
+    assert (await env2.describe_cluster())["Status"] == "incompatible-parameters"
+
+    # reset the group, reboot: available again, endpoint open
+    del env.runtime.incompatible["start_cluster"], env.runtime.incompatible["reboot_cluster"]
+    await env2.call("ResetDBClusterParameterGroup", DBClusterParameterGroupName="g", Parameters=[
+        {"ParameterName": "timezone", "ApplyMethod": "immediate"}])
+    await env2.call("RebootDBInstance", DBInstanceIdentifier="i1")
+    await env2.service.drain()
+    assert (await env2.describe_cluster())["Status"] == "available"
+    assert (await env2.describe_instance())["DBInstanceStatus"] == "available"
+    server = env.runtime.servers[cluster["DbClusterResourceId"]]
+    assert server.running and "timezone" in server.parameters and server.parameters["timezone"] == "UTC"
+
+
+async def test_incompatible_at_create_and_another_group(env: Env) -> None:
+    env.runtime.incompatible["create_cluster"] = "too many server processes configured"
+    await env.cluster(drain=False)
+    await env.instance()
+    assert (await env.describe_cluster())["Status"] == "incompatible-parameters"
+    assert (await env.describe_instance())["DBInstanceStatus"] == "incompatible-parameters"
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="fixed",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d")
+    await env.call("ModifyDBCluster", DBClusterIdentifier="c1", DBClusterParameterGroupName="fixed")
+    await env.call("RebootDBInstance", DBInstanceIdentifier="i1")
+    await env.service.drain()
+    assert (await env.describe_cluster())["Status"] == "available"
+    assert (await env.describe_instance())["DBInstanceStatus"] == "available"
+
+
+async def test_failed_start_from_before_is_retried_at_recovery(env: Env) -> None:
+    await env.cluster()
+    await env.instance()
+    await env.call("StopDBCluster", DBClusterIdentifier="c1")
+    await env.service.drain()
+    env.runtime.fail["start_cluster"] = "postmaster exited with code 1"
+    await env.call("StartDBCluster", DBClusterIdentifier="c1")
+    await env.service.drain()
+    assert (await env.describe_cluster())["Status"] == "failed"  # not a parameter problem: failed
+    del env.runtime.fail["start_cluster"]
+    env2 = env.reopen()
+    await env2.service.recover()
+    assert (await env2.describe_cluster())["Status"] == "available"
+    assert (await env2.describe_instance())["DBInstanceStatus"] == "available"
+
+
+async def test_reboot_queued_behind_a_failing_retry_still_runs(env: Env) -> None:
+    cluster = await env.cluster()
+    await env.instance()
+    env.runtime.incompatible["reboot_cluster"] = "too many server processes configured"
+    await env.call("RebootDBInstance", DBInstanceIdentifier="i1")
+    await env.service.drain()
+    assert (await env.describe_instance())["DBInstanceStatus"] == "incompatible-parameters"
+    # a retry (as at a restart of auroral) still fails; the user's reboot, queued behind it, runs after it
+    del env.runtime.incompatible["reboot_cluster"]
+    env.runtime.incompatible["start_cluster"] = "too many server processes configured"
+    env.service._spawn_start(cluster["DbClusterResourceId"], "incompatible-parameters")
+    await env.call("RebootDBInstance", DBInstanceIdentifier="i1")
+    await env.service.drain()
+    assert (await env.describe_cluster())["Status"] == "available"
+    assert (await env.describe_instance())["DBInstanceStatus"] == "available"

@@ -239,3 +239,34 @@ def log_tail(log_path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+# What PostgreSQL says when it exits at start because of its configuration (parameter values), as
+# opposed to a damaged data directory or a full disk: the last FATAL of a failed start names it.
+_CONFIG_FATALS = (
+    "invalid value for parameter",
+    "is outside the valid range for parameter",
+    "unrecognized configuration parameter",
+    "contains errors",
+    "too many server processes configured",
+    "must be less than max_connections",
+    "could not map anonymous shared memory",
+    "could not create shared memory segment",
+    "could not create semaphores",
+)
+
+
+def config_rejection(tail: str) -> str | None:
+    """The FATAL message of a start that failed because of the configuration, else None."""
+    lines = tail.splitlines()
+    last = max((i for i, line in enumerate(lines) if "FATAL:  " in line), default=None)
+    if last is None:
+        return None
+    message = lines[last].split("FATAL:  ", 1)[1]
+    if not any(marker in message for marker in _CONFIG_FATALS):
+        return None
+    for line in lines[last + 1:last + 3]:  # its DETAIL and HINT name the parameters
+        for label in ("DETAIL:  ", "HINT:  "):
+            if label in line:
+                message += " " + line.split(label, 1)[1]
+    return message

@@ -4,7 +4,10 @@ StartDBCluster, StopDBCluster, and the service-linked role their first create ne
 Each mutating call validates, writes the new state to the store, and returns it; the real work
 (the runtime) runs in a background task that moves the state on when it has really happened:
 ``creating → available | failed``, ``resetting-master-credentials → available``,
-``stopping → stopped``, ``starting → available``, ``deleting → (gone)``.
+``stopping → stopped``, ``starting → available``, ``deleting → (gone)``. A server that PostgreSQL will
+not run with the cluster's parameters moves the cluster and its instances to ``incompatible-parameters``
+(not ``failed``): fix the parameter group (reset it, or ModifyDBCluster to another group) and reboot
+an instance (RebootDBInstance) to bring it back.
 """
 
 from __future__ import annotations
@@ -20,9 +23,17 @@ from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_e
 from auroral.rds.certificates import CertificateOperations
 from auroral.rds.engine_versions import default_group_name
 from auroral.rds.managed_secrets import KMS_NEEDS_MANAGED, ManagedSecretOperations
-from auroral.rds.model import ENGINE, Cluster, Instance, new_resource_id, utcnow
-from auroral.rds.parameter_groups import ParameterGroupOperations, family_major
-from auroral.rds.runtime import RuntimeFailure
+from auroral.rds.model import (
+    ENGINE,
+    INCOMPATIBLE,
+    INSTANCE_TRANSITIONS,
+    Cluster,
+    Instance,
+    new_resource_id,
+    utcnow,
+)
+from auroral.rds.parameter_groups import ParameterGroupOperations, check_value, family_major
+from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure
 from auroral.rds.subnet_groups import SubnetGroupOperations
 from auroral.rds.views import cluster_view
 
@@ -41,7 +52,9 @@ _CLUSTER_ATTRIBUTES: dict[str, Callable[[Cluster], str]] = {
     "engine": lambda c: c.engine,
     "engine-mode": lambda c: "provisioned",
 }
-_DELETABLE = ("creating", "available", "stopped", "failed", "inaccessible-encryption-credentials")
+_DELETABLE = ("creating", "available", "stopped", "failed", "inaccessible-encryption-credentials", INCOMPATIBLE)
+# what needs the server running, refused while it cannot start
+_NEEDS_SERVER = ("MasterUserPassword", "ManageMasterUserPassword", "RotateMasterUserPassword")
 
 
 def _bool(value: Any) -> bool:
@@ -86,13 +99,16 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
     def _group_for(self, account: str, name: Any, major: int) -> str:
         if not name:
             return default_group_name(major)
-        group, family, _ = self._group_values(account, str(name), "DBClusterParameterGroupNotFoundFault")
+        group, family, values = self._group_values(account, str(name), "DBClusterParameterGroupNotFoundFault")
         if family_major(family) != major:
             # Unconfirmed wording.
             raise invalid_parameter_combination(
                 f"The parameter group {group} with DBParameterGroupFamily {family} can't be used for this "
                 f"cluster. Use a parameter group with DBParameterGroupFamily {ENGINE}{major}."
             )
+        # values stored before they were checked: a cluster does not take up a group PostgreSQL may refuse
+        for p, value in self.invalid_values(values, major):
+            check_value(p, value, self.allowed_values(p, major))
         return group
 
     def _fail_cluster(self, resource_id: str, reason: str) -> None:
@@ -102,6 +118,31 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         log.warning("cluster %s failed: %s", cluster.identifier, reason)
         cluster.transition("failed", reason)
         self._save_cluster(cluster)
+
+    async def _incompatible(self, resource_id: str, reason: str, rebooted: str | None = None) -> None:
+        """PostgreSQL will not run with the cluster's parameters: the cluster and its instances show
+        ``incompatible-parameters`` (endpoints closed) until fixed parameters and a reboot bring it back.
+        Instances with a reboot still to run keep ``rebooting`` (that reboot tries again), except
+        ``rebooted``, whose reboot this was."""
+        cluster = self._cluster_by_rid(resource_id)
+        if cluster is None or cluster.status == "deleting":
+            return
+        log.warning("cluster %s: incompatible parameters: %s", cluster.identifier, reason)
+        for member in self._members(cluster):
+            try:
+                await self.runtime.close_endpoint(cluster, member)
+            except RuntimeFailure as exc:
+                log.warning("instance %s: closing endpoint failed: %s", member.identifier, exc.reason)
+            current = self._instance_by_rid(member.account, member.resource_id)
+            if current is None or (current.status == "rebooting" and current.resource_id != rebooted):
+                continue
+            if INCOMPATIBLE in INSTANCE_TRANSITIONS[current.status]:
+                current.transition(INCOMPATIBLE, reason)
+                self._save_instance(current)
+        cluster = self._cluster_by_rid(resource_id)
+        if cluster is not None and cluster.status != "deleting":
+            cluster.transition(INCOMPATIBLE, reason)
+            self._save_cluster(cluster)
 
     def _set_members(self, cluster: Cluster, status: str, *, only: tuple[str, ...] = ()) -> None:
         for member in self._members(cluster):
@@ -220,6 +261,13 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 return
             try:
                 await self.runtime.create_cluster(current, password)
+            except IncompatibleParameters as exc:
+                # the cluster exists (with the master password) but does not run with the group's values
+                await self._incompatible(rid, exc.reason)
+                current = self._cluster_by_rid(rid)
+                if current is not None:
+                    self._secret_password_applied(current)
+                return
             except RuntimeFailure as exc:
                 self._fail_cluster(rid, exc.reason)
                 return
@@ -250,7 +298,11 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
 
     async def ModifyDBCluster(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         cluster = self._cluster(ctx.account, str(params.get("DBClusterIdentifier") or ""))
-        if cluster.status != "available":
+        # incompatible-parameters: the parameter group may be replaced (then RebootDBInstance), nothing
+        # that needs the server running
+        if cluster.status not in ("available", INCOMPATIBLE) or (
+            cluster.status == INCOMPATIBLE and any(params.get(name) is not None for name in _NEEDS_SERVER)
+        ):
             # Unconfirmed wording.
             raise rds_error(
                 "InvalidDBClusterStateFault",
@@ -464,10 +516,13 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             self._save_cluster(current)
             try:
                 await self.runtime.start_cluster(current)
+            except IncompatibleParameters as exc:
+                await self._incompatible(rid, f"starting failed: {exc.reason}")
+                return
             except RuntimeFailure as exc:
                 self._fail_cluster(rid, f"starting failed: {exc.reason}")
                 for member in self._members(current):
-                    if member.status in ("starting", "creating", "available"):
+                    if member.status in ("starting", "creating", "available", INCOMPATIBLE):
                         member.transition("failed", exc.reason)
                         self._save_instance(member)
                 return
@@ -477,7 +532,8 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             current.transition("available")
             self._save_cluster(current)
             for member in self._members(current):
-                if member.status in ("starting", "creating", "available", "rebooting", "modifying"):
+                if member.status in ("starting", "creating", "available", "rebooting", "modifying", "failed",
+                                     INCOMPATIBLE):
                     await self._open_endpoint(current, member)
 
         self._spawn(rid, f"start-from-{expected}", work)

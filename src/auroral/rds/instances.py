@@ -18,8 +18,8 @@ from auroral.errors import AwsError, invalid_parameter_combination, invalid_para
 from auroral.rds import validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.clusters import ClusterOperations
-from auroral.rds.model import ENGINE, Cluster, Instance, new_resource_id, utcnow
-from auroral.rds.runtime import RuntimeFailure
+from auroral.rds.model import ENGINE, INCOMPATIBLE, Cluster, Instance, new_resource_id, utcnow
+from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure
 from auroral.rds.views import instance_view
 
 log = logging.getLogger("auroral.rds")
@@ -136,8 +136,8 @@ class InstanceOperations(ClusterOperations):
             owner = self._cluster_by_rid(rid)
             if current is None or owner is None or current.status != "creating":
                 return
-            if owner.status == "stopped":
-                current.transition("stopped")
+            if owner.status in ("stopped", INCOMPATIBLE):
+                current.transition(owner.status, owner.status_reason if owner.status == INCOMPATIBLE else None)
                 self._save_instance(current)
                 return
             if owner.status != "available":
@@ -210,7 +210,8 @@ class InstanceOperations(ClusterOperations):
         if instance.status == "deleting":
             # Unconfirmed wording.
             raise rds_error("InvalidDBInstanceStateFault", f"Instance {instance.identifier} is already being deleted.")
-        if instance.status not in ("creating", "available", "failed", "stopped", "inaccessible-encryption-credentials"):
+        if instance.status not in ("creating", "available", "failed", "stopped", "inaccessible-encryption-credentials",
+                                   INCOMPATIBLE):
             raise not_available(instance)
         cluster = self._get_cluster(ctx.account, instance.cluster_identifier)
         instance.transition("deleting")
@@ -256,10 +257,11 @@ class InstanceOperations(ClusterOperations):
 
     def RebootDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         instance = self._instance(ctx.account, str(params.get("DBInstanceIdentifier") or ""))
-        if instance.status != "available":
+        # AWS: an instance in incompatible-parameters can be rebooted (to take up fixed parameters)
+        if instance.status not in ("available", INCOMPATIBLE):
             raise not_available(instance)
         cluster = self._cluster(ctx.account, instance.cluster_identifier)
-        if cluster.status != "available":
+        if cluster.status not in ("available", INCOMPATIBLE):
             raise not_available(instance)
         instance.transition("rebooting")
         self._save_instance(instance)
@@ -269,7 +271,9 @@ class InstanceOperations(ClusterOperations):
 
     def _spawn_reboot(self, cluster: Cluster, instance: Instance) -> None:
         """Rebooting the writer restarts the server, which takes up pending-reboot parameters;
-        a reader shares the writer's server, so its reboot changes nothing there."""
+        a reader shares the writer's server, so its reboot changes nothing there. In
+        incompatible-parameters any instance's reboot starts the server with the group's current values
+        and, if PostgreSQL runs with them, brings the cluster and every instance back."""
         rid, account, dbi = cluster.resource_id, instance.account, instance.resource_id
 
         async def work() -> None:
@@ -277,16 +281,31 @@ class InstanceOperations(ClusterOperations):
             owner = self._cluster_by_rid(rid)
             if current is None or owner is None or current.status != "rebooting":
                 return
-            if current.is_writer:
+            recovering = owner.status == INCOMPATIBLE
+            if current.is_writer or recovering:
                 self._refresh_parameters(owner)
                 self._save_cluster(owner)
                 try:
                     await self.runtime.reboot_cluster(owner)
+                except IncompatibleParameters as exc:
+                    await self._incompatible(rid, f"reboot failed: {exc.reason}", rebooted=dbi)
+                    return
                 except RuntimeFailure as exc:
                     self._fail_cluster(rid, f"reboot failed: {exc.reason}")
+                    current = self._instance_by_rid(account, dbi) or current
                     current.transition("failed", exc.reason)
                     self._save_instance(current)
                     return
+            if recovering:
+                owner = self._cluster_by_rid(rid)
+                if owner is None or owner.status != INCOMPATIBLE:
+                    return
+                owner.transition("available")
+                self._save_cluster(owner)
+                for member in self._members(owner):
+                    if member.status in (INCOMPATIBLE, "rebooting"):
+                        await self._open_endpoint(owner, member)
+                return
             current = self._instance_by_rid(account, dbi)
             if current is not None and current.status == "rebooting":
                 current.transition("available")

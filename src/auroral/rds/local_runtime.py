@@ -9,7 +9,11 @@ listeners from ``auroral.gateway``, on this machine.
 * Cluster parameters: the PostgreSQL settings among them go to the server; ``rds.force_ssl`` is
   read by the listener on every new connection. ``rds.restrict_password_commands`` is a setting of
   auroral's server module ``auroral_rds`` (compiled at run time, see ``engine/extension.py``); where
-  it could not be built, setting it to 1 is refused (``parameter_refusal``).
+  it could not be built, setting it to 1 is refused (``parameter_refusal``). Every start writes all of
+  them (a parameter the group no longer sets goes back to the engine's default) and PostgreSQL judges
+  the values: a refusal, or a server that exits at start because of them, is ``IncompatibleParameters``
+  (the server stays stopped, its data intact). ``timezone`` may be any zone of the tz database the
+  serving PostgreSQL reads (``allowed_values``, ``engine/timezones.py``).
 * Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
   grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
   Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable, Mapping
@@ -29,15 +34,25 @@ import psycopg
 from psycopg import sql
 
 from auroral.crypto import Sealer
-from auroral.engine import EngineError, Installation, LocalEngine, PgServer, available
+from auroral.engine import (
+    EngineError,
+    Installation,
+    LocalEngine,
+    ParameterError,
+    PgServer,
+    ServerStartError,
+    available,
+    resolve,
+)
 from auroral.engine.bootstrap import scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
-from auroral.engine.postmaster import connect
+from auroral.engine.postmaster import config_rejection, connect
+from auroral.engine.timezones import timezone_names
 from auroral.gateway import EndpointConfig, Gateway
 from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
 from auroral.rds.model import Cluster, Instance
-from auroral.rds.runtime import RuntimeFailure, StatusListener
+from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure, StatusListener
 from auroral.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +72,8 @@ PG_SETTINGS = frozenset({
     "rds.restrict_password_commands",
 })
 
+_WORD = re.compile(r"[^a-z0-9_.]+")
+
 # Engine status -> RDS status for events the engine observes by itself.
 _STATUS = {"running": "available", "failed": "failed", "starting": "available", "stopped": "stopped"}
 
@@ -72,6 +89,9 @@ def max_connections_of(values: Mapping[str, str]) -> int:
     server runs with the engine's default, and ``SHOW max_connections`` says so)."""
     value = values.get("max_connections", "")
     return int(value) if value.isascii() and value.isdigit() else DEFAULT_MAX_CONNECTIONS
+def all_pg_settings(values: Mapping[str, str]) -> dict[str, str | None]:
+    """Every PostgreSQL setting among the cluster parameters; None for those ``values`` leaves out."""
+    return {name: (values.get(name) or None) for name in sorted(PG_SETTINGS)}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -109,6 +129,7 @@ class LocalRuntime:
         self._listeners: list[StatusListener] = []
         self._parameters: dict[str, dict[str, str]] = {}
         self._writer: dict[str, str] = {}  # cluster resource id -> writer instance resource id
+        self._allowed: dict[tuple[str, int], str | None] = {}
         # Network hooks, per endpoint: supplied by the network layer (security groups, IAM auth).
         self.decide_for: Callable[[Cluster, Instance], Decide] = lambda c, i: allow_all
         self.authenticate_for: Callable[[Cluster, Instance], Authenticate | None] = lambda c, i: None
@@ -123,6 +144,18 @@ class LocalRuntime:
         if not self._installations:
             return []
         return list(AURORA_MAJORS)
+
+    def allowed_values(self, name: str, major: int) -> str | None:
+        if name != "timezone" or not self._installations:
+            return None
+        key = (name, major)
+        if key not in self._allowed:
+            try:
+                names = timezone_names(resolve(str(major), self._installations))
+            except (EngineError, ValueError):
+                names = frozenset()
+            self._allowed[key] = ",".join(sorted(names)) or None
+        return self._allowed[key]
 
     def parameter_refusal(self, name: str, value: str, major: int) -> str | None:
         if name != RESTRICT_PASSWORD_COMMANDS or value != "1":
@@ -170,14 +203,16 @@ class LocalRuntime:
         admin = self._admin_password(cluster, create=True)
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         try:
-            await self._engine.create_server(
+            server = await self._engine.create_server(
                 cluster.resource_id, cluster.engine_version, admin_password=admin,
                 master_username=cluster.master_username, master_password=master_password,
                 database_name=cluster.database_name,
-                parameters={k: v for k, v in pg_settings(cluster.parameters).items() if v is not None},
             )
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
+        # the parameters come after the bootstrap: a value PostgreSQL will not run with leaves a
+        # complete cluster that starts once the value is fixed
+        await self._run_with_parameters(server, cluster, restart=False, fresh=True)
 
     async def _ensure_server(self, cluster: Cluster) -> PgServer:
         """The cluster's server object, recovering it from disk after a restart of auroral."""
@@ -188,15 +223,52 @@ class LocalRuntime:
             await self._engine.recover({cluster.resource_id: admin}, start=False)
             return self._server(cluster)
 
+    async def _run_with_parameters(self, server: PgServer, cluster: Cluster, *, restart: bool,
+                                   fresh: bool = False) -> None:
+        """Write every PostgreSQL setting of ``cluster.parameters`` and (re)start the server with them
+        (``fresh``: a new server, with nothing to reset; resetting a static setting would restart it).
+        A refusal that names one of them is ``IncompatibleParameters``; one that names something else
+        (a setting of the data directory's own files) is not the parameter group's to fix."""
+        settings = all_pg_settings(cluster.parameters)
+        if fresh:
+            settings = {name: value for name, value in settings.items() if value is not None}
+        ours = {name.lower() for name, value in settings.items() if value is not None}
+
+        def names_ours(text: str) -> bool:
+            return bool(ours & {word.strip(".") for word in _WORD.split(text.lower())})
+
+        try:
+            change = await server.set_parameters(settings)
+            running = server.status() == "running"
+            if running and (restart or change.pending_reboot):
+                await server.restart()
+            elif not running:
+                await server.start()
+        except ParameterError as exc:
+            if not names_ours(str(exc)):
+                raise RuntimeFailure(str(exc)) from exc
+            # PostgreSQL's own check refused a value before anything changed: the server would not
+            # come back with it, so it does not keep running on the old values either
+            try:
+                await server.stop()
+            except EngineError as stop_exc:
+                log.warning("cluster %s: stopping failed: %s", cluster.identifier, stop_exc)
+            raise IncompatibleParameters(_first_line(exc)) from exc
+        except ServerStartError as exc:
+            reason = config_rejection(exc.log_tail)
+            if reason is None or not names_ours(reason):
+                raise RuntimeFailure(str(exc)) from exc
+            raise IncompatibleParameters(reason) from exc
+        except EngineError as exc:
+            raise RuntimeFailure(str(exc)) from exc
+
     async def start_cluster(self, cluster: Cluster) -> None:
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         try:
             server = await self._ensure_server(cluster)
-            await server.set_parameters(pg_settings(cluster.parameters))
-            if server.status() != "running":
-                await server.start()
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
+        await self._run_with_parameters(server, cluster, restart=False)
 
     async def stop_cluster(self, cluster: Cluster) -> None:
         try:
@@ -229,10 +301,9 @@ class LocalRuntime:
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         try:
             server = await self._ensure_server(cluster)
-            await server.set_parameters(pg_settings(cluster.parameters))
-            await server.restart()
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
+        await self._run_with_parameters(server, cluster, restart=True)
 
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         try:

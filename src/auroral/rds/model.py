@@ -54,34 +54,43 @@ class IllegalTransition(RuntimeError):
     """A status change the state machine does not allow (a bug in the caller)."""
 
 
+# RDS's DB instance status for "PostgreSQL cannot start with these parameters". Aurora documents it for
+# instances only; auroral reports it for the cluster too, because the cluster's one server is what does
+# not start (its documented cluster statuses have no word for that; unconfirmed what Aurora shows).
+INCOMPATIBLE = "incompatible-parameters"
+
 # Cluster statuses (a subset of AWS's vocabulary that auroral reaches through real events).
 CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
-    "creating": frozenset({"available", "failed", "deleting"}),
+    "creating": frozenset({"available", "failed", "deleting", INCOMPATIBLE}),
     "available": frozenset(
         {"modifying", "resetting-master-credentials", "stopping", "deleting", "failed",
-         "inaccessible-encryption-credentials"}
+         "inaccessible-encryption-credentials", INCOMPATIBLE}
     ),
     "modifying": frozenset({"available", "failed"}),
     "resetting-master-credentials": frozenset({"available", "failed"}),
     "stopping": frozenset({"stopped", "failed"}),
     "stopped": frozenset({"starting", "deleting"}),
-    "starting": frozenset({"available", "failed"}),
+    "starting": frozenset({"available", "failed", INCOMPATIBLE}),
     # A failed server may come back when the runtime's supervisor restarts it.
-    "failed": frozenset({"available", "deleting", "starting"}),
+    "failed": frozenset({"available", "deleting", "starting", INCOMPATIBLE}),
+    # PostgreSQL will not run with the cluster's parameters: fix them and reboot (or delete).
+    INCOMPATIBLE: frozenset({"available", "deleting", "failed"}),
     "inaccessible-encryption-credentials": frozenset({"available", "failed", "deleting"}),
     "deleting": frozenset(),
 }
 
 INSTANCE_TRANSITIONS: dict[str, frozenset[str]] = {
-    "creating": frozenset({"available", "failed", "deleting", "stopped"}),
+    "creating": frozenset({"available", "failed", "deleting", "stopped", INCOMPATIBLE}),
     "available": frozenset({"modifying", "rebooting", "stopping", "deleting", "failed",
-                            "inaccessible-encryption-credentials"}),
+                            "inaccessible-encryption-credentials", INCOMPATIBLE}),
     "modifying": frozenset({"available", "failed"}),
-    "rebooting": frozenset({"available", "failed"}),
+    "rebooting": frozenset({"available", "failed", INCOMPATIBLE}),
     "stopping": frozenset({"stopped", "failed"}),
     "stopped": frozenset({"starting", "deleting"}),
-    "starting": frozenset({"available", "failed"}),
-    "failed": frozenset({"available", "deleting", "starting", "stopped"}),
+    "starting": frozenset({"available", "failed", INCOMPATIBLE}),
+    "failed": frozenset({"available", "deleting", "starting", "stopped", INCOMPATIBLE}),
+    # AWS: an instance in incompatible-parameters can only be rebooted or deleted.
+    INCOMPATIBLE: frozenset({"available", "rebooting", "deleting", "failed"}),
     "inaccessible-encryption-credentials": frozenset({"available", "failed", "deleting"}),
     "deleting": frozenset(),
 }

@@ -7,6 +7,10 @@ the engine defaults, with AWS's apply semantics.
   that uses the group at once (``ClusterRuntime.apply_parameters``); ``pending-reboot`` changes
   mark the clusters' members ``pending-reboot`` until the writer reboots (or the cluster stops
   and starts), when the runtime gets the new effective values.
+* Every value is checked against what ``DescribeDBClusterParameters`` reports for the parameter:
+  its ``DataType`` and ``AllowedValues`` (a range "0-2147483647", a list "0,1", the names of an enum;
+  ``timezone``: the zones of the tz database the runtime's PostgreSQL reads). Values stored before
+  these checks existed are checked again when a cluster takes up the group.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from auroral.regions import partition_of
 log = logging.getLogger("auroral.rds")
 
 _FAMILY = re.compile(rf"{ENGINE}(\d+)")
-_RANGE = re.compile(r"(-?\d+)-(-?\d+)")
+_RANGE = re.compile(r"(-?[0-9]+)-(-?[0-9]+)")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")  # plain decimal: no "+", blanks, "_" or non-ASCII digits
 _METHODS = ("immediate", "pending-reboot")
 _MAX_PARAMETERS_PER_CALL = 20
 
@@ -44,27 +49,36 @@ def _runnable(value: str | None) -> bool:
     return value is not None and "{" not in value
 
 
-def check_value(p: ParameterDefault, value: str) -> None:
-    ok = True
-    if p.allowed:
-        rng = _RANGE.fullmatch(p.allowed) if p.data_type == "integer" else None
+def value_ok(p: ParameterDefault, value: str, allowed: str | None) -> bool:
+    """Whether ``value`` fits the parameter's DataType and AllowedValues. No AllowedValues: refused
+    (every modifiable parameter here has them; fail closed rather than write unchecked text into
+    PostgreSQL's configuration)."""
+    if not allowed:
+        return False
+    if p.data_type == "integer":
+        rng = _RANGE.fullmatch(allowed)
+        if _INTEGER.fullmatch(value) is None:
+            return False
         if rng is not None:
-            try:
-                ok = int(rng.group(1)) <= int(value) <= int(rng.group(2))
-            except ValueError:
-                ok = False
-        elif p.data_type == "list":
-            choices = set(p.allowed.split(","))
-            ok = all(v.strip() in choices for v in value.split(",") if v.strip())
-        else:
-            ok = value in p.allowed.split(",")
-    if not ok:
+            return int(rng.group(1)) <= int(value) <= int(rng.group(2))
+        return value in allowed.split(",")
+    if p.data_type == "list":
+        choices = set(allowed.split(","))
+        return all(v.strip() in choices for v in value.split(",") if v.strip())
+    return value in allowed.split(",")
+
+
+def check_value(p: ParameterDefault, value: str, allowed: str | None) -> None:
+    if not value_ok(p, value, allowed):
+        # AWS's wording for the parameters with short lists and ranges; for timezone (whose list has
+        # hundreds of names) unconfirmed that AWS prints the whole list too.
         raise invalid_parameter_value(
-            f"Invalid parameter value: {value} for: {p.name} allowed values are: {p.allowed}"
+            f"Invalid parameter value: {value} for: {p.name} allowed values are: {allowed or ''}"
         )
 
 
-def parameter_view(p: ParameterDefault, major: int, user: tuple[str, str] | None) -> dict[str, Any]:
+def parameter_view(p: ParameterDefault, major: int, user: tuple[str, str] | None,
+                   allowed: str | None) -> dict[str, Any]:
     value = user[0] if user else p.default_for(major)
     view: dict[str, Any] = {
         "ParameterName": p.name,
@@ -78,13 +92,26 @@ def parameter_view(p: ParameterDefault, major: int, user: tuple[str, str] | None
     }
     if value is not None:
         view["ParameterValue"] = value
-    if p.allowed:
-        view["AllowedValues"] = p.allowed
+    if allowed:
+        view["AllowedValues"] = allowed
     return view
 
 
 class ParameterGroupOperations(EngineVersionOperations):
     # --- lookups and effective values ------------------------------------------------------
+
+    def allowed_values(self, p: ParameterDefault, major: int) -> str | None:
+        """``AllowedValues`` as DescribeDBClusterParameters reports them (and values are checked against)."""
+        return self.runtime.allowed_values(p.name, major) or p.allowed
+
+    def invalid_values(self, values: Mapping[str, tuple[str, str]], major: int) -> list[tuple[ParameterDefault, str]]:
+        """Stored values of a group that the checks refuse (stored before they existed)."""
+        out: list[tuple[ParameterDefault, str]] = []
+        for name, (value, _) in sorted(values.items()):
+            p = BY_NAME.get(name)
+            if p is not None and p.modifiable and not value_ok(p, value, self.allowed_values(p, major)):
+                out.append((p, value))
+        return out
 
     def _group_values(self, account: str, name: str, missing_shape: str) -> tuple[str, str, dict[str, tuple[str, str]]]:
         """(name, family, user values) of a default or custom group; raises ``missing_shape``."""
@@ -212,8 +239,8 @@ class ParameterGroupOperations(EngineVersionOperations):
         lowered = name.lower()
         if lowered.startswith("default."):
             self._group_values(account, lowered, "DBParameterGroupNotFoundFault")
-            # Unconfirmed wording: AWS refuses changes to default groups.
-            raise invalid_parameter_value(f"Default parameter groups cannot be modified: {lowered}")
+            # AWS's wording (observed: InvalidParameterValue "Cannot modify a default parameter group.").
+            raise invalid_parameter_value("Cannot modify a default parameter group.")
         group = self._get_group(account, lowered)
         if group is None:
             raise rds_error("DBParameterGroupNotFoundFault", f"DBClusterParameterGroup not found: {name}")
@@ -232,6 +259,7 @@ class ParameterGroupOperations(EngineVersionOperations):
             if p is None:
                 raise invalid_parameter_value(f"Could not find parameter with name: {name}")
             if not p.modifiable:
+                # Unconfirmed wording (the code is AWS's: InvalidParameterValue).
                 raise invalid_parameter_value(f"The parameter {name} cannot be modified.")
             method = str(item.get("ApplyMethod") or ("pending-reboot" if p.apply_type == "static" else "immediate"))
             if method not in _METHODS:
@@ -243,7 +271,7 @@ class ParameterGroupOperations(EngineVersionOperations):
                 if item.get("ParameterValue") is None:
                     raise invalid_parameter_value(f"The parameter value for {name} must be provided.")
                 value = str(item["ParameterValue"])
-                check_value(p, value)
+                check_value(p, value, self.allowed_values(p, family_major(group.family) or 0))
                 refusal = self.runtime.parameter_refusal(p.name, value, family_major(group.family) or 0)
                 if refusal is not None:
                     raise invalid_parameter_value(refusal)
@@ -298,7 +326,7 @@ class ParameterGroupOperations(EngineVersionOperations):
             ctx.account, str(params.get("DBClusterParameterGroupName") or ""), "DBParameterGroupNotFoundFault"
         )
         major = family_major(family) or 0
-        views = [parameter_view(p, major, values.get(p.name)) for p in DEFAULTS]
+        views = [parameter_view(p, major, values.get(p.name), self.allowed_values(p, major)) for p in DEFAULTS]
         source = params.get("Source")
         if source:
             if source not in ("user", "engine-default", "system"):
@@ -314,7 +342,8 @@ class ParameterGroupOperations(EngineVersionOperations):
     def DescribeEngineDefaultClusterParameters(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         family = str(params.get("DBParameterGroupFamily") or "")
         major = family_major(family)
-        views = [parameter_view(p, major, None) for p in DEFAULTS] if major is not None else []
+        views = ([parameter_view(p, major, None, self.allowed_values(p, major)) for p in DEFAULTS]
+                 if major is not None else [])
         items, marker = paginate(views, lambda v: str(v["ParameterName"]), params)
         defaults: dict[str, Any] = {"DBParameterGroupFamily": family, "Parameters": items}
         if marker:

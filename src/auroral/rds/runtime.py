@@ -21,6 +21,9 @@ person can act on; anything else is a bug):
   (``rds.force_ssl``, ``password_encryption``...); a runtime applies the ones it understands and
   ignores the others. ``create_cluster``, ``start_cluster`` and ``reboot_cluster`` are always
   called with the current values; ``apply_parameters`` passes changed dynamic values only.
+  ``create_cluster``, ``start_cluster`` and ``reboot_cluster`` raise :class:`IncompatibleParameters`
+  when PostgreSQL will not run with those values (after ``create_cluster`` the data exists all the
+  same: a later ``reboot_cluster`` or ``start_cluster`` with fixed values brings the server up).
 * Servers and endpoints are identified by ``Cluster.resource_id`` / ``Instance.resource_id``,
   which never change (identifiers can be renamed).
 * ``open_endpoint`` is called for every instance once its cluster's server runs (at create, after
@@ -59,6 +62,12 @@ class RuntimeFailure(Exception):
         self.reason = reason
 
 
+class IncompatibleParameters(RuntimeFailure):
+    """PostgreSQL refused to run with the cluster's parameters (a value PostgreSQL's own check
+    rejects, or a server that exits at start because of them). The server is left stopped with its
+    data intact; it starts again once the parameters are fixed (RDS: ``incompatible-parameters``)."""
+
+
 class ClusterRuntime(Protocol):
     def available_majors(self) -> list[int]:
         """PostgreSQL major versions this runtime can run (``DescribeDBEngineVersions`` lists only these)."""
@@ -95,6 +104,11 @@ class ClusterRuntime(Protocol):
 
     async def apply_parameters(self, cluster: Cluster, values: Mapping[str, str]) -> None:
         """Apply changed dynamic parameters to the running server (a reload, no restart)."""
+        ...
+
+    def allowed_values(self, name: str, major: int) -> str | None:
+        """``AllowedValues`` of ``name`` that only the runtime knows (``timezone``: the zone names the
+        PostgreSQL serving ``major`` accepts); None: the engine-default table's."""
         ...
 
     def parameter_refusal(self, name: str, value: str, major: int) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.rds.base import name_from_arn_or_id
-from auroral.rds.model import CLUSTER_TRANSITIONS, INSTANCE_TRANSITIONS, Cluster
+from auroral.rds.model import CLUSTER_TRANSITIONS, INCOMPATIBLE, INSTANCE_TRANSITIONS, Cluster
 from auroral.rds.runtime import ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
 from auroral.rds.tags import TagOperations
 from auroral.store import Store
@@ -35,6 +35,9 @@ _PG_OPS = (
     "DeleteDBClusterParameterGroup", "DescribeDBClusterParameters",
 )
 _TAG_OPS = ("AddTagsToResource", "RemoveTagsFromResource", "ListTagsForResource")
+# Reasons of clusters that failed to (re)start before incompatible-parameters existed: maybe their
+# parameters, so recovery tries them again.
+_START_FAILURES = ("starting failed: ", "reboot failed: ")
 # Statuses the runtime's own events may move a cluster between (never one of our transitions).
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
@@ -89,8 +92,14 @@ class RdsService(TagOperations):
                 cluster.transition("available", reason)
                 self._save_cluster(cluster)
                 self._spawn_start(cluster.resource_id, "available")
-            elif status in ("available", "starting", "inaccessible-encryption-credentials"):
+            elif status in ("available", "starting", "inaccessible-encryption-credentials", INCOMPATIBLE):
+                # incompatible-parameters: the group may have been fixed meanwhile; if not, it stays so
                 self._spawn_start(cluster.resource_id, status)
+            elif status == "failed" and (cluster.status_reason or "").startswith(_START_FAILURES):
+                cluster.transition("starting", cluster.status_reason)
+                self._save_cluster(cluster)
+                self._set_members(cluster, "starting", only=("failed",))
+                self._spawn_start(cluster.resource_id, "starting")
             self._recover_master_secret(cluster.resource_id)
         await self.drain()
 
