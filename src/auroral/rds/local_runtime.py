@@ -30,7 +30,7 @@ from psycopg import sql
 
 from auroral.crypto import Sealer
 from auroral.engine import EngineError, Installation, LocalEngine, PgServer, available
-from auroral.engine.bootstrap import scram_verifier
+from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.postmaster import connect
 from auroral.gateway import EndpointConfig, Gateway
@@ -277,6 +277,7 @@ class LocalRuntime:
             decide=self.decide_for(cluster, instance),
             authenticate=self.authenticate_for(cluster, instance),
             unearned_trust=self.unearned_trust_for(cluster, instance),
+            reserved_users=RESERVED_ROLES,
         )
         try:
             bound = await self._gateway.open(cfg)
