@@ -269,8 +269,12 @@ def test_names_postgresql_would_truncate_are_refused(env: Env) -> None:
         conn.execute(f"GRANT rds_iam TO {iam_role}")
         conn.execute(f"CREATE ROLE {pw_role} LOGIN PASSWORD 'Pw-long-pass-1'")
     long_iam, long_pw = iam_role + "x", pw_role + "x"
+    # the 63-byte role is an IAM user that has logged in (so the server trusts the gateway for it)
+    owner = _make_user(env.server, _policy(env.dbuser_arn(iam_role)))
+    assert env.login(env.token(owner, user=iam_role), user=iam_role) == iam_role
     # allowed for the 64-character name only: the 63-byte role's own name is not in the policy
     signer = _make_user(env.server, _policy(env.dbuser_arn(long_iam)))
+    env.refused(env.token(signer, user=iam_role), user=iam_role)
     env.refused(env.token(signer, user=long_iam), user=long_iam, message=_too_long("role", long_iam))
     assert all(e["requestParameters"]["dbUser"] != long_iam for e in env.audit_events())  # never authorized
     env.refused("Pw-long-pass-1", user=long_pw, message=_too_long("role", long_pw))
@@ -336,9 +340,12 @@ def test_role_names_never_become_pg_hba_syntax(env: Env) -> None:
         except psycopg.OperationalError:
             raise AssertionError(env.last_audit(name)) from None
         env.refused(env.token(signer, user="someoneelse"), user=name)  # still an IAM user, exactly
+    outcomes = {}
     for name in _NOT_TOKENS:
-        env.refused(env.token(signer, user=name), user=name)
-        assert "cannot be used with IAM authentication" in env.last_audit(name)["errorMessage"]
+        try:
+            outcomes[name] = env.login(env.token(signer, user=name), user=name)
+        except psycopg.OperationalError as exc:
+            outcomes[name] = str(exc)
     # nobody else is trusted by peer: a wrong password is a wrong password (a user the server trusted
     # would have been refused by the gateway as "PAM authentication failed"), the right one logs in
     for user, password in ((victim, "Victim-pass-1"), (MASTER, env.db.password)):
@@ -348,6 +355,10 @@ def test_role_names_never_become_pg_hba_syntax(env: Env) -> None:
         env.refused("wrong", user=other, message=f'password authentication failed for user "{other}"')
     # the IAM users are still the exact names
     assert env.login(env.token(), user="iamuser") == "iamuser"
+    # the names that cannot be one literal token are refused
+    for name in _NOT_TOKENS:
+        assert PAM.format(name) in outcomes[name], (name, outcomes[name])
+        assert "cannot be used with IAM authentication" in env.last_audit(name)["errorMessage"]
 
 
 def test_disabling_iam_authentication(env: Env) -> None:
