@@ -22,7 +22,7 @@ from botocore.credentials import Credentials
 
 from tests.conftest import UserKeys
 
-from .e2e_helpers import MASTER, Db, create_db, delete_db, ident, psql
+from .e2e_helpers import MASTER, Db, cluster_dir, create_db, delete_db, ident, postmaster_pid, psql, until
 
 REGION = "us-east-1"
 PAM = 'PAM authentication failed for user "{}"'
@@ -359,6 +359,28 @@ def test_role_names_never_become_pg_hba_syntax(env: Env) -> None:
     for name in _NOT_TOKENS:
         assert PAM.format(name) in outcomes[name], (name, outcomes[name])
         assert "cannot be used with IAM authentication" in env.last_audit(name)["errorMessage"]
+
+
+def test_a_list_poisoned_by_an_older_auroral_is_cleaned_at_restart(env: Env) -> None:
+    """A peer-trust list an older auroral wrote for such role names (a bare ``all`` line, an invalid
+    regular expression that would keep the server from starting) is rewritten before the next start."""
+    victim = ident("oldvictim").replace("-", "_")
+    with env.db.connect() as conn:
+        conn.execute(f"CREATE ROLE {victim} LOGIN PASSWORD 'Victim-pass-2'")
+    assert env.login(env.token()) == "iamuser"  # listed
+    path = cluster_dir(env.server.data_dir, env.db.resource_id) / "pgdata" / "auroral.iam_users"
+    with path.open("a", encoding="utf-8") as handle:  # in place: owner and mode stay the engine's
+        handle.write('"x\nall\ny"\n"/("\n')
+    old_pid = postmaster_pid(env.server.data_dir, env.db.resource_id)
+    env.rds.reboot_db_instance(DBInstanceIdentifier=env.db.instance_id)
+    until(lambda: env.rds.describe_db_instances(DBInstanceIdentifier=env.db.instance_id)["DBInstances"][0][
+        "DBInstanceStatus"] == "available" and postmaster_pid(env.server.data_dir, env.db.resource_id) != old_pid,
+        timeout=60, what="rebooted")
+    until(lambda: env.login("Victim-pass-2", user=victim) == victim, what="password login after reboot")
+    env.refused("wrong", user=victim, message=f'password authentication failed for user "{victim}"')
+    assert env.login(env.token()) == "iamuser"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert "all" not in lines and '"/("' not in lines and '"iamuser"' in lines
 
 
 def test_disabling_iam_authentication(env: Env) -> None:
