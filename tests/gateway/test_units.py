@@ -111,3 +111,41 @@ def test_upstream_startup_speaks_for_the_client() -> None:
     again = parse_startup(rebuilt[4:])
     assert again.params == {"user": "u1", "database": "d1", "application_name": "app",
                             "auroral.client": "10.0.1.10 5555 TLSv1.3 TLS_AES_256_GCM_SHA384 256"}
+
+
+def test_names_postgresql_would_truncate_and_reserved_users_on_the_wire(
+        gwt: GatewayThread, endpoint: Callable[..., tuple[str, int]]) -> None:
+    """Refused before any hook runs (IAM or not) and before the server is reached: a name PostgreSQL would
+    cut to 63 bytes, and the users the endpoint never logs in."""
+    asked: list[str] = []
+
+    def authenticate(startup: pg.StartupInfo, tls: bool, peer_ip: str) -> None:
+        asked.append(startup.user)
+
+    _, port = endpoint(authenticate=authenticate, reserved_users=frozenset({"rdsadmin"}),
+                       force_ssl=lambda: True)
+    u64, d64 = "u" * 64, "d" * 64
+    cases = [
+        ({"user": u64, "database": "postgres"}, "28000", "ProcessStartupPacket",
+         f'role name "{u64}" is too long (PostgreSQL allows at most 63 bytes)'),
+        ({"user": "é" * 32}, "28000", "ProcessStartupPacket",  # 64 bytes; the database defaults to the user
+         f'role name "{"é" * 32}" is too long (PostgreSQL allows at most 63 bytes)'),
+        ({"user": "u1", "database": d64}, "28000", "ProcessStartupPacket",
+         f'database name "{d64}" is too long (PostgreSQL allows at most 63 bytes)'),
+        ({"user": "rdsadmin", "database": "postgres"}, "28000", "ClientAuthentication",
+         'pg_hba.conf rejects connection for host "127.0.0.1", user "rdsadmin", database "postgres", no encryption'),
+    ]
+    for params, code, routine, text in cases:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(startup_packet(**params))
+            kind, body = recv_message(s)
+            assert s.recv(10) == b""
+        assert kind == b"E"
+        assert pg.parse_error_fields(body) == {"S": "FATAL", "V": "FATAL", "C": code, "R": routine, "M": text}
+    assert asked == []
+    # 63 bytes, and a name that is only like a reserved one, go on (here to the force_ssl refusal)
+    for user in ("u" * 63, "RDSADMIN"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(startup_packet(user=user, database="d" * 63))
+            kind, body = recv_message(s)
+        assert "no encryption" in pg.parse_error_fields(body)["M"]

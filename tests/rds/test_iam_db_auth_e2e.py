@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,7 @@ from botocore.credentials import Credentials
 
 from tests.conftest import UserKeys
 
-from .e2e_helpers import MASTER, Db, create_db, delete_db, ident
+from .e2e_helpers import MASTER, Db, cluster_dir, create_db, delete_db, ident, postmaster_pid, psql, until
 
 REGION = "us-east-1"
 PAM = 'PAM authentication failed for user "{}"'
@@ -242,6 +244,143 @@ def test_replication_connections_cannot_use_iam(env: Env) -> None:
                         dbname="appdb", sslmode="require", replication="database", connect_timeout=10)
     assert PAM.format("iamuser") in str(info.value)
     assert "replication" in env.last_audit()["errorMessage"]
+
+
+def _any_dbuser(env: Env) -> UserKeys:
+    """An IAM user allowed to connect as any database user of the cluster."""
+    return _make_user(env.server, _policy(env.dbuser_arn("*")))
+
+
+def _sql_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _too_long(what: str, name: str) -> str:
+    return f'{what} name "{name}" is too long (PostgreSQL allows at most 63 bytes)'
+
+
+def test_names_postgresql_would_truncate_are_refused(env: Env) -> None:
+    """PostgreSQL cuts a startup packet's names to 63 bytes; a token authorizes the name as given, so a
+    token for a 64-character name would log in as the 63-byte role. Refused before any authorization."""
+    iam_role = "t" + secrets.token_hex(31)  # 63 bytes, in rds_iam
+    pw_role = "p" + secrets.token_hex(31)  # 63 bytes, a password user
+    with env.db.connect() as conn:
+        conn.execute(f"CREATE ROLE {iam_role} LOGIN")
+        conn.execute(f"GRANT rds_iam TO {iam_role}")
+        conn.execute(f"CREATE ROLE {pw_role} LOGIN PASSWORD 'Pw-long-pass-1'")
+    long_iam, long_pw = iam_role + "x", pw_role + "x"
+    # the 63-byte role is an IAM user that has logged in (so the server trusts the gateway for it)
+    owner = _make_user(env.server, _policy(env.dbuser_arn(iam_role)))
+    assert env.login(env.token(owner, user=iam_role), user=iam_role) == iam_role
+    # allowed for the 64-character name only: the 63-byte role's own name is not in the policy
+    signer = _make_user(env.server, _policy(env.dbuser_arn(long_iam)))
+    env.refused(env.token(signer, user=iam_role), user=iam_role)
+    env.refused(env.token(signer, user=long_iam), user=long_iam, message=_too_long("role", long_iam))
+    assert all(e["requestParameters"]["dbUser"] != long_iam for e in env.audit_events())  # never authorized
+    env.refused("Pw-long-pass-1", user=long_pw, message=_too_long("role", long_pw))
+    # bytes, not characters (UTF-8): 32 two-byte characters are 64 bytes
+    env.refused("x", user="é" * 32, message=_too_long("role", "é" * 32))
+    with pytest.raises(psycopg.OperationalError) as info:
+        env.db.connect(dbname="appdb" + "d" * 59)
+    assert _too_long("database", "appdb" + "d" * 59) in str(info.value)
+    # 63 bytes are fine
+    assert env.login("Pw-long-pass-1", user=pw_role) == pw_role
+
+
+def test_reserved_roles_are_refused_at_once(env: Env) -> None:
+    """rdsadmin is a superuser (a member of every role, rds_iam too); a token for it used to be taken as
+    an IAM login that waited ~5 s for a pg_hba.conf reload holding the cluster's lock."""
+    signer = _any_dbuser(env)
+    for user in ("rdsadmin", "rds_iam", "rds_superuser", "rds_password", "rds_replication"):
+        for password in (env.token(signer, user=user), "not-the-password"):
+            started = time.monotonic()
+            env.refused(password, user=user, message=f'pg_hba.conf rejects connection for host "127.0.0.1", '
+                                                     f'user "{user}", database "appdb", SSL encryption')
+            assert time.monotonic() - started < 1.0, user
+    # a refusal does not hold up a legitimate IAM login to the same cluster
+    bad, good = env.token(signer, user="rdsadmin"), env.token()
+
+    def timed(fn: Callable[[], Any]) -> float:
+        started = time.monotonic()
+        fn()
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(2) as pool:
+        refused = pool.submit(timed, lambda: env.refused(bad, user="rdsadmin", message="pg_hba.conf rejects"))
+        time.sleep(0.2)
+        login = pool.submit(timed, lambda: env.login(good))
+        assert refused.result() < 1.0
+        assert login.result() < 1.0
+
+
+# Role names that are pg_hba.conf syntax: keywords, +group, /regex, @file, comma and comment, quotes,
+# spaces, a trailing backslash (line continuation in PostgreSQL 16+)
+_HBA_SYNTAX = ["all", "samerole", "samegroup", "sameuser", "replication", "+hbagroup", "@pg_ident.conf",
+               'a"b', '""', "a,all", "has space all", "#all", "x\\", "x\tall", "a/b"]
+# What cannot be one literal token: line breaks, and a leading "/" (PostgreSQL 16+ reads a token starting
+# with "/" as a regular expression even when quoted; an invalid one makes pg_hba.conf fail to load)
+_NOT_TOKENS = ["x\nall\ny", "z\r\nall", "w\rall", "/^hbavictim", "/("]
+
+
+def test_role_names_never_become_pg_hba_syntax(env: Env) -> None:
+    """A role name reaches the peer-trust list only as one quoted token: a role "x<newline>all<newline>y" in
+    rds_iam used to add a bare ``all`` line at its first IAM login, and every password login was then
+    refused (a user trusted by peer that the gateway did not verify)."""
+    victim = ident("hbavictim").replace("-", "_")
+    with env.db.connect() as conn:
+        conn.execute("CREATE ROLE hbagroup NOLOGIN")
+        conn.execute(f"CREATE ROLE {victim} LOGIN PASSWORD 'Victim-pass-1' IN ROLE hbagroup")
+    names = _HBA_SYNTAX + _NOT_TOKENS
+    script = "".join(f"CREATE ROLE {_sql_ident(n)} LOGIN; GRANT rds_iam TO {_sql_ident(n)};\n" for n in names)
+    psql(env.db, script + "GRANT CONNECT ON DATABASE appdb TO PUBLIC;")  # as the master, with psql
+    signer = _any_dbuser(env)
+    for name in _HBA_SYNTAX:
+        try:
+            assert env.login(env.token(signer, user=name), user=name) == name, name
+        except psycopg.OperationalError:
+            raise AssertionError(env.last_audit(name)) from None
+        env.refused(env.token(signer, user="someoneelse"), user=name)  # still an IAM user, exactly
+    outcomes = {}
+    for name in _NOT_TOKENS:
+        try:
+            outcomes[name] = env.login(env.token(signer, user=name), user=name)
+        except psycopg.OperationalError as exc:
+            outcomes[name] = str(exc)
+    # nobody else is trusted by peer: a wrong password is a wrong password (a user the server trusted
+    # would have been refused by the gateway as "PAM authentication failed"), the right one logs in
+    for user, password in ((victim, "Victim-pass-1"), (MASTER, env.db.password)):
+        env.refused("wrong", user=user, message=f'password authentication failed for user "{user}"')
+        assert env.login(password, user=user) == user
+    for other in ("x", "y", "z", "w", "hbagroup", "b", "a"):
+        env.refused("wrong", user=other, message=f'password authentication failed for user "{other}"')
+    # the IAM users are still the exact names
+    assert env.login(env.token(), user="iamuser") == "iamuser"
+    # the names that cannot be one literal token are refused
+    for name in _NOT_TOKENS:
+        assert PAM.format(name) in outcomes[name], (name, outcomes[name])
+        assert "cannot be used with IAM authentication" in env.last_audit(name)["errorMessage"]
+
+
+def test_a_list_poisoned_by_an_older_auroral_is_cleaned_at_restart(env: Env) -> None:
+    """A peer-trust list an older auroral wrote for such role names (a bare ``all`` line, an invalid
+    regular expression that would keep the server from starting) is rewritten before the next start."""
+    victim = ident("oldvictim").replace("-", "_")
+    with env.db.connect() as conn:
+        conn.execute(f"CREATE ROLE {victim} LOGIN PASSWORD 'Victim-pass-2'")
+    assert env.login(env.token()) == "iamuser"  # listed
+    path = cluster_dir(env.server.data_dir, env.db.resource_id) / "pgdata" / "auroral.iam_users"
+    with path.open("a", encoding="utf-8") as handle:  # in place: owner and mode stay the engine's
+        handle.write('"x\nall\ny"\n"/("\n')
+    old_pid = postmaster_pid(env.server.data_dir, env.db.resource_id)
+    env.rds.reboot_db_instance(DBInstanceIdentifier=env.db.instance_id)
+    until(lambda: env.rds.describe_db_instances(DBInstanceIdentifier=env.db.instance_id)["DBInstances"][0][
+        "DBInstanceStatus"] == "available" and postmaster_pid(env.server.data_dir, env.db.resource_id) != old_pid,
+        timeout=60, what="rebooted")
+    until(lambda: env.login("Victim-pass-2", user=victim) == victim, what="password login after reboot")
+    env.refused("wrong", user=victim, message=f'password authentication failed for user "{victim}"')
+    assert env.login(env.token()) == "iamuser"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert "all" not in lines and '"/("' not in lines and '"iamuser"' in lines
 
 
 def test_disabling_iam_authentication(env: Env) -> None:

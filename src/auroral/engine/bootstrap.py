@@ -41,6 +41,10 @@ MASTER_ATTRIBUTES = (
     "VALID UNTIL 'infinity'"
 )
 AURORA_ROLES = ("rds_superuser", "rds_replication", "rds_password", "rds_iam")
+ADMIN_ROLE = "rdsadmin"  # the bootstrap superuser: the engine's own, over the private socket only
+# Roles the engine creates that no client ever logs in as (as in Aurora, where customers cannot log in as
+# rdsadmin at all): the endpoints refuse them at once.
+RESERVED_ROLES = frozenset({ADMIN_ROLE, *AURORA_ROLES})
 
 
 def template_sql(major: int) -> str:

@@ -282,8 +282,9 @@ class PgServer:
         local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload)
         conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
         conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user()), self.runas)
-        if not (self.pgdata / conf.IAM_USERS_FILE).exists():  # kept across restarts: the IAM module's list
-            conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(()), self.runas)
+        # kept across restarts (the IAM module's list), rewritten with only the well-formed names (a
+        # file of an older auroral may hold lines a role name with a line break put there)
+        conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(self.iam_users()), self.runas)
         conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf(hba_mode), self.runas)
         self.log_path.parent.mkdir(mode=0o700, exist_ok=True)
         process = await postmaster.launch(self.installation, self.pgdata, self.runas, self.log_path)

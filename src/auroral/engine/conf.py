@@ -15,7 +15,18 @@ gateway, which relays their own startup packets and passwords), except the users
 IAM token, so PostgreSQL trusts the gateway's OS user for them (``peer`` with the ``auroral_gateway``
 map in ``pg_ident.conf``). The list holds exact names (not a ``+role``: role membership is recursive,
 and the creator of a role is a member of it) and the gateway refuses any upstream ``AuthenticationOk``
-it did not verify itself, so a listed user can never log in without a token. In ``bootstrap`` mode,
+it did not verify itself, so a listed user can never log in without a token. (A ``+rds_iam`` line would
+let PostgreSQL decide membership without the file, but pg_hba's ``+`` counts every membership, whatever
+its INHERIT: every ``rds_superuser`` member holds ``rds_iam`` WITH ADMIN OPTION, INHERIT FALSE, and in
+PostgreSQL 16+ the creator of an IAM role is a member of it, so the master user would be trusted by peer
+and the gateway's guard would then refuse its password logins.)
+
+A role name is user text, so it reaches the file only as one quoted token (:func:`hba_token`:
+no keyword, ``+group``, ``@file``, comma or comment meaning; ``""`` is a literal ``"``), and only when
+it can be one (:func:`hba_name_ok`): pg_hba reads its files line by line, so no newline or carriage
+return; PostgreSQL 16+ takes a token starting with ``/`` for a regular expression *even when quoted*
+(``regcomp_auth_token`` does not look at the quotes; an invalid one makes the file fail to load), so no
+leading ``/``; and at most 63 bytes (PostgreSQL's names). In ``bootstrap`` mode,
 used only while the socket directory is private to the engine during provisioning, ``rdsadmin`` is
 trusted and everyone else rejected.
 """
@@ -114,20 +125,39 @@ def ident_conf(gateway_os_user: str) -> str:
 
 
 def iam_users_conf(names: Iterable[str]) -> str:
+    """The file of users trusted by peer; ValueError for a name that cannot be one literal token."""
     # An empty @file would leave the hba line without a user field (PostgreSQL then reads the method as
     # the user). "rdsadmin" is a placeholder that never matches there: the line before takes rdsadmin.
-    lines = [hba_token(n) for n in sorted(set(names) | {ADMIN_PLACEHOLDER})]
+    names = set(names)
+    if not all(hba_name_ok(n) for n in names):
+        raise ValueError("a role name that cannot be a pg_hba.conf token cannot be trusted by peer")
+    lines = [hba_token(n) for n in sorted(names | {ADMIN_PLACEHOLDER})]
     return "# auroral: users the gateway logs in after IAM authentication (exact names)\n" + "".join(
         line + "\n" for line in lines)
 
 
 def parse_iam_users(text: str) -> set[str]:
+    """The names of :func:`iam_users_conf`'s file; a line it would not have written is no name."""
     names = set()
-    for line in text.splitlines():
-        line = line.strip()
+    for line in text.split("\n"):
         if line.startswith('"') and line.endswith('"') and len(line) >= 2:
-            names.add(line[1:-1].replace('""', '"'))
+            name = line[1:-1].replace('""', '"')
+            if hba_name_ok(name) and hba_token(name) == line:
+                names.add(name)
     return names - {ADMIN_PLACEHOLDER}
+
+
+MAX_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
+_LINE_BREAKS = frozenset("\n\r\0")
+
+
+def hba_name_ok(name: str) -> bool:
+    """Whether ``hba_token(name)`` is one literal token on one line that names exactly this role: not
+    empty, no line break (pg_hba reads line by line; NUL ends a C string), no leading ``/`` (a regular
+    expression in PostgreSQL 16+, quoted or not), at most 63 bytes (the server compares the name it
+    truncated)."""
+    return (0 < len(name.encode()) <= MAX_NAME_BYTES and _LINE_BREAKS.isdisjoint(name)
+            and not name.startswith("/"))
 
 
 def hba_token(name: str) -> str:

@@ -90,6 +90,9 @@ class EndpointConfig:
     decide: Decide = allow_all
     authenticate: Authenticate | None = None
     unearned_trust: UnearnedTrust | None = None
+    # Users never logged in through this endpoint (the engine's own roles): refused at once, before any
+    # hook, as a pg_hba.conf "reject" line would refuse them.
+    reserved_users: frozenset[str] = frozenset()
     # Overrides the gateway-wide startup timeout for this endpoint.
     startup_timeout: float | None = None
     # The instance's max_connections, read at every accept (None: only the gateway-wide limits). Every

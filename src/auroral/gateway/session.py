@@ -10,9 +10,9 @@
       SSLRequest → 'S' + TLS handshake · GSSENCRequest → 'N' · CancelRequest → forwarded, close
       direct TLS (libpq 17+ ``sslnegotiation=direct``: a TLS record first, ALPN "postgresql" required)
       → TLS handshake at once, then a StartupMessage inside TLS
-      StartupMessage → force_ssl check → authenticate hook (IAM: the gateway runs the password
-      exchange itself, then logs in upstream: the server trusts it for that user, or SCRAM) → open
-      the target Unix socket. Without an IAM verification, an upstream AuthenticationOk is refused
+      StartupMessage → names PostgreSQL would truncate and reserved users refused → force_ssl check
+      → authenticate hook (IAM: the gateway runs the password exchange itself, then logs in
+      upstream: the server trusts it for that user, or SCRAM) → open the target Unix socket. Without an IAM verification, an upstream AuthenticationOk is refused
       ("upstream trust only after gateway verification").
              │
              ▼
@@ -568,6 +568,15 @@ class Session:
         assert self.info is not None
         if self._too_many:  # PostgreSQL says so once it has read the startup packet (cancels still work)
             self._refuse(pg.error_response(*TOO_MANY, routine="ProcessStartupPacket"))
+            return
+        # before any authorization, for every way of logging in: names PostgreSQL would truncate (an
+        # IAM token authorizes the name as given), then the users nobody logs in as
+        too_long = pg.name_too_long_error(info)
+        if too_long is not None:
+            self._refuse(too_long)
+            return
+        if info.user in self.cfg.reserved_users:
+            self._refuse(pg.hba_reject_error(self.info.peer_ip, info.user, info.database, self.tls))
             return
         if not self.tls and self.cfg.force_ssl():
             self._refuse(pg.no_encryption_error(self.info.peer_ip, info.user, info.database))

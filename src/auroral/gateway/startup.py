@@ -20,6 +20,9 @@ MIN_STARTUP_PACKET = 8
 MAX_STARTUP_PACKET = 10000
 # PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH: the largest password / SASL message it accepts.
 MAX_AUTH_MESSAGE = 65535
+# PostgreSQL's NAMEDATALEN: a name (role, database) is at most NAMEDATALEN - 1 bytes; the server cuts a
+# longer name in a startup packet to that length without a word.
+NAMEDATALEN = 64
 
 AUTH_OK = 0
 AUTH_CLEARTEXT = 3
@@ -133,6 +136,34 @@ def no_encryption_error(peer_ip: str, user: str, database: str) -> bytes:
     return error_response(
         "28000",
         f'no pg_hba.conf entry for host "{peer_ip}", user "{user}", database "{database}", no encryption',
+        routine="ClientAuthentication",
+    )
+
+
+def name_too_long_error(info: StartupInfo) -> bytes | None:
+    """The refusal of a startup whose user or database name PostgreSQL would truncate (longer than
+    ``NAMEDATALEN - 1`` bytes in UTF-8), else None.
+
+    PostgreSQL itself would log such a client in as the truncated name; but an IAM token is authorized
+    for the name as given, so the gateway refuses it for every login, before any authorization.
+    SQLSTATE 28000 (invalid_authorization_specification): the code PostgreSQL gives every refusal of a
+    startup packet's identity (unknown role, no or a rejecting pg_hba.conf line), so drivers and poolers
+    treat it as a login failure; 42622 (name_too_long) is a statement-level code PostgreSQL never sends
+    during authentication."""
+    for what, name in (("role", info.user), ("database", info.database)):
+        if len(name.encode()) >= NAMEDATALEN:
+            return error_response(
+                "28000", f'{what} name "{name}" is too long (PostgreSQL allows at most {NAMEDATALEN - 1} bytes)',
+                routine="ProcessStartupPacket")
+    return None
+
+
+def hba_reject_error(peer_ip: str, user: str, database: str, tls: bool) -> bytes:
+    """What PostgreSQL says for a ``reject`` line in pg_hba.conf."""
+    encryption = "SSL encryption" if tls else "no encryption"
+    return error_response(
+        "28000",
+        f'pg_hba.conf rejects connection for host "{peer_ip}", user "{user}", database "{database}", {encryption}',
         routine="ClientAuthentication",
     )
 

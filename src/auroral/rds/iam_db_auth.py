@@ -13,8 +13,10 @@ temporary credentials) and authorizes ``rds-db:connect`` on
 ``arn:aws:rds-db:<region>:<account>:dbuser:<DbClusterResourceId>/<user>`` for the signer (identity
 policies, permissions boundary, session policies; ``aws:SourceIp`` is the client's address).
 
-The upstream login needs no password: the engine lists the user in ``auroral.iam_users`` (exact names),
-for which PostgreSQL trusts the gateway's OS user (``peer``). A user is listed on its first verified
+The upstream login needs no password: the engine lists the user in ``auroral.iam_users`` (exact names,
+each one quoted token; see ``engine.conf`` for why a file and not ``+rds_iam``), for which PostgreSQL
+trusts the gateway's OS user (``peer``). A member whose name cannot be such a token (a line break, a
+leading ``/``) is refused, as are the engine's own roles (``rdsadmin``: a superuser, hence a member of ``rds_iam``). A user is listed on its first verified
 login and stays listed while it is an IAM user; it is unlisted (and the reload awaited) before a
 password login of a user that no longer is one, all users are unlisted when IAM authentication is
 found off, and the gateway refuses any AuthenticationOk it did not verify (``unearned_trust`` unlists).
@@ -40,6 +42,8 @@ from auroral.api.context import Principal
 from auroral.api.sigv4 import PresignedVerifier, SigningKeyInfo
 from auroral.audit import AuditTrail
 from auroral.engine import PgServer
+from auroral.engine.bootstrap import RESERVED_ROLES
+from auroral.engine.conf import hba_name_ok
 from auroral.errors import AwsError
 from auroral.gateway import AuthPlan, StartupInfo
 from auroral.gateway.decision import Authenticate, UnearnedTrust
@@ -174,6 +178,8 @@ class IamDbAuth:
                 await self._unlist_all(cluster, state, user)
             return None
         attempt = _Attempt(cluster, instance, user, peer_ip)
+        if user in RESERVED_ROLES:  # superusers are members of everything; the gateway refuses these first
+            return self._failing(attempt, "the user is reserved for the database engine")
         try:
             rows = await state.admin.query(_IS_IAM, (user,))
         except psycopg.Error as exc:
@@ -183,6 +189,9 @@ class IamDbAuth:
             if user in self._listed(cluster, state):
                 await self._set_listed(cluster, user, False)
             return None
+        if not hba_name_ok(user):
+            return self._failing(attempt, "the user name cannot be used with IAM authentication "
+                                          "(a line break, a leading '/', or longer than 63 bytes)")
         replication = startup.params.get("replication", "").lower()
         if replication not in ("", "false", "off", "no", "0"):
             return self._failing(attempt, "IAM authentication is not available for replication connections")

@@ -44,7 +44,7 @@ from auroral.engine import (
     available,
     resolve,
 )
-from auroral.engine.bootstrap import scram_verifier
+from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
 from auroral.engine.postmaster import config_rejection, connect
@@ -366,6 +366,7 @@ class LocalRuntime:
             decide=self.decide_for(cluster, instance),
             authenticate=self.authenticate_for(cluster, instance),
             unearned_trust=self.unearned_trust_for(cluster, instance),
+            reserved_users=RESERVED_ROLES,
         )
         try:
             bound = await self._gateway.open(cfg)
