@@ -43,3 +43,23 @@ def test_every_entry_is_a_model_operation_with_a_valid_action() -> None:
         model = protocol.service_model(service)
         assert op in model.operation_names, (service, op)
         assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9]+", spec.action), spec.action
+
+
+# Services whose handlers canonicalize what a parameter names (case, name or ARN, alias → key): a
+# parameter spliced raw into an ARN would let another spelling slip past a Deny on the canonical ARN.
+CANONICAL = ("rds", "ec2", "secretsmanager", "kms")
+
+
+def test_canonicalizing_services_name_every_resource_through_a_resolver(providers: dict[str, object]) -> None:
+    from auroral.api.actions import Ref, fields
+
+    for (service, op), spec in table().items():
+        if service not in CANONICAL:
+            continue
+        for resource in spec.resources:
+            if isinstance(resource, str):
+                assert fields(resource) == [], (service, op, resource)
+            else:
+                assert isinstance(resource, Ref)
+                assert callable(getattr(providers[service], "resolve_resource", None)), service
+                assert not callable(getattr(providers[service], "resource_arns", None)), service

@@ -9,6 +9,7 @@ import pytest
 
 from auroral.api.actions import table
 from auroral.api.protocol import service_model
+from auroral.errors import AwsError
 from auroral.rds.actions import ACTIONS
 from auroral.rds.service import RdsService
 
@@ -29,18 +30,50 @@ def test_every_implemented_operation_has_an_action_entry() -> None:
         assert spec.action == f"rds:{op}"
 
 
+_A = "arn:aws:rds:us-east-1:123456789012:"
+
+
 @pytest.mark.parametrize(("op", "params", "arns"), [
-    ("CreateDBCluster", {"DBClusterIdentifier": "c1"}, ["arn:aws:rds:us-east-1:123456789012:cluster:c1"]),
-    ("CreateDBInstance", {"DBInstanceIdentifier": "i1", "DBClusterIdentifier": "c1"},
-     ["arn:aws:rds:us-east-1:123456789012:db:i1", "arn:aws:rds:us-east-1:123456789012:cluster:c1"]),
-    ("DescribeDBClusters", {}, ["arn:aws:rds:us-east-1:123456789012:cluster:*"]),
-    ("ModifyDBClusterParameterGroup", {"DBClusterParameterGroupName": "g"},
-     ["arn:aws:rds:us-east-1:123456789012:cluster-pg:g"]),
-    ("ListTagsForResource", {"ResourceName": "arn:aws:rds:us-east-1:123456789012:db:i1"},
-     ["arn:aws:rds:us-east-1:123456789012:db:i1"]),
+    ("CreateDBCluster", {"DBClusterIdentifier": "C1"}, [_A + "cluster:c1"]),
+    ("CreateDBCluster", {"DBClusterIdentifier": "c1", "DBClusterParameterGroupName": "PG", "DBSubnetGroupName": "Net"},
+     [_A + "cluster:c1", _A + "cluster-pg:pg", _A + "subgrp:net"]),
+    ("CreateDBInstance", {"DBInstanceIdentifier": "I1", "DBClusterIdentifier": "c1"}, [_A + "db:i1", _A + "cluster:c1"]),
+    ("DescribeDBClusters", {}, [_A + "cluster:*"]),
+    ("DescribeDBClusters", {"DBClusterIdentifier": _A + "cluster:DeMo"}, [_A + "cluster:demo"]),
+    # Where the handler takes no ARN, an ARN is an identifier that names nothing (never its last segment).
+    ("ModifyDBCluster", {"DBClusterIdentifier": _A + "cluster:demo"}, [_A + "cluster:" + _A.lower() + "cluster:demo"]),
+    ("RebootDBInstance", {"DBInstanceIdentifier": "DEMO-1"}, [_A + "db:demo-1"]),
+    ("ModifyDBClusterParameterGroup", {"DBClusterParameterGroupName": "G"}, [_A + "cluster-pg:g"]),
+    ("DeleteDBSubnetGroup", {"DBSubnetGroupName": "Net"}, [_A + "subgrp:net"]),
+    ("ListTagsForResource", {"ResourceName": _A + "db:I1"}, [_A + "db:i1"]),
 ])
-def test_resource_templates(op: str, params: dict[str, str], arns: list[str]) -> None:
-    assert ACTIONS[op].render(params, "123456789012", "us-east-1") == arns
+async def test_resources_are_canonical(env: Env, op: str, params: dict[str, str], arns: list[str]) -> None:
+    ctx = make_ctx(FakeAuthorizer(), op, params)
+    assert ACTIONS[op].resolve(ctx, env.service, params) == arns
+
+
+@pytest.mark.parametrize(("op", "params", "code"), [
+    ("DescribeDBClusters", {"DBClusterIdentifier": "arn:aws:rds:us-west-2:123456789012:cluster:demo"},
+     "DBClusterNotFoundFault"),
+    ("DescribeDBClusters", {"DBClusterIdentifier": "arn:aws:rds:us-east-1:210987654321:cluster:demo"},
+     "DBClusterNotFoundFault"),
+    ("DescribeDBClusters", {"DBClusterIdentifier": "arn:aws-cn:rds:us-east-1:123456789012:cluster:demo"},
+     "DBClusterNotFoundFault"),
+    ("DescribeDBClusters", {"DBClusterIdentifier": _A + "db:demo"}, "DBClusterNotFoundFault"),
+    ("DescribeDBInstances", {"DBInstanceIdentifier": _A + "cluster:demo-1"}, "DBInstanceNotFound"),
+    ("AddTagsToResource", {"ResourceName": "arn:aws:rds:eu-west-1:123456789012:cluster:demo"}, "InvalidParameterValue"),
+    ("AddTagsToResource", {"ResourceName": _A + "og:demo"}, "InvalidParameterValue"),
+    ("AddTagsToResource", {"ResourceName": "arn:aws:rds:us-east-1:210987654321:cluster:demo"},
+     "DBClusterNotFoundFault"),
+])
+async def test_foreign_arns_are_refused(env: Env, op: str, params: dict[str, str], code: str) -> None:
+    ctx = make_ctx(FakeAuthorizer(), op, params)
+    with pytest.raises(AwsError) as info:
+        ACTIONS[op].resolve(ctx, env.service, params)
+    assert info.value.code == code
+    with pytest.raises(AwsError) as handled:  # the handler refuses it the same way
+        await env.call(op, **params, Tags=[]) if op == "AddTagsToResource" else await env.call(op, **params)
+    assert handled.value.code == code
 
 
 async def test_manage_master_user_password_key(env: Env) -> None:

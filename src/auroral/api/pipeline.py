@@ -39,7 +39,8 @@ class Provider(Protocol):
     """A service implementation: one method per operation, ``(ctx, params) -> output dict``
     (or an awaitable of it). Optional hooks: ``resource_tags(account, arn)``,
     ``authz_keys(ctx, operation, params)`` for condition keys that need a lookup, and
-    ``resource_arns(ctx, operation, params)`` for ARNs a template cannot know."""
+    ``resource_arns(ctx, operation, params)`` for ARNs a template cannot know, and
+    ``resolve_resource(ctx, kind, value, params)`` for the ``Ref`` resources of its table entries."""
 
     service: str
 
@@ -83,6 +84,7 @@ class Pipeline:
         params: dict[str, Any] | None = None
         ctx: RequestContext | None = None
         spec: ActionSpec | None = None
+        authorized: list[str] | None = None
         try:
             now = self._clock()
             principal, access_key, region = self._authenticate(req, now)
@@ -112,22 +114,24 @@ class Pipeline:
                 authorizer=self._authorizer,
             )
             if not spec.unauthorized:
-                self._authorize(ctx, provider, spec, params)
+                authorized = self._resources(ctx, provider, spec, params)
+                self._authorize(ctx, provider, spec, params, authorized)
             result = handler(ctx, params)
             if inspect.isawaitable(result):
                 result = await result
             response = protocol.serialize_response(service, op_model, result or {}, request_id)
-            self._record(ctx, service, operation, principal, access_key, peer, params, spec, None, None)
+            self._record(ctx, service, operation, principal, access_key, peer, params, spec, authorized, None, None)
             return response
         except AwsError as err:
-            self._record(ctx, service, operation, principal, access_key, peer, params, spec, err.code, err.message)
+            self._record(ctx, service, operation, principal, access_key, peer, params, spec, authorized, err.code,
+                         err.message)
             return protocol.serialize_error(service_for_errors, err, request_id)
         except Exception:
             log.exception("internal error in %s.%s (request %s)", service, operation, request_id)
             failure = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
                                500, sender_fault=False)
-            self._record(ctx, service, operation, principal, access_key, peer, params, spec, failure.code,
-                         failure.message)
+            self._record(ctx, service, operation, principal, access_key, peer, params, spec, authorized,
+                         failure.code, failure.message)
             return protocol.serialize_error(service_for_errors, failure, request_id)
 
     # --- steps ---------------------------------------------------------------------------
@@ -152,11 +156,16 @@ class Pipeline:
     def _serves(self, service: str) -> bool:
         return service in self.global_providers or service in REGIONAL
 
-    def _authorize(self, ctx: RequestContext, provider: Provider, spec: ActionSpec, params: dict[str, Any]) -> None:
-        # A provider may know the exact ARNs better than the template (an IAM user's path, say).
+    @staticmethod
+    def _resources(ctx: RequestContext, provider: Provider, spec: ActionSpec, params: dict[str, Any]) -> list[str]:
+        """The canonical ARNs the operation acts on: the provider's ``resource_arns`` if it answers
+        (an IAM user's path, say), else the table entry's templates and resolved ``Ref``s."""
         exact = getattr(provider, "resource_arns", None)
         found = exact(ctx, ctx.operation, params) if exact is not None else None
-        resources = list(found) if found is not None else spec.render(params, ctx.account, ctx.region)
+        return list(found) if found is not None else spec.resolve(ctx, provider, params)
+
+    def _authorize(self, ctx: RequestContext, provider: Provider, spec: ActionSpec, params: dict[str, Any],
+                   resources: list[str]) -> None:
         keys: dict[str, Any] = {}
         for key, param in spec.keys.items():
             value = params.get(param)
@@ -187,14 +196,17 @@ class Pipeline:
         peer: Peer,
         params: dict[str, Any] | None,
         spec: ActionSpec | None,
+        authorized: list[str] | None,
         error_code: str | None,
         error_message: str | None,
     ) -> None:
         resources = list(ctx.resources) if ctx else []
         if not resources and ctx is not None and spec is not None:
+            # The canonical ARNs authorized (never the request's spelling); before authorization, the templates.
+            arns = authorized if authorized is not None else spec.render(ctx.params, ctx.account, ctx.region)
             resources = [
                 {"ResourceType": spec.action.split(":")[0].upper(), "ResourceName": arn}
-                for arn in spec.render(ctx.params, ctx.account, ctx.region)
+                for arn in arns
                 if "*" not in arn
             ]
         try:

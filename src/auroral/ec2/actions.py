@@ -3,23 +3,24 @@
 Resource types: ``vpc``, ``subnet``, ``security-group``, ``security-group-rule``,
 ``network-interface``, ``internet-gateway``, ``customer-gateway``, ``vpn-gateway`` and
 ``vpn-connection``, each ``arn:aws:ec2:<region>:<account>:<type>/<id>``; a resource being created is
-``<type>/*``. Describe* actions support no resource-level permissions (``*``). CreateTags/DeleteTags
-name every resource in ``Resources``, and a group named by ``GroupName`` is resolved to its ID, by
-``Ec2Service.resource_arns``. ``aws:RequestTag/*`` and ``aws:TagKeys`` come from
+``<type>/*``. Describe* actions support no resource-level permissions (``*``). An existing resource is
+a ``Ref`` resolved by ``Ec2Service.resolve_resource`` exactly as the handler finds it: CreateTags/DeleteTags
+name every resource in ``Resources``, a group named by ``GroupName`` is resolved to its ID, an omitted
+VPC (CreateSecurityGroup) or group list (CreateNetworkInterface) is the default the handler picks. ``aws:RequestTag/*`` and ``aws:TagKeys`` come from
 ``TagSpecifications`` (or ``Tags``) through ``Ec2Service.authz_keys``.
 """
 
-from auroral.api.actions import ActionSpec
+from auroral.api.actions import ActionSpec, Ref
 
 _P = "arn:{partition}:ec2:{region}:{account}:"
-_VPC = _P + "vpc/{VpcId}"
-_SUBNET = _P + "subnet/{SubnetId}"
-_SG = _P + "security-group/{GroupId}"
-_ENI = _P + "network-interface/{NetworkInterfaceId}"
-_IGW = _P + "internet-gateway/{InternetGatewayId}"
-_CGW = _P + "customer-gateway/{CustomerGatewayId}"
-_VGW = _P + "vpn-gateway/{VpnGatewayId}"
-_VPN = _P + "vpn-connection/{VpnConnectionId}"
+_VPC = Ref("VpcId", "vpc")
+_SUBNET = Ref("SubnetId", "subnet")
+_SG = Ref("GroupId", "security-group")
+_ENI = Ref("NetworkInterfaceId", "network-interface")
+_IGW = Ref("InternetGatewayId", "internet-gateway")
+_CGW = Ref("CustomerGatewayId", "customer-gateway")
+_VGW = Ref("VpnGatewayId", "vpn-gateway")
+_VPN = Ref("VpnConnectionId", "vpn-connection")
 
 
 def _new(kind: str) -> str:
@@ -30,7 +31,7 @@ def _read(action: str) -> ActionSpec:
     return ActionSpec(f"ec2:{action}", ("*",), read_only=True)
 
 
-def _one(action: str, arn: str) -> ActionSpec:
+def _one(action: str, arn: Ref) -> ActionSpec:
     return ActionSpec(f"ec2:{action}", (arn,), resource_tags=True)
 
 
@@ -41,7 +42,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "CreateSubnet": ActionSpec("ec2:CreateSubnet", (_new("subnet"), _VPC)),
     "DescribeSubnets": _read("DescribeSubnets"),
     "DeleteSubnet": _one("DeleteSubnet", _SUBNET),
-    "CreateSecurityGroup": ActionSpec("ec2:CreateSecurityGroup", (_new("security-group"), _VPC)),
+    "CreateSecurityGroup": ActionSpec("ec2:CreateSecurityGroup", (_new("security-group"), Ref("VpcId", "vpc-or-default"))),
     "DeleteSecurityGroup": _one("DeleteSecurityGroup", _SG),
     "DescribeSecurityGroups": _read("DescribeSecurityGroups"),
     "AuthorizeSecurityGroupIngress": _one("AuthorizeSecurityGroupIngress", _SG),
@@ -52,11 +53,11 @@ ACTIONS: dict[str, ActionSpec] = {
     "ModifySecurityGroupRules": _one("ModifySecurityGroupRules", _SG),
     "UpdateSecurityGroupRuleDescriptionsIngress": _one("UpdateSecurityGroupRuleDescriptionsIngress", _SG),
     "UpdateSecurityGroupRuleDescriptionsEgress": _one("UpdateSecurityGroupRuleDescriptionsEgress", _SG),
-    "CreateTags": ActionSpec("ec2:CreateTags", ("*",)),
-    "DeleteTags": ActionSpec("ec2:DeleteTags", ("*",)),
+    "CreateTags": ActionSpec("ec2:CreateTags", (Ref("Resources", "resources"),)),
+    "DeleteTags": ActionSpec("ec2:DeleteTags", (Ref("Resources", "resources"),)),
     "DescribeTags": _read("DescribeTags"),
     "CreateNetworkInterface": ActionSpec(
-        "ec2:CreateNetworkInterface", (_new("network-interface"), _SUBNET, _new("security-group"))
+        "ec2:CreateNetworkInterface", (_new("network-interface"), _SUBNET, Ref("Groups", "security-groups"))
     ),
     "DescribeNetworkInterfaces": _read("DescribeNetworkInterfaces"),
     "DeleteNetworkInterface": _one("DeleteNetworkInterface", _ENI),

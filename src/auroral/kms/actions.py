@@ -1,9 +1,10 @@
 """Authorization table entries for KMS (Service Authorization Reference, "AWS Key Management Service").
 
 Resources: ``key`` ``arn:aws:kms:<region>:<account>:key/<key id>`` and ``alias``
-``arn:aws:kms:<region>:<account>:alias/<name>``. A KeyId parameter may name a key by alias, so
-``KmsService.resource_arns`` resolves the real key ARN (for Decrypt, from the ciphertext blob); the
-templates below are only a fallback. Key ARNs are then authorized by ``KeyPolicyAuthorizer`` (key
+``arn:aws:kms:<region>:<account>:alias/<name>``. A KeyId parameter may name a key by id, key ARN,
+alias name or alias ARN: it is a ``Ref`` that ``KmsService.resolve_resource`` turns into the real key
+ARN (for Decrypt and ReEncrypt, the key of the ciphertext blob); an alias operation is authorized on
+the alias ARN and on the key ARNs it points from and to. Key ARNs are then authorized by ``KeyPolicyAuthorizer`` (key
 policy + IAM + grants), alias ARNs by IAM alone, as AWS does.
 
 ``RetireGrant`` is decided in the handler: the grant's retiring principal (or grantee, when the grant
@@ -14,10 +15,13 @@ Condition keys that need a lookup or a default (kms:KeySpec, kms:EncryptionConte
 kms:RequestAlias, aws:RequestTag/* from ``[{TagKey, TagValue}]``) come from ``KmsService.authz_keys``.
 """
 
-from auroral.api.actions import ActionSpec
+from auroral.api.actions import ActionSpec, Ref
 
-_KEY = "arn:{partition}:kms:{region}:{account}:key/{KeyId}"
-_ALIAS = "arn:{partition}:kms:{region}:{account}:{AliasName}"
+_KEY = Ref("KeyId", "key")
+_BLOB = Ref("CiphertextBlob", "blob")
+_ALIAS = Ref("AliasName", "alias")
+_ALIAS_TARGET = Ref("AliasName", "alias-target")
+_TARGET = Ref("TargetKeyId", "target")
 
 
 def _key(action: str, read_only: bool = False) -> ActionSpec:
@@ -39,13 +43,13 @@ ACTIONS: dict[str, ActionSpec] = {
     "TagResource": _key("TagResource"),
     "UntagResource": _key("UntagResource"),
     "ListResourceTags": _key("ListResourceTags", read_only=True),
-    "CreateAlias": ActionSpec("kms:CreateAlias", (_ALIAS, "arn:{partition}:kms:{region}:{account}:key/{TargetKeyId}")),
-    "UpdateAlias": ActionSpec("kms:UpdateAlias", (_ALIAS, "arn:{partition}:kms:{region}:{account}:key/{TargetKeyId}")),
-    "DeleteAlias": ActionSpec("kms:DeleteAlias", (_ALIAS,)),
+    "CreateAlias": ActionSpec("kms:CreateAlias", (_ALIAS, _TARGET)),
+    "UpdateAlias": ActionSpec("kms:UpdateAlias", (_ALIAS, _ALIAS_TARGET, _TARGET)),
+    "DeleteAlias": ActionSpec("kms:DeleteAlias", (_ALIAS, _ALIAS_TARGET)),
     "ListAliases": ActionSpec("kms:ListAliases", ("*",), read_only=True),
     "Encrypt": _key("Encrypt"),
-    "Decrypt": _key("Decrypt"),
-    "ReEncrypt": _key("ReEncryptFrom"),
+    "Decrypt": ActionSpec("kms:Decrypt", (_BLOB,)),
+    "ReEncrypt": ActionSpec("kms:ReEncryptFrom", (_BLOB,)),
     "GenerateDataKey": _key("GenerateDataKey"),
     "GenerateDataKeyWithoutPlaintext": _key("GenerateDataKeyWithoutPlaintext"),
     "GenerateRandom": ActionSpec("kms:GenerateRandom", ("*",)),

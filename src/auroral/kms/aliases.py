@@ -19,7 +19,7 @@ from auroral.kms.policy import MANAGED_KEYS
 
 class AliasOperations(KmsBase):
     def CreateAlias(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._alias_name(ctx, str(params.get("AliasName") or ""))
+        name = self._own_alias_name(ctx, str(params.get("AliasName") or ""))
         target = self._not_pending(self.keyring.record(self._target(ctx, params.get("TargetKeyId"))))
         with self.keyring.records.store.transaction():
             if self.keyring.records.alias(ctx.account, name) is not None:
@@ -30,7 +30,7 @@ class AliasOperations(KmsBase):
         return {}
 
     def UpdateAlias(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._alias_name(ctx, str(params.get("AliasName") or ""))
+        name = self._own_alias_name(ctx, str(params.get("AliasName") or ""))
         alias = self.keyring.records.alias(ctx.account, name)
         if alias is None:
             raise errors.alias_not_found(alias_arn(self.region, ctx.account, name))
@@ -41,7 +41,7 @@ class AliasOperations(KmsBase):
         return {}
 
     def DeleteAlias(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._alias_name(ctx, str(params.get("AliasName") or ""))
+        name = self._own_alias_name(ctx, str(params.get("AliasName") or ""))
         if self.keyring.records.alias(ctx.account, name) is None:
             raise errors.alias_not_found(alias_arn(self.region, ctx.account, name))
         self.keyring.records.delete_alias(ctx.account, name)

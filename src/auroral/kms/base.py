@@ -82,6 +82,15 @@ class KmsBase:
         check_alias_name(name)
         return name
 
+    def _own_alias_name(self, ctx: RequestContext, text: str) -> str:
+        """AliasName of CreateAlias/UpdateAlias/DeleteAlias: ``alias/<name>``, or this account's and
+        region's alias ARN; an alias ARN of another account or region is refused, not cut down to
+        its name (the alias operations act only on the caller's own aliases)."""
+        parsed = parse_alias_arn(text)
+        if parsed is not None and (parsed[0] != self.region or parsed[1] != ctx.account):
+            check_alias_name(text)  # raises: not "alias/..."
+        return self._alias_name(ctx, text)
+
     def _target(self, ctx: RequestContext, text: Any) -> KeyRef:
         """TargetKeyId of CreateAlias/UpdateAlias: a key id or key ARN, never an alias."""
         value = str(text or "")
@@ -91,27 +100,28 @@ class KmsBase:
 
     # --- pipeline hooks ---------------------------------------------------------------------
 
-    def resource_arns(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> list[str] | None:
-        if operation in _KEY_OPS:
-            return [self._ref(ctx, params.get("KeyId")).arn]
-        if operation == "Decrypt":
-            return [self.keyring.key_of_blob(ctx.account, bytes(params.get("CiphertextBlob") or b"")).arn]
-        if operation == "ReEncrypt":
-            return [self.keyring.key_of_blob(ctx.account, bytes(params.get("CiphertextBlob") or b"")).arn]
-        if operation in ("CreateAlias", "UpdateAlias", "DeleteAlias"):
-            name = self._alias_name(ctx, str(params.get("AliasName") or ""))
-            if name.startswith("alias/aws/"):
-                raise reserved_alias(name)
-            arns = [alias_arn(self.region, ctx.account, name)]
-            if operation != "CreateAlias":
-                current = self.keyring.records.alias(ctx.account, name)
-                if current is None:
-                    raise errors.alias_not_found(arns[0])
-                arns.append(self.keyring.record(self._ref(ctx, current.target)).arn)
-            if operation != "DeleteAlias":
-                arns.append(self._target(ctx, params.get("TargetKeyId")).arn)
-            return arns
-        return None
+    def resolve_resource(self, ctx: RequestContext, kind: str, value: Any, params: Mapping[str, Any]) -> list[str]:
+        """Key ARNs for a KeyId given as key id, key ARN, alias name or alias ARN (``Keyring.resolve``, as
+        the handlers) or for a ciphertext blob; an alias ARN for an alias name; for the alias operations
+        also the key the alias points to now and the key it will point to."""
+        if kind == "key":
+            return [self._ref(ctx, value).arn]
+        if kind == "blob":
+            return [self.keyring.key_of_blob(ctx.account, bytes(value or b"")).arn]
+        if kind == "target":
+            return [self._target(ctx, value).arn]
+        name = self._own_alias_name(ctx, str(value or ""))
+        if name.startswith("alias/aws/"):
+            raise reserved_alias(name)
+        arn = alias_arn(self.region, ctx.account, name)
+        if kind == "alias":
+            return [arn]
+        if kind == "alias-target":
+            current = self.keyring.records.alias(ctx.account, name)
+            if current is None:
+                raise errors.alias_not_found(arn)
+            return [self.keyring.record(self._ref(ctx, current.target)).arn]
+        raise KeyError(kind)
 
     def authz_keys(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         keys: dict[str, Any] = {}

@@ -1,27 +1,33 @@
 """Authorization table entries for RDS (Service Authorization Reference, "Amazon RDS").
 
 Resources: ``cluster`` ``arn:aws:rds:<region>:<account>:cluster:<id>``, ``db`` ``...:db:<id>``,
-``cluster-pg`` ``...:cluster-pg:<name>``,
-``subgrp`` ``...:subgrp:<name>``. Only the required resource type of each action is
-listed (optional ones, such as the parameter group of CreateDBCluster, apply only when given and
-would render as ``*`` otherwise).
+``cluster-pg`` ``...:cluster-pg:<name>``, ``subgrp`` ``...:subgrp:<name>``. Each is a ``Ref`` that
+``RdsService.resolve_resource`` turns into the canonical ARN of what the handler acts on: the
+identifier lower-cased as RDS stores it (``DEMO`` is ``cluster:demo``), an ARN accepted only where
+the handler accepts one (Describe*, ``ResourceName``) and only of this partition, region and account.
+Optional resource types (the parameter group and subnet group of CreateDBCluster) are authorized
+when the request names them.
 
 Keys that need a lookup or a default come from ``RdsService.authz_keys``: the tags of the
 resource acted on (``rds:cluster-tag/<k>``, ``rds:db-tag/<k>``, ``rds:cluster-pg-tag/<k>``,
 ``aws:ResourceTag/<k>``), ``rds:req-tag/<k>`` and ``rds:ManageMasterUserPassword``.
 """
 
-from auroral.api.actions import ActionSpec
+from auroral.api.actions import ActionSpec, Ref
 
-_CLUSTER = "arn:{partition}:rds:{region}:{account}:cluster:{DBClusterIdentifier}"
-_DB = "arn:{partition}:rds:{region}:{account}:db:{DBInstanceIdentifier}"
-_PG = "arn:{partition}:rds:{region}:{account}:cluster-pg:{DBClusterParameterGroupName}"
-_SUBGRP = "arn:{partition}:rds:{region}:{account}:subgrp:{DBSubnetGroupName}"
+_CLUSTER = Ref("DBClusterIdentifier", "cluster")
+_CLUSTER_OR_ARN = Ref("DBClusterIdentifier", "cluster-or-arn")
+_DB = Ref("DBInstanceIdentifier", "db")
+_DB_OR_ARN = Ref("DBInstanceIdentifier", "db-or-arn")
+_PG = Ref("DBClusterParameterGroupName", "cluster-pg")
+_SUBGRP = Ref("DBSubnetGroupName", "subgrp")
+_TAGGED = Ref("ResourceName", "arn")
 
 ACTIONS: dict[str, ActionSpec] = {
     "CreateDBCluster": ActionSpec(
         "rds:CreateDBCluster",
-        (_CLUSTER,),
+        (_CLUSTER, Ref("DBClusterParameterGroupName", "cluster-pg", optional=True),
+         Ref("DBSubnetGroupName", "subgrp", optional=True)),
         keys={
             "rds:DatabaseEngine": "Engine",
             "rds:DatabaseName": "DatabaseName",
@@ -29,8 +35,10 @@ ACTIONS: dict[str, ActionSpec] = {
         },
         request_tags="Tags",
     ),
-    "DescribeDBClusters": ActionSpec("rds:DescribeDBClusters", (_CLUSTER,), read_only=True),
-    "ModifyDBCluster": ActionSpec("rds:ModifyDBCluster", (_CLUSTER,)),
+    "DescribeDBClusters": ActionSpec("rds:DescribeDBClusters", (_CLUSTER_OR_ARN,), read_only=True),
+    "ModifyDBCluster": ActionSpec(
+        "rds:ModifyDBCluster", (_CLUSTER, Ref("DBClusterParameterGroupName", "cluster-pg", optional=True))
+    ),
     "DeleteDBCluster": ActionSpec("rds:DeleteDBCluster", (_CLUSTER,)),
     "StartDBCluster": ActionSpec("rds:StartDBCluster", (_CLUSTER,)),
     "StopDBCluster": ActionSpec("rds:StopDBCluster", (_CLUSTER,)),
@@ -44,7 +52,7 @@ ACTIONS: dict[str, ActionSpec] = {
         },
         request_tags="Tags",
     ),
-    "DescribeDBInstances": ActionSpec("rds:DescribeDBInstances", (_DB,), read_only=True),
+    "DescribeDBInstances": ActionSpec("rds:DescribeDBInstances", (_DB_OR_ARN,), read_only=True),
     "ModifyDBInstance": ActionSpec(
         "rds:ModifyDBInstance", (_DB,), keys={"rds:DatabaseClass": "DBInstanceClass"}
     ),
@@ -70,10 +78,10 @@ ACTIONS: dict[str, ActionSpec] = {
     "DeleteDBSubnetGroup": ActionSpec("rds:DeleteDBSubnetGroup", (_SUBGRP,)),
     "DescribeCertificates": ActionSpec("rds:DescribeCertificates", ("*",), read_only=True),
     "AddTagsToResource": ActionSpec(
-        "rds:AddTagsToResource", ("{ResourceName}",), request_tags="Tags"
+        "rds:AddTagsToResource", (_TAGGED,), request_tags="Tags"
     ),
     "RemoveTagsFromResource": ActionSpec(
-        "rds:RemoveTagsFromResource", ("{ResourceName}",), tag_keys="TagKeys"
+        "rds:RemoveTagsFromResource", (_TAGGED,), tag_keys="TagKeys"
     ),
-    "ListTagsForResource": ActionSpec("rds:ListTagsForResource", ("{ResourceName}",), read_only=True),
+    "ListTagsForResource": ActionSpec("rds:ListTagsForResource", (_TAGGED,), read_only=True),
 }

@@ -15,9 +15,11 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from auroral.api.context import RequestContext
 from auroral.api.protocol import error_from_shape
 from auroral.errors import AwsError, invalid_parameter_value
 from auroral.rds import validate
@@ -30,6 +32,7 @@ from auroral.rds.model import (
     Instance,
 )
 from auroral.rds.runtime import ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
+from auroral.regions import partition_of
 from auroral.store import Store
 
 log = logging.getLogger("auroral.rds")
@@ -73,8 +76,30 @@ def filter_values(params: dict[str, Any], known: Sequence[str]) -> dict[str, set
 
 
 def name_from_arn_or_id(value: str) -> str:
-    """Describe calls accept an identifier or an ARN (``arn:aws:rds:...:cluster:<id>``)."""
+    """A ``db-cluster-id`` / ``db-instance-id`` filter value: an identifier or an ARN (filters narrow a
+    listing already authorized on ``*``; the resource a request names goes through ``RdsBase.ident``)."""
     return value.rsplit(":", 1)[-1].lower() if value.startswith("arn:") else value.lower()
+
+
+# arn:<partition>:rds:<region>:<account>:<type>:<name>; every part but the name free of ":".
+RESOURCE_ARN = re.compile(r"arn:([a-z-]+):rds:([a-z0-9-]+):(\d{12}):([a-z-]+):([^:]+)")
+_NOT_FOUND = {
+    "cluster": ("DBClusterNotFoundFault", "DBCluster {} not found."),
+    "db": ("DBInstanceNotFoundFault", "DBInstance {} not found."),
+    "cluster-pg": ("DBParameterGroupNotFoundFault", "DBClusterParameterGroup not found: {}"),
+    "subgrp": ("DBSubnetGroupNotFoundFault", "DB subnet group '{}' does not exist."),
+}
+
+
+def not_found(rtype: str, name: str) -> AwsError:
+    shape, message = _NOT_FOUND[rtype]
+    return rds_error(shape, message.format(name))
+
+
+def rds_arn(ctx: RequestContext, rtype: str, name: str) -> str:
+    """The canonical ARN of resource ``name`` (already lower-cased, as RDS stores it) in the request's
+    partition, region and account."""
+    return f"arn:{partition_of(ctx.region)}:rds:{ctx.region}:{ctx.account}:{rtype}:{name}"
 
 
 class RdsBase:
@@ -116,6 +141,23 @@ class RdsBase:
         """Wait until every background task (including ones they start) has finished."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- naming: one resolution for the handler and the authorization of the same request ----
+
+    def ident(self, ctx: RequestContext, value: Any, rtype: str, *, arn_ok: bool = False) -> str:
+        """The stored (lower-cased) identifier ``value`` names. With ``arn_ok`` (Describe* take
+        "the identifier or the ARN") an ARN must be one of this partition, region and account and
+        of type ``rtype``: anything else is refused as not found, never cut down to its last segment
+        (unconfirmed: AWS's answer to a foreign ARN; not found is the plausible one). Without it, an
+        ARN is just an identifier that matches nothing."""
+        text = "" if value is None else str(value)
+        if arn_ok and text.startswith("arn:"):
+            m = RESOURCE_ARN.fullmatch(text)
+            if (m is None or m.group(1) != partition_of(ctx.region) or m.group(2) != ctx.region
+                    or m.group(3) != ctx.account or m.group(4) != rtype):
+                raise not_found(rtype, text)
+            return m.group(5).lower()
+        return text.lower()
 
     # --- clusters --------------------------------------------------------------------------
 

@@ -281,7 +281,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
 
     def DescribeDBClusters(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("DBClusterIdentifier"):
-            ident = name_from_arn_or_id(str(params["DBClusterIdentifier"]))
+            ident = self.ident(ctx, params["DBClusterIdentifier"], "cluster", arn_ok=True)
             clusters = [self._cluster(ctx.account, ident)]
         else:
             clusters = self._clusters(ctx.account)

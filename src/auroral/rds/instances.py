@@ -150,7 +150,8 @@ class InstanceOperations(ClusterOperations):
 
     def DescribeDBInstances(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("DBInstanceIdentifier"):
-            instances = [self._instance(ctx.account, name_from_arn_or_id(str(params["DBInstanceIdentifier"])))]
+            ident = self.ident(ctx, params["DBInstanceIdentifier"], "db", arn_ok=True)
+            instances = [self._instance(ctx.account, ident)]
         else:
             instances = self._instances(ctx.account)
         for name, values in filter_values(params, _INSTANCE_FILTERS).items():

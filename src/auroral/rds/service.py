@@ -15,11 +15,12 @@ events, the authorization hooks and the service-linked-role guard.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from auroral.api.context import RequestContext
-from auroral.rds.base import name_from_arn_or_id
+from auroral.errors import AwsError
+from auroral.rds.base import rds_arn
 from auroral.rds.model import CLUSTER_TRANSITIONS, INCOMPATIBLE, INSTANCE_TRANSITIONS, Cluster
 from auroral.rds.runtime import ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
 from auroral.rds.tags import TagOperations
@@ -38,6 +39,15 @@ _TAG_OPS = ("AddTagsToResource", "RemoveTagsFromResource", "ListTagsForResource"
 # Reasons of clusters that failed to (re)start before incompatible-parameters existed: maybe their
 # parameters, so recovery tries them again.
 _START_FAILURES = ("starting failed: ", "reboot failed: ")
+# Resolver kinds of the table's ``Ref``s (rds/actions.py): kind -> (resource type, ARN accepted).
+RESOLVERS = {
+    "cluster": ("cluster", False),
+    "cluster-or-arn": ("cluster", True),
+    "db": ("db", False),
+    "db-or-arn": ("db", True),
+    "cluster-pg": ("cluster-pg", False),
+    "subgrp": ("subgrp", False),
+}
 # Statuses the runtime's own events may move a cluster between (never one of our transitions).
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
@@ -139,6 +149,25 @@ class RdsService(TagOperations):
 
     # --- authorization hooks ---------------------------------------------------------------
 
+    def resolve_resource(self, ctx: RequestContext, kind: str, value: Any, params: Mapping[str, Any]) -> list[str]:
+        """The canonical ARN of the resource a parameter names, resolved as the handler resolves it:
+        identifiers lower-cased (RDS stores them so), ARNs only where the handler takes them and
+        only of this partition, region and account; absent, ``<type>:*``."""
+        if kind == "arn":  # ResourceName of the tag operations: an ARN of any taggable type
+            rtype, name = self.tagged_resource(ctx, str(value or ""))
+            return [rds_arn(ctx, rtype, name)]
+        rtype, arn_ok = RESOLVERS[kind]
+        if value is None or value == "":
+            return [rds_arn(ctx, rtype, "*")]
+        return [rds_arn(ctx, rtype, self.ident(ctx, value, rtype, arn_ok=arn_ok))]
+
+    def _named(self, ctx: RequestContext, value: Any, rtype: str, operation: str) -> str:
+        """The stored identifier a request names (as ``resolve_resource``); "" if it names nothing."""
+        try:
+            return self.ident(ctx, value, rtype, arn_ok=operation.startswith("Describe"))
+        except AwsError:
+            return ""
+
     def authz_keys(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         keys: dict[str, Any] = {}
         account = ctx.account
@@ -148,12 +177,12 @@ class RdsService(TagOperations):
             if isinstance(tag, dict) and "Key" in tag:
                 keys[f"rds:req-tag/{tag['Key']}"] = str(tag.get("Value", ""))
         if operation in _CLUSTER_OPS or operation == "CreateDBInstance":
-            cluster = self._get_cluster(account, name_from_arn_or_id(str(params.get("DBClusterIdentifier") or "")))
+            cluster = self._get_cluster(account, self._named(ctx, params.get("DBClusterIdentifier"), "cluster", operation))
             if cluster is not None:
                 keys.update(_tag_keys("cluster", cluster.tags, resource=operation != "CreateDBInstance"))
                 keys.setdefault("rds:DatabaseEngine", cluster.engine)
         elif operation in _INSTANCE_OPS:
-            instance = self._get_instance(account, name_from_arn_or_id(str(params.get("DBInstanceIdentifier") or "")))
+            instance = self._get_instance(account, self._named(ctx, params.get("DBInstanceIdentifier"), "db", operation))
             if instance is not None:
                 keys.update(_tag_keys("db", instance.tags, resource=True))
                 keys.setdefault("rds:DatabaseEngine", instance.engine)
@@ -164,10 +193,9 @@ class RdsService(TagOperations):
             if group is not None:
                 keys.update(_tag_keys("cluster-pg", group.tags, resource=True))
         elif operation in _TAG_OPS:
-            arn = str(params.get("ResourceName") or "")
-            found = self._find_taggable(account, arn)
+            kind, name = self.tagged_resource(ctx, str(params.get("ResourceName") or ""))
+            found = self._lookup(account, kind, name)
             if found is not None:
-                kind = arn.split(":")[5] if arn.count(":") >= 6 else ""
                 keys.update(_tag_keys(kind, found.tags, resource=True))
         return keys
 
@@ -188,7 +216,7 @@ class RdsService(TagOperations):
             # An Aurora instance has no master password of its own: it inherits its cluster's, so the
             # documented enforcement policy (which lists rds:CreateDBInstance) lets instances join
             # managed clusters and refuses them in unmanaged ones. Unconfirmed, the plausible reading.
-            owner = self._get_cluster(account, name_from_arn_or_id(str(params["DBClusterIdentifier"])))
+            owner = self._get_cluster(account, str(params["DBClusterIdentifier"]))
             return owner.manage_master_password if owner else False
         if operation == "ModifyDBInstance":
             instance = self._get_instance(account, str(params.get("DBInstanceIdentifier") or ""))

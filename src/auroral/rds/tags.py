@@ -10,24 +10,36 @@ from typing import Any
 from auroral.api.context import RequestContext
 from auroral.errors import invalid_parameter_value
 from auroral.rds import validate
-from auroral.rds.base import rds_error
+from auroral.rds.base import RESOURCE_ARN, not_found
 from auroral.rds.instances import InstanceOperations
 from auroral.rds.model import Cluster, ClusterParameterGroup, Instance
 from auroral.rds.subnet_groups import DEFAULT_GROUP, KIND_SUBNET_GROUP, SubnetGroup
 from auroral.rds.views import tag_list
+from auroral.regions import partition_of
 
-_ARN = re.compile(r"arn:aws(?:-[a-z-]+)?:rds:([a-z0-9-]+):(\d{12}):(cluster|db|cluster-pg|subgrp):([A-Za-z0-9._ -]+)")
 _MAX_TAGS = 50
+_TAGGABLE = ("cluster", "db", "cluster-pg", "subgrp")
+_NAME = re.compile(r"[A-Za-z0-9._ -]+")
 
 Taggable = Cluster | Instance | ClusterParameterGroup | SubnetGroup
 
 
 class TagOperations(InstanceOperations):
-    def _find_taggable(self, account: str, arn: str) -> Taggable | None:
-        m = _ARN.fullmatch(arn)
-        if m is None or m.group(1) != self.region or m.group(2) != account:
-            return None
-        kind, name = m.group(3), m.group(4)
+    def tagged_resource(self, ctx: RequestContext, arn: str) -> tuple[str, str]:
+        """(type, stored name) of the resource a ``ResourceName`` ARN names, for the handler and its
+        authorization alike: an ARN of another partition or region, or of no taggable type, is
+        refused; one of another account names nothing here (not found)."""
+        m = RESOURCE_ARN.fullmatch(arn)
+        if (m is None or m.group(1) != partition_of(ctx.region) or m.group(2) != ctx.region
+                or m.group(4) not in _TAGGABLE or not _NAME.fullmatch(m.group(5))):
+            # Unconfirmed wording.
+            raise invalid_parameter_value(f"The specified resource name does not match an RDS resource in this region: {arn}")
+        kind, name = m.group(4), m.group(5)
+        if m.group(3) != ctx.account:
+            raise not_found(kind, name)
+        return kind, name.lower()
+
+    def _lookup(self, account: str, kind: str, name: str) -> Taggable | None:
         if kind == "cluster":
             return self._get_cluster(account, name)
         if kind == "db":
@@ -36,22 +48,19 @@ class TagOperations(InstanceOperations):
             return None if name.lower() == DEFAULT_GROUP else self._get_subnet_group(account, name)
         return self._get_group(account, name)
 
-    def _taggable(self, account: str, arn: str) -> Taggable:
-        m = _ARN.fullmatch(arn)
-        if m is None or m.group(1) != self.region:
-            # Unconfirmed wording.
-            raise invalid_parameter_value(f"The specified resource name does not match an RDS resource in this region: {arn}")
-        found = self._find_taggable(account, arn)
-        if found is not None:
-            return found
-        kind, name = m.group(3), m.group(4)
-        if kind == "cluster":
-            raise rds_error("DBClusterNotFoundFault", f"DBCluster {name} not found.")
-        if kind == "db":
-            raise rds_error("DBInstanceNotFoundFault", f"DBInstance {name} not found.")
-        if kind == "subgrp":
-            raise rds_error("DBSubnetGroupNotFoundFault", f"DB subnet group '{name}' does not exist.")
-        raise rds_error("DBParameterGroupNotFoundFault", f"DBClusterParameterGroup not found: {name}")
+    def _find_taggable(self, account: str, arn: str) -> Taggable | None:
+        """The resource a canonical ARN (as authorized) names, if it exists."""
+        m = RESOURCE_ARN.fullmatch(arn)
+        if m is None or m.group(2) != self.region or m.group(3) != account or m.group(4) not in _TAGGABLE:
+            return None
+        return self._lookup(account, m.group(4), m.group(5))
+
+    def _taggable(self, ctx: RequestContext, arn: str) -> Taggable:
+        kind, name = self.tagged_resource(ctx, arn)
+        found = self._lookup(ctx.account, kind, name)
+        if found is None:
+            raise not_found(kind, arn.rsplit(":", 1)[-1])
+        return found
 
     def _save_taggable(self, item: Taggable) -> None:
         if isinstance(item, Cluster):
@@ -68,7 +77,7 @@ class TagOperations(InstanceOperations):
         return dict(item.tags) if item is not None else {}
 
     def AddTagsToResource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        item = self._taggable(ctx.account, str(params.get("ResourceName") or ""))
+        item = self._taggable(ctx, str(params.get("ResourceName") or ""))
         new = validate.tags(params.get("Tags"))
         merged = {**item.tags, **new}
         if len(merged) > _MAX_TAGS:
@@ -79,12 +88,12 @@ class TagOperations(InstanceOperations):
         return {}
 
     def RemoveTagsFromResource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        item = self._taggable(ctx.account, str(params.get("ResourceName") or ""))
+        item = self._taggable(ctx, str(params.get("ResourceName") or ""))
         for key in params.get("TagKeys") or []:
             item.tags.pop(str(key), None)
         self._save_taggable(item)
         return {}
 
     def ListTagsForResource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        item = self._taggable(ctx.account, str(params.get("ResourceName") or ""))
+        item = self._taggable(ctx, str(params.get("ResourceName") or ""))
         return {"TagList": tag_list(item.tags)}

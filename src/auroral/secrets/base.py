@@ -5,12 +5,14 @@ and the pipeline hooks that give authorization the secret's real ARN, tags and c
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.errors import AccessDenied, AwsError
 from auroral.iam.policy import Policy
 from auroral.kms.model import KeyRef
+from auroral.regions import partition_of
 from auroral.secrets import envelope, errors, views
 from auroral.secrets.model import Secret, new_arn, valid_name
 from auroral.secrets.records import SecretRecords
@@ -140,11 +142,14 @@ class SecretsBase:
 
     # --- pipeline hooks -----------------------------------------------------------------
 
-    def resource_arns(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> list[str] | None:
-        if operation in _NO_SECRET:
-            return None
-        if operation == "CreateSecret":
-            name = str(params.get("Name") or "")
+    def resolve_resource(self, ctx: RequestContext, kind: str, value: Any, params: Mapping[str, Any]) -> list[str]:
+        """The secret's full ARN (with its random suffix, as AWS authorizes it) for a SecretId given as
+        a name, a partial ARN or a full ARN (``SecretRecords.find``, as the handlers); for CreateSecret,
+        the ARN the new secret will get. A SecretId that names no secret stays as given (as an ARN if it
+        is one): the handler answers ResourceNotFoundException."""
+        prefix = f"arn:{partition_of(ctx.region)}:secretsmanager:{ctx.region}:{ctx.account}:secret:"
+        if kind == "new-secret":
+            name = str(value or "")
             if not valid_name(name):
                 raise errors.invalid_parameter(
                     "Invalid name. Must be a valid name containing alphanumeric characters, or any of the "
@@ -154,11 +159,15 @@ class SecretsBase:
             arn = new_arn(self.region, ctx.account, name)
             self._planned_arns[ctx.request_id] = arn
             return [arn]
-        secret_id = params.get("SecretId")
-        if not secret_id:
-            return None
-        secret = self.records.find(ctx.account, str(secret_id))
-        return [secret.arn] if secret is not None else None
+        if kind != "secret":
+            raise KeyError(kind)
+        if not value:
+            return [prefix + "*"]
+        text = str(value)
+        secret = self.records.find(ctx.account, text)
+        if secret is not None:
+            return [secret.arn]
+        return [text if text.startswith("arn:") else prefix + text]
 
     def resource_tags(self, account: str, arn: str) -> dict[str, str]:
         secret = self.records.by_arn(account, arn)

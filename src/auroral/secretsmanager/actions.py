@@ -1,15 +1,15 @@
 """Authorization table entries for Secrets Manager (Service Authorization Reference, "AWS Secrets Manager").
 
 Resource: ``secret`` ``arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>``.
-SecretId may be a name or a (partial) ARN, so ``SecretsManagerService.resource_arns`` answers the real
-ARN (for CreateSecret, the ARN the new secret will have); the templates are only a fallback. Condition
+SecretId may be a name or a (partial) ARN: it is a ``Ref`` that ``resolve_resource`` turns into the secret's
+full ARN (for CreateSecret's Name, the ARN the new secret will have). Condition
 keys that need a lookup (secretsmanager:SecretId, secretsmanager:ResourceTag/*, BlockPublicPolicy, ...)
 come from ``authz_keys``; aws:ResourceTag/* from ``resource_tags``.
 """
 
-from auroral.api.actions import ActionSpec
+from auroral.api.actions import ActionSpec, Ref
 
-_SECRET = "arn:{partition}:secretsmanager:{region}:{account}:secret:{SecretId}"
+_SECRET = Ref("SecretId", "secret")
 
 
 def _secret(action: str, keys: dict[str, str] | None = None, *, read_only: bool = False) -> ActionSpec:
@@ -19,7 +19,7 @@ def _secret(action: str, keys: dict[str, str] | None = None, *, read_only: bool 
 
 ACTIONS: dict[str, ActionSpec] = {
     "CreateSecret": ActionSpec(
-        "secretsmanager:CreateSecret", ("arn:{partition}:secretsmanager:{region}:{account}:secret:{Name}",),
+        "secretsmanager:CreateSecret", (Ref("Name", "new-secret"),),
         keys={"secretsmanager:Name": "Name", "secretsmanager:Description": "Description",
               "secretsmanager:KmsKeyId": "KmsKeyId"},
         request_tags="Tags",
