@@ -193,5 +193,15 @@ def test_oversized_policies_are_refused_with_aws_errors(server: Any, make_user: 
     role_arn = iam.get_role(RoleName=name)["Role"]["Arn"]
     iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": caller.arn}, "Action": "sts:AssumeRole"}]}))
-    code, message = _error(sts.assume_role, RoleArn=role_arn, RoleSessionName="sess", Policy=_doc_of_size(2300))
+    # the inline session policy's plaintext: 2,048 characters, refused before it is parsed
+    code, message = _error(sts.assume_role, RoleArn=role_arn, RoleSessionName="sess",
+                           Policy=json.dumps(json.loads(_doc_of_size(2000)), indent=8) + " " * 100_000)
+    assert code == "ValidationError"
+    assert message.endswith("at 'policy' failed to satisfy constraint: Member must have length less than or equal to 2048")
+    small = _doc_of_size(1000)
+    assert sts.assume_role(RoleArn=role_arn, RoleSessionName="sess", Policy=small)["PackedPolicySize"] <= 100
+    # a managed session policy counts towards the packed size too
+    policy_arn = f"arn:aws:iam::{server.account}:policy/{name}"
+    code, message = _error(sts.assume_role, RoleArn=role_arn, RoleSessionName="sess", Policy=small,
+                           PolicyArns=[{"arn": policy_arn}])
     assert code == "PackedPolicyTooLarge" and message.startswith("Packed policy consumes"), message
