@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pytest
 from policy_cases import allow, decide, doc
 
+from auroral.errors import AwsError
 from auroral.iam.policy import Decision, parse_policy
 
 BOUND = 0.5  # seconds for a whole 128 KiB document: generous; typical is a few milliseconds
@@ -47,3 +49,10 @@ def test_every_wildcard_element_evaluates_quickly() -> None:
                             context=context)
     assert decision is Decision.IMPLICIT_DENY
     assert took < BOUND, took
+
+
+def test_deeply_nested_documents_are_malformed_not_internal_errors() -> None:
+    for text in ("[" * 100_000, '{"Statement": ' + "[" * 50_000):
+        with pytest.raises(AwsError) as err:
+            parse_policy(text)
+        assert (err.value.code, err.value.message) == ("MalformedPolicyDocument", "Syntax errors in policy.")
