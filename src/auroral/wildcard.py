@@ -12,10 +12,11 @@ stars into fixed-length segments and matched greedily:
 A segment without ``?`` is found with ``str.find`` (C speed). A segment with ``?`` is found by
 anchoring its longest literal run with ``str.find`` and then, if that first candidate fails, scanning
 with the bit-parallel Shift-And algorithm (one pass, the state a Python int with a bit per position
-of the segment). Each character of the value is therefore examined a bounded number of times per
-segment: matching is O(len(value) * segments) at worst, in C for the common cases, and never retries
-a split. Literal ``?`` and ``*`` (from ``${?}``-style escapes or policy variable values) are pieces
-of text, not wildcards: callers build patterns from ``Token`` sequences.
+of the segment). Successive segments search disjoint stretches of the value, so a match walks each
+character of the value in Python at most once (only inside ``?`` segments, and only where partial
+matches are alive) and never retries a split: linear in the value, times the segment's bit-width for
+the Shift-And steps. Literal ``?`` and ``*`` (from ``${?}``-style escapes or policy variable values)
+are text, not wildcards: callers build patterns from ``Token`` sequences.
 """
 
 from __future__ import annotations
