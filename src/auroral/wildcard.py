@@ -128,7 +128,7 @@ class _Segment:
 class Glob:
     """One wildcard pattern, matched in a single left-to-right pass."""
 
-    __slots__ = ("first", "last", "middle", "minimum", "starred")
+    __slots__ = ("first", "head", "last", "literal_middle", "middle", "minimum", "starred", "tail")
 
     def __init__(self, pattern: Iterable[Token]) -> None:
         parts: list[list[Token]] = [[]]
@@ -144,19 +144,40 @@ class Glob:
         self.last = segments[-1]
         self.middle = tuple(s for s in segments[1:-1] if s.length)
         self.minimum = sum(s.length for s in segments)
+        # Fast paths for the usual shapes (no ``?``): str.startswith / endswith / find only.
+        self.head = self.first.literal if self.first.length else ""
+        self.tail = self.last.literal if self.last.length else ""
+        literal = tuple(s.literal for s in self.middle if s.literal is not None)
+        self.literal_middle = literal if len(literal) == len(self.middle) else None
 
     def match(self, value: str) -> bool:
         n = len(value)
+        if n < self.minimum:
+            return False
         first = self.first
         if not self.starred:
             return n == first.length and first.at(value, 0)
-        if n < self.minimum:
-            return False
-        last = self.last
+        head, tail, last = self.head, self.tail, self.last
         end = n - last.length
-        if not first.at(value, 0) or not last.at(value, end):
+        if head is not None:
+            if not value.startswith(head):
+                return False
+        elif not first.at(value, 0):
+            return False
+        if tail is not None:
+            if not value.endswith(tail):
+                return False
+        elif not last.at(value, end):
             return False
         pos = first.length
+        literal = self.literal_middle
+        if literal is not None:
+            for text in literal:
+                pos = value.find(text, pos, end)
+                if pos < 0:
+                    return False
+                pos += len(text)
+            return True
         for segment in self.middle:
             found = segment.find(value, pos, end)
             if found < 0:
