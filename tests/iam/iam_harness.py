@@ -4,9 +4,11 @@ the way the request pipeline does before invoking the provider method."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +28,10 @@ from auroral.sts.actions import ACTIONS as STS_ACTIONS
 from auroral.sts.service import StsService
 
 ACCOUNT = "123456789012"
+
+
+async def _awaited(result: Awaitable[Any]) -> Any:
+    return await result
 
 
 @dataclass
@@ -91,7 +97,10 @@ class Env:
             if hasattr(provider, "authz_keys"):
                 keys.update(provider.authz_keys(ctx, op, params))
             ctx.authorize(spec.action, resources, keys)
-        result: dict[str, Any] = getattr(provider, op)(ctx, params)
+        result: Any = getattr(provider, op)(ctx, params)
+        if inspect.isawaitable(result):  # the simulator runs off the event loop, as the server awaits it
+            result = asyncio.run(_awaited(result))
+        assert isinstance(result, dict)
         return result
 
     # --- conveniences -----------------------------------------------------------------------

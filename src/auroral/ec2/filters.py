@@ -1,25 +1,25 @@
 """EC2 ``Filters``: every filter must match (AND); within a filter any value may match (OR);
-values may use ``*`` and ``?`` wildcards. Each Describe operation names its filters as functions
-from a resource to the strings it offers; ``tag:<key>`` and ``tag-key`` work everywhere."""
+values may use ``*`` and ``?`` wildcards (matched in linear time by ``auroral.wildcard``, never by a
+backtracking regex: the values are the caller's text). Each Describe operation names its filters as
+functions from a resource to the strings it offers; ``tag:<key>`` and ``tag-key`` work everywhere."""
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cache
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from auroral.ec2 import errors
 from auroral.ec2.model import Resource
+from auroral.wildcard import Glob, compile_glob
 
 R = TypeVar("R", bound=Resource)
 Getter = Callable[[R], Iterable[str]]
 
 
-@cache
-def _pattern(value: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(value))
+@lru_cache(maxsize=1024)
+def _pattern(value: str) -> Glob:
+    return compile_glob(value)
 
 
 def matches(offered: Iterable[str], wanted: Sequence[str]) -> bool:

@@ -67,7 +67,11 @@ class AttachmentOperations(IamBase):
         total = "".join(inline.values())
         self.validate_document(document, "identity")
         if sum(1 for c in total if not c.isspace()) > kind.inline_quota[1]:
-            raise limit_exceeded(f"Cannot exceed quota for {kind.inline_quota[0]}: {kind.inline_quota[1]}")
+            # IAM's wording for the aggregate inline size (e.g. "Maximum policy size of 2048 bytes
+            # exceeded for user alice"), not the "Cannot exceed quota for ..." of managed policies.
+            raise limit_exceeded(
+                f"Maximum policy size of {kind.inline_quota[1]} bytes exceeded for {kind.label} {entity.name}"
+            )
         self._save(replace(entity, inline=inline))
         return {}
 

@@ -9,7 +9,11 @@ decided.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from auroral.api.context import RequestContext
@@ -17,6 +21,17 @@ from auroral.errors import AwsError
 from auroral.iam.base import IamBase, invalid_input, no_such_entity, page
 from auroral.iam.model import Group, Role, User, encode_document, tag_list
 from auroral.iam.policy import AuthzRequest, Decision, Policy, PolicyKind, evaluate, parse_policy
+
+# The simulator parses and evaluates caller-supplied documents (up to 128 KiB each, for every action
+# and resource given): CPU work proportional to the input. It runs on one worker thread, off the event
+# loop that serves every API request and database login, so a large simulation delays only other
+# simulations. The matching itself is linear-time (``auroral.wildcard``).
+_SIMULATOR = ThreadPoolExecutor(1, thread_name_prefix="iam-simulate")
+
+
+async def _off_loop(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    return await asyncio.get_running_loop().run_in_executor(_SIMULATOR, work)
+
 
 _DECISIONS = {
     Decision.ALLOW: "allowed",
@@ -100,7 +115,18 @@ class SimulateOperations(IamBase):
         sources: list[_Source],
         boundaries: list[_Source],
         caller_arn: str | None,
+    ) -> Awaitable[dict[str, Any]]:
+        return _off_loop(partial(self._evaluate_all, self.account, params, sources, boundaries, caller_arn))
+
+    def _evaluate_all(
+        self,
+        own_account: str,
+        params: dict[str, Any],
+        sources: list[_Source],
+        boundaries: list[_Source],
+        caller_arn: str | None,
     ) -> dict[str, Any]:
+        """Pure work on the given documents (no store access): runs on the simulator thread."""
         types = {s.policy_id: s.policy_type for s in [*sources, *boundaries]}
         identity = [self._parse(s, "identity") for s in sources]
         # An entity has at most one permissions boundary; the simulator takes the first one given.
@@ -111,13 +137,13 @@ class SimulateOperations(IamBase):
             types[src.policy_id] = src.policy_type
             resource_policy = self._parse(_Source(src.policy_id, "none", src.text), "resource")
         context = _context(params.get("ContextEntries"))
-        account = params.get("ResourceOwner") or self.account
+        account = params.get("ResourceOwner") or own_account
         resources = params.get("ResourceArns") or ["*"]
         results: list[dict[str, Any]] = []
         for action in params["ActionNames"]:
             for resource in resources:
                 request = AuthzRequest(
-                    action, resource, context, caller_arn, self.account if caller_arn else account
+                    action, resource, context, caller_arn, own_account if caller_arn else account
                 )
                 result = evaluate(request, identity, boundary=boundary, resource_policy=resource_policy)
                 row: dict[str, Any] = {
@@ -138,7 +164,7 @@ class SimulateOperations(IamBase):
         chunk, extra = page(keyed, lambda r: f"{r[0]:08d}", params)
         return {"EvaluationResults": [r for _, r in chunk], **extra}
 
-    def SimulatePrincipalPolicy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    def SimulatePrincipalPolicy(self, ctx: RequestContext, params: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         source_arn = params["PolicySourceArn"]
         sources, boundary_arn = self._principal_sources(source_arn)
         inputs = [
@@ -155,7 +181,7 @@ class SimulateOperations(IamBase):
         caller = params.get("CallerArn") or (source_arn if ":group/" not in source_arn else None)
         return self._simulate(params, [*sources, *inputs], boundaries, caller)
 
-    def SimulateCustomPolicy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    def SimulateCustomPolicy(self, ctx: RequestContext, params: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         inputs = [
             _Source(f"PolicyInputList.{i}", "none", t) for i, t in enumerate(params["PolicyInputList"], 1)
         ]

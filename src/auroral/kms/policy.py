@@ -133,7 +133,7 @@ def compile_key_policy(text: str) -> Policy:
         raise error_from_shape("kms", "MalformedPolicyDocumentException", "Policy exceeds the maximum size.")
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise error_from_shape("kms", "MalformedPolicyDocumentException", "Syntax errors in policy.") from None
     if isinstance(doc, dict) and isinstance(doc.get("Statement"), list):
         seen: set[str] = set()

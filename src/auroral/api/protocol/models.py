@@ -66,13 +66,22 @@ class ShapeInfo:
     xml_out: tuple[tuple[MemberInfo, str], ...] = ()
 
 
+# ``(?:-?[a-zA-Z0-9]+)*`` (RDS proxy, shard group, integration, blue/green names) is ambiguous: a run of
+# letters splits into groups in exponentially many ways, so a failing value such as ``"a" * 40 + "!"``
+# backtracks for hours. ``(?:-?[a-zA-Z0-9])*`` is the same language (a dash is not in the class) with
+# one way to split, so Python's backtracking engine matches it in linear time.
+_AMBIGUOUS_RUNS = re.compile(r"\(\?:-\?(\[(?:\w-\w|\w)+\])\+\)\*")  # a class of ranges and word characters
+
+
 def _java_to_python_regex(pattern: str) -> re.Pattern[str] | None:
     """Compile a model (Java) pattern; unsupported constructs are approximated or the pattern skipped.
 
     ``\\p{L}``/``\\p{N}``/``\\p{Z}`` become ``\\w``/``\\d``/``\\s`` (slightly more lenient, never stricter).
-    Patterns Python cannot compile (e.g. surrogate-pair ranges) are not enforced.
+    Patterns Python cannot compile (e.g. surrogate-pair ranges) are not enforced. Ambiguous nested
+    repetitions are rewritten to an equivalent unambiguous form (``_AMBIGUOUS_RUNS``).
     """
     translated = pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", r"\d").replace(r"\p{Z}", r"\s")
+    translated = _AMBIGUOUS_RUNS.sub(r"(?:-?\1)*", translated)
     try:
         return re.compile(translated, re.DOTALL)
     except re.error:

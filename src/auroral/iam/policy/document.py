@@ -275,7 +275,7 @@ def _load(text_or_obj: str | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(text_or_obj, str):
         try:
             loaded = json.loads(text_or_obj)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             raise malformed(SYNTAX_ERROR) from None
     else:
         loaded = text_or_obj

@@ -6,8 +6,9 @@ Everything is compiled once per policy into a ``PatternSet``:
 * ``match_all`` for ``"*"``,
 * a ``frozenset`` of exact values (no wildcard) — one hash lookup,
 * a tuple of prefixes for the common ``"rds:Describe*"`` shape — one ``str.startswith`` call,
-* one anchored regex (an alternation) for everything else,
-* templates with policy variables, resolved and compiled per request (the regex compile is cached).
+* ``auroral.wildcard.Glob`` objects for everything else: linear-time matchers, never a regex (a
+  backtracking regex such as ``.*a.*a.*a...X`` lets a policy author stall the server),
+* templates with policy variables, resolved and compiled per request (bounded cache).
 
 Actions are case-insensitive: patterns are lower-cased here and the caller lower-cases the action once.
 Resources are case-sensitive. For the ``Arn*`` condition operators the six colon-separated ARN parts are
@@ -16,51 +17,66 @@ matched separately: a ``*`` in the first five parts does not run past a ``:`` (`
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from auroral.iam.policy.variables import Template, Var, Verbatim, context_text
+from auroral.wildcard import Glob, Token, literal_tokens, tokens
 
 _ARN_PARTS = 6
+_DYNAMIC_CACHE = 1024
 
 
-def _translate(pieces: Iterable[str | Verbatim], arn_mode: bool) -> str:
-    out: list[str] = []
-    colons = 0
+class _Never:
+    """An ARN pattern with fewer than six parts: AWS matches ARN operators part by part, so it
+    matches nothing."""
+
+    __slots__ = ()
+
+    def match(self, value: str) -> bool:
+        return False
+
+
+class _ArnGlob:
+    """Part-by-part ARN matching: the value's first five colons line up with the pattern's, the
+    wildcards of the first five parts do not cross a colon, the sixth part is matched whole."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[Glob]) -> None:
+        self.parts = tuple(parts)
+
+    def match(self, value: str) -> bool:
+        fields = value.split(":", _ARN_PARTS - 1)
+        if len(fields) != _ARN_PARTS:
+            return False
+        return all(part.match(field) for part, field in zip(self.parts, fields, strict=True))
+
+
+Matcher = Glob | _ArnGlob | _Never
+
+
+def _pieces_tokens(pieces: Iterable[str | Verbatim]) -> list[Token]:
+    out: list[Token] = []
     for piece in pieces:
-        verbatim = isinstance(piece, Verbatim)
-        text = piece.text if isinstance(piece, Verbatim) else piece
-        for ch in text:
-            bounded = arn_mode and colons < _ARN_PARTS - 1
-            if ch == "*" and not verbatim:
-                out.append("[^:]*" if bounded else ".*")
-            elif ch == "?" and not verbatim:
-                out.append("[^:]" if bounded else ".")
-            else:
-                if ch == ":":
-                    colons += 1
-                out.append(re.escape(ch))
-    if arn_mode and colons < _ARN_PARTS - 1:
-        # Fewer than six parts: AWS matches ARN operators part by part, so this value matches nothing.
-        return "(?!)"
-    return "".join(out)
+        out.extend(literal_tokens(piece.text) if isinstance(piece, Verbatim) else tokens(piece))
+    return out
 
 
-def wildcard_regex(pieces: Iterable[str | Verbatim], *, arn_mode: bool = False) -> str:
-    """The regex source (unanchored) of a wildcard pattern."""
-    return _translate(pieces, arn_mode)
-
-
-@lru_cache(maxsize=4096)
-def _compile(source: str, flags: int) -> re.Pattern[str]:
-    return re.compile(f"(?:{source})\\Z", flags)
-
-
-def compile_alternation(sources: Sequence[str], *, ignore_case: bool = False) -> re.Pattern[str]:
-    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-    return _compile("|".join(f"(?:{s})" for s in sources), flags)
+def compile_pattern(pieces: Iterable[str | Verbatim], *, arn_mode: bool = False) -> Matcher:
+    """A linear-time matcher for a wildcard pattern (``Verbatim`` pieces are literal text)."""
+    items = _pieces_tokens(pieces)
+    if not arn_mode:
+        return Glob(items)
+    parts: list[list[Token]] = [[]]
+    for item in items:
+        if item == ":" and len(parts) < _ARN_PARTS:
+            parts.append([])
+        else:
+            parts[-1].append(item)
+    if len(parts) < _ARN_PARTS:
+        return _Never()
+    return _ArnGlob([Glob(p) for p in parts])
 
 
 def _is_wild(text: str) -> bool:
@@ -70,7 +86,7 @@ def _is_wild(text: str) -> bool:
 class PatternSet:
     """A compiled list of wildcard patterns; ``matches(value, ctx)`` is true when any pattern matches."""
 
-    __slots__ = ("arn_mode", "dynamic", "exact", "ignore_case", "match_all", "prefixes", "regex")
+    __slots__ = ("arn_mode", "dynamic", "exact", "globs", "ignore_case", "match_all", "prefixes")
 
     def __init__(
         self,
@@ -84,7 +100,7 @@ class PatternSet:
         self.match_all = False
         exact: set[str] = set()
         prefixes: list[str] = []
-        sources: list[str] = []
+        globs: list[Matcher] = []
         dynamic: list[_Dynamic] = []
         for pattern in patterns:
             if not isinstance(pattern, str):
@@ -96,16 +112,16 @@ class PatternSet:
                 self.match_all = True
             elif not _is_wild(pattern):
                 if arn_mode:
-                    sources.append(wildcard_regex([pattern], arn_mode=True))
+                    globs.append(compile_pattern([pattern], arn_mode=True))
                 else:
                     exact.add(pattern)
             elif not arn_mode and pattern.endswith("*") and not _is_wild(pattern[:-1]):
                 prefixes.append(pattern[:-1])
             else:
-                sources.append(wildcard_regex([pattern], arn_mode=arn_mode))
+                globs.append(compile_pattern([pattern], arn_mode=arn_mode))
         self.exact = frozenset(exact)
         self.prefixes = tuple(prefixes)
-        self.regex = compile_alternation(sources) if sources else None
+        self.globs = tuple(globs)
         self.dynamic = tuple(dynamic)
 
     def matches(self, value: str, ctx: Mapping[str, Any]) -> bool:
@@ -114,16 +130,17 @@ class PatternSet:
             return True
         if self.prefixes and value.startswith(self.prefixes):
             return True
-        if self.regex is not None and self.regex.match(value) is not None:
-            return True
+        for glob in self.globs:
+            if glob.match(value):
+                return True
         if self.dynamic:
             return self.matches_dynamic(value, ctx)
         return False
 
     def matches_dynamic(self, value: str, ctx: Mapping[str, Any]) -> bool:
         for dynamic in self.dynamic:
-            regex = dynamic.regex(ctx)
-            if regex is not None and regex.match(value) is not None:
+            matcher = dynamic.matcher(ctx)
+            if matcher is not None and matcher.match(value):
                 return True
         return False
 
@@ -133,8 +150,9 @@ class PatternSet:
 
 
 class _Dynamic:
-    """A pattern holding policy variables. The regex for each combination of variable values is
-    compiled once and kept (a few user names / tags per deployment); values are escaped, not wildcards."""
+    """A pattern holding policy variables. The matcher for each combination of variable values is
+    compiled once and kept (a few user names / tags per deployment; the cache is bounded); values are
+    literal text, not wildcards."""
 
     __slots__ = ("arn_mode", "cache", "ignore_case", "template", "variables")
 
@@ -143,9 +161,9 @@ class _Dynamic:
         self.variables = tuple(p for p in template if isinstance(p, Var))
         self.ignore_case = ignore_case
         self.arn_mode = arn_mode
-        self.cache: dict[tuple[str, ...], re.Pattern[str]] = {}
+        self.cache: dict[tuple[str, ...], Matcher] = {}
 
-    def regex(self, ctx: Mapping[str, Any]) -> re.Pattern[str] | None:
+    def matcher(self, ctx: Mapping[str, Any]) -> Matcher | None:
         """None when a variable is missing and has no default: the pattern then matches nothing."""
         values: list[str] = []
         for var in self.variables:
@@ -156,8 +174,8 @@ class _Dynamic:
                 text = var.default
             values.append(text)
         key = tuple(values)
-        regex = self.cache.get(key)
-        if regex is None:
+        matcher = self.cache.get(key)
+        if matcher is None:
             supply = iter(key)
             pieces: list[str | Verbatim] = []
             for piece in self.template:
@@ -167,8 +185,8 @@ class _Dynamic:
                     pieces.append(piece)
             if self.ignore_case:
                 pieces = [Verbatim(p.text.lower()) if isinstance(p, Verbatim) else p.lower() for p in pieces]
-            regex = compile_alternation([wildcard_regex(pieces, arn_mode=self.arn_mode)])
-            if len(self.cache) >= 1024:
+            matcher = compile_pattern(pieces, arn_mode=self.arn_mode)
+            if len(self.cache) >= _DYNAMIC_CACHE:
                 self.cache.clear()
-            self.cache[key] = regex
-        return regex
+            self.cache[key] = matcher
+        return matcher

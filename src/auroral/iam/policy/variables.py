@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-_VAR = re.compile(r"\$\{([^}]*)\}")
 # ``key`` or ``key, 'default'`` (AWS's syntax for defaults; the default is in single quotes).
 _VAR_BODY = re.compile(r"\s*([^\s,'}]+)\s*(?:,\s*'([^']*)'\s*)?")
 _ESCAPES = frozenset({"*", "?", "$"})
@@ -42,6 +41,23 @@ Template = tuple[Piece, ...]
 Resolved = tuple[str | Verbatim, ...]
 
 
+def _references(text: str) -> list[tuple[int, int]]:
+    """Spans of ``${...}``: each ``${`` up to the first ``}`` after it. Found with ``str.find`` (the
+    regex ``\\$\\{([^}]*)\\}`` rescans the rest of the string from every ``${`` that has no ``}``:
+    quadratic in a long policy string)."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while True:
+        start = text.find("${", pos)
+        if start < 0:
+            return spans
+        close = text.find("}", start + 2)
+        if close < 0:
+            return spans  # no later ``${`` can close either
+        spans.append((start, close + 1))
+        pos = close + 1
+
+
 def parse_template(text: str) -> Template | None:
     """Split ``text`` into pieces, or return None when it holds no variable or escape (the fast path:
     callers then use the plain string)."""
@@ -49,8 +65,8 @@ def parse_template(text: str) -> Template | None:
         return None
     pieces: list[Piece] = []
     pos = 0
-    for m in _VAR.finditer(text):
-        body = m.group(1)
+    for start, end in _references(text):
+        body = text[start + 2 : end - 1]
         piece: Piece | None = None
         if body.strip() in _ESCAPES:
             piece = Verbatim(body.strip())
@@ -60,10 +76,10 @@ def parse_template(text: str) -> Template | None:
                 piece = Var(vm.group(1).lower(), vm.group(2))
         if piece is None:
             continue  # not a variable: left in the surrounding text, literally
-        if m.start() > pos:
-            pieces.append(text[pos : m.start()])
+        if start > pos:
+            pieces.append(text[pos:start])
         pieces.append(piece)
-        pos = m.end()
+        pos = end
     if not pieces:
         return None
     if pos < len(text):
