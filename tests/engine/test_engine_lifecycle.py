@@ -105,7 +105,7 @@ def test_recover_stops_orphans_and_finishes_deletes(
     orphans = {cid: _foreign_postmaster(engine.get_server(cid)) for cid in (known_id, unknown_id)}
     (engine.clusters_dir / deleting_id / ".deleting").touch()
 
-    fresh = LocalEngine(engine.root.parent, installations=[installation], runas=engine.runas)
+    fresh = LocalEngine(engine.data_dir, installations=[installation], runas=engine.runas)
     try:
         report = runner.run(fresh.recover({known_id: ADMIN_PASSWORD, "cluster-gone": "x"}))
         for orphan in orphans.values():

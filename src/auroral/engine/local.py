@@ -1,17 +1,31 @@
 """The local engine: PostgreSQL servers as child processes of this auroral process.
 
-Layout under ``<data_dir>/engine``::
+Layout under the engine root (see :func:`engine_root`)::
 
-    bin/<source>-<version>/    a copy of a PostgreSQL installation the service user cannot read in place
+    bin/<source>-<version>-<hash>/  a copy of a PostgreSQL installation the OS users cannot read in place
     ext/pg<major>-<hash>/      the auroral_rds server module, compiled for that major (see extension.py)
     templates/pg<major>/       one initialized data directory per major (see template.py)
-    clusters/<resource id>/    one server: pgdata/, log/, run/ (see cluster.py)
+    clusters/<resource id>/    one server: pgdata/, log/, run/, osuser (see cluster.py)
+
+Where the engine root is: PostgreSQL's OS users must reach it by path, and auroral changes no permission
+outside its own directories (no ACL on a ``0700`` home). Not running as root, it is ``<data_dir>/engine``
+(PostgreSQL runs as ourselves). As root, the data directory stays ``0700`` and the engine root is
+``/var/lib/auroral/<hash of the data directory's path>/`` (``AURORAL_ENGINE_BASE`` replaces
+``/var/lib/auroral``), root-owned ``0711``, with ``<data_dir>/engine`` a symlink to it; the binary copies
+are shared by every installation in ``/var/lib/auroral/bin``. Removing an installation means removing
+both. An engine directory of an earlier version (a real ``<data_dir>/engine``) is used in place.
+
+As root every cluster has its own OS user (see ``osuser``), recorded in ``clusters/<id>/osuser``
+(root-owned, like the cluster directory itself) before the user is created, and removed with the
+cluster. Clusters created before per-cluster users keep running as the service user ``auroral-pg``.
 
 Deleting writes ``clusters/<id>/.deleting`` first, so a crash half-way is finished by :meth:`recover`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -19,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from auroral.engine import binaries, extension, osuser, postmaster, proc
+from auroral.engine import binaries, extension, fsafe, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
 from auroral.engine.cluster import PgServer, RestartPolicy, StatusCallback
 from auroral.engine.errors import EngineError, ServerExistsError, ServerNotFoundError
@@ -28,6 +42,36 @@ from auroral.engine.template import TemplateStore
 
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 DELETING_MARKER = ".deleting"
+OSUSER_FILE = "osuser"
+ENGINE_BASE = Path("/var/lib/auroral")
+ENV_ENGINE_BASE = "AURORAL_ENGINE_BASE"
+
+
+def engine_root(data_dir: Path, runas: RunAs) -> Path:
+    """Where the engine keeps its files for ``data_dir`` (see the module docstring)."""
+    inside = data_dir / "engine"
+    if runas.is_current or (inside.is_dir() and not inside.is_symlink()):
+        return inside
+    base = Path(os.environ.get(ENV_ENGINE_BASE) or ENGINE_BASE)
+    _root_only_dir(base)
+    real = data_dir.resolve()
+    root = base / hashlib.sha256(os.fsencode(str(real))).hexdigest()[:16]
+    _root_only_dir(root)
+    fsafe.write_file(root / "data_dir", os.fsencode(str(real)) + b"\n", mode=0o600)
+    if inside.is_symlink() and os.readlink(inside) != str(root):
+        inside.unlink()
+    if not inside.is_symlink():
+        inside.symlink_to(root)
+    return root
+
+
+def _root_only_dir(path: Path) -> None:
+    """``path`` as a directory of ours, ``0711``: others may traverse it, only we may change it."""
+    path.mkdir(mode=0o711, parents=True, exist_ok=True)
+    st = path.lstat()
+    if path.is_symlink() or st.st_uid != os.geteuid():
+        raise PermissionError(f"{path} is not a directory owned by us")
+    os.chmod(path, 0o711)
 
 
 @dataclass
@@ -52,8 +96,12 @@ class LocalEngine:
         on_status_change: StatusCallback | None = None,
         restart_policy: RestartPolicy | None = None,
     ) -> None:
-        self.root = data_dir / "engine"
+        self.data_dir = data_dir
         self.runas = runas or osuser.service_user()
+        self.root = engine_root(data_dir, self.runas)
+        # one OS user per cluster: only as root, with a service user that is not ourselves
+        self.isolated = os.geteuid() == 0 and not self.runas.is_current
+        self.bin_dir = self.root.parent / "bin" if self.root.parent != data_dir else self.root / "bin"
         self._installations = installations
         self._on_status_change = on_status_change
         self._restart_policy = restart_policy
@@ -70,7 +118,7 @@ class LocalEngine:
         os.chmod(self.root, 0o711)
         self.clusters_dir.mkdir(exist_ok=True)
         os.chmod(self.clusters_dir, 0o711)
-        osuser.ensure_traversable(self.clusters_dir, self.runas)
+        osuser.check_traversable(self.clusters_dir, self.runas)
         self._prepared = True
 
     def installation(self, engine_version: str) -> Installation:
@@ -80,11 +128,11 @@ class LocalEngine:
     def _runnable_copy(self, inst: Installation) -> Installation:
         if inst.bindir not in self._runnable:
             self._prepare()
-            copy = osuser.runnable(inst, self.runas, self.root / "bin")
+            copy = osuser.runnable(inst, self.runas, self.bin_dir)
             # compiled from the original installation: the copy leaves the server headers out
             module = extension.ensure_built(inst, self.root / "ext")
             if module is not None:
-                osuser.ensure_traversable(module.parent, self.runas)
+                osuser.check_traversable(module.parent, self.runas)
                 copy = replace(copy, preload=(module,))
             self._runnable[inst.bindir] = copy
         return self._runnable[inst.bindir]
@@ -96,11 +144,53 @@ class LocalEngine:
                 return self._runnable_copy(inst)
         raise EngineError(f"no PostgreSQL {major} installation for an existing data directory")
 
-    def _server(self, cluster_id: str, inst: Installation, admin_password: str) -> PgServer:
+    def _server(self, cluster_id: str, inst: Installation, admin_password: str, runas: RunAs) -> PgServer:
         return PgServer(
-            cluster_id, self.clusters_dir / cluster_id, inst, self.runas, self.templates, admin_password,
+            cluster_id, self.clusters_dir / cluster_id, inst, runas, self.templates, admin_password,
             on_status_change=self._on_status_change, restart_policy=self._restart_policy,
         )
+
+    # ---- the OS user of each cluster -------------------------------------------------------------
+
+    def _recorded_user(self, cluster_id: str) -> tuple[str, int | None] | None:
+        try:
+            fields = fsafe.read_text(self.clusters_dir / cluster_id / OSUSER_FILE).split()
+        except FileNotFoundError:
+            return None
+        if not fields or not fields[0].startswith(osuser.CLUSTER_USER_PREFIX):
+            raise EngineError(f"cluster {cluster_id}: unreadable {OSUSER_FILE} record")
+        return fields[0], int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+    def _cluster_user(self, cluster_id: str, *, create: bool) -> RunAs:
+        """The OS user of a cluster (created if missing); the service user when not isolated or for a
+        cluster created before per-cluster users."""
+        if not self.isolated:
+            return self.runas
+        record = self.clusters_dir / cluster_id / OSUSER_FILE
+        recorded = self._recorded_user(cluster_id)
+        if recorded is None:
+            if not create:
+                return self.runas
+            osuser.make_private_dir(record.parent, osuser.current(), 0o711)
+            # recorded before acting: a crash from here on leaves a name that delete/recover remove
+            recorded = (osuser.cluster_user_name(self.root, cluster_id), None)
+            fsafe.write_file(record, f"{recorded[0]}\n".encode())
+        name, uid = recorded
+        runas = osuser.create_user(name, f"auroral cluster {cluster_id}", uid)
+        if uid is None:
+            fsafe.write_file(record, f"{name} {runas.uid}\n".encode())
+        return runas
+
+    async def _remove_cluster_user(self, cluster_id: str) -> None:
+        """Kill whatever still runs as the cluster's user and remove the user (files stay)."""
+        if not self.isolated:
+            return
+        recorded = self._recorded_user(cluster_id)
+        if recorded is None:
+            return
+        runas = osuser.lookup(recorded[0])
+        if runas is not None:
+            await asyncio.to_thread(osuser.remove_user, runas)
 
     async def create_server(
         self,
@@ -119,13 +209,20 @@ class LocalEngine:
         if cluster_id in self._servers or (self.clusters_dir / cluster_id).exists():
             raise ServerExistsError(f"cluster {cluster_id} already exists")
         self._prepare()
-        server = self._server(cluster_id, self.installation(engine_version), admin_password)
+        inst = self.installation(engine_version)
+        try:
+            runas = await asyncio.to_thread(self._cluster_user, cluster_id, create=True)
+        except BaseException:
+            await self._remove_cluster_user(cluster_id)
+            shutil.rmtree(self.clusters_dir / cluster_id, ignore_errors=True)
+            raise
+        server = self._server(cluster_id, inst, admin_password, runas)
         self._servers[cluster_id] = server
         try:
             await server.create(master_username, master_password, database_name, parameters)
         except BaseException:
             self._servers.pop(cluster_id, None)
-            await server.delete()
+            await self._delete(server)
             raise
         return server
 
@@ -143,8 +240,13 @@ class LocalEngine:
         marker = server.cluster_dir / DELETING_MARKER
         if server.cluster_dir.exists():
             marker.touch()
-        await server.delete()
+        await self._delete(server)
         del self._servers[cluster_id]
+
+    async def _delete(self, server: PgServer) -> None:
+        await server.stop()
+        await self._remove_cluster_user(server.cluster_id)  # while its record is still there
+        await server.delete()
 
     async def recover(self, known: Mapping[str, str], *, start: bool = True) -> RecoveryReport:
         """After a restart of auroral: ``known`` maps cluster ids to their rdsadmin passwords.
@@ -163,6 +265,11 @@ class LocalEngine:
             pgdata = entry / "pgdata"
             if (entry / DELETING_MARKER).exists():
                 await postmaster.clear_leftovers(pgdata)
+                try:
+                    await self._remove_cluster_user(cluster_id)
+                except (EngineError, OSError, ValueError) as exc:
+                    report.failed[cluster_id] = str(exc)
+                    continue
                 shutil.rmtree(entry, ignore_errors=True)
                 report.deleted.append(cluster_id)
                 continue
@@ -174,8 +281,9 @@ class LocalEngine:
                 report.unknown.append(cluster_id)
                 continue
             try:
-                major = int((pgdata / "PG_VERSION").read_text(encoding="ascii").strip())
-                server = self._server(cluster_id, self._for_major(major), known[cluster_id])
+                major = int(fsafe.read_text(pgdata / "PG_VERSION").strip())
+                runas = await asyncio.to_thread(self._cluster_user, cluster_id, create=False)
+                server = self._server(cluster_id, self._for_major(major), known[cluster_id], runas)
             except (OSError, ValueError, EngineError) as exc:
                 report.failed[cluster_id] = str(exc)
                 continue
