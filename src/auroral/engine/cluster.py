@@ -294,8 +294,12 @@ class PgServer:
         local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload)
         conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
         conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user()), self.runas)
-        if not (self.pgdata / conf.IAM_USERS_FILE).exists():  # kept across restarts: the IAM module's list
-            conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(()), self.runas)
+        try:  # kept across restarts: the IAM module's list (rewritten: a symlink there is replaced)
+            iam_users = self.iam_users()
+        except OSError as exc:
+            log.warning("cluster %s: %s replaced (%s)", self.cluster_id, conf.IAM_USERS_FILE, exc)
+            iam_users = set()
+        conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(iam_users), self.runas)
         conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf(hba_mode), self.runas)
         make_private_dir(self.log_path.parent, current())
         process = await postmaster.launch(self.installation, self.pgdata, self.runas, self.log_path)
