@@ -291,8 +291,7 @@ class PgServer:
         self._make_cluster_dir()
         check_traversable(self.cluster_dir, self.runas)
         make_private_dir(self.socket_dir, self.runas)
-        local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload)
-        conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
+        self._write_local_conf()
         conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user()), self.runas)
         try:  # kept across restarts: the IAM module's list (rewritten: a symlink there is replaced)
             iam_users = self.iam_users()
@@ -445,6 +444,7 @@ class PgServer:
                     new[name] = value
             self._write_parameters(new)
             try:
+                self._write_local_conf()  # ours, read by the check: replaced if the server's user swapped it
                 check_traversable(self.cluster_dir, self.runas)
                 error = await postmaster.check_config(self.installation, self.pgdata, self.runas)
             except BaseException:
@@ -473,6 +473,10 @@ class PgServer:
             raise ParameterError(
                 f"{RESTRICT_PASSWORD_COMMANDS} cannot be turned on: the auroral_rds server module could not "
                 f"be built for PostgreSQL {self.major} (it needs gcc and the server headers)")
+
+    def _write_local_conf(self) -> None:
+        local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload)
+        conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
 
     def _write_parameters(self, values: Mapping[str, str]) -> None:
         conf.write(self.pgdata / PARAMS_JSON, json.dumps(dict(values), sort_keys=True), self.runas)

@@ -48,21 +48,31 @@ ENV_ENGINE_BASE = "AURORAL_ENGINE_BASE"
 
 
 def engine_root(data_dir: Path, runas: RunAs) -> Path:
-    """Where the engine keeps its files for ``data_dir`` (see the module docstring)."""
+    """Where the engine keeps its files for ``data_dir`` (see the module docstring); nothing is
+    created here (see :func:`establish_root`)."""
     inside = data_dir / "engine"
     if runas.is_current or (inside.is_dir() and not inside.is_symlink()):
         return inside
     base = Path(os.environ.get(ENV_ENGINE_BASE) or ENGINE_BASE)
-    _root_only_dir(base)
-    real = data_dir.resolve()
-    root = base / hashlib.sha256(os.fsencode(str(real))).hexdigest()[:16]
+    return base / hashlib.sha256(os.fsencode(str(data_dir.resolve()))).hexdigest()[:16]
+
+
+def establish_root(data_dir: Path, root: Path) -> None:
+    """Create the engine root: inside the data directory, or outside with ``<data_dir>/engine`` a
+    symlink to it and ``<root>/data_dir`` naming the data directory (for the administrator)."""
+    inside = data_dir / "engine"
+    if root == inside:
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o711)
+        return
+    _root_only_dir(root.parent)
     _root_only_dir(root)
-    fsafe.write_file(root / "data_dir", os.fsencode(str(real)) + b"\n", mode=0o600)
+    fsafe.write_file(root / "data_dir", os.fsencode(str(data_dir.resolve())) + b"\n", mode=0o600)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if inside.is_symlink() and os.readlink(inside) != str(root):
         inside.unlink()
     if not inside.is_symlink():
         inside.symlink_to(root)
-    return root
 
 
 def _root_only_dir(path: Path) -> None:
@@ -114,8 +124,7 @@ class LocalEngine:
     def _prepare(self) -> None:
         if self._prepared:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o711)
+        establish_root(self.data_dir, self.root)
         self.clusters_dir.mkdir(exist_ok=True)
         os.chmod(self.clusters_dir, 0o711)
         osuser.check_traversable(self.clusters_dir, self.runas)
