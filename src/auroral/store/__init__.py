@@ -84,7 +84,10 @@ class Store:
         # The database and its -wal/-shm files hold secrets (sealed, but also audit and IAM data): owner
         # only. SQLite gives -wal/-shm the database file's mode, so the file is created 0600 before
         # SQLite opens it; the umask covers any other file it creates, the chmods files of older versions.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        # (only a new file: closing any descriptor of an open database would drop the POSIX locks of
+        # another connection to it in this process, e.g. `auroral up` reading the root credentials)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
         path.chmod(0o600)
         previous = os.umask(0o077)
         try:
