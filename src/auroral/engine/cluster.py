@@ -286,8 +286,8 @@ class PgServer:
     async def _launch(self, hba_mode: str) -> None:
         """Write our config, start the postmaster and wait until it accepts connections."""
         await postmaster.clear_leftovers(self.pgdata)
-        # checked every time: a chmod of an ancestor (even of its group bits, which are the ACL mask)
-        # would otherwise surface as an obscure "could not access directory"
+        # checked every time: a chmod of an ancestor would otherwise surface as an obscure "could not
+        # access directory"
         self._make_cluster_dir()
         check_traversable(self.cluster_dir, self.runas)
         make_private_dir(self.socket_dir, self.runas)
