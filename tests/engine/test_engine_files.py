@@ -201,3 +201,61 @@ def test_engine_changes_no_permission_outside_its_directories(
         for srv in eng.list_servers():
             runner.run(eng.delete_server(srv.cluster_id))
         shutil.rmtree(eng.root, ignore_errors=True)
+
+
+def test_restart_finds_each_cluster_user_and_moves_an_older_engine_directory(
+    runner: asyncio.Runner, tmp_path: Path, installation: Installation
+) -> None:
+    """A fresh engine (auroral restarted) runs each cluster as the user recorded for it. An engine
+    directory of an earlier version inside the data directory (clusters owned by ``auroral-pg``, no
+    record) moves out on start: its clusters keep ``auroral-pg``, new clusters get their own user."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    major = installation.major
+    first = LocalEngine(data_dir, installations=[installation])
+    engines = [first]
+    ids = [f"cluster-restart-{n}-pg{major}" for n in ("own", "old")]
+    try:
+        for cid in ids:
+            runner.run(first.create_server(cid, str(major), admin_password=ADMIN_PASSWORD,
+                                           master_username=MASTER, master_password=MASTER_PASSWORD))
+        own_user = first.get_server(ids[0]).runas
+        old = first.get_server(ids[1])
+        runner.run(first.close())
+        # make the second cluster look like one of an earlier version, and the layout too
+        runner.run(first._remove_cluster_user(ids[1]))
+        (old.cluster_dir / "osuser").unlink()
+        service = first.runas
+        for dirpath, dirnames, filenames in os.walk(old.pgdata):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                os.chown(name, service.uid, service.gid, follow_symlinks=False)
+        (data_dir / "engine").unlink()
+        os.rename(first.root, data_dir / "engine")
+
+        second = LocalEngine(data_dir, installations=[installation])
+        engines.insert(0, second)
+        assert second.root == first.root and second.isolated
+        report = runner.run(second.recover({cid: ADMIN_PASSWORD for cid in ids}))
+        assert sorted(report.started) == sorted(ids), report
+        assert (data_dir / "engine").is_symlink() and (data_dir / "engine").resolve() == first.root
+        assert second.get_server(ids[0]).runas == own_user
+        assert second.get_server(ids[1]).runas == service
+        for cid in ids:
+            srv = second.get_server(cid)
+            assert srv.pid is not None and uid_of(srv.pid) == srv.runas.uid
+            with connect(srv, dbname="postgres") as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        new = runner.run(second.create_server(f"cluster-restart-new-pg{major}", str(major),
+                                              admin_password=ADMIN_PASSWORD, master_username=MASTER,
+                                              master_password=MASTER_PASSWORD))
+        assert new.runas not in (own_user, service)
+        for srv in second.list_servers():
+            runner.run(second.delete_server(srv.cluster_id))
+        with pytest.raises(KeyError):
+            pwd.getpwnam(own_user.name)
+        assert pwd.getpwnam(service.name).pw_uid == service.uid  # the service user stays
+    finally:
+        for eng in engines:
+            for srv in eng.list_servers():
+                runner.run(eng.delete_server(srv.cluster_id))
+        shutil.rmtree(first.root, ignore_errors=True)

@@ -116,6 +116,7 @@ def test_recover_stops_orphans_and_finishes_deletes(
         assert report.missing == ["cluster-gone"]
         recovered = fresh.get_server(known_id)
         assert recovered.status() == "running"
+        assert recovered.runas == engine.get_server(known_id).runas  # the cluster's own OS user again
         with connect(recovered, dbname="postgres") as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         assert proc.postmaster_of(engine.get_server(unknown_id).pgdata) is None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -45,27 +46,58 @@ DELETING_MARKER = ".deleting"
 OSUSER_FILE = "osuser"
 ENGINE_BASE = Path("/var/lib/auroral")
 ENV_ENGINE_BASE = "AURORAL_ENGINE_BASE"
+log = logging.getLogger(__name__)
 
 
 def engine_root(data_dir: Path, runas: RunAs) -> Path:
     """Where the engine keeps its files for ``data_dir`` (see the module docstring); nothing is
     created here (see :func:`establish_root`)."""
     inside = data_dir / "engine"
-    if runas.is_current or (inside.is_dir() and not inside.is_symlink()):
+    if runas.is_current:
         return inside
+    outside = outside_root(data_dir)
+    if inside.is_dir() and not inside.is_symlink() and not _movable(inside, outside):
+        return inside
+    return outside
+
+
+def outside_root(data_dir: Path) -> Path:
     base = Path(os.environ.get(ENV_ENGINE_BASE) or ENGINE_BASE)
     return base / hashlib.sha256(os.fsencode(str(data_dir.resolve()))).hexdigest()[:16]
 
 
+def _movable(legacy: Path, target: Path) -> bool:
+    """Whether an engine directory of an earlier version can move to ``target`` now: a rename on the
+    same filesystem, no process working in it (a postmaster that outlived a killed auroral)."""
+    if target.exists():
+        return False
+    existing = next(p for p in target.parents if p.exists())
+    if existing.stat().st_dev != legacy.stat().st_dev:
+        return False
+    prefix = str(legacy.resolve()) + os.sep
+    for entry in os.scandir("/proc"):
+        try:
+            if entry.name.isdigit() and (os.readlink(f"/proc/{entry.name}/cwd") + os.sep).startswith(prefix):
+                return False
+        except OSError:
+            continue
+    return True
+
+
 def establish_root(data_dir: Path, root: Path) -> None:
     """Create the engine root: inside the data directory, or outside with ``<data_dir>/engine`` a
-    symlink to it and ``<root>/data_dir`` naming the data directory (for the administrator)."""
+    symlink to it and ``<root>/data_dir`` naming the data directory (for the administrator). An engine
+    directory of an earlier version inside the data directory is moved out (its clusters keep the
+    service user; their configuration names no path of the old place that is not rewritten at start)."""
     inside = data_dir / "engine"
     if root == inside:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o711)
         return
     _root_only_dir(root.parent)
+    if inside.is_dir() and not inside.is_symlink() and not root.exists():
+        os.rename(inside, root)
+        log.warning("moved the engine directory %s to %s (PostgreSQL's users reach it there)", inside, root)
     _root_only_dir(root)
     fsafe.write_file(root / "data_dir", os.fsencode(str(data_dir.resolve())) + b"\n", mode=0o600)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -109,8 +141,14 @@ class LocalEngine:
         self.data_dir = data_dir
         self.runas = runas or osuser.service_user()
         self.root = engine_root(data_dir, self.runas)
-        # one OS user per cluster: only as root, with a service user that is not ourselves
-        self.isolated = os.geteuid() == 0 and not self.runas.is_current
+        # one OS user per cluster: only as root, with a service user that is not ourselves, and not in
+        # an engine directory of an earlier version that could not move (reached through ACLs for the
+        # service user only)
+        self.isolated = os.geteuid() == 0 and not self.runas.is_current and self.root != data_dir / "engine"
+        if os.geteuid() == 0 and not self.runas.is_current and not self.isolated:
+            log.warning("%s could not move out of the data directory: new clusters run as %s, not as "
+                        "their own OS users (stop auroral, move it to %s, start again)", self.root,
+                        self.runas.name, outside_root(data_dir))
         self.bin_dir = self.root.parent / "bin" if self.root.parent != data_dir else self.root / "bin"
         self._installations = installations
         self._on_status_change = on_status_change
