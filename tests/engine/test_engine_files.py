@@ -208,7 +208,7 @@ def test_restart_finds_each_cluster_user_and_moves_an_older_engine_directory(
 ) -> None:
     """A fresh engine (auroral restarted) runs each cluster as the user recorded for it. An engine
     directory of an earlier version inside the data directory (clusters owned by ``auroral-pg``, no
-    record) moves out on start: its clusters keep ``auroral-pg``, new clusters get their own user."""
+    record) moves out on start, and its clusters get their own users."""
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o700)
     major = installation.major
@@ -239,7 +239,11 @@ def test_restart_finds_each_cluster_user_and_moves_an_older_engine_directory(
         assert sorted(report.started) == sorted(ids), report
         assert (data_dir / "engine").is_symlink() and (data_dir / "engine").resolve() == first.root
         assert second.get_server(ids[0]).runas == own_user
-        assert second.get_server(ids[1]).runas == service
+        migrated = second.get_server(ids[1]).runas
+        assert migrated not in (own_user, service) and migrated.uid != 0
+        for dirpath, dirnames, filenames in os.walk(old.pgdata):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                assert os.lstat(name).st_uid == migrated.uid, name
         for cid in ids:
             srv = second.get_server(cid)
             assert srv.pid is not None and uid_of(srv.pid) == srv.runas.uid
@@ -248,11 +252,12 @@ def test_restart_finds_each_cluster_user_and_moves_an_older_engine_directory(
         new = runner.run(second.create_server(f"cluster-restart-new-pg{major}", str(major),
                                               admin_password=ADMIN_PASSWORD, master_username=MASTER,
                                               master_password=MASTER_PASSWORD))
-        assert new.runas not in (own_user, service)
+        assert new.runas not in (own_user, service, migrated)
         for srv in second.list_servers():
             runner.run(second.delete_server(srv.cluster_id))
-        with pytest.raises(KeyError):
-            pwd.getpwnam(own_user.name)
+        for gone in (own_user, migrated, new.runas):
+            with pytest.raises(KeyError):
+                pwd.getpwnam(gone.name)
         assert pwd.getpwnam(service.name).pw_uid == service.uid  # the service user stays
     finally:
         for eng in engines:

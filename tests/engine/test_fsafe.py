@@ -75,3 +75,22 @@ def test_make_dir_and_open_file_refuse_planted_links(tmp_path: Path, untrusted: 
     with pytest.raises(OSError):
         fsafe.open_file(untrusted / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     assert victim.read_text() == "original"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_chown_tree_hands_over_only_what_the_old_owner_had(tmp_path: Path, victim: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "file").write_text("x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "root-file").write_text("x")
+    (tree / "sub" / "dirlink").symlink_to(outside)
+    os.link(victim, tree / "hard")  # someone else's file, hard-linked in
+    old, new = 4242, 4343
+    for path in (tree, tree / "sub", tree / "sub" / "file"):
+        os.chown(path, old, old)
+    fsafe.chown_tree(tree, old, new, new)
+    assert {p.stat().st_uid for p in (tree, tree / "sub", tree / "sub" / "file")} == {new}
+    assert victim.stat().st_uid == 0 and (outside / "root-file").stat().st_uid == 0
+    assert outside.stat().st_uid == 0

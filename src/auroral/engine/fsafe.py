@@ -175,3 +175,39 @@ def make_dir(path: Path, *, mode: int = 0o700, uid: int = -1, gid: int = -1) -> 
         os.fchmod(fd, mode)
     finally:
         os.close(fd)
+
+
+def chown_tree(path: Path, from_uid: int, uid: int, gid: int) -> None:
+    """Give every entry of the tree ``path`` owned by ``from_uid`` to ``uid:gid``, through directory
+    descriptors (a directory swapped for a symlink meanwhile is never entered). Entries of other
+    owners are left alone: a hard link to a file of someone else's must not change hands."""
+    with directory(path.parent) as parent:
+        fd = os.open(path.name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == from_uid:
+            os.fchown(fd, uid, gid)
+        _chown_entries(fd, from_uid, uid, gid)
+    finally:
+        os.close(fd)
+
+
+def _chown_entries(dfd: int, from_uid: int, uid: int, gid: int) -> None:
+    for name in os.listdir(dfd):
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                child = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dfd)
+                try:
+                    if os.fstat(child).st_uid == from_uid:
+                        os.fchown(child, uid, gid)
+                    _chown_entries(child, from_uid, uid, gid)
+                finally:
+                    os.close(child)
+            elif st.st_uid == from_uid:
+                os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed or swapped meanwhile
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise

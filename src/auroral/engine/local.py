@@ -17,7 +17,8 @@ both. An engine directory of an earlier version (a real ``<data_dir>/engine``) i
 
 As root every cluster has its own OS user (see ``osuser``), recorded in ``clusters/<id>/osuser``
 (root-owned, like the cluster directory itself) before the user is created, and removed with the
-cluster. Clusters created before per-cluster users keep running as the service user ``auroral-pg``.
+cluster. A cluster created before per-cluster users (its files owned by the service user
+``auroral-pg``) gets its own user when it is recovered.
 
 Deleting writes ``clusters/<id>/.deleting`` first, so a crash half-way is finished by :meth:`recover`.
 """
@@ -209,15 +210,12 @@ class LocalEngine:
         return fields[0], int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
 
     def _cluster_user(self, cluster_id: str, *, create: bool) -> RunAs:
-        """The OS user of a cluster (created if missing); the service user when not isolated or for a
-        cluster created before per-cluster users."""
+        """The OS user of a cluster (created if missing; the service user when not isolated)."""
         if not self.isolated:
             return self.runas
         record = self.clusters_dir / cluster_id / OSUSER_FILE
         recorded = self._recorded_user(cluster_id)
         if recorded is None:
-            if not create:
-                return self.runas
             osuser.make_private_dir(record.parent, osuser.current(), 0o711)
             # recorded before acting: a crash from here on leaves a name that delete/recover remove
             recorded = (osuser.cluster_user_name(self.root, cluster_id), None)
@@ -226,6 +224,14 @@ class LocalEngine:
         runas = osuser.create_user(name, f"auroral cluster {cluster_id}", uid)
         if uid is None:
             fsafe.write_file(record, f"{name} {runas.uid}\n".encode())
+        if not create:
+            # files still the service user's: a cluster of an earlier version (any of whose servers could
+            # write them), or a create interrupted between the clone and its chown. Handed over through
+            # descriptors (see fsafe.chown_tree)
+            cluster_dir = record.parent
+            for sub in ("pgdata", "run"):
+                if (cluster_dir / sub).is_dir():
+                    fsafe.chown_tree(cluster_dir / sub, self.runas.uid, runas.uid, runas.gid)
         return runas
 
     async def _remove_cluster_user(self, cluster_id: str) -> None:

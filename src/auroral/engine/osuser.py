@@ -90,14 +90,6 @@ class RunAs:
         if not self.is_current:
             os.chown(path, self.uid, self.gid, follow_symlinks=False)
 
-    def chown_tree(self, root: Path) -> None:
-        if self.is_current:
-            return
-        self.chown(root)
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                os.chown(os.path.join(dirpath, name), self.uid, self.gid, follow_symlinks=False)
-
     def can(self, test_flag: str, path: Path) -> bool:
         """``test -x path`` (or ``-r``, ``-w``) evaluated as this user, including every ancestor."""
         if self.is_current:

@@ -24,7 +24,7 @@ import os
 import shutil
 from pathlib import Path
 
-from auroral.engine import bootstrap, conf, postmaster
+from auroral.engine import bootstrap, conf, fsafe, postmaster
 from auroral.engine.binaries import Installation
 from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
 
@@ -79,9 +79,9 @@ class TemplateStore:
                 raise OSError(f"cp failed: {err.decode(errors='replace')}")
         else:
             await asyncio.to_thread(shutil.copytree, source, dest, symlinks=True)
-        if owner.uid != self.runas.uid or not shutil.which("cp"):
-            # the copy's files are new and no process of ``owner`` runs yet: nothing can swap them
-            await asyncio.to_thread(owner.chown_tree, dest)
+        copied_by = self.runas.uid if shutil.which("cp") else os.geteuid()  # cp -a keeps the owner
+        if not owner.is_current and owner.uid != copied_by:
+            await asyncio.to_thread(fsafe.chown_tree, dest, copied_by, owner.uid, owner.gid)
         os.chmod(dest, 0o700)
 
     @staticmethod
