@@ -205,7 +205,7 @@ class LocalEngine:
             fields = fsafe.read_text(self.clusters_dir / cluster_id / OSUSER_FILE).split()
         except FileNotFoundError:
             return None
-        if not fields or not fields[0].startswith(osuser.CLUSTER_USER_PREFIX):
+        if not fields or not osuser.is_cluster_user_name(fields[0]):
             raise EngineError(f"cluster {cluster_id}: unreadable {OSUSER_FILE} record")
         return fields[0], int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
 

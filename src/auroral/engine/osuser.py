@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import hashlib
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -46,6 +48,7 @@ SERVICE_USER = "auroral-pg"
 log = logging.getLogger(__name__)
 
 CLUSTER_USER_PREFIX = "auroral-"
+_CLUSTER_USER = re.compile(r"^auroral-[0-9a-f]{12}$")
 _USERADD_ATTEMPTS = 100  # /etc/passwd is locked while another useradd/userdel runs
 
 
@@ -146,6 +149,10 @@ def cluster_user_name(engine_root: Path, cluster_id: str) -> str:
     return CLUSTER_USER_PREFIX + digest
 
 
+def is_cluster_user_name(name: str) -> bool:
+    return _CLUSTER_USER.match(name) is not None
+
+
 def lookup(name: str) -> RunAs | None:
     try:
         entry = pwd.getpwnam(name)
@@ -159,7 +166,9 @@ def create_user(name: str, comment: str, uid: int | None = None) -> RunAs:
     that uid (a recreated user gets it back, so the files it owns are its own again)."""
     existing = lookup(name)
     if existing is None:
-        args = ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--user-group",
+        # a group left by an interrupted removal is taken over (--user-group would fail on it)
+        group = ["--gid", name] if _group_exists(name) else ["--user-group"]
+        args = ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", *group,
                 "--shell", "/usr/sbin/nologin", "--comment", comment]
         if uid is not None:
             args += ["--uid", str(uid)]
@@ -176,11 +185,19 @@ def remove_user(runas: RunAs) -> None:
     """Kill every process left with ``runas``'s uid (an engine escape may have started some), then
     delete the user and its group. Files it may have left outside the cluster (``/tmp``) are not
     searched for."""
-    if runas.uid == 0 or runas.is_current or not runas.name.startswith(CLUSTER_USER_PREFIX):
+    if runas.uid == 0 or runas.is_current or not is_cluster_user_name(runas.name):
         raise PermissionError(f"refusing to remove OS user {runas.name}")
     kill_processes_of(runas.uid)
     if lookup(runas.name) is not None:
         _run_passwd_tool(["userdel", runas.name])
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def kill_processes_of(uid: int, timeout: float = 10.0) -> None:
