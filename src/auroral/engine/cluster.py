@@ -293,12 +293,8 @@ class PgServer:
         make_private_dir(self.socket_dir, self.runas)
         self._write_local_conf()
         conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user()), self.runas)
-        try:  # kept across restarts: the IAM module's list (rewritten: a symlink there is replaced)
-            iam_users = self.iam_users()
-        except OSError as exc:
-            log.warning("cluster %s: %s replaced (%s)", self.cluster_id, conf.IAM_USERS_FILE, exc)
-            iam_users = set()
-        conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(iam_users), self.runas)
+        # kept across restarts: the IAM module's list (rewritten, so that a symlink there is replaced)
+        conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(self.iam_users()), self.runas)
         conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf(hba_mode), self.runas)
         make_private_dir(self.log_path.parent, current())
         process = await postmaster.launch(self.installation, self.pgdata, self.runas, self.log_path)
@@ -370,6 +366,9 @@ class PgServer:
         try:
             return conf.parse_iam_users(conf.read(self.pgdata / conf.IAM_USERS_FILE))
         except FileNotFoundError:
+            return set()
+        except OSError as exc:  # not a regular file: the server's OS user replaced it (never followed)
+            log.warning("cluster %s: ignoring %s (%s)", self.cluster_id, conf.IAM_USERS_FILE, exc)
             return set()
 
     async def set_iam_users(self, names: Iterable[str], *, wait_user: str | None = None,
