@@ -13,7 +13,9 @@ outside its own directories (no ACL on a ``0700`` home). Not running as root, it
 ``/var/lib/auroral/<hash of the data directory's path>/`` (``AURORAL_ENGINE_BASE`` replaces
 ``/var/lib/auroral``), root-owned ``0711``, with ``<data_dir>/engine`` a symlink to it; the binary copies
 are shared by every installation in ``/var/lib/auroral/bin``. Removing an installation means removing
-both. An engine directory of an earlier version (a real ``<data_dir>/engine``) is used in place.
+both. An engine directory of an earlier version (a real ``<data_dir>/engine``) moves there on start when
+it can (same filesystem, no process working in it); otherwise it is used in place, reached through the
+ACLs that version granted to ``auroral-pg``, and new clusters run as ``auroral-pg`` (logged).
 
 As root every cluster has its own OS user (see ``osuser``), recorded in ``clusters/<id>/osuser``
 (root-owned, like the cluster directory itself) before the user is created, and removed with the
@@ -88,8 +90,9 @@ def _movable(legacy: Path, target: Path) -> bool:
 def establish_root(data_dir: Path, root: Path) -> None:
     """Create the engine root: inside the data directory, or outside with ``<data_dir>/engine`` a
     symlink to it and ``<root>/data_dir`` naming the data directory (for the administrator). An engine
-    directory of an earlier version inside the data directory is moved out (its clusters keep the
-    service user; their configuration names no path of the old place that is not rewritten at start)."""
+    directory of an earlier version inside the data directory is moved out: its clusters' configuration
+    names no path of the old place that is not rewritten at start; its templates, which any server of
+    that version could write (they all ran as ``auroral-pg``), are rebuilt."""
     inside = data_dir / "engine"
     if root == inside:
         root.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,7 @@ def establish_root(data_dir: Path, root: Path) -> None:
     _root_only_dir(root.parent)
     if inside.is_dir() and not inside.is_symlink() and not root.exists():
         os.rename(inside, root)
+        shutil.rmtree(root / "templates", ignore_errors=True)
         log.warning("moved the engine directory %s to %s (PostgreSQL's users reach it there)", inside, root)
     _root_only_dir(root)
     fsafe.write_file(root / "data_dir", os.fsencode(str(data_dir.resolve())) + b"\n", mode=0o600)
