@@ -76,7 +76,7 @@ def raw_baseline(runs: int) -> list[float]:
     root = Path(tempfile.mkdtemp(prefix="auroral-raw-"))
     os.chmod(root, 0o711)
     try:
-        osuser.ensure_traversable(root, runas)
+        osuser.check_traversable(root, runas)
         inst = osuser.runnable(inst, runas, root / "bin")
         kwargs = runas.subprocess_kwargs()
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}

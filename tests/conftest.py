@@ -6,6 +6,7 @@ credentials. Tests drive it with unmodified boto3 and the AWS CLI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -147,11 +148,40 @@ def new_root_key() -> tuple[str, str]:
 
 
 def server_tmpdir() -> Path:
-    """A private directory for a server's data, outside pytest's ``/tmp/pytest-of-<user>``: every
-    pytest session starting on this machine resets that directory to mode 0700, which also clears
-    the ACL mask that lets PostgreSQL's unprivileged user traverse it (as root, PostgreSQL runs as
-    ``auroral-pg``), so a concurrent session would break our running server."""
-    return Path(tempfile.mkdtemp(prefix="auroral-test-"))
+    """A private (0700) directory for a server's data. As root, the engine keeps its files in
+    ``/var/lib/auroral/<hash>`` (PostgreSQL's users cannot traverse this directory, and auroral
+    changes no permission outside its own): :func:`pytest_sessionfinish` removes what is left there
+    once the directory is gone."""
+    return Path(tempfile.mkdtemp(prefix=TMP_PREFIX))
+
+
+TMP_PREFIX = "auroral-test-"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove the engine directories (and the clusters' OS users) of test data directories that
+    no longer exist. Only test directories: ``auroral-test-*`` and pytest's own temporary paths."""
+    from auroral.engine import local, osuser
+
+    base = Path(os.environ.get(local.ENV_ENGINE_BASE) or local.ENGINE_BASE)
+    if os.geteuid() != 0 or not base.is_dir():
+        return
+    tmp = Path(tempfile.gettempdir())
+    for root in base.iterdir():
+        try:
+            data_dir = Path((root / "data_dir").read_text().strip())
+        except OSError:
+            continue
+        is_test = data_dir.is_relative_to(tmp) and (
+            data_dir.relative_to(tmp).parts[0].startswith((TMP_PREFIX, "pytest-of-")))
+        if not is_test or data_dir.exists():
+            continue
+        for record in root.glob("clusters/*/osuser"):
+            user = osuser.lookup(record.read_text().split()[0])
+            if user is not None:
+                with contextlib.suppress(OSError):
+                    osuser.remove_user(user)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

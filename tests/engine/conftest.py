@@ -1,7 +1,7 @@
 """Fixtures for engine tests: one event loop and one LocalEngine for the session, real PostgreSQL.
 
 Every test runs against each installation found by ``available()`` (the embedded PostgreSQL 18 and a
-system PostgreSQL 15 when present). As root, the servers run as the unprivileged ``auroral-pg`` user.
+system PostgreSQL 15 when present). As root, each server runs as its own unprivileged OS user (templates as ``auroral-pg``).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def engine(runner: asyncio.Runner, tmp_path_factory: pytest.TempPathFactory, eve
     yield eng
     for server in eng.list_servers():
         runner.run(eng.delete_server(server.cluster_id))
+    if not eng.root.is_relative_to(data_dir):  # as root: /var/lib/auroral/<hash>
+        shutil.rmtree(eng.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module", params=INSTALLATIONS, ids=lambda inst: f"pg{inst.major}")

@@ -105,7 +105,7 @@ def test_recover_stops_orphans_and_finishes_deletes(
     orphans = {cid: _foreign_postmaster(engine.get_server(cid)) for cid in (known_id, unknown_id)}
     (engine.clusters_dir / deleting_id / ".deleting").touch()
 
-    fresh = LocalEngine(engine.root.parent, installations=[installation], runas=engine.runas)
+    fresh = LocalEngine(engine.data_dir, installations=[installation], runas=engine.runas)
     try:
         report = runner.run(fresh.recover({known_id: ADMIN_PASSWORD, "cluster-gone": "x"}))
         for orphan in orphans.values():
@@ -116,6 +116,7 @@ def test_recover_stops_orphans_and_finishes_deletes(
         assert report.missing == ["cluster-gone"]
         recovered = fresh.get_server(known_id)
         assert recovered.status() == "running"
+        assert recovered.runas == engine.get_server(known_id).runas  # the cluster's own OS user again
         with connect(recovered, dbname="postgres") as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         assert proc.postmaster_of(engine.get_server(unknown_id).pgdata) is None

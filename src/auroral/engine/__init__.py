@@ -6,7 +6,8 @@ processes on this machine; a later implementation (PostgreSQL on Kubernetes thro
 would implement the same protocols.
 
 Modules: ``binaries`` (find installations, map EngineVersion → major), ``osuser`` (the unprivileged
-``auroral-pg`` user when running as root), ``template`` (initdb once per major, clone per cluster),
+OS users when running as root: one per cluster, ``auroral-pg`` for templates), ``fsafe`` (root's file
+operations in directories those users can write), ``template`` (initdb once per major, clone per cluster),
 ``postmaster`` (subprocesses, readiness, shutdown), ``proc`` (postmaster.pid and /proc), ``conf``
 (postgresql.conf includes and pg_hba.conf), ``bootstrap`` (+ ``sql/``: Aurora roles, master user,
 SCRAM verifiers), ``extension`` (the ``auroral_rds`` server module, compiled at run time, for

@@ -13,8 +13,11 @@ not block. ``status()`` only reads.
 
 Layout under ``<cluster_dir>``: ``pgdata/`` (the data directory), ``log/postmaster.log`` (server stderr),
 ``run/`` (the private socket directory, unless its path is too long for a Unix socket; see
-:func:`postmaster.socket_dir_for`). Everything belongs to the PostgreSQL user, mode 0700; the gateway
-runs as root (or as that same user) and reaches ``<socket_dir>/.s.PGSQL.5432``.
+:func:`postmaster.socket_dir_for`). ``pgdata`` and ``run`` belong to the cluster's OS user, mode 0700; as
+root the cluster directory itself and ``log/`` are root's (``0711``, ``0700``), so the names root uses
+cannot be swapped by that user, and every file root writes or reads inside ``pgdata`` goes through
+:mod:`fsafe`. The gateway runs as root (or as that same user) and reaches
+``<socket_dir>/.s.PGSQL.5432``.
 
 Supervision: while the server should run, a task awaits the postmaster. If it exits without a stop
 having been requested, the status becomes ``failed`` with the exit code and the log tail, and the
@@ -44,7 +47,7 @@ from psycopg import sql
 from auroral.engine import bootstrap, conf, postmaster
 from auroral.engine.binaries import Installation
 from auroral.engine.errors import ParameterError, ServerStartError, ServerStateError
-from auroral.engine.osuser import RunAs, ensure_traversable, make_private_dir
+from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
 from auroral.engine.template import TemplateStore
 
 Status = Literal["not-initialized", "stopped", "starting", "running", "stopping", "failed"]
@@ -175,9 +178,9 @@ class PgServer:
                 await self.restart()
 
     async def _provision(self, master: str, password: str, database: str | None) -> None:
-        make_private_dir(self.cluster_dir, self.runas)
+        self._make_cluster_dir()
         shutil.rmtree(self.pgdata, ignore_errors=True)  # a create interrupted earlier
-        await self._templates.clone(self.installation, self.pgdata)
+        await self._templates.clone(self.installation, self.pgdata, self.runas)
         # the copy becomes durable while the server starts and bootstraps (each takes about as long);
         # the cluster is not reported running before both are done
         durable = asyncio.create_task(self._templates.make_durable(self.pgdata), name=f"fsync-{self.cluster_id}")
@@ -201,6 +204,14 @@ class PgServer:
         self._want_running = True
         self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.cluster_id}")
         self._set_status("running")
+
+    def _make_cluster_dir(self) -> None:
+        """Ours (root's, ``0711``) when the server runs as another user: it can then change nothing
+        but ``pgdata`` and ``run`` (an older engine gave the whole directory to the server's user)."""
+        if self.runas.is_current:
+            make_private_dir(self.cluster_dir, self.runas)
+        else:
+            make_private_dir(self.cluster_dir, current(), 0o711)
 
     async def _wait_for_hba(self) -> None:
         deadline = time.monotonic() + 10
@@ -275,18 +286,19 @@ class PgServer:
     async def _launch(self, hba_mode: str) -> None:
         """Write our config, start the postmaster and wait until it accepts connections."""
         await postmaster.clear_leftovers(self.pgdata)
-        # checked every time: a chmod of an ancestor (even of its group bits, which are the ACL mask)
-        # would otherwise surface as an obscure "could not access directory"
-        ensure_traversable(self.cluster_dir, self.runas)
+        # checked every time: a chmod of an ancestor would otherwise surface as an obscure "could not
+        # access directory"
+        self._make_cluster_dir()
+        check_traversable(self.cluster_dir, self.runas)
         make_private_dir(self.socket_dir, self.runas)
-        local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload)
-        conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
+        self._write_local_conf()
         conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user()), self.runas)
         # kept across restarts (the IAM module's list), rewritten with only the well-formed names (a
-        # file of an older auroral may hold lines a role name with a line break put there)
+        # file of an older auroral may hold lines a role name with a line break put there), and so that
+        # a symlink there is replaced
         conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(self.iam_users()), self.runas)
         conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf(hba_mode), self.runas)
-        self.log_path.parent.mkdir(mode=0o700, exist_ok=True)
+        make_private_dir(self.log_path.parent, current())
         process = await postmaster.launch(self.installation, self.pgdata, self.runas, self.log_path)
         self._process = process
         password = None if hba_mode == "bootstrap" else self._admin_password
@@ -354,8 +366,11 @@ class PgServer:
     def iam_users(self) -> set[str]:
         """The users PostgreSQL trusts the gateway for (see ``conf``); empty if none."""
         try:
-            return conf.parse_iam_users((self.pgdata / conf.IAM_USERS_FILE).read_text(encoding="utf-8"))
+            return conf.parse_iam_users(conf.read(self.pgdata / conf.IAM_USERS_FILE))
         except FileNotFoundError:
+            return set()
+        except OSError as exc:  # not a regular file: the server's OS user replaced it (never followed)
+            log.warning("cluster %s: ignoring %s (%s)", self.cluster_id, conf.IAM_USERS_FILE, exc)
             return set()
 
     async def set_iam_users(self, names: Iterable[str], *, wait_user: str | None = None,
@@ -399,8 +414,14 @@ class PgServer:
     def parameters(self) -> dict[str, str]:
         """The parameter-group values currently written for this server."""
         try:
-            data = json.loads((self.pgdata / PARAMS_JSON).read_text(encoding="utf-8"))
+            data = json.loads(conf.read(self.pgdata / PARAMS_JSON))
         except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            # the server's OS user can replace the file; the control plane rewrites every value
+            log.warning("cluster %s: ignoring %s (%s)", self.cluster_id, PARAMS_JSON, exc)
+            return {}
+        if not isinstance(data, dict):
             return {}
         return {str(k): str(v) for k, v in data.items()}
 
@@ -424,7 +445,8 @@ class PgServer:
                     new[name] = value
             self._write_parameters(new)
             try:
-                ensure_traversable(self.cluster_dir, self.runas)
+                self._write_local_conf()  # ours, read by the check: replaced if the server's user swapped it
+                check_traversable(self.cluster_dir, self.runas)
                 error = await postmaster.check_config(self.installation, self.pgdata, self.runas)
             except BaseException:
                 self._write_parameters(old)
@@ -452,6 +474,10 @@ class PgServer:
             raise ParameterError(
                 f"{RESTRICT_PASSWORD_COMMANDS} cannot be turned on: the auroral_rds server module could not "
                 f"be built for PostgreSQL {self.major} (it needs gcc and the server headers)")
+
+    def _write_local_conf(self) -> None:
+        local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload)
+        conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
 
     def _write_parameters(self, values: Mapping[str, str]) -> None:
         conf.write(self.pgdata / PARAMS_JSON, json.dumps(dict(values), sort_keys=True), self.runas)

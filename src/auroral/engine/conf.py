@@ -33,10 +33,10 @@ trusted and everyone else rejected.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from auroral.engine import fsafe
 from auroral.engine.osuser import RunAs
 
 PORT = 5432  # each server has its own socket directory, so the port number only names the socket file
@@ -176,12 +176,12 @@ def quote(value: str) -> str:
 
 
 def write(path: Path, content: str, runas: RunAs, mode: int = 0o600) -> None:
-    """Atomically replace ``path`` (readable by the server's user only)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    runas.chown(tmp)
-    os.replace(tmp, path)
+    """Atomically replace ``path`` (readable by the server's user only). The directory belongs to that
+    user, so the write goes through :mod:`fsafe` (no symlink or planted file is ever followed)."""
+    uid, gid = runas.ownership()
+    fsafe.write_file(path, content.encode("utf-8"), mode=mode, uid=uid, gid=gid)
+
+
+def read(path: Path) -> str:
+    """A file the server's user may have replaced: a regular file only (no symlink, FIFO, hard link)."""
+    return fsafe.read_text(path)

@@ -1,17 +1,35 @@
 """The local engine: PostgreSQL servers as child processes of this auroral process.
 
-Layout under ``<data_dir>/engine``::
+Layout under the engine root (see :func:`engine_root`)::
 
-    bin/<source>-<version>/    a copy of a PostgreSQL installation the service user cannot read in place
+    bin/<source>-<version>-<hash>/  a copy of a PostgreSQL installation the OS users cannot read in place
     ext/pg<major>-<hash>/      the auroral_rds server module, compiled for that major (see extension.py)
     templates/pg<major>/       one initialized data directory per major (see template.py)
-    clusters/<resource id>/    one server: pgdata/, log/, run/ (see cluster.py)
+    clusters/<resource id>/    one server: pgdata/, log/, run/, osuser (see cluster.py)
+
+Where the engine root is: PostgreSQL's OS users must reach it by path, and auroral changes no permission
+outside its own directories (no ACL on a ``0700`` home). Not running as root, it is ``<data_dir>/engine``
+(PostgreSQL runs as ourselves). As root, the data directory stays ``0700`` and the engine root is
+``/var/lib/auroral/<hash of the data directory's path>/`` (``AURORAL_ENGINE_BASE`` replaces
+``/var/lib/auroral``), root-owned ``0711``, with ``<data_dir>/engine`` a symlink to it; the binary copies
+are shared by every installation in ``/var/lib/auroral/bin``. Removing an installation means removing
+both. An engine directory of an earlier version (a real ``<data_dir>/engine``) moves there on start when
+it can (same filesystem, no process working in it); otherwise it is used in place, reached through the
+ACLs that version granted to ``auroral-pg``, and new clusters run as ``auroral-pg`` (logged).
+
+As root every cluster has its own OS user (see ``osuser``), recorded in ``clusters/<id>/osuser``
+(root-owned, like the cluster directory itself) before the user is created, and removed with the
+cluster. A cluster created before per-cluster users (its files owned by the service user
+``auroral-pg``) gets its own user when it is recovered.
 
 Deleting writes ``clusters/<id>/.deleting`` first, so a crash half-way is finished by :meth:`recover`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 import os
 import re
 import shutil
@@ -19,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from auroral.engine import binaries, extension, osuser, postmaster, proc
+from auroral.engine import binaries, extension, fsafe, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
 from auroral.engine.cluster import PgServer, RestartPolicy, StatusCallback
 from auroral.engine.errors import EngineError, ServerExistsError, ServerNotFoundError
@@ -28,6 +46,79 @@ from auroral.engine.template import TemplateStore
 
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 DELETING_MARKER = ".deleting"
+OSUSER_FILE = "osuser"
+ENGINE_BASE = Path("/var/lib/auroral")
+ENV_ENGINE_BASE = "AURORAL_ENGINE_BASE"
+log = logging.getLogger(__name__)
+
+
+def engine_root(data_dir: Path, runas: RunAs) -> Path:
+    """Where the engine keeps its files for ``data_dir`` (see the module docstring); nothing is
+    created here (see :func:`establish_root`)."""
+    inside = data_dir / "engine"
+    if runas.is_current:
+        return inside
+    outside = outside_root(data_dir)
+    if inside.is_dir() and not inside.is_symlink() and not _movable(inside, outside):
+        return inside
+    return outside
+
+
+def outside_root(data_dir: Path) -> Path:
+    base = Path(os.environ.get(ENV_ENGINE_BASE) or ENGINE_BASE)
+    return base / hashlib.sha256(os.fsencode(str(data_dir.resolve()))).hexdigest()[:16]
+
+
+def _movable(legacy: Path, target: Path) -> bool:
+    """Whether an engine directory of an earlier version can move to ``target`` now: a rename on the
+    same filesystem, no process working in it (a postmaster that outlived a killed auroral)."""
+    if target.exists():
+        return False
+    existing = next(p for p in target.parents if p.exists())
+    if existing.stat().st_dev != legacy.stat().st_dev:
+        return False
+    prefix = str(legacy.resolve()) + os.sep
+    for entry in os.scandir("/proc"):
+        try:
+            if entry.name.isdigit() and (os.readlink(f"/proc/{entry.name}/cwd") + os.sep).startswith(prefix):
+                return False
+        except OSError:
+            continue
+    return True
+
+
+def establish_root(data_dir: Path, root: Path) -> None:
+    """Create the engine root: inside the data directory, or outside with ``<data_dir>/engine`` a
+    symlink to it and ``<root>/data_dir`` naming the data directory (for the administrator). An engine
+    directory of an earlier version inside the data directory is moved out: its clusters' configuration
+    names no path of the old place that is not rewritten at start; its templates, which any server of
+    that version could write (they all ran as ``auroral-pg``), are rebuilt."""
+    inside = data_dir / "engine"
+    if root == inside:
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o711)
+        return
+    _root_only_dir(root.parent)
+    if inside.is_dir() and not inside.is_symlink() and not root.exists():
+        os.rename(inside, root)
+        shutil.rmtree(root / "templates", ignore_errors=True)
+        log.warning("moved the engine directory %s to %s (PostgreSQL's users reach it there)", inside, root)
+    _root_only_dir(root)
+    fsafe.write_file(root / "data_dir", os.fsencode(str(data_dir.resolve())) + b"\n", mode=0o600)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if inside.is_symlink() and os.readlink(inside) != str(root):
+        inside.unlink()
+    if not inside.is_symlink():
+        inside.symlink_to(root)
+
+
+def _root_only_dir(path: Path) -> None:
+    """``path`` as a directory of ours, ``0711``: others may traverse it, only we may change it."""
+    path.mkdir(mode=0o711, parents=True, exist_ok=True)
+    st = path.lstat()
+    if path.is_symlink() or st.st_uid != os.geteuid():
+        raise PermissionError(f"{path} is not a directory owned by us")
+    os.chmod(path, 0o711)
 
 
 @dataclass
@@ -52,8 +143,18 @@ class LocalEngine:
         on_status_change: StatusCallback | None = None,
         restart_policy: RestartPolicy | None = None,
     ) -> None:
-        self.root = data_dir / "engine"
+        self.data_dir = data_dir
         self.runas = runas or osuser.service_user()
+        self.root = engine_root(data_dir, self.runas)
+        # one OS user per cluster: only as root, with a service user that is not ourselves, and not in
+        # an engine directory of an earlier version that could not move (reached through ACLs for the
+        # service user only)
+        self.isolated = os.geteuid() == 0 and not self.runas.is_current and self.root != data_dir / "engine"
+        if os.geteuid() == 0 and not self.runas.is_current and not self.isolated:
+            log.warning("%s could not move out of the data directory: new clusters run as %s, not as "
+                        "their own OS users (stop auroral, move it to %s, start again)", self.root,
+                        self.runas.name, outside_root(data_dir))
+        self.bin_dir = self.root.parent / "bin" if self.root.parent != data_dir else self.root / "bin"
         self._installations = installations
         self._on_status_change = on_status_change
         self._restart_policy = restart_policy
@@ -66,11 +167,10 @@ class LocalEngine:
     def _prepare(self) -> None:
         if self._prepared:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o711)
+        establish_root(self.data_dir, self.root)
         self.clusters_dir.mkdir(exist_ok=True)
         os.chmod(self.clusters_dir, 0o711)
-        osuser.ensure_traversable(self.clusters_dir, self.runas)
+        osuser.check_traversable(self.clusters_dir, self.runas)
         self._prepared = True
 
     def installation(self, engine_version: str) -> Installation:
@@ -80,11 +180,11 @@ class LocalEngine:
     def _runnable_copy(self, inst: Installation) -> Installation:
         if inst.bindir not in self._runnable:
             self._prepare()
-            copy = osuser.runnable(inst, self.runas, self.root / "bin")
+            copy = osuser.runnable(inst, self.runas, self.bin_dir)
             # compiled from the original installation: the copy leaves the server headers out
             module = extension.ensure_built(inst, self.root / "ext")
             if module is not None:
-                osuser.ensure_traversable(module.parent, self.runas)
+                osuser.check_traversable(module.parent, self.runas)
                 copy = replace(copy, preload=(module,))
             self._runnable[inst.bindir] = copy
         return self._runnable[inst.bindir]
@@ -96,11 +196,58 @@ class LocalEngine:
                 return self._runnable_copy(inst)
         raise EngineError(f"no PostgreSQL {major} installation for an existing data directory")
 
-    def _server(self, cluster_id: str, inst: Installation, admin_password: str) -> PgServer:
+    def _server(self, cluster_id: str, inst: Installation, admin_password: str, runas: RunAs) -> PgServer:
         return PgServer(
-            cluster_id, self.clusters_dir / cluster_id, inst, self.runas, self.templates, admin_password,
+            cluster_id, self.clusters_dir / cluster_id, inst, runas, self.templates, admin_password,
             on_status_change=self._on_status_change, restart_policy=self._restart_policy,
         )
+
+    # ---- the OS user of each cluster -------------------------------------------------------------
+
+    def _recorded_user(self, cluster_id: str) -> tuple[str, int | None] | None:
+        try:
+            fields = fsafe.read_text(self.clusters_dir / cluster_id / OSUSER_FILE).split()
+        except FileNotFoundError:
+            return None
+        if not fields or not osuser.is_cluster_user_name(fields[0]):
+            raise EngineError(f"cluster {cluster_id}: unreadable {OSUSER_FILE} record")
+        return fields[0], int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+    def _cluster_user(self, cluster_id: str, *, create: bool) -> RunAs:
+        """The OS user of a cluster (created if missing; the service user when not isolated)."""
+        if not self.isolated:
+            return self.runas
+        record = self.clusters_dir / cluster_id / OSUSER_FILE
+        recorded = self._recorded_user(cluster_id)
+        if recorded is None:
+            osuser.make_private_dir(record.parent, osuser.current(), 0o711)
+            # recorded before acting: a crash from here on leaves a name that delete/recover remove
+            recorded = (osuser.cluster_user_name(self.root, cluster_id), None)
+            fsafe.write_file(record, f"{recorded[0]}\n".encode())
+        name, uid = recorded
+        runas = osuser.create_user(name, f"auroral cluster {cluster_id}", uid)
+        if uid is None:
+            fsafe.write_file(record, f"{name} {runas.uid}\n".encode())
+        if not create:
+            # files still the service user's: a cluster of an earlier version (any of whose servers could
+            # write them), or a create interrupted between the clone and its chown. Handed over through
+            # descriptors (see fsafe.chown_tree)
+            cluster_dir = record.parent
+            for sub in ("pgdata", "run"):
+                if (cluster_dir / sub).is_dir():
+                    fsafe.chown_tree(cluster_dir / sub, self.runas.uid, runas.uid, runas.gid)
+        return runas
+
+    async def _remove_cluster_user(self, cluster_id: str) -> None:
+        """Kill whatever still runs as the cluster's user and remove the user (files stay)."""
+        if not self.isolated:
+            return
+        recorded = self._recorded_user(cluster_id)
+        if recorded is None:
+            return
+        runas = osuser.lookup(recorded[0])
+        if runas is not None:
+            await asyncio.to_thread(osuser.remove_user, runas)
 
     async def create_server(
         self,
@@ -119,13 +266,20 @@ class LocalEngine:
         if cluster_id in self._servers or (self.clusters_dir / cluster_id).exists():
             raise ServerExistsError(f"cluster {cluster_id} already exists")
         self._prepare()
-        server = self._server(cluster_id, self.installation(engine_version), admin_password)
+        inst = self.installation(engine_version)
+        try:
+            runas = await asyncio.to_thread(self._cluster_user, cluster_id, create=True)
+        except BaseException:
+            await self._remove_cluster_user(cluster_id)
+            shutil.rmtree(self.clusters_dir / cluster_id, ignore_errors=True)
+            raise
+        server = self._server(cluster_id, inst, admin_password, runas)
         self._servers[cluster_id] = server
         try:
             await server.create(master_username, master_password, database_name, parameters)
         except BaseException:
             self._servers.pop(cluster_id, None)
-            await server.delete()
+            await self._delete(server)
             raise
         return server
 
@@ -143,8 +297,13 @@ class LocalEngine:
         marker = server.cluster_dir / DELETING_MARKER
         if server.cluster_dir.exists():
             marker.touch()
-        await server.delete()
+        await self._delete(server)
         del self._servers[cluster_id]
+
+    async def _delete(self, server: PgServer) -> None:
+        await server.stop()
+        await self._remove_cluster_user(server.cluster_id)  # while its record is still there
+        await server.delete()
 
     async def recover(self, known: Mapping[str, str], *, start: bool = True) -> RecoveryReport:
         """After a restart of auroral: ``known`` maps cluster ids to their rdsadmin passwords.
@@ -163,6 +322,11 @@ class LocalEngine:
             pgdata = entry / "pgdata"
             if (entry / DELETING_MARKER).exists():
                 await postmaster.clear_leftovers(pgdata)
+                try:
+                    await self._remove_cluster_user(cluster_id)
+                except (EngineError, OSError, ValueError) as exc:
+                    report.failed[cluster_id] = str(exc)
+                    continue
                 shutil.rmtree(entry, ignore_errors=True)
                 report.deleted.append(cluster_id)
                 continue
@@ -174,8 +338,9 @@ class LocalEngine:
                 report.unknown.append(cluster_id)
                 continue
             try:
-                major = int((pgdata / "PG_VERSION").read_text(encoding="ascii").strip())
-                server = self._server(cluster_id, self._for_major(major), known[cluster_id])
+                major = int(fsafe.read_text(pgdata / "PG_VERSION").strip())
+                runas = await asyncio.to_thread(self._cluster_user, cluster_id, create=False)
+                server = self._server(cluster_id, self._for_major(major), known[cluster_id], runas)
             except (OSError, ValueError, EngineError) as exc:
                 report.failed[cluster_id] = str(exc)
                 continue

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from auroral.engine import conf, proc
+from auroral.engine import conf, fsafe, proc
 from auroral.engine.binaries import Installation
 from auroral.engine.errors import ServerStartError
 from auroral.engine.osuser import RunAs
@@ -152,8 +152,8 @@ def runtime_root() -> Path:
 
 
 async def launch(inst: Installation, pgdata: Path, runas: RunAs, log_path: Path) -> asyncio.subprocess.Process:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # the directory may belong to the server's user (a template's boot directory): no symlinks followed
+    log_fd = fsafe.open_file(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return await asyncio.create_subprocess_exec(
             str(inst.tool("postgres")), "-D", str(pgdata),

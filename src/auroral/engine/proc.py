@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from auroral.engine import fsafe
+
 PID_FILE = "postmaster.pid"
 
 
@@ -28,9 +30,9 @@ class PidFile:
 
 
 def read_pid_file(data_dir: Path) -> PidFile | None:
-    try:
-        lines = (data_dir / PID_FILE).read_text(encoding="utf-8", errors="replace").splitlines()
-    except (FileNotFoundError, NotADirectoryError):
+    try:  # written by the server's user: a regular file only (never a symlink to a file of root's)
+        lines = fsafe.read_text(data_dir / PID_FILE, 4096).splitlines()
+    except OSError:
         return None
     if not lines or not lines[0].strip().lstrip("-").isdigit():
         return None

@@ -24,9 +24,9 @@ import os
 import shutil
 from pathlib import Path
 
-from auroral.engine import bootstrap, conf, postmaster
+from auroral.engine import bootstrap, conf, fsafe, postmaster
 from auroral.engine.binaries import Installation
-from auroral.engine.osuser import RunAs, ensure_traversable, make_private_dir
+from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
 
 TEMPLATE_REVISION = "2"
 WAL_SEGMENT_MB = 1
@@ -63,10 +63,12 @@ class TemplateStore:
                 await self._build(inst)
         return self.path(inst)
 
-    async def clone(self, inst: Installation, dest: Path) -> None:
-        """Copy the template to ``dest`` (which must not exist). Not durable yet: see :meth:`make_durable`."""
+    async def clone(self, inst: Installation, dest: Path, owner: RunAs | None = None) -> None:
+        """Copy the template to ``dest`` (which must not exist) for ``owner`` (default: the templates'
+        user). Not durable yet: see :meth:`make_durable`."""
         source = await self.ensure(inst)
-        ensure_traversable(dest.parent, self.runas)
+        owner = owner or self.runas
+        check_traversable(dest.parent, owner)
         if shutil.which("cp"):
             process = await asyncio.create_subprocess_exec(
                 "cp", "-a", "--reflink=auto", str(source), str(dest),
@@ -77,7 +79,9 @@ class TemplateStore:
                 raise OSError(f"cp failed: {err.decode(errors='replace')}")
         else:
             await asyncio.to_thread(shutil.copytree, source, dest, symlinks=True)
-            self.runas.chown_tree(dest)
+        copied_by = self.runas.uid if shutil.which("cp") else os.geteuid()  # cp -a keeps the owner
+        if not owner.is_current and owner.uid != copied_by:
+            await asyncio.to_thread(fsafe.chown_tree, dest, copied_by, owner.uid, owner.gid)
         os.chmod(dest, 0o700)
 
     @staticmethod
@@ -86,8 +90,9 @@ class TemplateStore:
         await asyncio.to_thread(postmaster.fsync_tree, dest)
 
     async def _build(self, inst: Installation) -> None:
-        make_private_dir(self.root, self.runas)
-        ensure_traversable(self.root, self.runas)
+        # ours, so that no PostgreSQL user can swap the names we use here (pg<major>, the stamps)
+        make_private_dir(self.root, current(), 0o700 if self.runas.is_current else 0o711)
+        check_traversable(self.root, self.runas)
         target = self.path(inst)
         build = self.root / f".pg{inst.major}.build"
         boot = self.root / f".pg{inst.major}.boot"
@@ -95,9 +100,9 @@ class TemplateStore:
             shutil.rmtree(leftover, ignore_errors=True)
         self._stamp(inst).unlink(missing_ok=True)
 
+        make_private_dir(build, self.runas)  # initdb fills an empty directory it owns
         await postmaster.initdb(inst, build, self.runas, (f"--wal-segsize={WAL_SEGMENT_MB}",))
-        with open(build / "postgresql.conf", "a", encoding="utf-8") as handle:
-            handle.write(conf.INCLUDES)
+        conf.write(build / "postgresql.conf", conf.read(build / "postgresql.conf") + conf.INCLUDES, self.runas)
         conf.write(build / conf.BASE_FILE, conf.base_conf(inst.major), self.runas)
         conf.write(build / conf.PARAMS_FILE, conf.render({}, "parameter group values"), self.runas)
 

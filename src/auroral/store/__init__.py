@@ -12,7 +12,9 @@ loses nothing that was committed), so a service can write state *before* acting 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -77,11 +79,26 @@ class _Core:
 
     def __init__(self, path: Path) -> None:
         self.lock = threading.RLock()
-        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
+        # The database and its -wal/-shm files hold secrets (sealed, but also audit and IAM data): owner
+        # only. SQLite gives -wal/-shm the database file's mode, so the file is created 0600 before
+        # SQLite opens it; the umask covers any other file it creates, the chmods files of older versions.
+        # (only a new file: closing any descriptor of an open database would drop the POSIX locks of
+        # another connection to it in this process, e.g. `auroral up` reading the root credentials)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        path.chmod(0o600)
+        previous = os.umask(0o077)
+        try:
+            self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+        finally:
+            os.umask(previous)
+        for suffix in ("-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{path}{suffix}", 0o600)
         self.depth = 0
         self.generation = 0
         self.tx_generation = 0
@@ -102,7 +119,6 @@ class Store:
         if _core is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             _core = _Core(path)
-            path.chmod(0o600)
         self._core = _core
         self._suffix = _suffix
 
