@@ -9,7 +9,7 @@ Three measurements per call, each for both servers:
 * ``signed replay x P``: P processes replaying a request signed once by botocore over a
   keep-alive connection, so that nearly all the CPU goes to the server: its capacity.
 
-    python benchmarks/api_throughput.py [--seconds 4] [--procs 4] [--before CHECKOUT]
+    python benchmarks/api_throughput.py [--seconds 4] [--procs 4] [--rounds 3] [--before CHECKOUT]
 
 ``--before`` also runs the auroral of another checkout (``git worktree add /tmp/before <rev>``) in the
 same run and prints this auroral's rate over that one's: the cost of a change, measured side by side.
@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import statistics
 import time
 import urllib.parse
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -99,31 +101,49 @@ def _replay_worker(url: str, key: str, secret: str, name: str, seconds: float, o
     out.put(n)
 
 
-def run_all(url: str, key: str, secret: str, seconds: float, procs: int) -> dict[tuple[str, str], float]:
-    results: dict[tuple[str, str], float] = {}
+Target = tuple[str, str, str]  # url, access key, secret key
+
+
+def modes(procs: int) -> list[tuple[str, Callable[..., None], int]]:
+    return [("boto3 loop", _boto3_worker, 1), (f"boto3 x {procs}", _boto3_worker, procs),
+            (f"signed replay x {procs}", _replay_worker, procs)]
+
+
+def run_interleaved(targets: dict[str, Target], seconds: float, procs: int,
+                    rounds: int) -> dict[str, dict[tuple[str, str], float]]:
+    """Every measurement of every target, the targets in turn (A B A B ...) for ``rounds`` rounds so
+    that a drift in the machine's speed reaches them alike; the median of each target's rounds."""
+    samples: dict[str, dict[tuple[str, str], list[float]]] = {t: {} for t in targets}
     for name in CALLS:
-        results[(name, "boto3 loop")] = measure(_boto3_worker, 1, url, key, secret, name, seconds)
-        results[(name, f"boto3 x {procs}")] = measure(_boto3_worker, procs, url, key, secret, name, seconds)
-        results[(name, f"signed replay x {procs}")] = measure(_replay_worker, procs, url, key, secret, name,
-                                                             seconds)
-    return results
+        for mode, worker, n in modes(procs):
+            for _ in range(rounds):
+                for target, (url, key, secret) in targets.items():
+                    rate = measure(worker, n, url, key, secret, name, seconds)
+                    samples[target].setdefault((name, mode), []).append(rate)
+    return {t: {k: statistics.median(v) for k, v in s.items()} for t, s in samples.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--procs", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds per measurement (median)")
     ap.add_argument("--before", type=Path, help="a checkout of another auroral version to compare with")
     args = ap.parse_args()
-    with moto_server() as murl:
-        moto = run_all(murl, *setup_user(murl, "testing", "testing"), args.seconds, args.procs)
-    with auroral() as aurl:
-        ours = run_all(aurl, *setup_user(aurl, ROOT_KEY, ROOT_SECRET), args.seconds, args.procs)
-    before: dict[tuple[str, str], float] = {}
-    if args.before is not None:
-        with auroral(src=args.before) as burl:
-            before = run_all(burl, *setup_user(burl, ROOT_KEY, ROOT_SECRET), args.seconds, args.procs)
-    print(f"account {ACCOUNT}; caller: IAM user with an inline policy; {args.seconds:.0f} s per measurement")
+    with ExitStack() as stack:
+        murl = stack.enter_context(moto_server())
+        aurl = stack.enter_context(auroral())
+        targets: dict[str, Target] = {
+            "moto": (murl, *setup_user(murl, "testing", "testing")),
+            "auroral": (aurl, *setup_user(aurl, ROOT_KEY, ROOT_SECRET)),
+        }
+        if args.before is not None:
+            burl = stack.enter_context(auroral(src=args.before))
+            targets["before"] = (burl, *setup_user(burl, ROOT_KEY, ROOT_SECRET))
+        results = run_interleaved(targets, args.seconds, args.procs, args.rounds)
+    moto, ours, before = results["moto"], results["auroral"], results.get("before")
+    print(f"account {ACCOUNT}; caller: IAM user with an inline policy; {args.seconds:.0f} s per measurement, "
+          f"median of {args.rounds} interleaved round(s)")
     head = f"{'call':<25} {'client':<20} {'moto_server req/s':>18} {'auroral req/s':>14} {'ratio':>7}"
     print(head + (f" {'before req/s':>13} {'now/before':>10}" if before else ""))
     for (name, mode), m in moto.items():
