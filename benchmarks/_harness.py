@@ -21,6 +21,16 @@ ROOT_SECRET = "benchmark-root-secret-key-0123456789abcdef"
 ACCOUNT = "123456789012"
 
 
+
+# url -> the pid of the server process behind it (for CPU accounting)
+PIDS: dict[str, int] = {}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far (its own threads, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,6 +64,7 @@ def auroral(extra_env: dict[str, str] | None = None, src: Path | None = None) ->
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, proc, "/_auroral/health")
+        PIDS[url] = proc.pid
         yield url
     finally:
         proc.terminate()
@@ -71,6 +82,7 @@ def moto_server() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, proc, "/moto-api/")
+        PIDS[url] = proc.pid
         yield url
     finally:
         proc.terminate()

@@ -8,6 +8,9 @@ Three measurements per call, each for both servers:
 * ``boto3 x P``: P processes, each one boto3 client loop.
 * ``signed replay x P``: P processes replaying a request signed once by botocore over a
   keep-alive connection, so that nearly all the CPU goes to the server: its capacity.
+* ``server CPU/request``: the server process's own CPU time (``/proc/<pid>/stat``) over N replayed
+  requests, one connection: what a request costs the server, the figure least disturbed by a busy
+  machine (a rate is shared with whatever else runs; CPU time per request is not).
 
     python benchmarks/api_throughput.py [--seconds 4] [--procs 4] [--rounds 3] [--before CHECKOUT]
 
@@ -32,7 +35,7 @@ import boto3
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
-from _harness import ACCOUNT, ROOT_KEY, ROOT_SECRET, auroral, measure, moto_server
+from _harness import ACCOUNT, PIDS, ROOT_KEY, ROOT_SECRET, auroral, cpu_seconds, measure, moto_server
 
 POLICY = {
     "Version": "2012-10-17",
@@ -102,6 +105,27 @@ def _replay_worker(url: str, key: str, secret: str, name: str, seconds: float, o
 
 
 Target = tuple[str, str, str]  # url, access key, secret key
+CPU_REQUESTS = 3000
+
+
+def server_cpu_ms(url: str, key: str, secret: str, name: str) -> float:
+    """Milliseconds of the server's CPU per request, over CPU_REQUESTS replayed requests."""
+    service, body, _call = CALLS[name]
+    req = botocore.awsrequest.AWSRequest(method="POST", url=url + "/", data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), service, "us-east-1").add_auth(req)
+    headers = dict(req.headers.items())
+    conn = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc)
+    pid = PIDS[url]
+    before = cpu_seconds(pid)
+    for _ in range(CPU_REQUESTS):
+        conn.request("POST", "/", body=body, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"{name}: HTTP {resp.status}")
+    conn.close()
+    return (cpu_seconds(pid) - before) * 1000 / CPU_REQUESTS
 
 
 def modes(procs: int) -> list[tuple[str, Callable[..., None], int]]:
@@ -120,6 +144,11 @@ def run_interleaved(targets: dict[str, Target], seconds: float, procs: int,
                 for target, (url, key, secret) in targets.items():
                     rate = measure(worker, n, url, key, secret, name, seconds)
                     samples[target].setdefault((name, mode), []).append(rate)
+        for _ in range(rounds):
+            for target, (url, key, secret) in targets.items():
+                # shown as requests per CPU-second, so that every row reads "more is better"
+                per_cpu_second = 1000 / server_cpu_ms(url, key, secret, name)
+                samples[target].setdefault((name, "per server CPU-second"), []).append(per_cpu_second)
     return {t: {k: statistics.median(v) for k, v in s.items()} for t, s in samples.items()}
 
 
