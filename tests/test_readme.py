@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -56,7 +55,7 @@ def blocks(text: str, *, root: bool = True) -> list[tuple[str, str]]:
 def script(text: str, *, root: bool) -> str:
     parts = ["set -euo pipefail"]
     for n, (lang, body) in enumerate(blocks(text, root=root), 1):
-        parts.append(f"echo '=== README block {n} ({lang})' >&2")
+        parts.append(f"echo \"=== README block {n} ({lang}) at ${{SECONDS}} s\" >&2")
         if lang == "sh":
             parts.append(body)
         else:
@@ -82,6 +81,8 @@ def test_blocks_are_found() -> None:
 def test_readme_walkthroughs_run_as_written() -> None:
     root = os.geteuid() == 0 and shutil.which("ip") is not None
     missing = [tool for tool in NEEDED if shutil.which(tool) is None]
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI lacks {', '.join(missing)}: .ci/run installs them for the README's walk-throughs")
     if missing:
         pytest.skip(f"the README's walk-throughs need {', '.join(missing)} (.ci/run installs them)")
     key, secret = new_root_key()
@@ -126,6 +127,11 @@ def test_readme_walkthroughs_run_as_written() -> None:
         assert proc.returncode == 0, (
             f"the README's walk-throughs failed ({proc.returncode}):\n"
             f"--- stderr\n{err[-6000:]}\n--- stdout\n{out[-3000:]}")
+        # some of the outputs the README shows in its comments
+        shown = ["explicitDeny", "arn:aws:iam::123456789012:user/alice", "{rds_superuser}",
+                 " 127.10.1.10\n", " reporter\n"] + ([" 10.231.1.10\n"] if root else [])
+        assert [line for line in shown if line not in out] == [], out[-3000:]
+        assert 'role "dbadmin" has not been granted membership in role "rds_superuser"' in err
     finally:
         # what a block that failed half-way left: other installations it started, its namespaces
         for info in base.glob("tmp.*/server.json"):
