@@ -347,7 +347,7 @@ def _dispatch(argv: list[str] | None) -> int:
     up.set_defaults(func=cmd_up)
     for name, func, text in (
         ("env", cmd_env, "print the export lines for the AWS CLI and SDKs"),
-        ("status", cmd_status, "show whether auroral is running"),
+        ("status", cmd_status, "show whether the server of the data directory is running (exit 1 if not)"),
         ("down", cmd_down, "stop a running auroral"),
     ):
         p = sub.add_parser(name, help=text)
@@ -371,7 +371,7 @@ def _dispatch(argv: list[str] | None) -> int:
     flows = sub.add_parser("flows", help="show the endpoints' flow records (ACCEPT/REJECT and why)",
                            description=FLOWS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     common(flows)
-    flows.add_argument("--limit", type=int, default=50, help="show the last N records (default 50)")
+    flows.add_argument("--limit", type=int, default=50, metavar="N", help="show the last N records (default 50)")
     flows.add_argument("--phase", choices=["open", "close"], help="only records of this phase")
     flows.add_argument("--endpoint", help="only this endpoint (a DbiResourceId)")
     flows.add_argument("--action", choices=["accept", "reject", "ACCEPT", "REJECT"])
