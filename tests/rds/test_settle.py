@@ -63,3 +63,13 @@ async def test_a_slow_cluster_create_is_answered_at_the_bound(env: Env) -> None:
     await env.service.drain()
     assert (await env.describe_cluster())["Status"] == "available"
     assert (await env.describe_instance())["DBInstanceStatus"] == "available"
+
+
+async def test_an_instance_can_join_a_cluster_whose_parameters_postgresql_refused(env: Env) -> None:
+    """Now that CreateDBCluster answers after the cluster is settled, the instance arrives after the
+    cluster is incompatible-parameters: it is created in that state, so a reboot can recover both."""
+    env.runtime.incompatible["create_cluster"] = "max_connections too high"
+    await env.cluster()
+    assert (await env.describe_cluster())["Status"] == "incompatible-parameters"
+    assert (await env.instance())["DBInstanceStatus"] == "creating"
+    assert (await env.describe_instance())["DBInstanceStatus"] == "incompatible-parameters"

@@ -88,7 +88,11 @@ class InstanceOperations(ClusterOperations):
         tier = int(params.get("PromotionTier", 1))
         if not 0 <= tier <= 15:
             raise invalid_parameter_value(f"Invalid value {tier} for PromotionTier. Must be between 0 and 15.")
-        if cluster.status not in ("creating", "available"):
+        # incompatible-parameters: unconfirmed whether AWS accepts it; accepted (the instance takes
+        # the cluster's state) so that a cluster created with a group PostgreSQL refuses gets the
+        # instance whose reboot, after ModifyDBCluster fixes the group, recovers it — as it did when
+        # the instance was created while the cluster was still creating.
+        if cluster.status not in ("creating", "available", INCOMPATIBLE):
             # Unconfirmed wording.
             raise rds_error("InvalidDBClusterStateFault",
                             f"DB cluster {cluster.identifier} is in {cluster.status} state.")
