@@ -100,6 +100,9 @@ class App:
             audit=self.audit,
             note_key_used=self.directory.note_key_used,
         )
+        # Names this run of the server: in server.json and the health answer, so that `auroral status`
+        # recognizes the server of its data directory (not another one on the same address).
+        self.server_id = secrets.token_hex(8)
         self._runner: web.AppRunner | None = None
         self._flusher: asyncio.Task[None] | None = None
         self.ready = False
@@ -123,6 +126,7 @@ class App:
         return {
             "status": "ready" if self.ready else "starting",
             "version": __version__,
+            "server_id": self.server_id,
             "account": self.account,
             "region": self.settings.region,
             "services": {name: "running" for name in sorted([*self.global_providers, *REGIONAL_SERVICES])},
@@ -154,6 +158,7 @@ class App:
     def _write_server_file(self) -> None:
         info = {
             "pid": os.getpid(),
+            "server_id": self.server_id,
             "endpoint_url": self.settings.endpoint_url,
             "host": self.settings.host,
             "port": self.settings.port,

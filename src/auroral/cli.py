@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from auroral import priority
+from auroral import __version__, priority
 from auroral.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, Settings, default_data_dir
 
 
@@ -143,15 +143,55 @@ def _health(url: str) -> dict[str, Any] | None:
         return None
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+def _requested(args: argparse.Namespace) -> tuple[str | None, int | None]:
+    """The address asked for by ``--host``/``--port`` (or ``AURORAL_HOST``/``AURORAL_PORT``), if any."""
+    host = getattr(args, "host", None) or os.environ.get("AURORAL_HOST") or None
+    port = getattr(args, "port", None) or (int(os.environ["AURORAL_PORT"]) if os.environ.get("AURORAL_PORT") else None)
+    return host, port
+
+
+def _server_of(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]] | str:
+    """``(server.json, health answer)`` of the server running with ``settings.data_dir``, or why there is
+    none: no server.json, its process is gone, nothing answers at its address, or what answers there is
+    another server (its ``server_id`` differs: e.g. another data directory's server now on that port)."""
     info = _server_info(settings)
-    url = str(info["endpoint_url"]) if info else settings.endpoint_url
+    if info is None:
+        return f"no server of data directory {settings.data_dir}"
+    pid = info.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return f"the server of data directory {settings.data_dir} (pid {pid}) is gone"
+    url = str(info.get("endpoint_url") or "")
     health = _health(url)
     if health is None:
-        print(f"auroral is not running at {url}")
+        return f"nothing answers at {url}"
+    if health.get("server_id") != info.get("server_id") or health.get("account") != info.get("account"):
+        return f"another auroral answers at {url}, not the one of data directory {settings.data_dir}"
+    return info, health
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The server of the data directory (``--data-dir``, else ``$AURORAL_DATA_DIR`` or the default one),
+    and only that one: exit 1 when it is not running, or when ``--host``/``--port`` name another address."""
+    settings = _settings(args)
+    found = _server_of(settings)
+    host, port = _requested(args)
+    if not isinstance(found, str):
+        info, _ = found
+        if (port is not None and info.get("port") != port) or (host is not None and info.get("host") != host):
+            found = (f"the server of data directory {settings.data_dir} is at {info.get('endpoint_url')}, "
+                     f"not {host or info.get('host')}:{port or info.get('port')}")
+    if isinstance(found, str):
+        print(f"auroral is not running ({found})")
+        if host is not None or port is not None:
+            other = _health(f"http://{host or settings.host}:{port or settings.port}")
+            if other is not None:
+                print(f"  (another auroral answers at {host or settings.host}:{port or settings.port}: account "
+                      f"{other.get('account')}; give its --data-dir)")
         return 1
-    print(f"auroral {health.get('version')} is {health.get('status')} at {url}")
+    info, health = found
+    print(f"auroral {health.get('version')} is {health.get('status')} at {info.get('endpoint_url')} "
+          f"(pid {info.get('pid')})")
+    print(f"  data directory {settings.data_dir}")
     print(f"  account {health.get('account')}, region {health.get('region')}")
     for name, state in dict(health.get("services") or {}).items():
         print(f"  {name:<16} {state}")
@@ -189,6 +229,13 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 1
 
 
+def _resource_names(resources: Any) -> str:
+    """The resources of an audit event, short: an ARN's part after ``arn:<partition>:<service>:<region>:<account>:``."""
+    names = [str(r.get("ResourceName") or r.get("ARN") or "").split(":", 5)[-1]
+             for r in resources or [] if isinstance(r, dict)]
+    return ",".join(n for n in names if n) or "-"
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from auroral.store import Store
 
@@ -196,6 +243,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not settings.store_path.exists():
         print(f"no auroral data in {settings.data_dir}")
         return 1
+    if args.max < 1:
+        print("auroral: --max must be at least 1", file=sys.stderr)
+        return 2
     store = Store(settings.store_path)
     try:
         attribute = None
@@ -203,22 +253,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
             attribute = ("Username", args.user)
         elif args.event:
             attribute = ("EventName", args.event)
-        rows = store.query_audit(attribute=attribute, limit=args.limit)
+        rows = store.query_audit(attribute=attribute, limit=args.max)
+        more = store.count_audit(attribute=attribute, before_seq=rows[-1][0]) if len(rows) == args.max else 0
     finally:
         store.close()
     if args.json:
-        for _seq, row in rows:
+        for _seq, row in reversed(rows):
             print(json.dumps(row.doc))
-        return 0
-    print(f"{'time (UTC)':<20} {'source':<15} {'event':<32} {'principal':<28} {'ip':<15} result")
-    for _seq, row in reversed(rows):
-        when = dt.datetime.fromtimestamp(row.event_time, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        source = row.event_source.split(".")[0]
-        ident = row.doc.get("userIdentity") or {}
-        principal = str(ident.get("arn") or ident.get("type") or "-").split(":", 5)[-1]
-        ip = str(row.doc.get("sourceIPAddress") or "")
-        result = row.error_code or "OK"
-        print(f"{when:<20} {source:<15} {row.event_name:<32} {principal[:28]:<28} {ip:<15} {result}")
+    else:
+        print(f"{'time (UTC)':<20} {'source':<15} {'event':<32} {'principal':<28} {'ip':<15} {'error':<24} resource")
+        for _seq, row in reversed(rows):
+            when = dt.datetime.fromtimestamp(row.event_time, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            source = row.event_source.split(".")[0]
+            ident = row.doc.get("userIdentity") or {}
+            principal = str(ident.get("arn") or ident.get("type") or "-").split(":", 5)[-1]
+            ip = str(row.doc.get("sourceIPAddress") or "")
+            error = row.error_code or "-"
+            print(f"{when:<20} {source:<15} {row.event_name:<32} {principal[:28]:<28} {ip:<15} {error:<24} "
+                  f"{_resource_names(row.resources)}")
+    if more:
+        # on stderr, so that the table or the JSON lines stay clean for a pipe
+        print(f"({more} more; use --max)", file=sys.stderr)
     return 0
 
 
@@ -232,6 +287,18 @@ def cmd_ca(args: argparse.Namespace) -> int:
     return 0
 
 
+FLOWS_HELP = """\
+One row per flow record, oldest first. A connection has two records with the same connection id
+(column "conn"): phase "open" when it is accepted or rejected (no traffic yet; REJECT has only this
+one), and phase "close" when it ends, with its totals. Columns: time (UTC; the accept time of an open
+record, the end of a close record), conn, phase, action (ACCEPT/REJECT), source and destination
+(address:port; destination is the endpoint's port), endpoint (the instance's DbiResourceId),
+bytes in/out (client to endpoint / endpoint to client; "-" when open), reason (the security group
+rule that admitted it, or why none did). --json prints the records with VPC Flow Logs v2 field names
+(start, end, packets, bytes, action, log-status...) plus connection-id, phase, reason, bytes-out.
+"""
+
+
 def cmd_flows(args: argparse.Namespace) -> int:
     settings = _settings(args)
     path = settings.data_dir / "flows.jsonl"
@@ -243,23 +310,30 @@ def cmd_flows(args: argparse.Namespace) -> int:
         records = [r for r in records if r.get("endpoint-id") == args.endpoint]
     if args.action:
         records = [r for r in records if r.get("action") == args.action.upper()]
-    records = records[-args.limit:]
+    if args.phase:
+        records = [r for r in records if r.get("phase") == args.phase]
+    records = records[-args.limit:] if args.limit > 0 else []
     if args.json:
         for r in records:
             print(json.dumps(r))
         return 0
-    print(f"{'time (UTC)':<20} {'action':<7} {'source':<22} {'destination':<22} {'endpoint':<32} reason")
+    print(f"{'time (UTC)':<20} {'conn':>6} {'phase':<5} {'action':<7} {'source':<22} {'destination':<22} "
+          f"{'endpoint':<32} {'bytes in/out':<15} reason")
     for r in records:
-        when = dt.datetime.fromtimestamp(int(r.get("start") or 0), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        closing = r.get("phase") == "close"
+        when = dt.datetime.fromtimestamp(int(r.get("end" if closing else "start") or 0), dt.UTC)
         src = f"{r.get('srcaddr')}:{r.get('srcport')}"
         dst = f"{r.get('dstaddr')}:{r.get('dstport')}"
-        print(f"{when:<20} {r.get('action', ''):<7} {src:<22} {dst:<22} {str(r.get('endpoint-id', ''))[:32]:<32} "
-              f"{r.get('reason', '')}")
+        traffic = f"{r.get('bytes', 0)}/{r.get('bytes-out', 0)}" if closing else "-"
+        print(f"{when.strftime('%Y-%m-%d %H:%M:%S'):<20} {r.get('connection-id', ''):>6} {r.get('phase', ''):<5} "
+              f"{r.get('action', ''):<7} {src:<22} {dst:<22} {str(r.get('endpoint-id', ''))[:32]:<32} "
+              f"{traffic:<15} {r.get('reason', '')}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _dispatch(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="auroral", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"auroral {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -273,15 +347,19 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     for name, func, text in (
         ("env", cmd_env, "print the export lines for the AWS CLI and SDKs"),
-        ("status", cmd_status, "show whether auroral is running"),
+        ("status", cmd_status, "show whether the server of the data directory is running (exit 1 if not)"),
         ("down", cmd_down, "stop a running auroral"),
     ):
         p = sub.add_parser(name, help=text)
         common(p)
         p.set_defaults(func=func)
-    audit = sub.add_parser("audit", help="show the audit trail (newest last)")
+    audit = sub.add_parser("audit", help="show the audit trail (newest last)",
+                           description="The audit trail, newest last: time, service, event, principal, source IP, "
+                                       "error code (- when the call succeeded) and the resources it named.")
     common(audit)
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--max", type=int, default=50, metavar="N",
+                       help="show the newest N events (default 50); says how many more there are")
+    audit.add_argument("--limit", type=int, dest="max", help=argparse.SUPPRESS)  # its earlier name
     audit.add_argument("--user", help="only events of this user name")
     audit.add_argument("--event", help="only events with this name (e.g. CreateDBCluster)")
     audit.add_argument("--json", action="store_true", help="print CloudTrail records as JSON lines")
@@ -290,15 +368,36 @@ def main(argv: list[str] | None = None) -> int:
     common(ca)
     ca.add_argument("--path", action="store_true", help="print the bundle's path instead")
     ca.set_defaults(func=cmd_ca)
-    flows = sub.add_parser("flows", help="show the endpoints' flow records (ACCEPT/REJECT and why)")
+    flows = sub.add_parser("flows", help="show the endpoints' flow records (ACCEPT/REJECT and why)",
+                           description=FLOWS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     common(flows)
-    flows.add_argument("--limit", type=int, default=50)
+    flows.add_argument("--limit", type=int, default=50, metavar="N", help="show the last N records (default 50)")
+    flows.add_argument("--phase", choices=["open", "close"], help="only records of this phase")
     flows.add_argument("--endpoint", help="only this endpoint (a DbiResourceId)")
     flows.add_argument("--action", choices=["accept", "reject", "ACCEPT", "REJECT"])
     flows.add_argument("--json", action="store_true", help="print records as JSON lines (VPC Flow Logs v2 fields)")
     flows.set_defaults(func=cmd_flows)
     args = parser.parse_args(argv)
     return int(args.func(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            code = _dispatch(argv)
+        except SystemExit:  # --help, --version, a usage error: argparse has printed and exits
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``auroral audit | head``): stop quietly, as other command-line tools
+        # do, with the status of a process ended by SIGPIPE. Python flushes stdout again at exit:
+        # point it at /dev/null so that this flush cannot fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+    return code
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ class Env:
     authorizer: FakeAuthorizer
     service: RdsService
 
+    def __post_init__(self) -> None:
+        # Creates answer at once here, so that tests see the states of the background work
+        # (the bounded wait for it has its own tests: test_settle.py).
+        self.service.settle_seconds = 0.0
+
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
         ctx = make_ctx(self.authorizer, operation, params)
         result = getattr(self.service, operation)(ctx, params)

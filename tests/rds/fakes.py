@@ -4,6 +4,7 @@ service-linked role, and a ``FakeAuthorizer`` that records and optionally denies
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class FakeRuntime:
         self.listener: StatusListener | None = None
         self._next_port = 40000
         self.refusals: dict[tuple[str, str], str] = {}  # (name, value) -> reason
+        self.gates: dict[str, asyncio.Event] = {}  # op -> set when the op may finish (a slow provisioning)
 
     def _maybe_fail(self, op: str, target: str) -> None:
         self.calls.append((op, target))
@@ -65,6 +67,8 @@ class FakeRuntime:
         return self.refusals.get((name, value))
 
     async def create_cluster(self, cluster: Cluster, master_password: str) -> None:
+        if "create_cluster" in self.gates:
+            await self.gates["create_cluster"].wait()
         self._maybe_fail("create_cluster", cluster.resource_id)
         self.servers[cluster.resource_id] = FakeServer(True, master_password, dict(cluster.parameters))
         self._maybe_incompatible("create_cluster", cluster.resource_id)
@@ -114,6 +118,8 @@ class FakeRuntime:
         server.parameters.update(values)
 
     async def open_endpoint(self, cluster: Cluster, instance: Instance) -> tuple[str, int]:
+        if "open_endpoint" in self.gates:
+            await self.gates["open_endpoint"].wait()
         self._maybe_fail("open_endpoint", instance.resource_id)
         assert self.servers[cluster.resource_id].running, "endpoint opened before the server runs"
         self._next_port += 1

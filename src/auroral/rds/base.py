@@ -5,6 +5,11 @@ Background work: the API returns as soon as the new state ("creating", "stopping
 store; the real work runs as an asyncio task. Tasks touching one cluster run one at a time in
 submission order (a lock per cluster resource id), so "create the cluster" finishes before "open
 the first instance's endpoint" starts. ``drain()`` waits for all of them (shutdown, tests).
+
+A create answers once its background work is done, for at most ``settle_seconds`` (``_settle``):
+the answer still says "creating", as AWS's does, but boto3's ``db_instance_available`` /
+``db_cluster_available`` waiters, which poll first after a 30 s delay, then find the resource
+available instead of waiting 30 s for a provisioning of a few seconds.
 Every task re-reads its resources from the store by resource id, because an identifier may
 have been renamed meanwhile.
 """
@@ -104,6 +109,8 @@ def rds_arn(ctx: RequestContext, rtype: str, name: str) -> str:
 
 class RdsBase:
     service = "rds"
+    # The longest a create waits for its background work before answering anyway (see ``_settle``).
+    settle_seconds: float = 10.0
 
     def __init__(
         self,
@@ -123,7 +130,7 @@ class RdsBase:
 
     # --- background work -----------------------------------------------------------------
 
-    def _spawn(self, resource_id: str, what: str, work: Callable[[], Awaitable[None]]) -> None:
+    def _spawn(self, resource_id: str, what: str, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         lock = self._locks.setdefault(resource_id, asyncio.Lock())
 
         async def run() -> None:
@@ -136,6 +143,13 @@ class RdsBase:
         task = asyncio.get_running_loop().create_task(run(), name=f"rds {what} {resource_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _settle(self, task: asyncio.Task[None]) -> None:
+        """Wait until ``task`` is done, but at most ``settle_seconds``: the event loop keeps serving
+        meanwhile, and the task keeps running when the time is up (it is not cancelled)."""
+        if self.settle_seconds > 0 and not task.done():
+            await asyncio.wait({task}, timeout=self.settle_seconds)
 
     async def drain(self) -> None:
         """Wait until every background task (including ones they start) has finished."""

@@ -12,6 +12,7 @@ an instance (RebootDBInstance) to bring it back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -249,10 +250,12 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             self._save_cluster(cluster)
         assert password is not None
         ctx.record_resource("AWS::RDS::DBCluster", cluster.arn())
-        self._spawn_create(cluster, password)
-        return {"DBCluster": self.view_cluster(cluster)}
+        task = self._spawn_create(cluster, password)
+        answer = {"DBCluster": self.view_cluster(cluster)}  # "creating", as AWS answers
+        await self._settle(task)  # available when the answer arrives, if that takes a few seconds (base.py)
+        return answer
 
-    def _spawn_create(self, cluster: Cluster, password: str) -> None:
+    def _spawn_create(self, cluster: Cluster, password: str) -> asyncio.Task[None]:
         rid = cluster.resource_id
 
         async def work() -> None:
@@ -277,7 +280,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 self._save_cluster(current)
                 self._secret_password_applied(current)
 
-        self._spawn(rid, "create", work)
+        return self._spawn(rid, "create", work)
 
     def DescribeDBClusters(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("DBClusterIdentifier"):

@@ -9,6 +9,7 @@ promotes the reader with the best promotion tier, as an Aurora failover would.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -61,7 +62,7 @@ class InstanceOperations(ClusterOperations):
         return instance_view(instance, cluster, subnet_group=self.subnet_group_view(cluster),
                              certificate=self.certificate_details())
 
-    def CreateDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    async def CreateDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ident = validate.identifier("DBInstanceIdentifier", params.get("DBInstanceIdentifier"))
         if params.get("Engine") != ENGINE:
             raise invalid_parameter_value("Invalid DB engine")
@@ -87,7 +88,11 @@ class InstanceOperations(ClusterOperations):
         tier = int(params.get("PromotionTier", 1))
         if not 0 <= tier <= 15:
             raise invalid_parameter_value(f"Invalid value {tier} for PromotionTier. Must be between 0 and 15.")
-        if cluster.status not in ("creating", "available"):
+        # incompatible-parameters: unconfirmed whether AWS accepts it; accepted (the instance takes
+        # the cluster's state) so that a cluster created with a group PostgreSQL refuses gets the
+        # instance whose reboot, after ModifyDBCluster fixes the group, recovers it — as it did when
+        # the instance was created while the cluster was still creating.
+        if cluster.status not in ("creating", "available", INCOMPATIBLE):
             # Unconfirmed wording.
             raise rds_error("InvalidDBClusterStateFault",
                             f"DB cluster {cluster.identifier} is in {cluster.status} state.")
@@ -124,10 +129,12 @@ class InstanceOperations(ClusterOperations):
         self._ensure_service_linked_role(ctx)
         self._save_instance(instance)
         ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
-        self._spawn_open(cluster, instance)
-        return {"DBInstance": self.view_instance(instance, cluster)}
+        task = self._spawn_open(cluster, instance)
+        answer = {"DBInstance": self.view_instance(instance, cluster)}  # "creating", as AWS answers
+        await self._settle(task)  # ready when the answer arrives, if that takes a few seconds (base.py)
+        return answer
 
-    def _spawn_open(self, cluster: Cluster, instance: Instance) -> None:
+    def _spawn_open(self, cluster: Cluster, instance: Instance) -> asyncio.Task[None]:
         """Open the endpoint once the cluster's server runs (after a pending create, in order)."""
         rid, account, dbi = cluster.resource_id, instance.account, instance.resource_id
 
@@ -146,7 +153,7 @@ class InstanceOperations(ClusterOperations):
                 return
             await self._open_endpoint(owner, current)
 
-        self._spawn(rid, "open-endpoint", work)
+        return self._spawn(rid, "open-endpoint", work)
 
     def DescribeDBInstances(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("DBInstanceIdentifier"):

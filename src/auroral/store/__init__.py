@@ -257,16 +257,16 @@ class Store:
                         "INSERT INTO audit_resources (seq, resource_type, resource_name) VALUES (?,?,?)", named
                     )
 
-    def query_audit(
-        self,
-        *,
-        start: float | None = None,
-        end: float | None = None,
-        attribute: tuple[str, str] | None = None,
-        before_seq: int | None = None,
-        limit: int = 50,
-    ) -> builtins.list[tuple[int, AuditRow]]:
-        """Events newest first. ``attribute`` is a CloudTrail LookupAttribute (key, value)."""
+    def count_audit(self, *, attribute: tuple[str, str] | None = None, before_seq: int | None = None) -> int:
+        """How many events :meth:`query_audit` would find with these criteria and no limit."""
+        where, args = self._audit_where(None, None, attribute, before_seq)
+        sql = "SELECT COUNT(*) FROM audit_events e" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._core.lock:
+            return int(self._core.db.execute(sql, args).fetchone()[0])
+
+    @staticmethod
+    def _audit_where(start: float | None, end: float | None, attribute: tuple[str, str] | None,
+                     before_seq: int | None) -> tuple[builtins.list[str], builtins.list[Any]]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
         if start is not None:
@@ -302,6 +302,19 @@ class Store:
                 args.append(value)
             else:
                 raise ValueError(f"unknown lookup attribute {key}")
+        return where, args
+
+    def query_audit(
+        self,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        attribute: tuple[str, str] | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> builtins.list[tuple[int, AuditRow]]:
+        """Events newest first. ``attribute`` is a CloudTrail LookupAttribute (key, value)."""
+        where, args = self._audit_where(start, end, attribute, before_seq)
         sql = "SELECT e.seq, e.event_id, e.event_time, e.event_name, e.event_source, e.username, e.access_key, "
         sql += "e.read_only, e.error_code, e.resources, e.doc FROM audit_events e"
         if where:
