@@ -173,14 +173,24 @@ class Pipeline:
                 keys[key] = value
         if spec.request_tags or spec.tag_keys:
             keys.update(request_tag_keys(spec, params))
-        if spec.resource_tags:
-            tags_of = getattr(provider, "resource_tags", None)
-            if tags_of is not None and len(resources) == 1 and resources[0] != "*":
-                for k, v in (tags_of(ctx.account, resources[0]) or {}).items():
-                    keys[f"aws:ResourceTag/{k}"] = v
         extra = getattr(provider, "authz_keys", None)
-        if extra is not None:
-            keys.update(extra(ctx, ctx.operation, params))
+        extra_keys = extra(ctx, ctx.operation, params) if extra is not None else {}
+        tags_of = getattr(provider, "resource_tags", None) if spec.resource_tags else None
+        if tags_of is not None and len(resources) > 1:
+            # Each resource is decided with its own aws:ResourceTag/* (a tag-based Deny on one of them
+            # must not be hidden behind an untagged other: CreateTags on [dev, prod], CreateSubnet in a
+            # tagged VPC).
+            for resource in resources:
+                self._authorize_one(ctx, spec, [resource], {**keys, **_resource_tags(tags_of, ctx, resource),
+                                                            **extra_keys})
+            return
+        if tags_of is not None and resources:
+            keys.update(_resource_tags(tags_of, ctx, resources[0]))
+        keys.update(extra_keys)
+        self._authorize_one(ctx, spec, resources, keys)
+
+    def _authorize_one(self, ctx: RequestContext, spec: ActionSpec, resources: list[str],
+                       keys: dict[str, Any]) -> None:
         if spec.deny_only:
             self._authorizer.authorize_unless_denied(ctx, spec.action, resources, keys)
         else:
@@ -228,3 +238,11 @@ class Pipeline:
             )
         except Exception:  # the audit trail must never turn a served request into a failure
             log.exception("could not record audit event for %s.%s", service, operation)
+
+
+def _resource_tags(tags_of: Callable[[str, str], Mapping[str, str] | None], ctx: RequestContext,
+                   resource: str) -> dict[str, str]:
+    """``aws:ResourceTag/*`` of one resource (none for ``*`` or a resource being created)."""
+    if resource == "*":
+        return {}
+    return {f"aws:ResourceTag/{k}": v for k, v in (tags_of(ctx.account, resource) or {}).items()}

@@ -1,0 +1,92 @@
+"""Attacks on EC2 authorization through the running server (adversarial review, second pass).
+
+* ModifyNetworkInterfaceAttribute ``Groups`` puts an interface into security groups: like
+  CreateNetworkInterface it must be authorized on every group it joins (the Service Authorization
+  Reference lists ``security-group`` for it). Otherwise a user denied everything on a group joins it
+  anyway, and with it every ingress rule that admits the group's members — a DB endpoint included.
+* Tag-based conditions hold for every resource of a request: CreateTags/DeleteTags (the EC2 user
+  guide's warning: "users can change a resource's tag in order to bypass those restrictions") and
+  operations that name several resources see each resource's own ``aws:ResourceTag/*``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+ARN = "arn:aws:ec2:us-east-1:123456789012:"
+
+
+def _denied(call: Any, **kwargs: Any) -> None:
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    assert info.value.response["Error"]["Code"] == "UnauthorizedOperation", info.value.response
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_joining_a_denied_group_through_modify_network_interface_attribute(
+        server: Any, make_user: Any, ec2: Any, vpc: dict[str, Any]) -> None:
+    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.0.7.0/24")["Subnet"]["SubnetId"]
+    prod = ec2.create_security_group(GroupName="prod-app", Description="d", VpcId=vpc["VpcId"])["GroupId"]
+    mine = ec2.create_security_group(GroupName="mine", Description="d", VpcId=vpc["VpcId"])["GroupId"]
+    eni = ec2.create_network_interface(SubnetId=subnet, Groups=[mine])["NetworkInterface"]["NetworkInterfaceId"]
+    user = make_user({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "ec2:*", "Resource": f"{ARN}security-group/{prod}"},
+    ]})
+    attacker = server.client("ec2", user.access_key, user.secret_key)
+    _denied(attacker.modify_network_interface_attribute, NetworkInterfaceId=eni, Groups=[prod])
+    _denied(attacker.modify_network_interface_attribute, NetworkInterfaceId=eni, Groups=[mine, prod])
+    (found,) = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
+    assert [g["GroupId"] for g in found["Groups"]] == [mine]
+    # the groups it may use, and a change that names no group, still work
+    attacker.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[mine])
+    attacker.modify_network_interface_attribute(NetworkInterfaceId=eni, Description={"Value": "mine"})
+
+
+def test_retagging_a_protected_resource(server: Any, make_user: Any, ec2: Any, vpc: dict[str, Any]) -> None:
+    prod = ec2.create_security_group(GroupName="tagged-prod", Description="d", VpcId=vpc["VpcId"],
+                                     TagSpecifications=[{"ResourceType": "security-group",
+                                                         "Tags": [{"Key": "env", "Value": "prod"}]}])["GroupId"]
+    dev = ec2.create_security_group(GroupName="tagged-dev", Description="d", VpcId=vpc["VpcId"])["GroupId"]
+    user = make_user({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "ec2:*", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}},
+    ]})
+    attacker = server.client("ec2", user.access_key, user.secret_key)
+    retag = [{"Key": "env", "Value": "dev"}]
+    _denied(attacker.create_tags, Resources=[prod], Tags=retag)
+    _denied(attacker.delete_tags, Resources=[prod], Tags=[{"Key": "env"}])
+    _denied(attacker.create_tags, Resources=[dev, prod], Tags=retag)  # hidden behind an untagged resource
+    _denied(attacker.authorize_security_group_ingress, GroupId=prod, IpProtocol="tcp", FromPort=5432,
+            ToPort=5432, CidrIp="0.0.0.0/0")
+    (group,) = ec2.describe_security_groups(GroupIds=[prod])["SecurityGroups"]
+    assert group["Tags"] == [{"Key": "env", "Value": "prod"}] and group["IpPermissions"] == []
+    attacker.create_tags(Resources=[dev], Tags=[{"Key": "owner", "Value": "me"}])
+
+
+def test_a_tagged_vpc_behind_a_new_resource(server: Any, make_user: Any, ec2: Any) -> None:
+    """CreateSubnet names the new subnet and the VPC: the VPC's tags decide for the VPC."""
+    vpc = ec2.create_vpc(CidrBlock="10.61.0.0/16", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": [{"Key": "env", "Value": "prod"}]}])["Vpc"]["VpcId"]
+    try:
+        user = make_user({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "ec2:*", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}},
+        ]})
+        attacker = server.client("ec2", user.access_key, user.secret_key)
+        _denied(attacker.create_subnet, VpcId=vpc, CidrBlock="10.61.1.0/24")
+        _denied(attacker.create_security_group, GroupName="sneaky", Description="d", VpcId=vpc)
+        assert ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"] == []
+    finally:
+        for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]:
+            ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+        for group in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]:
+            if group["GroupName"] != "default":
+                ec2.delete_security_group(GroupId=group["GroupId"])
+        ec2.delete_vpc(VpcId=vpc)
+
