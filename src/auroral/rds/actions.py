@@ -8,6 +8,10 @@ the handler accepts one (Describe*, ``ResourceName``) and only of this partition
 Optional resource types (the parameter group and subnet group of CreateDBCluster) are authorized
 when the request names them.
 
+``resource_tags`` entries get ``aws:ResourceTag/<k>`` of each resource they name from the pipeline
+(``RdsService.resource_tags``): the subnet groups, and the parameter group, subnet group and cluster a
+create names next to the new resource, each with its own tags.
+
 Keys that need a lookup or a default come from ``RdsService.authz_keys``: the tags of the
 resource acted on (``rds:cluster-tag/<k>``, ``rds:db-tag/<k>``, ``rds:cluster-pg-tag/<k>``,
 ``aws:ResourceTag/<k>``), ``rds:req-tag/<k>`` and ``rds:ManageMasterUserPassword``.
@@ -34,6 +38,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "rds:StorageEncrypted": "StorageEncrypted",
         },
         request_tags="Tags",
+        resource_tags=True,
     ),
     "DescribeDBClusters": ActionSpec("rds:DescribeDBClusters", (_CLUSTER_OR_ARN,), read_only=True),
     "ModifyDBCluster": ActionSpec(
@@ -51,6 +56,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "rds:StorageEncrypted": "StorageEncrypted",
         },
         request_tags="Tags",
+        resource_tags=True,
     ),
     "DescribeDBInstances": ActionSpec("rds:DescribeDBInstances", (_DB_OR_ARN,), read_only=True),
     "ModifyDBInstance": ActionSpec(
@@ -73,9 +79,11 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "DescribeDBEngineVersions": ActionSpec("rds:DescribeDBEngineVersions", ("*",), read_only=True),
     "CreateDBSubnetGroup": ActionSpec("rds:CreateDBSubnetGroup", (_SUBGRP,), request_tags="Tags"),
-    "DescribeDBSubnetGroups": ActionSpec("rds:DescribeDBSubnetGroups", (_SUBGRP,), read_only=True),
-    "ModifyDBSubnetGroup": ActionSpec("rds:ModifyDBSubnetGroup", (_SUBGRP,)),
-    "DeleteDBSubnetGroup": ActionSpec("rds:DeleteDBSubnetGroup", (_SUBGRP,)),
+    "DescribeDBSubnetGroups": ActionSpec(
+        "rds:DescribeDBSubnetGroups", (_SUBGRP,), read_only=True, resource_tags=True
+    ),
+    "ModifyDBSubnetGroup": ActionSpec("rds:ModifyDBSubnetGroup", (_SUBGRP,), resource_tags=True),
+    "DeleteDBSubnetGroup": ActionSpec("rds:DeleteDBSubnetGroup", (_SUBGRP,), resource_tags=True),
     "DescribeCertificates": ActionSpec("rds:DescribeCertificates", ("*",), read_only=True),
     "AddTagsToResource": ActionSpec(
         "rds:AddTagsToResource", (_TAGGED,), request_tags="Tags"

@@ -35,6 +35,7 @@ _PG_OPS = (
     "DescribeDBClusterParameterGroups", "ModifyDBClusterParameterGroup", "ResetDBClusterParameterGroup",
     "DeleteDBClusterParameterGroup", "DescribeDBClusterParameters",
 )
+_SUBGRP_OPS = ("DescribeDBSubnetGroups", "ModifyDBSubnetGroup", "DeleteDBSubnetGroup")
 _TAG_OPS = ("AddTagsToResource", "RemoveTagsFromResource", "ListTagsForResource")
 # Reasons of clusters that failed to (re)start before incompatible-parameters existed: maybe their
 # parameters, so recovery tries them again.
@@ -192,6 +193,10 @@ class RdsService(TagOperations):
             group = self._get_group(account, str(params.get("DBClusterParameterGroupName") or ""))
             if group is not None:
                 keys.update(_tag_keys("cluster-pg", group.tags, resource=True))
+        elif operation in _SUBGRP_OPS:
+            subnet_group = self._lookup(account, "subgrp", str(params.get("DBSubnetGroupName") or "").lower())
+            if subnet_group is not None:
+                keys.update(_tag_keys("subgrp", subnet_group.tags, resource=True))
         elif operation in _TAG_OPS:
             kind, name = self.tagged_resource(ctx, str(params.get("ResourceName") or ""))
             found = self._lookup(account, kind, name)

@@ -1,0 +1,76 @@
+"""Attacks on RDS authorization through the running server (adversarial review, second pass).
+
+* Tag-based Deny on subnet groups: ``aws:ResourceTag/*`` (and ``rds:subgrp-tag/*``) of the DB subnet
+  group a request acts on or names (Modify/Delete, or CreateDBCluster placing a cluster in it).
+* CreateDBInstance names the new instance and the cluster it joins: the cluster's tags decide for the
+  cluster, so an instance (its own endpoint, maybe public) cannot be added to a tag-protected cluster.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import Server, UserKeys
+
+from .e2e_helpers import PASSWORD, ident
+
+PROD_TAG = [{"Key": "env", "Value": "prod"}]
+DENY_PROD = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["rds:*", "ec2:Describe*", "iam:CreateServiceLinkedRole"], "Resource": "*"},
+    {"Effect": "Deny", "Action": "rds:*", "Resource": "*",
+     "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}},
+]}
+
+
+def _denied(call: Any, **kwargs: Any) -> None:
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    assert info.value.response["Error"]["Code"] == "AccessDenied", info.value.response
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def _attacker(server: Server, make_user: Any, policy: dict[str, Any] = DENY_PROD) -> Any:
+    user: UserKeys = make_user(policy)
+    return server.client("rds", user.access_key, user.secret_key)
+
+
+def test_tag_protected_subnet_group(server: Server, make_user: Any) -> None:
+    rds, ec2 = server.client("rds"), server.client("ec2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(
+        Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]][:2]
+    name = f"prod-{secrets.token_hex(3)}"
+    rds.create_db_subnet_group(DBSubnetGroupName=name, DBSubnetGroupDescription="prod", SubnetIds=subnets,
+                               Tags=PROD_TAG)
+    try:
+        attacker = _attacker(server, make_user)
+        for spelling in (name, name.upper()):
+            _denied(attacker.delete_db_subnet_group, DBSubnetGroupName=spelling)
+            _denied(attacker.modify_db_subnet_group, DBSubnetGroupName=spelling, SubnetIds=subnets[:2],
+                    DBSubnetGroupDescription="mine now")
+        # a cluster placed in it: refused before the handler (which would refuse the missing user name)
+        _denied(attacker.create_db_cluster, DBClusterIdentifier=ident("sneaky"), Engine="aurora-postgresql",
+                DBSubnetGroupName=name, MasterUserPassword=PASSWORD)
+        (group,) = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"]
+        assert group["DBSubnetGroupDescription"] == "prod"
+    finally:
+        rds.delete_db_subnet_group(DBSubnetGroupName=name)
+
+
+def test_instance_into_a_tag_protected_cluster(server: Server, make_user: Any) -> None:
+    rds = server.client("rds")
+    cluster = ident("prodc")
+    rds.create_db_cluster(DBClusterIdentifier=cluster, Engine="aurora-postgresql", MasterUsername="master",
+                          MasterUserPassword=PASSWORD, Tags=PROD_TAG)
+    try:
+        attacker = _attacker(server, make_user)
+        for spelling in (cluster, cluster.upper()):
+            # an instance class the handler refuses: only authorization can answer AccessDenied
+            _denied(attacker.create_db_instance, DBInstanceIdentifier=ident("sneaky"), DBClusterIdentifier=spelling,
+                    Engine="aurora-postgresql", DBInstanceClass="db.nope.large", PubliclyAccessible=True)
+        assert rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["DBClusterMembers"] == []
+    finally:
+        rds.delete_db_cluster(DBClusterIdentifier=cluster, SkipFinalSnapshot=True)
