@@ -74,3 +74,37 @@ def test_instance_into_a_tag_protected_cluster(server: Server, make_user: Any) -
         assert rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["DBClusterMembers"] == []
     finally:
         rds.delete_db_cluster(DBClusterIdentifier=cluster, SkipFinalSnapshot=True)
+
+
+def test_moving_the_master_secret_off_a_key_the_caller_may_not_decrypt_with(server: Server, make_user: Any) -> None:
+    """ModifyDBCluster MasterUserSecretKmsKeyId re-encrypts the rds!cluster secret: like Secrets Manager's
+    UpdateSecret KmsKeyId it needs kms:Decrypt on the key the secret is encrypted with now. Otherwise a
+    caller the customer key keeps from reading the master password moves the secret to the AWS managed
+    key and reads it from there (even under the documented policy that forbids resetting it)."""
+    from .test_managed_password import create_managed, enforce
+
+    rds, sm, kms = server.client("rds"), server.client("secretsmanager"), server.client("kms")
+    key_arn = kms.create_key(Description="guards the master password")["KeyMetadata"]["Arn"]
+    created = create_managed(rds, sm, "atk-cmk", MasterUserSecretKmsKeyId=key_arn)
+    try:
+        user: UserKeys = make_user(
+            {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["rds:*", "secretsmanager:*", "kms:*"], "Resource": "*"},
+                {"Effect": "Deny", "Action": "kms:Decrypt", "Resource": key_arn}]},
+            enforce(["rds:ModifyDBCluster"]))
+        attacker_sm = server.client("secretsmanager", user.access_key, user.secret_key)
+        attacker_rds = server.client("rds", user.access_key, user.secret_key)
+        with pytest.raises(ClientError) as info:
+            attacker_sm.get_secret_value(SecretId=created.secret_arn)
+        assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+        for target in ("alias/aws/secretsmanager", kms.create_key(Description="mine")["KeyMetadata"]["Arn"]):
+            _denied(attacker_rds.modify_db_cluster, DBClusterIdentifier=created.db.cluster_id,
+                    MasterUserSecretKmsKeyId=target, ApplyImmediately=True)
+        cluster = rds.describe_db_clusters(DBClusterIdentifier=created.db.cluster_id)["DBClusters"][0]
+        assert cluster["MasterUserSecret"]["KmsKeyId"] == key_arn
+        with pytest.raises(ClientError):
+            attacker_sm.get_secret_value(SecretId=created.secret_arn)
+    finally:
+        from .e2e_helpers import delete_db
+
+        delete_db(rds, created.db)
