@@ -371,6 +371,8 @@ class Session:
     policy_given: bool = False
     source_identity: str | None = None
     chained: bool = False
+    # keys of ``tags`` passed on to the sessions of a role chain (TransitiveTagKeys, and inherited ones)
+    transitive: list[str] = field(default_factory=list)
 
     def aad(self, what: str) -> str:
         return f"sts:{what}:{self.key_id}"
@@ -392,6 +394,7 @@ class Session:
             "policy_given": self.policy_given,
             "source_identity": self.source_identity,
             "chained": self.chained,
+            "transitive": self.transitive,
         }
 
     @classmethod
@@ -412,6 +415,7 @@ class Session:
             policy_given=bool(d.get("policy_given")),
             source_identity=d.get("source_identity"),
             chained=bool(d.get("chained")),
+            transitive=list(d.get("transitive") or []),
         )
 
 
