@@ -56,3 +56,29 @@ def test_creating_under_a_denied_path_signed_for_another_partition(
     made = attacker.create_user(UserName=name, Path="/dev/")["User"]
     assert made["Arn"] == f"arn:aws:iam::{acct}:user/dev/{name}"
     iam.delete_user(UserName=name)
+
+
+@pytest.mark.parametrize("name", ["\u0430dmin", "\u212aate", "\u0130nfra", "adm\u0131n"])
+def test_names_are_ascii(server: Any, iam: Any, name: str) -> None:
+    """IAM names and role session names are ASCII, as AWS's: a Unicode look-alike of another entity
+    ("\u0430dmin", a Cyrillic a) cannot be created, nor one whose lower-case form, the directory's
+    key, is another name's (the Kelvin sign lower-cases to "k")."""
+    for call, kwargs in ((iam.create_user, {"UserName": name}), (iam.create_group, {"GroupName": name}),
+                         (iam.create_role, {"RoleName": name, "AssumeRolePolicyDocument": json.dumps(
+                             {"Version": "2012-10-17", "Statement": []})})):
+        with pytest.raises(ClientError) as info:
+            call(**kwargs)
+        assert info.value.response["Error"]["Code"] == "ValidationError", info.value.response
+
+
+def test_role_session_names_are_ascii(server: Any, make_user: Any, iam: Any) -> None:
+    user = make_user({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]})
+    role = unique("ascii")
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": user.arn}, "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    sts = server.client("sts", user.access_key, user.secret_key)
+    with pytest.raises(ClientError) as info:
+        sts.assume_role(RoleArn=arn, RoleSessionName="\u0430dmin")
+    assert info.value.response["Error"]["Code"] == "ValidationError", info.value.response
+    assert sts.assume_role(RoleArn=arn, RoleSessionName="admin")["AssumedRoleUser"]["Arn"].endswith("/admin")

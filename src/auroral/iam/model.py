@@ -63,7 +63,9 @@ def encode_document(text: str) -> str:
 
 # --- validation --------------------------------------------------------------------------------
 
-_NAME = re.compile(r"[\w+=,.@-]+")
+# ASCII, as AWS: a Unicode \w would admit look-alikes ("\u0430dmin", a Cyrillic a) and names whose
+# lower-case form (the directory's key) is another name's ("\u212a" is "k").
+_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _PATH = re.compile(r"(\u002F)|(\u002F[\u0021-\u007E]+\u002F)")
 
 

@@ -32,7 +32,7 @@ from auroral.iam.directory import Directory
 from auroral.iam.model import Role, Session, new_id, new_secret, tags_from_params
 from auroral.iam.policy import Decision, access_denied_message
 
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)  # AWS's pattern is ASCII (no look-alikes)
 _PACKED_LIMIT = 2048  # characters of compact session policy + tags AWS packs into the token
 _CHAIN_LIMIT = 3600
 
