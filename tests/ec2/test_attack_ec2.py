@@ -90,3 +90,26 @@ def test_a_tagged_vpc_behind_a_new_resource(server: Any, make_user: Any, ec2: An
                 ec2.delete_security_group(GroupId=group["GroupId"])
         ec2.delete_vpc(VpcId=vpc)
 
+
+
+def test_sensitive_request_members_never_reach_the_audit_trail(server: Any, make_user: Any, ec2: Any) -> None:
+    """botocore marks secret members ``sensitive`` (a VPN tunnel's PreSharedKey...): CloudTrail hides them
+    whatever their name, also when the request fails, so a reader of LookupEvents never sees one."""
+    import secrets
+    import time
+
+    marker = f"psk{secrets.token_hex(12)}"
+    with pytest.raises(ClientError):
+        ec2.create_vpn_connection(Type="ipsec.1", CustomerGatewayId="cgw-00000000000000000",
+                                  VpnGatewayId="vgw-00000000000000000",
+                                  Options={"TunnelOptions": [{"PreSharedKey": marker}]})
+    trail = server.client("cloudtrail")
+    deadline = time.monotonic() + 10
+    while True:
+        events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName",
+                                                        "AttributeValue": "CreateVpnConnection"}])["Events"]
+        if any("00000000000000000" in e["CloudTrailEvent"] for e in events) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert any("cgw-00000000000000000" in e["CloudTrailEvent"] for e in events)
+    assert not [e for e in events if marker in e["CloudTrailEvent"]]

@@ -22,6 +22,7 @@ from auroral.api import protocol, sigv4
 from auroral.api.actions import ActionSpec, request_tag_keys, table
 from auroral.api.context import Authorizer, Principal, RequestContext
 from auroral.audit import AuditTrail
+from auroral.audit.trail import hide_sensitive
 from auroral.errors import AwsError
 from auroral.regions import check_region, iam_region
 
@@ -220,6 +221,10 @@ class Pipeline:
                 if "*" not in arn
             ]
         try:
+            if params is not None and operation != "Unknown":
+                # members the model marks sensitive are hidden whatever their name
+                params = hide_sensitive(protocol.service_model(service).operation_model(operation).input_shape,
+                                        params)
             self._audit.record(
                 request_id=ctx.request_id if ctx else str(uuid.uuid4()),
                 service=service,
