@@ -64,3 +64,37 @@ def test_constraints_of_the_parent_grant_bind_the_grants_it_creates(server: Serv
     # a stricter one is
     attacker.create_grant(KeyId=key, GranteePrincipal=grantee.arn, Operations=["Decrypt"],
                           Constraints={"EncryptionContextEquals": {"app": "orders", "region": "eu"}})
+
+
+def test_a_tag_based_deny_holds_wherever_the_key_is_used(server: Server, make_user: Any) -> None:
+    """aws:ResourceTag/* of a KMS key is in the context of every decision on it: Decrypt and ReEncrypt
+    (which name the key only through the ciphertext), the alias operations (on the key an alias points
+    from and to), and the calls Secrets Manager makes on the caller's behalf."""
+    kms, sm = server.client("kms"), server.client("secretsmanager")
+    prod = kms.create_key(Description="prod", Tags=[{"TagKey": "env", "TagValue": "prod"}])["KeyMetadata"]
+    mine = kms.create_key(Description="mine")["KeyMetadata"]
+    alias = f"alias/app-{prod['KeyId'][:8]}"
+    kms.create_alias(AliasName=alias, TargetKeyId=prod["KeyId"])
+    blob = kms.encrypt(KeyId=prod["KeyId"], Plaintext=b"prod data")["CiphertextBlob"]
+    secret = sm.create_secret(Name=f"prod-{prod['KeyId'][:8]}", SecretString="prod password",
+                              KmsKeyId=prod["Arn"])["ARN"]
+    user = make_user({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["kms:*", "secretsmanager:*"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "kms:*", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}}]})
+    attacker = _kms(server, user)
+    _denied(attacker.encrypt, KeyId=prod["KeyId"], Plaintext=b"x")  # held before: the baseline
+    _denied(attacker.decrypt, CiphertextBlob=blob)
+    _denied(attacker.re_encrypt, CiphertextBlob=blob, DestinationKeyId=mine["KeyId"])
+    own = attacker.encrypt(KeyId=mine["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    _denied(attacker.re_encrypt, CiphertextBlob=own, DestinationKeyId=prod["KeyId"])
+    # the alias the application encrypts with cannot be pointed at the attacker's key
+    _denied(attacker.update_alias, AliasName=alias, TargetKeyId=mine["KeyId"])
+    _denied(attacker.delete_alias, AliasName=alias)
+    assert kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"] == prod["KeyId"]
+    # nor does Secrets Manager decrypt with it for the caller
+    attacker_sm = server.client("secretsmanager", user.access_key, user.secret_key)
+    with pytest.raises(ClientError) as info:
+        attacker_sm.get_secret_value(SecretId=secret)
+    assert info.value.response["Error"]["Code"] == "AccessDeniedException", info.value.response
+    sm.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)

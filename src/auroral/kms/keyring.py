@@ -50,6 +50,7 @@ from auroral.kms.records import Records
 from auroral.store import Store
 
 _EC_KEY = "kms:EncryptionContext:"
+_RESOURCE_TAG = "aws:resourcetag/"
 _BLOB_VERSION = b"\x01"
 _HEADER = 1 + 16
 _NONCE = 12
@@ -213,7 +214,10 @@ class Keyring:
             raise RuntimeError("this keyring has no authorizer")
         rec = self.record(key)
         principal = ctx.principal
-        extra: dict[str, Any] = dict(keys or {})
+        # aws:ResourceTag/* are this key's, whoever asks (Decrypt names the key only through its
+        # ciphertext, an alias operation decides on two keys, Secrets Manager calls on the caller's behalf)
+        extra: dict[str, Any] = {k: v for k, v in (keys or {}).items() if not k.lower().startswith(_RESOURCE_TAG)}
+        extra.update({f"aws:ResourceTag/{k}": v for k, v in rec.tags.items()})
         extra["kms:CallerAccount"] = principal.account
         if via_service:
             extra["kms:ViaService"] = f"{via_service}.{self.region}.amazonaws.com"
