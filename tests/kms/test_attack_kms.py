@@ -98,3 +98,20 @@ def test_a_tag_based_deny_holds_wherever_the_key_is_used(server: Server, make_us
         attacker_sm.get_secret_value(SecretId=secret)
     assert info.value.response["Error"]["Code"] == "AccessDeniedException", info.value.response
     sm.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
+
+
+def test_a_deny_by_resource_alias_holds(server: Server, make_user: Any) -> None:
+    """kms:ResourceAliases (the aliases of the key a request uses) is in the context: a Deny on keys
+    aliased alias/prod-* holds for Decrypt by ciphertext and for Encrypt by key id."""
+    kms = server.client("kms")
+    key = kms.create_key(Description="aliased")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=f"alias/prod-{key[:8]}", TargetKeyId=key)
+    blob = kms.encrypt(KeyId=key, Plaintext=b"prod data")["CiphertextBlob"]
+    user = make_user({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": "*",
+         "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/prod-*"}}}]})
+    attacker = _kms(server, user)
+    _denied(attacker.decrypt, CiphertextBlob=blob)
+    _denied(attacker.encrypt, KeyId=key, Plaintext=b"x")
+    attacker.describe_key(KeyId=key)

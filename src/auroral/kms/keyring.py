@@ -218,6 +218,9 @@ class Keyring:
         # ciphertext, an alias operation decides on two keys, Secrets Manager calls on the caller's behalf)
         extra: dict[str, Any] = {k: v for k, v in (keys or {}).items() if not k.lower().startswith(_RESOURCE_TAG)}
         extra.update({f"aws:ResourceTag/{k}": v for k, v in rec.tags.items()})
+        # ABAC by alias: the aliases that point to this key now
+        extra["kms:ResourceAliases"] = sorted(a.name for a in self.records.aliases(rec.account)
+                                              if a.target == rec.key_id)
         extra["kms:CallerAccount"] = principal.account
         if via_service:
             extra["kms:ViaService"] = f"{via_service}.{self.region}.amazonaws.com"
