@@ -108,3 +108,29 @@ def test_moving_the_master_secret_off_a_key_the_caller_may_not_decrypt_with(serv
         from .e2e_helpers import delete_db
 
         delete_db(rds, created.db)
+
+
+def test_storage_encryption_enforced_when_the_request_omits_it(server: Server, make_user: Any) -> None:
+    """The documented policy that enforces encrypted storage denies a create that omits StorageEncrypted
+    (an absent key would not match ``Bool ... false``), and an instance joining an unencrypted cluster."""
+    rds = server.client("rds")
+    plain = ident("plain")
+    rds.create_db_cluster(DBClusterIdentifier=plain, Engine="aurora-postgresql", MasterUsername="master",
+                          MasterUserPassword=PASSWORD)
+    try:
+        attacker = _attacker(server, make_user, {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["rds:*", "iam:CreateServiceLinkedRole"], "Resource": "*"},
+            {"Effect": "Deny", "Action": ["rds:CreateDBCluster", "rds:CreateDBInstance"], "Resource": "*",
+             "Condition": {"Bool": {"rds:StorageEncrypted": "false"}}}]})
+        # no MasterUsername: a create authorization lets through fails in the handler instead
+        _denied(attacker.create_db_cluster, DBClusterIdentifier=ident("sneaky"), Engine="aurora-postgresql")
+        _denied(attacker.create_db_cluster, DBClusterIdentifier=ident("sneaky"), Engine="aurora-postgresql",
+                StorageEncrypted=False)
+        for allowed in ({"StorageEncrypted": True}, {"KmsKeyId": "alias/aws/rds"}):
+            with pytest.raises(ClientError) as info:
+                attacker.create_db_cluster(DBClusterIdentifier=ident("enc"), Engine="aurora-postgresql", **allowed)
+            assert info.value.response["Error"]["Code"] == "InvalidParameterValue", info.value.response
+        _denied(attacker.create_db_instance, DBInstanceIdentifier=ident("sneaky"), DBClusterIdentifier=plain,
+                Engine="aurora-postgresql", DBInstanceClass="db.nope.large")
+    finally:
+        rds.delete_db_cluster(DBClusterIdentifier=plain, SkipFinalSnapshot=True)

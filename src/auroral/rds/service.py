@@ -174,6 +174,12 @@ class RdsService(TagOperations):
         account = ctx.account
         if operation in _MASTER_PASSWORD_OPS:
             keys["rds:ManageMasterUserPassword"] = self._manage_key(account, operation, params)
+        if operation == "CreateDBCluster":
+            # The effective value, also when the request leaves it out (an Aurora cluster is unencrypted
+            # unless StorageEncrypted or a KmsKeyId says otherwise): the documented enforcement policy
+            # {"Bool": {"rds:StorageEncrypted": false}} must deny a create that just omits it.
+            # Unconfirmed how AWS fills the key when absent; as rds:ManageMasterUserPassword.
+            keys["rds:StorageEncrypted"] = _true(params.get("StorageEncrypted")) or bool(params.get("KmsKeyId"))
         for tag in params.get("Tags") or []:
             if isinstance(tag, dict) and "Key" in tag:
                 keys[f"rds:req-tag/{tag['Key']}"] = str(tag.get("Value", ""))
@@ -182,6 +188,8 @@ class RdsService(TagOperations):
             if cluster is not None:
                 keys.update(_tag_keys("cluster", cluster.tags, resource=operation != "CreateDBInstance"))
                 keys.setdefault("rds:DatabaseEngine", cluster.engine)
+                if operation == "CreateDBInstance":  # an Aurora instance's storage is its cluster's
+                    keys["rds:StorageEncrypted"] = cluster.storage_encrypted
         elif operation in _INSTANCE_OPS:
             instance = self._get_instance(account, self._named(ctx, params.get("DBInstanceIdentifier"), "db", operation))
             if instance is not None:
@@ -228,6 +236,10 @@ class RdsService(TagOperations):
             owner = self._get_cluster(account, instance.cluster_identifier) if instance else None
             return owner.manage_master_password if owner else False
         return False
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def _tag_keys(kind: str, tags: dict[str, str], *, resource: bool) -> dict[str, str]:
