@@ -177,18 +177,27 @@ class Pipeline:
         extra = getattr(provider, "authz_keys", None)
         extra_keys = extra(ctx, ctx.operation, params) if extra is not None else {}
         tags_of = getattr(provider, "resource_tags", None) if spec.resource_tags else None
+
+        def keys_for(resource: str | None) -> dict[str, Any]:
+            own = _resource_tags(tags_of, ctx, resource) if tags_of is not None and resource else {}
+            return {**keys, **own, **extra_keys}
+
         if tags_of is not None and len(resources) > 1:
             # Each resource is decided with its own aws:ResourceTag/* (a tag-based Deny on one of them
             # must not be hidden behind an untagged other: CreateTags on [dev, prod], CreateSubnet in a
             # tagged VPC).
             for resource in resources:
-                self._authorize_one(ctx, spec, [resource], {**keys, **_resource_tags(tags_of, ctx, resource),
-                                                            **extra_keys})
-            return
-        if tags_of is not None and resources:
-            keys.update(_resource_tags(tags_of, ctx, resources[0]))
-        keys.update(extra_keys)
-        self._authorize_one(ctx, spec, resources, keys)
+                self._authorize_one(ctx, spec, [resource], keys_for(resource))
+        else:
+            self._authorize_one(ctx, spec, resources, keys_for(resources[0] if resources else None))
+        if spec.tag_on_create is not None and _carries_tags(params.get(spec.tag_on_create[1])):
+            # Tags on create need the tagging action too, on the new resource (RDS, EC2, Secrets Manager,
+            # KMS, IAM API references), so a Deny on tagging is not sidestepped by tagging at creation.
+            new = resources[:1] or ["*"]
+            tag_keys = keys_for(new[0])
+            if ctx.service == "ec2":
+                tag_keys["ec2:CreateAction"] = ctx.operation
+            ctx.authorize(spec.tag_on_create[0], new, tag_keys)
 
     def _authorize_one(self, ctx: RequestContext, spec: ActionSpec, resources: list[str],
                        keys: dict[str, Any]) -> None:
@@ -251,3 +260,12 @@ def _resource_tags(tags_of: Callable[[str, str], Mapping[str, str] | None], ctx:
     if resource == "*":
         return {}
     return {f"aws:ResourceTag/{k}": v for k, v in (tags_of(ctx.account, resource) or {}).items()}
+
+
+def _carries_tags(value: Any) -> bool:
+    """Whether a request's tag parameter holds any tag (a list of tags, a map, or EC2's TagSpecifications)."""
+    if isinstance(value, Mapping):
+        return bool(value)
+    if isinstance(value, list):
+        return any(bool(item["Tags"]) if isinstance(item, Mapping) and "Tags" in item else True for item in value)
+    return False

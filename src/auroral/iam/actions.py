@@ -41,6 +41,7 @@ def _spec(
     keys: Mapping[str, str] | None = None,
     request_tags: str | None = None,
     tag_keys: str | None = None,
+    tag_on_create: str | None = None,
 ) -> ActionSpec:
     return ActionSpec(
         f"iam:{action}",
@@ -50,12 +51,13 @@ def _spec(
         tag_keys=tag_keys,
         resource_tags=tags,
         read_only=read,
+        tag_on_create=(tag_on_create, "Tags") if tag_on_create else None,
     )
 
 
 ACTIONS: dict[str, ActionSpec] = {
     # users
-    "CreateUser": _spec("CreateUser", _USER, keys=_BOUNDARY, request_tags="Tags"),
+    "CreateUser": _spec("CreateUser", _USER, keys=_BOUNDARY, request_tags="Tags", tag_on_create="iam:TagUser"),
     "GetUser": _spec("GetUser", _USER_NAMED, read=True, tags=True),
     "ListUsers": _spec("ListUsers", "arn:aws:iam::{account}:user/*", read=True),
     "UpdateUser": _spec("UpdateUser", _USER_NAMED, tags=True),
@@ -74,7 +76,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "RemoveUserFromGroup": _spec("RemoveUserFromGroup", _GROUP_NAMED),
     "ListGroupsForUser": _spec("ListGroupsForUser", _USER_NAMED, read=True, tags=True),
     # roles
-    "CreateRole": _spec("CreateRole", _ROLE, keys=_BOUNDARY, request_tags="Tags"),
+    "CreateRole": _spec("CreateRole", _ROLE, keys=_BOUNDARY, request_tags="Tags", tag_on_create="iam:TagRole"),
     "GetRole": _spec("GetRole", _ROLE_NAMED, read=True, tags=True),
     "ListRoles": _spec("ListRoles", "arn:aws:iam::{account}:role/*", read=True),
     "UpdateRole": _spec("UpdateRole", _ROLE_NAMED, tags=True),
@@ -94,7 +96,7 @@ ACTIONS: dict[str, ActionSpec] = {
         "GetServiceLinkedRoleDeletionStatus", "arn:aws:iam::{account}:role/*", read=True
     ),
     # managed policies
-    "CreatePolicy": _spec("CreatePolicy", _POLICY_NEW, request_tags="Tags"),
+    "CreatePolicy": _spec("CreatePolicy", _POLICY_NEW, request_tags="Tags", tag_on_create="iam:TagPolicy"),
     "GetPolicy": _spec("GetPolicy", _POLICY, read=True, tags=True),
     "ListPolicies": _spec("ListPolicies", "arn:aws:iam::{account}:policy/*", read=True),
     "DeletePolicy": _spec("DeletePolicy", _POLICY, tags=True),

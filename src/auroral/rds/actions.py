@@ -26,6 +26,9 @@ _DB_OR_ARN = Ref("DBInstanceIdentifier", "db-or-arn")
 _PG = Ref("DBClusterParameterGroupName", "cluster-pg")
 _SUBGRP = Ref("DBSubnetGroupName", "subgrp")
 _TAGGED = Ref("ResourceName", "arn")
+# "If tags are specified in the create action, RDS performs additional authorization on the
+# rds:AddTagsToResource action" (RDS user guide, "Grant permission to tag RDS resources during creation")
+_TAG_ON_CREATE = ("rds:AddTagsToResource", "Tags")
 
 ACTIONS: dict[str, ActionSpec] = {
     "CreateDBCluster": ActionSpec(
@@ -39,6 +42,7 @@ ACTIONS: dict[str, ActionSpec] = {
         },
         request_tags="Tags",
         resource_tags=True,
+        tag_on_create=_TAG_ON_CREATE,
     ),
     "DescribeDBClusters": ActionSpec("rds:DescribeDBClusters", (_CLUSTER_OR_ARN,), read_only=True),
     "ModifyDBCluster": ActionSpec(
@@ -57,6 +61,7 @@ ACTIONS: dict[str, ActionSpec] = {
         },
         request_tags="Tags",
         resource_tags=True,
+        tag_on_create=_TAG_ON_CREATE,
     ),
     "DescribeDBInstances": ActionSpec("rds:DescribeDBInstances", (_DB_OR_ARN,), read_only=True),
     "ModifyDBInstance": ActionSpec(
@@ -65,7 +70,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "DeleteDBInstance": ActionSpec("rds:DeleteDBInstance", (_DB,)),
     "RebootDBInstance": ActionSpec("rds:RebootDBInstance", (_DB,)),
     "CreateDBClusterParameterGroup": ActionSpec(
-        "rds:CreateDBClusterParameterGroup", (_PG,), request_tags="Tags"
+        "rds:CreateDBClusterParameterGroup", (_PG,), request_tags="Tags", tag_on_create=_TAG_ON_CREATE
     ),
     "DescribeDBClusterParameterGroups": ActionSpec(
         "rds:DescribeDBClusterParameterGroups", (_PG,), read_only=True
@@ -78,7 +83,9 @@ ACTIONS: dict[str, ActionSpec] = {
         "rds:DescribeEngineDefaultClusterParameters", ("*",), read_only=True
     ),
     "DescribeDBEngineVersions": ActionSpec("rds:DescribeDBEngineVersions", ("*",), read_only=True),
-    "CreateDBSubnetGroup": ActionSpec("rds:CreateDBSubnetGroup", (_SUBGRP,), request_tags="Tags"),
+    "CreateDBSubnetGroup": ActionSpec(
+        "rds:CreateDBSubnetGroup", (_SUBGRP,), request_tags="Tags", tag_on_create=_TAG_ON_CREATE
+    ),
     "DescribeDBSubnetGroups": ActionSpec(
         "rds:DescribeDBSubnetGroups", (_SUBGRP,), read_only=True, resource_tags=True
     ),
