@@ -134,3 +134,31 @@ def test_storage_encryption_enforced_when_the_request_omits_it(server: Server, m
                 Engine="aurora-postgresql", DBInstanceClass="db.nope.large")
     finally:
         rds.delete_db_cluster(DBClusterIdentifier=plain, SkipFinalSnapshot=True)
+
+
+def test_a_tag_protected_parameter_group_is_not_taken_up_by_modify(server: Server, make_user: Any) -> None:
+    """ModifyDBCluster names the cluster and the parameter group it switches to: each is decided with its
+    own tags, so a prod-tagged group is not taken up by a cluster that is not (nor the other way)."""
+    rds = server.client("rds")
+    group, cluster = ident("prodpg"), ident("devc")
+    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group, DBParameterGroupFamily="aurora-postgresql16",
+                                          Description="prod", Tags=PROD_TAG)
+    rds.create_db_cluster(DBClusterIdentifier=cluster, Engine="aurora-postgresql", MasterUsername="master",
+                          MasterUserPassword=PASSWORD)
+    try:
+        attacker = _attacker(server, make_user)
+        for spelling in (group, group.upper()):
+            _denied(attacker.modify_db_cluster, DBClusterIdentifier=cluster, DBClusterParameterGroupName=spelling,
+                    ApplyImmediately=True)
+        assert rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0][
+            "DBClusterParameterGroup"] != group
+    finally:
+        rds.delete_db_cluster(DBClusterIdentifier=cluster, SkipFinalSnapshot=True)
+        for _ in range(100):
+            try:
+                rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=group)
+                break
+            except ClientError:
+                import time
+
+                time.sleep(0.3)

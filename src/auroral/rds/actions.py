@@ -46,7 +46,8 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "DescribeDBClusters": ActionSpec("rds:DescribeDBClusters", (_CLUSTER_OR_ARN,), read_only=True),
     "ModifyDBCluster": ActionSpec(
-        "rds:ModifyDBCluster", (_CLUSTER, Ref("DBClusterParameterGroupName", "cluster-pg", optional=True))
+        "rds:ModifyDBCluster", (_CLUSTER, Ref("DBClusterParameterGroupName", "cluster-pg", optional=True)),
+        resource_tags=True,
     ),
     "DeleteDBCluster": ActionSpec("rds:DeleteDBCluster", (_CLUSTER,)),
     "StartDBCluster": ActionSpec("rds:StartDBCluster", (_CLUSTER,)),

@@ -186,7 +186,10 @@ class RdsService(TagOperations):
         if operation in _CLUSTER_OPS or operation == "CreateDBInstance":
             cluster = self._get_cluster(account, self._named(ctx, params.get("DBClusterIdentifier"), "cluster", operation))
             if cluster is not None:
-                keys.update(_tag_keys("cluster", cluster.tags, resource=operation != "CreateDBInstance"))
+                # aws:ResourceTag/* of a create's or a Modify's resources come from the pipeline, one
+                # resource at a time (a Modify naming a parameter group: the group's own tags for it)
+                keys.update(_tag_keys("cluster", cluster.tags,
+                                      resource=operation not in ("CreateDBInstance", "ModifyDBCluster")))
                 keys.setdefault("rds:DatabaseEngine", cluster.engine)
                 if operation == "CreateDBInstance":  # an Aurora instance's storage is its cluster's
                     keys["rds:StorageEncrypted"] = cluster.storage_encrypted
