@@ -113,3 +113,13 @@ def test_sensitive_request_members_never_reach_the_audit_trail(server: Any, make
         time.sleep(0.2)
     assert any("cgw-00000000000000000" in e["CloudTrailEvent"] for e in events)
     assert not [e for e in events if marker in e["CloudTrailEvent"]]
+
+
+def test_group_names_are_ascii(ec2: Any, vpc: dict[str, Any]) -> None:
+    """A Unicode look-alike of another group's name ("d\\u0435fault" with a Cyrillic e) is refused, with
+    AWS's message."""
+    for name in ("d\u0435fault", "prod\u2010app"):
+        with pytest.raises(ClientError) as info:
+            ec2.create_security_group(GroupName=name, Description="d", VpcId=vpc["VpcId"])
+        assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+        assert "Character sets beyond ASCII are not supported." in info.value.response["Error"]["Message"]
