@@ -75,3 +75,21 @@ def _principal_tag(server: Server, creds: dict[str, Any], role: str, key: str) -
         finally:
             iam.delete_role_policy(RoleName=role, PolicyName="probe")
     return None
+
+
+def test_model_patterns_are_ascii_where_aws_is(server: Server, make_user: Any) -> None:
+    """botocore's patterns are Java's, whose \\w is ASCII: a SourceIdentity or ExternalId that is a
+    Unicode look-alike ("\\u0430dmin", a Cyrillic a) is refused before any trust policy sees it."""
+    iam, acct = server.client("iam"), server.account
+    user = make_user({"Version": V, "Statement": [{"Effect": "Allow", "Action": "sts:*", "Resource": "*"}]})
+    role = unique("pattern")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": V, "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": user.arn},
+         "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}]}))
+    sts = server.client("sts", user.access_key, user.secret_key)
+    arn = f"arn:aws:iam::{acct}:role/{role}"
+    for extra in ({"SourceIdentity": "\u0430dmin"}, {"ExternalId": "\u0430dmin"}):
+        with pytest.raises(ClientError) as info:
+            sts.assume_role(RoleArn=arn, RoleSessionName="s1", **extra)
+        assert info.value.response["Error"]["Code"] == "ValidationError", info.value.response
+    assert sts.assume_role(RoleArn=arn, RoleSessionName="s1", SourceIdentity="admin")["SourceIdentity"] == "admin"
