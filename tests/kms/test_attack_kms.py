@@ -115,3 +115,20 @@ def test_a_deny_by_resource_alias_holds(server: Server, make_user: Any) -> None:
     _denied(attacker.decrypt, CiphertextBlob=blob)
     _denied(attacker.encrypt, KeyId=key, Plaintext=b"x")
     attacker.describe_key(KeyId=key)
+
+
+def test_a_grant_name_does_not_hand_out_another_grant(server: Server, make_user: Any) -> None:
+    """CreateGrant with a Name returns the existing grant only for a retry with identical parameters:
+    the same name with another grantee or other operations is a new grant, never the existing grant's
+    id and token."""
+    kms = server.client("kms")
+    key = kms.create_key(Description="named grants")["KeyMetadata"]["KeyId"]
+    app, other = make_user(), make_user()
+    first = kms.create_grant(KeyId=key, GranteePrincipal=app.arn, Operations=["Decrypt"], Name="app")
+    assert kms.create_grant(KeyId=key, GranteePrincipal=app.arn, Operations=["Decrypt"],
+                            Name="app")["GrantId"] == first["GrantId"]
+    taken = kms.create_grant(KeyId=key, GranteePrincipal=other.arn, Operations=["Encrypt"], Name="app")
+    assert taken["GrantId"] != first["GrantId"] and taken["GrantToken"] != first["GrantToken"]
+    grants = kms.list_grants(KeyId=key)["Grants"]
+    assert sorted((g["GranteePrincipal"], tuple(g["Operations"])) for g in grants) == sorted(
+        [(app.arn, ("Decrypt",)), (other.arn, ("Encrypt",))])
