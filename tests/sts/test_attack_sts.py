@@ -93,3 +93,24 @@ def test_model_patterns_are_ascii_where_aws_is(server: Server, make_user: Any) -
             sts.assume_role(RoleArn=arn, RoleSessionName="s1", **extra)
         assert info.value.response["Error"]["Code"] == "ValidationError", info.value.response
     assert sts.assume_role(RoleArn=arn, RoleSessionName="s1", SourceIdentity="admin")["SourceIdentity"] == "admin"
+
+
+def test_a_deny_on_tagged_roles_holds_for_assume_role(server: Server, make_user: Any) -> None:
+    """aws:ResourceTag/* of the role is in the context of sts:AssumeRole (ABAC for role assumption):
+    "Deny sts:AssumeRole on roles tagged privileged=true" holds even where a trust policy admits the caller
+    through its account."""
+    iam, acct = server.client("iam"), server.account
+    user = make_user({"Version": V, "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"},
+        {"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/privileged": "true"}}}]})
+    trust = json.dumps({"Version": V, "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{acct}:root"}, "Action": "sts:AssumeRole"}]})
+    admin, plain = unique("admin"), unique("plain")
+    iam.create_role(RoleName=admin, AssumeRolePolicyDocument=trust, Tags=[{"Key": "privileged", "Value": "true"}])
+    iam.create_role(RoleName=plain, AssumeRolePolicyDocument=trust)
+    sts = server.client("sts", user.access_key, user.secret_key)
+    with pytest.raises(ClientError) as info:
+        sts.assume_role(RoleArn=f"arn:aws:iam::{acct}:role/{admin}", RoleSessionName="s1")
+    assert info.value.response["Error"]["Code"] == "AccessDenied", info.value.response
+    sts.assume_role(RoleArn=f"arn:aws:iam::{acct}:role/{plain}", RoleSessionName="s1")

@@ -61,6 +61,15 @@ class StsService:
         self.directory = directory
         self.authorizer = authorizer
 
+    def authz_keys(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The tags of the role assumed (``aws:ResourceTag/*``, ``iam:ResourceTag/*``): a Deny on roles
+        tagged privileged holds for sts:AssumeRole, as ABAC for roles expects."""
+        role = self.directory.role_by_arn(str(params.get("RoleArn") or "")) if operation == "AssumeRole" else None
+        if role is None:
+            return {}
+        return {**{f"aws:ResourceTag/{k}": v for k, v in role.tags.items()},
+                **{f"iam:ResourceTag/{k}": v for k, v in role.tags.items()}}
+
     def GetCallerIdentity(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         p = ctx.principal
         return {"UserId": p.user_id, "Account": p.account, "Arn": p.arn}
