@@ -46,15 +46,16 @@ def test_joining_a_denied_group_through_modify_network_interface_attribute(
     attacker.modify_network_interface_attribute(NetworkInterfaceId=eni, Description={"Value": "mine"})
 
 
-def test_retagging_a_protected_resource(server: Any, make_user: Any, ec2: Any, vpc: dict[str, Any]) -> None:
-    prod = ec2.create_security_group(GroupName="tagged-prod", Description="d", VpcId=vpc["VpcId"],
+@pytest.mark.parametrize("key", ["aws:ResourceTag/env", "ec2:ResourceTag/env"])
+def test_retagging_a_protected_resource(server: Any, make_user: Any, ec2: Any, vpc: dict[str, Any], key: str) -> None:
+    prod = ec2.create_security_group(GroupName=f"tagged-prod-{key[:3]}", Description="d", VpcId=vpc["VpcId"],
                                      TagSpecifications=[{"ResourceType": "security-group",
                                                          "Tags": [{"Key": "env", "Value": "prod"}]}])["GroupId"]
-    dev = ec2.create_security_group(GroupName="tagged-dev", Description="d", VpcId=vpc["VpcId"])["GroupId"]
+    dev = ec2.create_security_group(GroupName=f"tagged-dev-{key[:3]}", Description="d",
+                                    VpcId=vpc["VpcId"])["GroupId"]
     user = make_user({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
-        {"Effect": "Deny", "Action": "ec2:*", "Resource": "*",
-         "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}},
+        {"Effect": "Deny", "Action": "ec2:*", "Resource": "*", "Condition": {"StringEquals": {key: "prod"}}},
     ]})
     attacker = server.client("ec2", user.access_key, user.secret_key)
     retag = [{"Key": "env", "Value": "dev"}]

@@ -256,10 +256,15 @@ class Pipeline:
 
 def _resource_tags(tags_of: Callable[[str, str], Mapping[str, str] | None], ctx: RequestContext,
                    resource: str) -> dict[str, str]:
-    """``aws:ResourceTag/*`` of one resource (none for ``*`` or a resource being created)."""
+    """``aws:ResourceTag/*`` of one resource (none for ``*`` or a resource being created); for EC2 also its
+    own ``ec2:ResourceTag/*``, which EC2 policies use alike."""
     if resource == "*":
         return {}
-    return {f"aws:ResourceTag/{k}": v for k, v in (tags_of(ctx.account, resource) or {}).items()}
+    tags = tags_of(ctx.account, resource) or {}
+    out = {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+    if ctx.service == "ec2":
+        out.update({f"ec2:ResourceTag/{k}": v for k, v in tags.items()})
+    return out
 
 
 def _carries_tags(value: Any) -> bool:
