@@ -111,6 +111,10 @@ def test_authorization(server: Any, make_user: Any, vpc: dict[str, Any]) -> None
         {"Effect": "Allow", "Action": "ec2:CreateSecurityGroup", "Resource": [
             f"{arn_prefix}security-group/*", f"{arn_prefix}vpc/{vpc['VpcId']}"],
          "Condition": {"StringEquals": {"aws:RequestTag/team": "db"}}},
+        # tags at creation also need ec2:CreateTags (EC2 user guide, "Grant permission to tag resources
+        # during creation")
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": f"{arn_prefix}security-group/*",
+         "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}},
     ]})
     ec2 = server.client("ec2", user.access_key, user.secret_key)
     assert ec2.describe_vpcs(VpcIds=[vpc["VpcId"]])["Vpcs"]

@@ -191,8 +191,15 @@ def test_grants(kms: Any, server: Server) -> None:
     g1 = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=grantee, Operations=["Decrypt", "Encrypt"],
                           RetiringPrincipal=f"arn:aws:iam::{server.account}:root", Name="g1",
                           Constraints={"EncryptionContextSubset": {"app": "orders"}})
-    again = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=grantee, Operations=["Decrypt"], Name="g1")
-    assert again["GrantId"] == g1["GrantId"]  # a named grant is idempotent
+    again = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=grantee, Operations=["Decrypt", "Encrypt"],
+                             RetiringPrincipal=f"arn:aws:iam::{server.account}:root", Name="g1",
+                             Constraints={"EncryptionContextSubset": {"app": "orders"}})
+    # a named grant is idempotent for a retry "with identical parameters" (CreateGrant API reference, Name);
+    # the same name with other parameters is another grant
+    assert again["GrantId"] == g1["GrantId"]
+    other = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=grantee, Operations=["Decrypt"], Name="g1")
+    assert other["GrantId"] != g1["GrantId"]
+    kms.revoke_grant(KeyId=key["KeyId"], GrantId=other["GrantId"])
     g2 = kms.create_grant(KeyId=key["Arn"], GranteePrincipal=grantee, Operations=["GenerateDataKey"])
     grants = kms.list_grants(KeyId=key["KeyId"])["Grants"]
     assert {g["GrantId"] for g in grants} == {g1["GrantId"], g2["GrantId"]}

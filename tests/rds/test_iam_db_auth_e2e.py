@@ -399,3 +399,29 @@ def test_disabling_iam_authentication(env: Env) -> None:
                               ApplyImmediately=True)
     env.refused("Iam-user-pass-1")
     assert env.login(env.token()) == "iamuser"
+
+
+def test_attack_tokens_for_another_region_partition_cluster_or_case(env: Env) -> None:
+    """Adversarial review, second pass: a token is good for one region's cluster, one resource id and one
+    exact user name. The signer below may connect as iamuser anywhere, in every partition."""
+    acct, rid = env.server.account, env.db.resource_id
+    everywhere = _make_user(env.server, {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "rds-db:connect",
+        "Resource": ["arn:aws:rds-db:*:*:dbuser:*/iamuser", "arn:aws-cn:rds-db:*:*:dbuser:*/iamuser"]}]})
+    for region in ("us-west-2", "cn-north-1"):
+        client = env.server.client("rds", everywhere.access_key, everywhere.secret_key, region_name=region)
+        token = client.generate_db_auth_token(DBHostname=env.db.host, Port=env.db.port, DBUsername="iamuser",
+                                              Region=region)
+        env.refused(token)
+        assert f"signed for region '{region}'" in env.last_audit()["errorMessage"]
+    # allowed only on the same resource id in another region / partition, or for another cluster or case
+    for resource in (f"arn:aws:rds-db:us-west-2:{acct}:dbuser:{rid}/iamuser",
+                     f"arn:aws-cn:rds-db:{REGION}:{acct}:dbuser:{rid}/iamuser",
+                     f"arn:aws:rds-db:{REGION}:{acct}:dbuser:{rid.upper()}/iamuser",
+                     f"arn:aws:rds-db:{REGION}:{acct}:dbuser:cluster-OTHER/iamuser",
+                     f"arn:aws:rds-db:{REGION}:{acct}:dbuser:{rid}/IAMUSER"):
+        env.refused(env.token(_make_user(env.server, _policy(resource))))
+        assert "rds-db:connect" in env.last_audit()["errorMessage"], resource
+    # a token for IAMUSER does not log in iamuser, nor the other way round
+    env.refused(env.token(everywhere, user="IAMUSER"))
+    assert env.login(env.token(everywhere)) == "iamuser"

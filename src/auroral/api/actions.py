@@ -80,6 +80,10 @@ class ActionSpec:
     unauthorized: bool = False
     # operations that need no permission but obey an explicit Deny (sts:GetSessionToken)
     deny_only: bool = False
+    # (tagging action, parameter): a create whose request carries tags in that parameter also needs the
+    # service's tagging action on the new resource ("rds:AddTagsToResource", "ec2:CreateTags"...), as AWS
+    # authorizes tag-on-create
+    tag_on_create: tuple[str, str] | None = None
 
     def render(self, params: Mapping[str, Any], account: str, region: str) -> list[str]:
         """The string templates filled in; a ``Ref`` (which needs its provider) renders as ``*``."""

@@ -22,6 +22,7 @@ from auroral.api import protocol, sigv4
 from auroral.api.actions import ActionSpec, request_tag_keys, table
 from auroral.api.context import Authorizer, Principal, RequestContext
 from auroral.audit import AuditTrail
+from auroral.audit.trail import hide_sensitive
 from auroral.errors import AwsError
 from auroral.regions import check_region, iam_region
 
@@ -173,14 +174,33 @@ class Pipeline:
                 keys[key] = value
         if spec.request_tags or spec.tag_keys:
             keys.update(request_tag_keys(spec, params))
-        if spec.resource_tags:
-            tags_of = getattr(provider, "resource_tags", None)
-            if tags_of is not None and len(resources) == 1 and resources[0] != "*":
-                for k, v in (tags_of(ctx.account, resources[0]) or {}).items():
-                    keys[f"aws:ResourceTag/{k}"] = v
         extra = getattr(provider, "authz_keys", None)
-        if extra is not None:
-            keys.update(extra(ctx, ctx.operation, params))
+        extra_keys = extra(ctx, ctx.operation, params) if extra is not None else {}
+        tags_of = getattr(provider, "resource_tags", None) if spec.resource_tags else None
+
+        def keys_for(resource: str | None) -> dict[str, Any]:
+            own = _resource_tags(tags_of, ctx, resource) if tags_of is not None and resource else {}
+            return {**keys, **own, **extra_keys}
+
+        if tags_of is not None and len(resources) > 1:
+            # Each resource is decided with its own aws:ResourceTag/* (a tag-based Deny on one of them
+            # must not be hidden behind an untagged other: CreateTags on [dev, prod], CreateSubnet in a
+            # tagged VPC).
+            for resource in resources:
+                self._authorize_one(ctx, spec, [resource], keys_for(resource))
+        else:
+            self._authorize_one(ctx, spec, resources, keys_for(resources[0] if resources else None))
+        if spec.tag_on_create is not None and _carries_tags(params.get(spec.tag_on_create[1])):
+            # Tags on create need the tagging action too, on the new resource (RDS, EC2, Secrets Manager,
+            # KMS, IAM API references), so a Deny on tagging is not sidestepped by tagging at creation.
+            new = resources[:1] or ["*"]
+            tag_keys = keys_for(new[0])
+            if ctx.service == "ec2":
+                tag_keys["ec2:CreateAction"] = ctx.operation
+            ctx.authorize(spec.tag_on_create[0], new, tag_keys)
+
+    def _authorize_one(self, ctx: RequestContext, spec: ActionSpec, resources: list[str],
+                       keys: dict[str, Any]) -> None:
         if spec.deny_only:
             self._authorizer.authorize_unless_denied(ctx, spec.action, resources, keys)
         else:
@@ -210,6 +230,10 @@ class Pipeline:
                 if "*" not in arn
             ]
         try:
+            if params is not None and operation != "Unknown":
+                # members the model marks sensitive are hidden whatever their name
+                params = hide_sensitive(protocol.service_model(service).operation_model(operation).input_shape,
+                                        params)
             self._audit.record(
                 request_id=ctx.request_id if ctx else str(uuid.uuid4()),
                 service=service,
@@ -228,3 +252,25 @@ class Pipeline:
             )
         except Exception:  # the audit trail must never turn a served request into a failure
             log.exception("could not record audit event for %s.%s", service, operation)
+
+
+def _resource_tags(tags_of: Callable[[str, str], Mapping[str, str] | None], ctx: RequestContext,
+                   resource: str) -> dict[str, str]:
+    """``aws:ResourceTag/*`` of one resource (none for ``*`` or a resource being created); for EC2 also its
+    own ``ec2:ResourceTag/*``, which EC2 policies use alike."""
+    if resource == "*":
+        return {}
+    tags = tags_of(ctx.account, resource) or {}
+    out = {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+    if ctx.service == "ec2":
+        out.update({f"ec2:ResourceTag/{k}": v for k, v in tags.items()})
+    return out
+
+
+def _carries_tags(value: Any) -> bool:
+    """Whether a request's tag parameter holds any tag (a list of tags, a map, or EC2's TagSpecifications)."""
+    if isinstance(value, Mapping):
+        return bool(value)
+    if isinstance(value, list):
+        return any(bool(item["Tags"]) if isinstance(item, Mapping) and "Tags" in item else True for item in value)
+    return False

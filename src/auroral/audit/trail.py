@@ -51,6 +51,24 @@ def redact(value: Any) -> Any:
     return value
 
 
+def hide_sensitive(shape: Any, value: Any) -> Any:
+    """``value`` (a request parsed with botocore ``shape``) with every member the model marks
+    ``sensitive`` hidden, whatever its name (a VPN tunnel's ``PreSharedKey``...); ``redact`` then hides
+    what the name-based rule catches."""
+    if shape is None:
+        return value
+    if shape.metadata.get("sensitive"):
+        return HIDDEN
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, Mapping):
+        return {k: hide_sensitive(shape.members.get(k), v) for k, v in value.items()}
+    if kind == "map" and isinstance(value, Mapping):
+        return {k: hide_sensitive(shape.value, v) for k, v in value.items()}
+    if kind == "list" and isinstance(value, list | tuple):
+        return [hide_sensitive(shape.member, v) for v in value]
+    return value
+
+
 def _identity(principal: Principal | None, access_key: str | None) -> dict[str, Any]:
     if principal is None:
         return {"type": "Unknown", "accessKeyId": access_key} if access_key else {"type": "Unknown"}

@@ -88,6 +88,10 @@ class GroupOperations(GatewayOperations):
     def CreateSecurityGroup(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = self._required(params, "GroupName")
         description = self._required(params, "Description")
+        for member, text in (("GroupName", name), ("GroupDescription", description)):
+            if not text.isascii():
+                # AWS's answer; a Unicode look-alike of another group's name ("d\u0435fault") is refused.
+                raise errors.invalid_value(member, text, "Character sets beyond ASCII are not supported.")
         if name.lower().startswith("sg-"):
             raise errors.invalid("Group names may not be in the format sg-*")
         if len(name) > 255 or len(description) > 255:

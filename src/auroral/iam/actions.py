@@ -14,15 +14,19 @@ from collections.abc import Mapping
 
 from auroral.api.actions import ActionSpec
 
-_USER = "arn:{partition}:iam::{account}:user{Path|/}{UserName}"
-_USER_NAMED = "arn:{partition}:iam::{account}:user/{UserName}"
-_GROUP = "arn:{partition}:iam::{account}:group{Path|/}{GroupName}"
-_GROUP_NAMED = "arn:{partition}:iam::{account}:group/{GroupName}"
-_ROLE = "arn:{partition}:iam::{account}:role{Path|/}{RoleName}"
-_ROLE_NAMED = "arn:{partition}:iam::{account}:role/{RoleName}"
-_POLICY_NEW = "arn:{partition}:iam::{account}:policy{Path|/}{PolicyName}"
+# IAM is one directory whose entities' ARNs are ``arn:aws:iam::`` (``model.User.arn``...) whatever region
+# a call is signed for: a template built from the signing region's partition (``arn:aws-cn:iam::`` for a
+# call signed for cn-north-1) would authorize an ARN the created entity never has, past any Deny on
+# ``arn:aws:iam::<acct>:user/admins/*``. Templates therefore name the directory's partition.
+_USER = "arn:aws:iam::{account}:user{Path|/}{UserName}"
+_USER_NAMED = "arn:aws:iam::{account}:user/{UserName}"
+_GROUP = "arn:aws:iam::{account}:group{Path|/}{GroupName}"
+_GROUP_NAMED = "arn:aws:iam::{account}:group/{GroupName}"
+_ROLE = "arn:aws:iam::{account}:role{Path|/}{RoleName}"
+_ROLE_NAMED = "arn:aws:iam::{account}:role/{RoleName}"
+_POLICY_NEW = "arn:aws:iam::{account}:policy{Path|/}{PolicyName}"
 _POLICY = "{PolicyArn}"
-_SLR = "arn:{partition}:iam::{account}:role/aws-service-role/{AWSServiceName}/*"
+_SLR = "arn:aws:iam::{account}:role/aws-service-role/{AWSServiceName}/*"
 
 _BOUNDARY = {"iam:PermissionsBoundary": "PermissionsBoundary"}
 _POLICY_ARN = {"iam:PolicyARN": "PolicyArn"}
@@ -37,6 +41,7 @@ def _spec(
     keys: Mapping[str, str] | None = None,
     request_tags: str | None = None,
     tag_keys: str | None = None,
+    tag_on_create: str | None = None,
 ) -> ActionSpec:
     return ActionSpec(
         f"iam:{action}",
@@ -46,14 +51,15 @@ def _spec(
         tag_keys=tag_keys,
         resource_tags=tags,
         read_only=read,
+        tag_on_create=(tag_on_create, "Tags") if tag_on_create else None,
     )
 
 
 ACTIONS: dict[str, ActionSpec] = {
     # users
-    "CreateUser": _spec("CreateUser", _USER, keys=_BOUNDARY, request_tags="Tags"),
+    "CreateUser": _spec("CreateUser", _USER, keys=_BOUNDARY, request_tags="Tags", tag_on_create="iam:TagUser"),
     "GetUser": _spec("GetUser", _USER_NAMED, read=True, tags=True),
-    "ListUsers": _spec("ListUsers", "arn:{partition}:iam::{account}:user/*", read=True),
+    "ListUsers": _spec("ListUsers", "arn:aws:iam::{account}:user/*", read=True),
     "UpdateUser": _spec("UpdateUser", _USER_NAMED, tags=True),
     "DeleteUser": _spec("DeleteUser", _USER_NAMED, tags=True),
     "TagUser": _spec("TagUser", _USER_NAMED, tags=True, request_tags="Tags"),
@@ -64,15 +70,15 @@ ACTIONS: dict[str, ActionSpec] = {
     # groups
     "CreateGroup": _spec("CreateGroup", _GROUP),
     "GetGroup": _spec("GetGroup", _GROUP_NAMED, read=True),
-    "ListGroups": _spec("ListGroups", "arn:{partition}:iam::{account}:group/*", read=True),
+    "ListGroups": _spec("ListGroups", "arn:aws:iam::{account}:group/*", read=True),
     "DeleteGroup": _spec("DeleteGroup", _GROUP_NAMED),
     "AddUserToGroup": _spec("AddUserToGroup", _GROUP_NAMED),
     "RemoveUserFromGroup": _spec("RemoveUserFromGroup", _GROUP_NAMED),
     "ListGroupsForUser": _spec("ListGroupsForUser", _USER_NAMED, read=True, tags=True),
     # roles
-    "CreateRole": _spec("CreateRole", _ROLE, keys=_BOUNDARY, request_tags="Tags"),
+    "CreateRole": _spec("CreateRole", _ROLE, keys=_BOUNDARY, request_tags="Tags", tag_on_create="iam:TagRole"),
     "GetRole": _spec("GetRole", _ROLE_NAMED, read=True, tags=True),
-    "ListRoles": _spec("ListRoles", "arn:{partition}:iam::{account}:role/*", read=True),
+    "ListRoles": _spec("ListRoles", "arn:aws:iam::{account}:role/*", read=True),
     "UpdateRole": _spec("UpdateRole", _ROLE_NAMED, tags=True),
     "UpdateRoleDescription": _spec("UpdateRoleDescription", _ROLE_NAMED, tags=True),
     "DeleteRole": _spec("DeleteRole", _ROLE_NAMED, tags=True),
@@ -87,12 +93,12 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "DeleteServiceLinkedRole": _spec("DeleteServiceLinkedRole", _ROLE_NAMED, tags=True),
     "GetServiceLinkedRoleDeletionStatus": _spec(
-        "GetServiceLinkedRoleDeletionStatus", "arn:{partition}:iam::{account}:role/*", read=True
+        "GetServiceLinkedRoleDeletionStatus", "arn:aws:iam::{account}:role/*", read=True
     ),
     # managed policies
-    "CreatePolicy": _spec("CreatePolicy", _POLICY_NEW, request_tags="Tags"),
+    "CreatePolicy": _spec("CreatePolicy", _POLICY_NEW, request_tags="Tags", tag_on_create="iam:TagPolicy"),
     "GetPolicy": _spec("GetPolicy", _POLICY, read=True, tags=True),
-    "ListPolicies": _spec("ListPolicies", "arn:{partition}:iam::{account}:policy/*", read=True),
+    "ListPolicies": _spec("ListPolicies", "arn:aws:iam::{account}:policy/*", read=True),
     "DeletePolicy": _spec("DeletePolicy", _POLICY, tags=True),
     "CreatePolicyVersion": _spec("CreatePolicyVersion", _POLICY, tags=True),
     "GetPolicyVersion": _spec("GetPolicyVersion", _POLICY, read=True, tags=True),
@@ -131,7 +137,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "ListAccessKeys": _spec("ListAccessKeys", _USER_NAMED, read=True, tags=True),
     "UpdateAccessKey": _spec("UpdateAccessKey", _USER_NAMED, tags=True),
     "DeleteAccessKey": _spec("DeleteAccessKey", _USER_NAMED, tags=True),
-    "GetAccessKeyLastUsed": _spec("GetAccessKeyLastUsed", "arn:{partition}:iam::{account}:user/*", read=True),
+    "GetAccessKeyLastUsed": _spec("GetAccessKeyLastUsed", "arn:aws:iam::{account}:user/*", read=True),
     # simulation and reports
     "SimulatePrincipalPolicy": _spec("SimulatePrincipalPolicy", "{PolicySourceArn}", read=True),
     "SimulateCustomPolicy": _spec("SimulateCustomPolicy", "*", read=True),

@@ -63,7 +63,9 @@ def encode_document(text: str) -> str:
 
 # --- validation --------------------------------------------------------------------------------
 
-_NAME = re.compile(r"[\w+=,.@-]+")
+# ASCII, as AWS: a Unicode \w would admit look-alikes ("\u0430dmin", a Cyrillic a) and names whose
+# lower-case form (the directory's key) is another name's ("\u212a" is "k").
+_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _PATH = re.compile(r"(\u002F)|(\u002F[\u0021-\u007E]+\u002F)")
 
 
@@ -371,6 +373,8 @@ class Session:
     policy_given: bool = False
     source_identity: str | None = None
     chained: bool = False
+    # keys of ``tags`` passed on to the sessions of a role chain (TransitiveTagKeys, and inherited ones)
+    transitive: list[str] = field(default_factory=list)
 
     def aad(self, what: str) -> str:
         return f"sts:{what}:{self.key_id}"
@@ -392,6 +396,7 @@ class Session:
             "policy_given": self.policy_given,
             "source_identity": self.source_identity,
             "chained": self.chained,
+            "transitive": self.transitive,
         }
 
     @classmethod
@@ -412,6 +417,7 @@ class Session:
             policy_given=bool(d.get("policy_given")),
             source_identity=d.get("source_identity"),
             chained=bool(d.get("chained")),
+            transitive=list(d.get("transitive") or []),
         )
 
 

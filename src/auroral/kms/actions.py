@@ -29,7 +29,8 @@ def _key(action: str, read_only: bool = False) -> ActionSpec:
 
 
 ACTIONS: dict[str, ActionSpec] = {
-    "CreateKey": ActionSpec("kms:CreateKey", ("*",)),
+    # Tags: "you must have kms:TagResource permission in an IAM policy" (CreateKey API reference)
+    "CreateKey": ActionSpec("kms:CreateKey", ("*",), tag_on_create=("kms:TagResource", "Tags")),
     "DescribeKey": _key("DescribeKey", read_only=True),
     "ListKeys": ActionSpec("kms:ListKeys", ("*",), read_only=True),
     "EnableKey": _key("EnableKey"),

@@ -29,6 +29,11 @@ def _grant_id() -> str:
     return hashlib.sha256(os.urandom(32)).hexdigest()
 
 
+def _same_grant(a: GrantRecord, b: GrantRecord) -> bool:
+    return (a.name, a.grantee, sorted(a.operations), a.retiring, a.constraints) == (
+        b.name, b.grantee, sorted(b.operations), b.retiring, b.constraints)
+
+
 def _token() -> str:
     return base64.urlsafe_b64encode(os.urandom(96)).decode().rstrip("=")
 
@@ -46,10 +51,6 @@ class GrantOperations(KmsBase):
         name = params.get("Name")
         token = _token()
         with self.keyring.records.store.transaction():
-            if name:
-                for existing in self.keyring.records.grants(ctx.account, rec.key_id):
-                    if existing.name == name:
-                        return {"GrantId": existing.grant_id, "GrantToken": existing.token}
             grant = GrantRecord(
                 account=ctx.account, grant_id=_grant_id(), key_id=rec.key_id, key_arn=rec.arn,
                 grantee=str(params["GranteePrincipal"]), operations=operations, created=self.keyring.clock(),
@@ -57,6 +58,12 @@ class GrantOperations(KmsBase):
                 retiring=str(params["RetiringPrincipal"]) if params.get("RetiringPrincipal") else None,
                 constraints={k: dict(v) for k, v in (params.get("Constraints") or {}).items()} or None,
             )
+            if name:
+                # A retry "with identical parameters" returns the grant it made (CreateGrant API reference,
+                # Name); the same name with other parameters is another grant, never someone else's.
+                for existing in self.keyring.records.grants(ctx.account, rec.key_id):
+                    if _same_grant(existing, grant):
+                        return {"GrantId": existing.grant_id, "GrantToken": existing.token}
             self.keyring.records.put_grant(grant)
         return {"GrantId": grant.grant_id, "GrantToken": token}
 

@@ -49,6 +49,8 @@ from auroral.kms.policy import MANAGED_KEYS, compile_key_policy, evaluate_key_ac
 from auroral.kms.records import Records
 from auroral.store import Store
 
+_EC_KEY = "kms:EncryptionContext:"
+_RESOURCE_TAG = "aws:resourcetag/"
 _BLOB_VERSION = b"\x01"
 _HEADER = 1 + 16
 _NONCE = 12
@@ -212,7 +214,13 @@ class Keyring:
             raise RuntimeError("this keyring has no authorizer")
         rec = self.record(key)
         principal = ctx.principal
-        extra: dict[str, Any] = dict(keys or {})
+        # aws:ResourceTag/* are this key's, whoever asks (Decrypt names the key only through its
+        # ciphertext, an alias operation decides on two keys, Secrets Manager calls on the caller's behalf)
+        extra: dict[str, Any] = {k: v for k, v in (keys or {}).items() if not k.lower().startswith(_RESOURCE_TAG)}
+        extra.update({f"aws:ResourceTag/{k}": v for k, v in rec.tags.items()})
+        # ABAC by alias: the aliases that point to this key now
+        extra["kms:ResourceAliases"] = sorted(a.name for a in self.records.aliases(rec.account)
+                                              if a.target == rec.key_id)
         extra["kms:CallerAccount"] = principal.account
         if via_service:
             extra["kms:ViaService"] = f"{via_service}.{self.region}.amazonaws.com"
@@ -222,11 +230,19 @@ class Keyring:
         context = self._iam.request_context(ctx, extra)
         identity, boundary, session = self._iam.directory.policies_for(principal)
         operation = action.split(":", 1)[-1]
-        ec = {str(k): str(v) for k, v in (encryption_context or {}).items()}
+        if encryption_context is None:
+            # Through the API the request's context arrives as its condition keys: grant constraints
+            # are matched against the same context.
+            ec = {k[len(_EC_KEY):]: str(v) for k, v in (keys or {}).items() if k.startswith(_EC_KEY)}
+        else:
+            ec = {str(k): str(v) for k, v in encryption_context.items()}
+        child: tuple[list[str], Mapping[str, Any] | None] | None = None
+        if operation == "CreateGrant" and ctx.service == "kms" and ctx.operation == "CreateGrant":
+            child = ([str(op) for op in ctx.params.get("Operations") or []], ctx.params.get("Constraints"))
         grant: Reach | None = None
         for g in self.records.grants(rec.account, rec.key_id):
             reach = self._grantee_reach(g.grantee, principal.arn)
-            if reach is not None and g.permits(operation, ec):
+            if reach is not None and g.permits(operation, ec, child):
                 grant = reach
                 if reach is Reach.DIRECT:
                     break

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -179,13 +180,43 @@ class GrantRecord:
             out["Constraints"] = self.constraints
         return out
 
-    def permits(self, operation: str, context: dict[str, str]) -> bool:
-        """Whether this grant allows ``operation`` (e.g. "Decrypt") with this encryption context."""
+    def permits(self, operation: str, context: dict[str, str],
+                child: tuple[list[str], Mapping[str, Any] | None] | None = None) -> bool:
+        """Whether this grant allows ``operation`` (e.g. "Decrypt") with this encryption context.
+
+        CreateGrant is allowed only for the grant ``child`` (its operations and constraints) the request
+        creates, and only one this grant covers (``covers``); without one (a call made on the caller's
+        behalf) not at all. DescribeKey and RetireGrant ignore the constraints (CreateGrant API
+        reference, Constraints)."""
         if operation not in self.operations:
             return False
+        if operation == "CreateGrant":
+            return child is not None and self.covers(*child)
+        if operation in ("DescribeKey", "RetireGrant"):
+            return True
         c = self.constraints or {}
         equals = c.get("EncryptionContextEquals")
         if equals is not None and dict(equals) != dict(context):
             return False
         subset = c.get("EncryptionContextSubset")
         return subset is None or all(context.get(k) == v for k, v in subset.items())
+
+    def covers(self, operations: list[str], constraints: Mapping[str, Any] | None) -> bool:
+        """Whether a grantee holding CreateGrant through this grant may create a grant of ``operations``
+        with ``constraints``: "Principals who get permission to create grants from a grant are limited
+        in the grants that they can create" (KMS developer guide, "Granting CreateGrant permission"): its
+        operations among this grant's, and this grant's encryption context constraint at least as strict
+        in it (the same EncryptionContextEquals; for EncryptionContextSubset, a constraint that includes
+        every pair of it)."""
+        if not operations or not set(operations) <= set(self.operations):
+            return False
+        parent = self.constraints or {}
+        given = constraints or {}
+        equals, subset = parent.get("EncryptionContextEquals"), parent.get("EncryptionContextSubset")
+        if equals is not None:
+            child_equals = given.get("EncryptionContextEquals")
+            return isinstance(child_equals, Mapping) and dict(child_equals) == dict(equals)
+        if subset is not None:
+            return any(isinstance(m, Mapping) and all(m.get(k) == v for k, v in subset.items())
+                       for m in (given.get("EncryptionContextEquals"), given.get("EncryptionContextSubset")))
+        return True

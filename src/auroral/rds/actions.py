@@ -8,6 +8,10 @@ the handler accepts one (Describe*, ``ResourceName``) and only of this partition
 Optional resource types (the parameter group and subnet group of CreateDBCluster) are authorized
 when the request names them.
 
+``resource_tags`` entries get ``aws:ResourceTag/<k>`` of each resource they name from the pipeline
+(``RdsService.resource_tags``): the subnet groups, and the parameter group, subnet group and cluster a
+create names next to the new resource, each with its own tags.
+
 Keys that need a lookup or a default come from ``RdsService.authz_keys``: the tags of the
 resource acted on (``rds:cluster-tag/<k>``, ``rds:db-tag/<k>``, ``rds:cluster-pg-tag/<k>``,
 ``aws:ResourceTag/<k>``), ``rds:req-tag/<k>`` and ``rds:ManageMasterUserPassword``.
@@ -22,6 +26,9 @@ _DB_OR_ARN = Ref("DBInstanceIdentifier", "db-or-arn")
 _PG = Ref("DBClusterParameterGroupName", "cluster-pg")
 _SUBGRP = Ref("DBSubnetGroupName", "subgrp")
 _TAGGED = Ref("ResourceName", "arn")
+# "If tags are specified in the create action, RDS performs additional authorization on the
+# rds:AddTagsToResource action" (RDS user guide, "Grant permission to tag RDS resources during creation")
+_TAG_ON_CREATE = ("rds:AddTagsToResource", "Tags")
 
 ACTIONS: dict[str, ActionSpec] = {
     "CreateDBCluster": ActionSpec(
@@ -34,10 +41,13 @@ ACTIONS: dict[str, ActionSpec] = {
             "rds:StorageEncrypted": "StorageEncrypted",
         },
         request_tags="Tags",
+        resource_tags=True,
+        tag_on_create=_TAG_ON_CREATE,
     ),
     "DescribeDBClusters": ActionSpec("rds:DescribeDBClusters", (_CLUSTER_OR_ARN,), read_only=True),
     "ModifyDBCluster": ActionSpec(
-        "rds:ModifyDBCluster", (_CLUSTER, Ref("DBClusterParameterGroupName", "cluster-pg", optional=True))
+        "rds:ModifyDBCluster", (_CLUSTER, Ref("DBClusterParameterGroupName", "cluster-pg", optional=True)),
+        resource_tags=True,
     ),
     "DeleteDBCluster": ActionSpec("rds:DeleteDBCluster", (_CLUSTER,)),
     "StartDBCluster": ActionSpec("rds:StartDBCluster", (_CLUSTER,)),
@@ -51,6 +61,8 @@ ACTIONS: dict[str, ActionSpec] = {
             "rds:StorageEncrypted": "StorageEncrypted",
         },
         request_tags="Tags",
+        resource_tags=True,
+        tag_on_create=_TAG_ON_CREATE,
     ),
     "DescribeDBInstances": ActionSpec("rds:DescribeDBInstances", (_DB_OR_ARN,), read_only=True),
     "ModifyDBInstance": ActionSpec(
@@ -59,7 +71,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "DeleteDBInstance": ActionSpec("rds:DeleteDBInstance", (_DB,)),
     "RebootDBInstance": ActionSpec("rds:RebootDBInstance", (_DB,)),
     "CreateDBClusterParameterGroup": ActionSpec(
-        "rds:CreateDBClusterParameterGroup", (_PG,), request_tags="Tags"
+        "rds:CreateDBClusterParameterGroup", (_PG,), request_tags="Tags", tag_on_create=_TAG_ON_CREATE
     ),
     "DescribeDBClusterParameterGroups": ActionSpec(
         "rds:DescribeDBClusterParameterGroups", (_PG,), read_only=True
@@ -72,10 +84,14 @@ ACTIONS: dict[str, ActionSpec] = {
         "rds:DescribeEngineDefaultClusterParameters", ("*",), read_only=True
     ),
     "DescribeDBEngineVersions": ActionSpec("rds:DescribeDBEngineVersions", ("*",), read_only=True),
-    "CreateDBSubnetGroup": ActionSpec("rds:CreateDBSubnetGroup", (_SUBGRP,), request_tags="Tags"),
-    "DescribeDBSubnetGroups": ActionSpec("rds:DescribeDBSubnetGroups", (_SUBGRP,), read_only=True),
-    "ModifyDBSubnetGroup": ActionSpec("rds:ModifyDBSubnetGroup", (_SUBGRP,)),
-    "DeleteDBSubnetGroup": ActionSpec("rds:DeleteDBSubnetGroup", (_SUBGRP,)),
+    "CreateDBSubnetGroup": ActionSpec(
+        "rds:CreateDBSubnetGroup", (_SUBGRP,), request_tags="Tags", tag_on_create=_TAG_ON_CREATE
+    ),
+    "DescribeDBSubnetGroups": ActionSpec(
+        "rds:DescribeDBSubnetGroups", (_SUBGRP,), read_only=True, resource_tags=True
+    ),
+    "ModifyDBSubnetGroup": ActionSpec("rds:ModifyDBSubnetGroup", (_SUBGRP,), resource_tags=True),
+    "DeleteDBSubnetGroup": ActionSpec("rds:DeleteDBSubnetGroup", (_SUBGRP,), resource_tags=True),
     "DescribeCertificates": ActionSpec("rds:DescribeCertificates", ("*",), read_only=True),
     "AddTagsToResource": ActionSpec(
         "rds:AddTagsToResource", (_TAGGED,), request_tags="Tags"

@@ -35,6 +35,7 @@ _PG_OPS = (
     "DescribeDBClusterParameterGroups", "ModifyDBClusterParameterGroup", "ResetDBClusterParameterGroup",
     "DeleteDBClusterParameterGroup", "DescribeDBClusterParameters",
 )
+_SUBGRP_OPS = ("DescribeDBSubnetGroups", "ModifyDBSubnetGroup", "DeleteDBSubnetGroup")
 _TAG_OPS = ("AddTagsToResource", "RemoveTagsFromResource", "ListTagsForResource")
 # Reasons of clusters that failed to (re)start before incompatible-parameters existed: maybe their
 # parameters, so recovery tries them again.
@@ -173,14 +174,25 @@ class RdsService(TagOperations):
         account = ctx.account
         if operation in _MASTER_PASSWORD_OPS:
             keys["rds:ManageMasterUserPassword"] = self._manage_key(account, operation, params)
+        if operation == "CreateDBCluster":
+            # The effective value, also when the request leaves it out (an Aurora cluster is unencrypted
+            # unless StorageEncrypted or a KmsKeyId says otherwise): the documented enforcement policy
+            # {"Bool": {"rds:StorageEncrypted": false}} must deny a create that just omits it.
+            # Unconfirmed how AWS fills the key when absent; as rds:ManageMasterUserPassword.
+            keys["rds:StorageEncrypted"] = _true(params.get("StorageEncrypted")) or bool(params.get("KmsKeyId"))
         for tag in params.get("Tags") or []:
             if isinstance(tag, dict) and "Key" in tag:
                 keys[f"rds:req-tag/{tag['Key']}"] = str(tag.get("Value", ""))
         if operation in _CLUSTER_OPS or operation == "CreateDBInstance":
             cluster = self._get_cluster(account, self._named(ctx, params.get("DBClusterIdentifier"), "cluster", operation))
             if cluster is not None:
-                keys.update(_tag_keys("cluster", cluster.tags, resource=operation != "CreateDBInstance"))
+                # aws:ResourceTag/* of a create's or a Modify's resources come from the pipeline, one
+                # resource at a time (a Modify naming a parameter group: the group's own tags for it)
+                keys.update(_tag_keys("cluster", cluster.tags,
+                                      resource=operation not in ("CreateDBInstance", "ModifyDBCluster")))
                 keys.setdefault("rds:DatabaseEngine", cluster.engine)
+                if operation == "CreateDBInstance":  # an Aurora instance's storage is its cluster's
+                    keys["rds:StorageEncrypted"] = cluster.storage_encrypted
         elif operation in _INSTANCE_OPS:
             instance = self._get_instance(account, self._named(ctx, params.get("DBInstanceIdentifier"), "db", operation))
             if instance is not None:
@@ -192,6 +204,10 @@ class RdsService(TagOperations):
             group = self._get_group(account, str(params.get("DBClusterParameterGroupName") or ""))
             if group is not None:
                 keys.update(_tag_keys("cluster-pg", group.tags, resource=True))
+        elif operation in _SUBGRP_OPS:
+            subnet_group = self._lookup(account, "subgrp", str(params.get("DBSubnetGroupName") or "").lower())
+            if subnet_group is not None:
+                keys.update(_tag_keys("subgrp", subnet_group.tags, resource=True))
         elif operation in _TAG_OPS:
             kind, name = self.tagged_resource(ctx, str(params.get("ResourceName") or ""))
             found = self._lookup(account, kind, name)
@@ -223,6 +239,10 @@ class RdsService(TagOperations):
             owner = self._get_cluster(account, instance.cluster_identifier) if instance else None
             return owner.manage_master_password if owner else False
         return False
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def _tag_keys(kind: str, tags: dict[str, str], *, resource: bool) -> dict[str, str]:

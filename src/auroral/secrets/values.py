@@ -79,6 +79,9 @@ class ValueOperations(SecretsBase):
             targets: list[tuple[str, Secret | None]] = [
                 (str(i), self.records.find(ctx.account, str(i))) for i in ids]
         else:
+            # "If you use Filters, you must also have secretsmanager:ListSecrets" (API reference): the
+            # answer names every secret that matches.
+            ctx.authorize("secretsmanager:ListSecrets", ["*"])
             secrets = self._filtered(ctx, {"Filters": filters})
             chunk, token = page(secrets, params, default=20)
             targets = [(s.arn, s) for s in chunk]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from auroral.api.context import RequestContext
 from auroral.kms.model import KeyRef
-from auroral.secrets import errors, schedule
+from auroral.secrets import envelope, errors, schedule
 from auroral.secrets.model import CURRENT, PENDING, RotationRun, Secret, new_arn
 from auroral.secrets.records import SecretRecords
 
@@ -180,6 +180,14 @@ class Vault:
             secret = self._secret(account, arn)
             key, customer = self._authorize_key(ctx, secret.owning_service or "secretsmanager", kms_key_id)
             if key.arn != secret.kms_key_arn:
+                if secret.customer_key:
+                    # Re-encrypting reads every version with the key in use now: the caller needs
+                    # kms:Decrypt on it, as for UpdateSecret KmsKeyId. Otherwise a caller that key keeps
+                    # from the value moves the secret to a key it may use, and reads it there.
+                    current = self.records.key_of(secret)
+                    for version_id in secret.versions:
+                        self.records.keyring.check(ctx, "kms:Decrypt", current, via_service="secretsmanager",
+                                                   encryption_context=envelope.context(arn, version_id))
                 self.records.reseal(secret, key)
             secret.customer_key = customer
             secret.last_changed = self.records.clock()

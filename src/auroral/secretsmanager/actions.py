@@ -23,6 +23,8 @@ ACTIONS: dict[str, ActionSpec] = {
         keys={"secretsmanager:Name": "Name", "secretsmanager:Description": "Description",
               "secretsmanager:KmsKeyId": "KmsKeyId"},
         request_tags="Tags",
+        # "If you include tags in the secret, you also need secretsmanager:TagResource" (API reference)
+        tag_on_create=("secretsmanager:TagResource", "Tags"),
     ),
     "GetSecretValue": _secret("GetSecretValue", {
         "secretsmanager:VersionId": "VersionId", "secretsmanager:VersionStage": "VersionStage"}, read_only=True),

@@ -25,14 +25,14 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from auroral.api.context import RequestContext
+from auroral.api.context import Principal, RequestContext
 from auroral.errors import AccessDenied, AwsError
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.iam.model import Role, Session, new_id, new_secret, tags_from_params
 from auroral.iam.policy import Decision, access_denied_message
 
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)  # AWS's pattern is ASCII (no look-alikes)
 _PACKED_LIMIT = 2048  # characters of compact session policy + tags AWS packs into the token
 _POLICY_PLAINTEXT = 2048  # characters of the inline session policy as sent
 _CHAIN_LIMIT = 3600
@@ -61,6 +61,15 @@ class StsService:
     def __init__(self, directory: Directory, authorizer: IamAuthorizer) -> None:
         self.directory = directory
         self.authorizer = authorizer
+
+    def authz_keys(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The tags of the role assumed (``aws:ResourceTag/*``, ``iam:ResourceTag/*``): a Deny on roles
+        tagged privileged holds for sts:AssumeRole, as ABAC for roles expects."""
+        role = self.directory.role_by_arn(str(params.get("RoleArn") or "")) if operation == "AssumeRole" else None
+        if role is None:
+            return {}
+        return {**{f"aws:ResourceTag/{k}": v for k, v in role.tags.items()},
+                **{f"iam:ResourceTag/{k}": v for k, v in role.tags.items()}}
 
     def GetCallerIdentity(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         p = ctx.principal
@@ -94,14 +103,25 @@ class StsService:
         if role is None:
             raise denied
         tags = tags_from_params(params.get("Tags"))
-        if len(tags) > 50:
-            raise AwsError("ValidationError", "Session tags are limited to 50.")
         if len({k.lower() for k in tags}) != len(tags):
             # Keys differing only in case would let a condition on one spelling pass while the other
             # becomes the principal tag. IAM's wording for tags; unconfirmed for STS.
             raise AwsError(
                 "ValidationError", "Duplicate tag keys found. Please note that Tag keys are case insensitive."
             )
+        transitive = [str(k) for k in params.get("TransitiveTagKeys") or []]
+        inherited = self._inherited_tags(caller)
+        if inherited:
+            # A role chain keeps the transitive tags of the calling session; a request may not override
+            # them, in any case (IAM user guide, "Chaining roles with session tags"). Unconfirmed wording.
+            lowered = {k.lower() for k in inherited}
+            if any(k.lower() in lowered for k in tags):
+                raise AwsError("ValidationError",
+                               "A session tag cannot override a transitive tag inherited from the calling session.")
+            tags = {**inherited, **tags}
+            transitive += [k for k in inherited if k.lower() not in {t.lower() for t in transitive}]
+        if len(tags) > 50:
+            raise AwsError("ValidationError", "Session tags are limited to 50.")
         source_identity = params.get("SourceIdentity")
         if caller.source_identity and source_identity and source_identity != caller.source_identity:
             # "After the source identity is set, the value cannot be changed" (AssumeRole API reference);
@@ -116,7 +136,8 @@ class StsService:
         context = self.authorizer.request_context(ctx, keys)
         if not self.authorizer.trust_allows(role, caller, context):
             raise denied
-        if tags or params.get("TransitiveTagKeys"):
+        if tags or transitive:
+            # inherited transitive tags too: they are session tags of the new session
             self._authorize_on_role(ctx, "sts:TagSession", role, role_arn, context)
         if source_identity:
             # Also when it is inherited in a role chain: "permissions for sts:SetSourceIdentity are required
@@ -169,6 +190,7 @@ class StsService:
             policy_given=given,
             source_identity=source_identity,
             chained=chained,
+            transitive=transitive,
         )
         self.directory.save_session(session)
         account = self.directory.account
@@ -190,6 +212,16 @@ class StsService:
         if session.source_identity:
             out["SourceIdentity"] = session.source_identity
         return out
+
+    def _inherited_tags(self, caller: Principal) -> dict[str, str]:
+        """The transitive session tags of the calling role session (empty for anyone else)."""
+        if caller.kind != "assumed-role" or not caller.access_key_id:
+            return {}
+        session = self.directory.session(caller.access_key_id)
+        if session is None:
+            return {}
+        wanted = {k.lower() for k in session.transitive}
+        return {k: v for k, v in session.tags.items() if k.lower() in wanted}
 
     def _authorize_on_role(
         self, ctx: RequestContext, action: str, role: Role, role_arn: str, context: dict[str, Any]

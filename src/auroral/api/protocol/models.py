@@ -71,19 +71,44 @@ class ShapeInfo:
 # backtracks for hours. ``(?:-?[a-zA-Z0-9])*`` is the same language (a dash is not in the class) with
 # one way to split, so Python's backtracking engine matches it in linear time.
 _AMBIGUOUS_RUNS = re.compile(r"\(\?:-\?(\[(?:\w-\w|\w)+\])\+\)\*")  # a class of ranges and word characters
+# Java's \p{L}, \p{N}, \p{Z} (Unicode letters, digits, separators), as ranges for a character class:
+# slightly more lenient (every non-ASCII character), never stricter.
+_UNICODE_CLASSES = {"L": "a-zA-Z\\u0080-\\U0010ffff", "N": "0-9\\u0080-\\U0010ffff", "Z": " \\u0080-\\U0010ffff"}
 
 
 def _java_to_python_regex(pattern: str) -> re.Pattern[str] | None:
     """Compile a model (Java) pattern; unsupported constructs are approximated or the pattern skipped.
 
-    ``\\p{L}``/``\\p{N}``/``\\p{Z}`` become ``\\w``/``\\d``/``\\s`` (slightly more lenient, never stricter).
-    Patterns Python cannot compile (e.g. surrogate-pair ranges) are not enforced. Ambiguous nested
-    repetitions are rewritten to an equivalent unambiguous form (``_AMBIGUOUS_RUNS``).
+    Java's ``\\w``, ``\\d`` and ``\\s`` are ASCII (as AWS validates: ``[\\w+=,.@-]+`` admits no Unicode
+    look-alike of a name), hence ``re.ASCII``; ``\\p{L}``/``\\p{N}``/``\\p{Z}`` stay Unicode (slightly more
+    lenient, never stricter). Patterns Python cannot compile (e.g. surrogate-pair ranges) are not enforced.
+    Ambiguous nested repetitions are rewritten to an equivalent unambiguous form (``_AMBIGUOUS_RUNS``).
     """
-    translated = pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", r"\d").replace(r"\p{Z}", r"\s")
-    translated = _AMBIGUOUS_RUNS.sub(r"(?:-?\1)*", translated)
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("\\p{", i):
+            end = pattern.find("}", i)
+            ranges = _UNICODE_CLASSES.get(pattern[i + 3:end]) if end > 0 else None
+            if ranges is None:
+                return None
+            out.append(ranges if in_class else f"[{ranges}]")
+            i = end + 1
+            continue
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if pattern[i] == "[" and not in_class:
+            in_class = True
+        elif pattern[i] == "]" and in_class:
+            in_class = False
+        out.append(pattern[i])
+        i += 1
+    translated = _AMBIGUOUS_RUNS.sub(r"(?:-?\1)*", "".join(out))
     try:
-        return re.compile(translated, re.DOTALL)
+        return re.compile(translated, re.DOTALL | re.ASCII)
     except re.error:
         return None
 
