@@ -7,7 +7,6 @@ clients already"; another cluster is not affected."""
 from __future__ import annotations
 
 import socket
-import struct
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -16,6 +15,7 @@ import psycopg
 import pytest
 
 from auroral.gateway.startup import parse_error_fields
+from tests.gateway.conftest import recv_message, startup_packet
 
 from .e2e_helpers import create_db, delete_db, ident, psql, until
 
@@ -27,21 +27,6 @@ def rds(server: Any) -> Any:
     return server.client("rds")
 
 
-def startup_packet(user: str, database: str) -> bytes:
-    body = struct.pack("!I", 196608) + f"user\0{user}\0database\0{database}\0\0".encode()
-    return struct.pack("!I", len(body) + 4) + body
-
-
-def recv_exactly(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return buf
-
-
 def test_idle_connections_to_one_cluster_leave_another_alone(rds: Any) -> None:
     group = ident("e2e-limits")
     rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group,
@@ -51,8 +36,8 @@ def test_idle_connections_to_one_cluster_leave_another_alone(rds: Any) -> None:
     flooded = create_db(rds, prefix="e2e-flood", DBClusterParameterGroupName=group)
     other = create_db(rds, prefix="e2e-calm")
     try:
-        with flooded.connect() as conn:
-            assert conn.execute("SHOW max_connections").fetchone() == (str(LIMIT),)
+        # (max_connections is checked at the end: a connection closed just before the flood may hold its
+        # slot for a moment longer, as a backend does until it has exited)
         with ExitStack() as stack:
             # the attack: idle TCP connections (they never send a byte), the limit and some more
             for _ in range(LIMIT + 5):
@@ -63,10 +48,9 @@ def test_idle_connections_to_one_cluster_leave_another_alone(rds: Any) -> None:
             deadline = time.monotonic() + 20
             while True:
                 with socket.create_connection((flooded.host, flooded.port), timeout=10) as s:
-                    s.sendall(startup_packet(flooded.master, flooded.database))
-                    header = recv_exactly(s, 5)
-                    body = recv_exactly(s, struct.unpack("!I", header[1:])[0] - 4)
-                assert header[:1] == b"E"
+                    s.sendall(startup_packet(user=flooded.master, database=flooded.database))
+                    kind, body = recv_message(s)
+                assert kind == b"E"
                 fields = parse_error_fields(body)
                 if fields["C"] != "53300" and time.monotonic() < deadline:
                     time.sleep(0.2)
@@ -82,7 +66,7 @@ def test_idle_connections_to_one_cluster_leave_another_alone(rds: Any) -> None:
             assert psql(other, "SELECT 6 * 7").stdout.strip() == "42"
         # the idle connections are gone: their slots come back
         with until(lambda: flooded.connect(), what="a login once the flood is gone") as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.execute("SHOW max_connections").fetchone() == (str(LIMIT),)
     finally:
         delete_db(rds, flooded)
         delete_db(rds, other)
