@@ -128,3 +128,29 @@ def test_topology_changes_reach_new_sessions(writer: PgServer, runner: asyncio.R
             assert conn.execute("SELECT server_id FROM aurora_replica_status()").fetchall() == [("db-writer-2",)]
     finally:
         runner.run(writer.set_topology(Topology("16.4", "db-writer-1", (Member("db-writer-1"),))))
+
+
+def test_every_start_installs_them_whatever_the_database_owner_set(
+        writer: PgServer, runner: asyncio.Runner) -> None:
+    """A data directory from before the functions (here: dropped by rdsadmin) gets them at its next
+    start, even in a database whose owner set a search path of their own (with an impostor type named
+    ``text``), read-only transactions and a role for every session."""
+    runner.run(writer.run_admin_sql("DROP FUNCTION pg_catalog.aurora_version()", dbname=DATABASE))
+    with connect(writer) as master:
+        assert pg_error(master, "SELECT aurora_version()").sqlstate == "42883"
+        master.execute(b"CREATE SCHEMA trap")
+        master.execute(b"CREATE DOMAIN trap.text AS pg_catalog.text CHECK (false)")
+        master.execute(f"ALTER DATABASE {DATABASE} SET search_path = trap, pg_catalog".encode())
+        master.execute(f"ALTER DATABASE {DATABASE} SET default_transaction_read_only = on".encode())
+        master.execute(f"ALTER DATABASE {DATABASE} SET role = {APP}".encode())
+    try:
+        runner.run(writer.restart())
+        with connect(writer, APP, APP_PASSWORD) as conn:
+            assert conn.execute("SELECT pg_catalog.aurora_version()").fetchone() == ("16.4.0",)
+            assert conn.execute("SELECT pg_catalog.format_type(prorettype, NULL) FROM pg_catalog.pg_proc "
+                                "WHERE proname = 'aurora_version'").fetchone() == ("text",)
+    finally:
+        with connect(writer, dbname="postgres") as master:
+            master.execute(f"ALTER DATABASE {DATABASE} RESET ALL".encode())
+        with connect(writer) as master:
+            master.execute(b"DROP SCHEMA trap CASCADE")

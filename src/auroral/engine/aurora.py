@@ -106,10 +106,10 @@ def install_sql() -> str:
 
 
 # The session the functions are (re)created in: a database owner may have set anything on their
-# database (ALTER DATABASE ... SET search_path, default_transaction_read_only), which would otherwise
+# database (ALTER DATABASE ... SET search_path, role, default_transaction_read_only), which would otherwise
 # apply to rdsadmin's session there too.
 SESSION_SETUP = (
-    "SET search_path = pg_catalog; SET default_transaction_read_only = off; SET lock_timeout = '5s'; "
+    "SET ROLE NONE; SET search_path = pg_catalog; SET default_transaction_read_only = off; SET lock_timeout = '5s'; "
     "SET statement_timeout = '30s'; SET check_function_bodies = on"
 )
 

@@ -11,17 +11,24 @@
 --   auroral.instance_identifier  the DB instance this server is
 --   auroral.replicas             one "<server_id> <session_id> [<replica_lag_in_msec>]" per instance,
 --                                separated by ";" (the writer's session_id is MASTER_SESSION_ID)
--- Every name below is schema-qualified: the bodies must mean the same whatever the caller's path.
+-- Every name below is schema-qualified, operators included (so no NULLIF, IN or other syntax that
+-- looks an operator up in the caller's path): the bodies mean the same whatever the caller's path.
 -- Not SECURITY DEFINER: nothing here needs privileges a caller lacks.
 
 CREATE OR REPLACE FUNCTION pg_catalog.aurora_version() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT NULLIF(pg_catalog.current_setting('auroral.aurora_version', true), '') $$;
+AS $$
+SELECT CASE WHEN v.s OPERATOR(pg_catalog.<>) '' THEN v.s END
+FROM (SELECT pg_catalog.current_setting('auroral.aurora_version', true) AS s) AS v
+$$;
 
 -- Aurora documents VARCHAR.
 CREATE OR REPLACE FUNCTION pg_catalog.aurora_db_instance_identifier() RETURNS character varying
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT NULLIF(pg_catalog.current_setting('auroral.instance_identifier', true), '')::pg_catalog.varchar $$;
+AS $$
+SELECT CASE WHEN v.s OPERATOR(pg_catalog.<>) '' THEN v.s::pg_catalog.varchar END
+FROM (SELECT pg_catalog.current_setting('auroral.instance_identifier', true) AS s) AS v
+$$;
 
 -- The documented columns in their documented order. Per row: the writer's durable_lsn is its WAL
 -- position; last_update_timestamp is NULL for the instance you are connected to (Aurora 13.9+) and
@@ -69,7 +76,7 @@ SELECT r.f[1],
             THEN NULL::pg_catalog.timestamptz ELSE pg_catalog.now() END,
        NULL::pg_catalog.int8,
        NULL::pg_catalog.int4,
-       NULLIF(r.f[3], '')::pg_catalog.float4,
+       r.f[3]::pg_catalog.float4,
        0::pg_catalog.float4,
        0::pg_catalog.int8,
        NULL::pg_catalog.int8,
