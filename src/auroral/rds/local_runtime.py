@@ -14,6 +14,9 @@ listeners from ``auroral.gateway``, on this machine.
   the values: a refusal, or a server that exits at start because of them, is ``IncompatibleParameters``
   (the server stays stopped, its data intact). ``timezone`` may be any zone of the tz database the
   serving PostgreSQL reads (``allowed_values``, ``engine/timezones.py``).
+* Each server knows what Aurora's functions report (``engine/aurora.py``): the cluster's EngineVersion
+  and its writer instance (the one row of ``aurora_replica_status()``), told before every start and
+  whenever the writer's endpoint opens or closes.
 * Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
   grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
   Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this.
