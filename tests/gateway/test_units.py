@@ -111,6 +111,11 @@ def test_upstream_startup_speaks_for_the_client() -> None:
     again = parse_startup(rebuilt[4:])
     assert again.params == {"user": "u1", "database": "d1", "application_name": "app",
                             "auroral.client": "10.0.1.10 5555 TLSv1.3 TLS_AES_256_GCM_SHA384 256"}
+    # the endpoint address the client reached (inet_server_addr()); a client's own auroral.server is dropped
+    body = struct.pack("!I", 196608) + b"\x00".join(
+        [b"user", b"u1", b"auroral.server", b"203.0.113.9 1", b"", b""])
+    again = parse_startup(upstream_startup(parse_startup(body), "10.0.1.10 5555", "10.0.0.5 5432")[4:])
+    assert again.params == {"user": "u1", "auroral.client": "10.0.1.10 5555", "auroral.server": "10.0.0.5 5432"}
 
 
 def test_names_postgresql_would_truncate_and_reserved_users_on_the_wire(

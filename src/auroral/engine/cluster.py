@@ -44,7 +44,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from auroral.engine import bootstrap, conf, postmaster
+from auroral.engine import aurora, bootstrap, conf, postmaster
 from auroral.engine.binaries import Installation
 from auroral.engine.errors import ParameterError, ServerStartError, ServerStateError
 from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
@@ -121,6 +121,7 @@ class PgServer:
         self._started_at = 0.0
         self._status: Status = "stopped" if (self.pgdata / "PG_VERSION").exists() else "not-initialized"
         self._reason = ""
+        self._topology = aurora.Topology()
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -313,6 +314,8 @@ class PgServer:
             await postmaster.shutdown(process)
             raise
         self._started_at = time.monotonic()
+        # every start: databases of a data directory older than the functions get them too
+        await aurora.install(lambda dbname: postmaster.connect(self.socket_dir, password, dbname))
 
     async def _supervise(self) -> None:
         attempts = 0
@@ -476,8 +479,40 @@ class PgServer:
                 f"be built for PostgreSQL {self.major} (it needs gcc and the server headers)")
 
     def _write_local_conf(self) -> None:
-        local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload)
+        extra = aurora.settings(self._topology, aurora.extension_names(self.installation.sharedir))
+        local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload, extra)
         conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
+
+    # ---- Aurora's view of the instance (aurora_db_instance_identifier(), aurora_replica_status()) ----
+
+    @property
+    def topology(self) -> aurora.Topology:
+        return self._topology
+
+    async def set_topology(self, topology: aurora.Topology) -> None:
+        """What the server says it is (``aurora.py``); a running server takes it with a reload, and
+        this returns once new sessions see it."""
+        async with self._lock:
+            if topology == self._topology:
+                return
+            self._topology = topology
+            if self._status == "not-initialized":
+                return
+            self._write_local_conf()
+            if self._status != "running" or self.pid is None:
+                return  # the next start reads it
+            expected = aurora.settings(topology, ())[aurora.REPLICAS_SETTING]
+            identifier = topology.instance_identifier
+            await self.run_admin_sql("SELECT pg_catalog.pg_reload_conf()")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                rows = await self.run_admin_sql(
+                    "SELECT pg_catalog.current_setting(%s, true), pg_catalog.current_setting(%s, true)",
+                    (aurora.REPLICAS_SETTING, aurora.IDENTIFIER_SETTING))
+                if rows and rows[0] == (expected, identifier):
+                    return
+                await asyncio.sleep(0.02)
+            log.warning("cluster %s: the server did not take its new topology within 10 s", self.cluster_id)
 
     def _write_parameters(self, values: Mapping[str, str]) -> None:
         conf.write(self.pgdata / PARAMS_JSON, json.dumps(dict(values), sort_keys=True), self.runas)

@@ -92,10 +92,13 @@ def base_conf(major: int) -> str:
     return render(settings, "auroral defaults (written once into the template)")
 
 
-def local_conf(socket_dir: Path, cluster_name: str, preload: Iterable[Path] = ()) -> str:
-    """``preload``: server modules (absolute paths) loaded at start, e.g. ``auroral_rds``."""
+def local_conf(socket_dir: Path, cluster_name: str, preload: Iterable[Path] = (),
+               extra: Mapping[str, str] | None = None) -> str:
+    """``preload``: server modules (absolute paths) loaded at start, e.g. ``auroral_rds``; ``extra``:
+    settings only the engine gives (Aurora's ``rds.extensions``, the instance's identity: ``aurora``)."""
     return render(
         {
+            **(extra or {}),
             "listen_addresses": "",
             "port": str(PORT),
             "unix_socket_directories": str(socket_dir),

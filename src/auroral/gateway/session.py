@@ -591,7 +591,7 @@ class Session:
         if upstream is None:
             return
         client = f"{self.info.peer_ip} {self.info.peer_port}" + (f" {self.tls_desc}" if self.tls_desc else "")
-        upstream.write(pg.upstream_startup(info, client))
+        upstream.write(pg.upstream_startup(info, client, f"{self.info.local_ip} {self.info.local_port}"))
         if plan is not None:
             try:
                 await scram.login(upstream, info.user, plan.db_password, forward=self.client.write)

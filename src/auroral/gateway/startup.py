@@ -58,13 +58,17 @@ class StartupInfo:
 
 
 CLIENT_SETTING = "auroral.client"  # the gateway's word on the client, for the server module (engine/ext)
+SERVER_SETTING = "auroral.server"  # and on the endpoint address the client connected to
 
 
-def upstream_startup(info: StartupInfo, client: str) -> bytes:
+def upstream_startup(info: StartupInfo, client: str, server: str | None = None) -> bytes:
     """The StartupMessage for the server: the client's parameters, less any ``auroral.*`` setting it
-    sent (only the gateway speaks for the client), plus ``auroral.client`` = ``client``."""
+    sent (only the gateway speaks for the client), plus ``auroral.client`` = ``client`` and
+    ``auroral.server`` = ``server`` ("<address> <port>" the client reached: ``inet_server_addr()``)."""
     pairs = [(k, v) for k, v in info.params.items() if not k.lower().startswith("auroral.")]
     pairs.append((CLIENT_SETTING, client))
+    if server is not None:
+        pairs.append((SERVER_SETTING, server))
     body = struct.pack("!I", info.protocol) + b"".join(
         k.encode() + b"\0" + v.encode() + b"\0" for k, v in pairs) + b"\0"
     return struct.pack("!I", len(body) + 4) + body

