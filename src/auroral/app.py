@@ -32,7 +32,8 @@ from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.iam.service import IamService
 from auroral.rds.local_runtime import LocalRuntime
-from auroral.regional import REGIONAL_SERVICES, Regions
+from auroral.regional import Regions
+from auroral.regions import REGIONAL_SERVICES
 from auroral.store import Store
 from auroral.sts.service import StsService
 

@@ -39,7 +39,6 @@ from auroral.store import Store
 
 log = logging.getLogger(__name__)
 
-REGIONAL_SERVICES = ("rds", "ec2", "kms", "secretsmanager")
 _HOME_REGION_META = "home_region"
 
 

@@ -17,7 +17,8 @@ from botocore.loaders import Loader
 
 from auroral.errors import AwsError
 
-GLOBAL_SERVICES = frozenset({"iam", "sts"})
+# The services each region has its own of (IAM, STS and CloudTrail are one for the installation).
+REGIONAL_SERVICES = frozenset({"rds", "ec2", "kms", "secretsmanager"})
 
 
 @cache

@@ -24,7 +24,7 @@ from auroral.api.context import Authorizer, Principal, RequestContext
 from auroral.audit import AuditTrail
 from auroral.audit.trail import hide_sensitive
 from auroral.errors import AwsError
-from auroral.regions import check_region, iam_region
+from auroral.regions import REGIONAL_SERVICES, check_region, iam_region
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ _READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Lookup", "Simulate", "BatchGe
 CredentialLookup = Callable[[str], "tuple[sigv4.SigningKeyInfo, Principal] | None"]
 # (service, region) -> that region's provider of a regional service
 RegionalProviders = Callable[[str, str], Awaitable["Provider"]]
-REGIONAL = frozenset({"rds", "ec2", "kms", "secretsmanager"})
 
 
 class Provider(Protocol):
@@ -155,7 +154,7 @@ class Pipeline:
         return principal, verified.access_key_id, verified.region
 
     def _serves(self, service: str) -> bool:
-        return service in self.global_providers or service in REGIONAL
+        return service in self.global_providers or service in REGIONAL_SERVICES
 
     @staticmethod
     def _resources(ctx: RequestContext, provider: Provider, spec: ActionSpec, params: dict[str, Any]) -> list[str]:
