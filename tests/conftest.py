@@ -160,7 +160,12 @@ TMP_PREFIX = "auroral-test-"
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Remove the engine directories (and the clusters' OS users) of test data directories that
-    no longer exist. Only test directories: ``auroral-test-*`` and pytest's own temporary paths."""
+    no longer exist. Only test directories: ``auroral-test-*`` and pytest's own temporary paths.
+    And stop the AWS driver wrapper's monitor threads if a test left them: they are not daemons and
+    would keep pytest from exiting."""
+    wrapper = sys.modules.get("aws_advanced_python_wrapper")
+    if wrapper is not None:
+        wrapper.release_resources()
     from auroral.engine import local, osuser
 
     base = Path(os.environ.get(local.ENV_ENGINE_BASE) or local.ENGINE_BASE)

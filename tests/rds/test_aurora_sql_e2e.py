@@ -78,7 +78,7 @@ def test_application_cannot_redefine_or_drop_them(db: Any, user: str) -> None:
 
 
 def test_aws_wrapper_detects_aurora_postgresql(db: Any) -> None:
-    wrapper = pytest.importorskip("aws_advanced_python_wrapper")
+    import aws_advanced_python_wrapper as wrapper
     from aws_advanced_python_wrapper.database_dialect import AuroraPgDialect
 
     with db.connect() as conn:
@@ -102,3 +102,5 @@ def test_aws_wrapper_detects_aurora_postgresql(db: Any) -> None:
         assert elapsed < 5, f"connecting took {elapsed:.1f} s"
     finally:
         conn.close()
+        # the wrapper's topology monitors are threads that keep the process alive until released
+        wrapper.release_resources()
