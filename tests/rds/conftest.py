@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import shutil
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,9 @@ from auroral.api.protocol import serialize_response, service_model
 from auroral.errors import AwsError
 from auroral.rds.service import RdsService
 from auroral.store import Store
+from tests.conftest import server_tmpdir
 
+from .e2e_helpers import postgres_processes
 from .fakes import REGION, FakeAuthorizer, FakeDirectory, FakeRuntime, make_ctx
 
 PASSWORD = "Secret-pass1"
@@ -109,3 +114,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
         return True
     return None
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A private directory for an end-to-end test's own server; its PostgreSQL processes are killed
+    and the directory removed afterwards, whatever the test left behind."""
+    path = server_tmpdir()
+    yield path
+    for pid in postgres_processes(str(path)):
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(path, ignore_errors=True)

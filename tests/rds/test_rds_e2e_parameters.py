@@ -7,11 +7,7 @@ restarting auroral) brings it back."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +15,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import new_root_key, server_tmpdir, start_server, stop_server
+from tests.conftest import new_root_key, start_server, stop_server
 
 from .e2e_helpers import (
     FAST,
@@ -222,13 +218,6 @@ def test_valid_timezone_is_applied(rds: Any) -> None:
           timeout=30, what="delete the parameter group")
 
 
-@pytest.fixture
-def base() -> Iterator[Path]:
-    path = server_tmpdir()
-    yield path
-    for pid in postgres_processes(str(path)):  # whatever a failed test left behind
-        os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _statuses(rds: Any, db: Db) -> tuple[str, str]:

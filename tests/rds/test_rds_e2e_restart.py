@@ -5,29 +5,19 @@ adopts and restarts them)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import new_root_key, server_tmpdir, start_server, stop_server
+from tests.conftest import new_root_key, start_server, stop_server
 
 from .e2e_helpers import create_db, postgres_processes, postmaster_pid, until, wait_status
 
 ACCOUNT = "222233334444"
 
 
-@pytest.fixture
-def base() -> Iterator[Path]:
-    path = server_tmpdir()
-    yield path
-    for pid in postgres_processes(str(path)):  # whatever a failed test left behind
-        os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_restart_keeps_clusters(base: Path) -> None:
