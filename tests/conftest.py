@@ -189,14 +189,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+@contextlib.contextmanager
+def fresh_server(account: str) -> Iterator[Server]:
+    """A server of its own (new root key, private data directory), stopped and removed afterwards."""
     key, secret = new_root_key()
     base = server_tmpdir()
-    srv = start_server(base / "data", access_key=key, secret_key=secret, account="123456789012")
-    yield srv
-    stop_server(srv)
-    shutil.rmtree(base, ignore_errors=True)
+    srv = start_server(base / "data", access_key=key, secret_key=secret, account=account)
+    try:
+        yield srv
+    finally:
+        stop_server(srv)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    with fresh_server("123456789012") as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ protected, and ``xx-fake-9`` was accepted.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, UserKeys, new_root_key, server_tmpdir, start_server, stop_server, unique
+from tests.conftest import Server, UserKeys, fresh_server, start_server, stop_server, unique
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
@@ -154,12 +153,8 @@ def test_a_deny_on_one_regions_resource_cannot_be_walked_around(server: Server, 
 
 @pytest.fixture
 def own_server() -> Iterator[Server]:
-    key, secret = new_root_key()
-    base = server_tmpdir()
-    srv = start_server(base / "data", access_key=key, secret_key=secret, account="210987654321")
-    yield srv
-    stop_server(srv)
-    shutil.rmtree(base, ignore_errors=True)
+    with fresh_server("210987654321") as srv:
+        yield srv
 
 
 def test_other_regions_resources_survive_a_restart(own_server: Server) -> None:
