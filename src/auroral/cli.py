@@ -26,7 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     host = getattr(args, "host", None) or os.environ.get("AURORAL_HOST") or DEFAULT_HOST
     port = getattr(args, "port", None) or int(os.environ.get("AURORAL_PORT") or DEFAULT_PORT)
     return Settings(data_dir=data_dir, host=host, port=port, region=os.environ.get("AURORAL_REGION", DEFAULT_REGION),
-                    endpoint_host=os.environ.get("AURORAL_ENDPOINT_HOST", host))
+                    endpoint_host=os.environ.get("AURORAL_ENDPOINT_HOST") or None)
 
 
 def _server_info(settings: Settings) -> dict[str, Any] | None:

@@ -30,8 +30,10 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     region: str = DEFAULT_REGION
-    # Address the PostgreSQL endpoint listeners bind to and report in Describe* output.
-    endpoint_host: str = DEFAULT_HOST
+    # One address every PostgreSQL endpoint listener binds, each with a port of its own
+    # (AURORAL_ENDPOINT_HOST). None: each DB instance listens on its own loopback address (the one that
+    # stands for its network interface's private address) on the cluster's port (rds/addresses.py).
+    endpoint_host: str | None = None
 
     @property
     def store_path(self) -> Path:

@@ -27,6 +27,7 @@ from auroral.iam.directory import Directory
 from auroral.kms.authz import KeyPolicyAuthorizer
 from auroral.kms.keyring import Keyring
 from auroral.kms.service import KmsService
+from auroral.rds.addresses import EndpointAddresses, Placement
 from auroral.rds.iam_db_auth import IamDbAuth
 from auroral.rds.local_runtime import LocalRuntime
 from auroral.rds.managed_password import ManagedPasswords
@@ -62,6 +63,9 @@ class RegionServices:
         self.rds.attach_network(Ec2Directory(self.ec2))
         self.rds.attach_ca(regions.ca_cert)
         self.network_policy = NetworkPolicy(self.ec2, self.rds, store, drop=drop_mode(os.environ))
+        # The DB instances' network interfaces and the addresses their endpoints listen on.
+        self.addresses = EndpointAddresses(self.ec2, self.rds, store)
+        self.rds.attach_interfaces(self.addresses)
         self.iam_db_auth = IamDbAuth(regions.runtime, store, regions.directory, regions.iam, regions.audit)
         self.providers: dict[str, Any] = {
             "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
@@ -109,6 +113,7 @@ class Regions:
         runtime.decide_for = self._decide_for
         runtime.authenticate_for = self._authenticate_for
         runtime.unearned_trust_for = self._unearned_trust_for
+        runtime.placement_for = self._placement_for
         for region in sorted({self.home, *store.regions_in_use()}):
             self.get(region)
 
@@ -143,6 +148,9 @@ class Regions:
 
     def _unearned_trust_for(self, cluster: Cluster, instance: Instance) -> UnearnedTrust | None:
         return self.get(cluster.region).iam_db_auth.unearned_trust_for(cluster, instance)
+
+    def _placement_for(self, cluster: Cluster, instance: Instance) -> Placement:
+        return self.get(cluster.region).addresses.placement(cluster, instance)
 
     def _slr_still_needed(self, service_name: str) -> str | None:
         for services in self.all():

@@ -40,7 +40,7 @@ class InterfaceOperations(GroupOperations):
         for gid in eni.group_ids:
             group = acct.get(gid, SecurityGroup)
             groups.append({"GroupId": gid, "GroupName": group.name if group else ""})
-        return {
+        out: dict[str, Any] = {
             "NetworkInterfaceId": eni.id,
             "SubnetId": eni.subnet_id,
             "VpcId": eni.vpc_id,
@@ -58,6 +58,24 @@ class InterfaceOperations(GroupOperations):
             "Status": "available",
             "TagSet": tag_list(eni.tags),
         }
+        if eni.requester_id:
+            # As EC2 shows an interface RDS made for a DB instance: requester-managed, in use, attached
+            # to an instance in RDS's own account.
+            out.update({
+                "RequesterManaged": True,
+                "RequesterId": eni.requester_id,
+                "Status": "in-use",
+                "Attachment": {
+                    "AttachmentId": eni.attachment_id or "",
+                    "AttachTime": eni.attach_time or "",
+                    "DeleteOnTermination": False,
+                    "DeviceIndex": 1,
+                    "NetworkCardIndex": 0,
+                    "InstanceOwnerId": eni.requester_id,
+                    "Status": "attached",
+                },
+            })
+        return out
 
     def _eni_groups(self, ctx: RequestContext, vpc_id: str, ids: list[Any] | None) -> list[str]:
         acct = self._acct(ctx)
@@ -130,19 +148,31 @@ class InterfaceOperations(GroupOperations):
             "availability-zone": lambda i: [i.availability_zone],
             "description": lambda i: [i.description],
             "mac-address": lambda i: [i.mac_address],
-            "status": lambda i: ["available"],
+            "status": lambda i: ["in-use" if i.requester_id else "available"],
             "interface-type": lambda i: ["interface"],
             "owner-id": lambda i: [ctx.account],
+            "requester-managed": lambda i: ["true" if i.requester_id else "false"],
+            "requester-id": lambda i: [i.requester_id] if i.requester_id else [],
+            "attachment.instance-owner-id": lambda i: [i.requester_id] if i.requester_id else [],
+            "attachment.attachment-id": lambda i: [i.attachment_id] if i.attachment_id else [],
+            "attachment.status": lambda i: ["attached"] if i.requester_id else [],
         })
         return {"NetworkInterfaces": [self._eni_output(ctx.account, i) for i in enis]}
 
     def DeleteNetworkInterface(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         eni = self._get(ctx, NetworkInterface, params.get("NetworkInterfaceId"))
+        if eni.requester_id:
+            # Observed wording: an attached interface cannot be deleted; this one goes away with its DB instance.
+            raise errors.invalid(f"Network interface '{eni.id}' is currently in use.")
         self.state.remove(ctx.account, eni)
         return {}
 
     def ModifyNetworkInterfaceAttribute(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         eni = self._get(ctx, NetworkInterface, params.get("NetworkInterfaceId"))
+        if eni.requester_id:
+            # Unconfirmed wording (EC2's answer for attachments another service manages).
+            raise AwsError("OperationNotPermitted",
+                           f"You are not allowed to manage '{eni.requester_id}' attachments.", 400)
         changed = eni
         if params.get("Groups") is not None:
             if not params["Groups"]:

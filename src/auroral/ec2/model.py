@@ -119,6 +119,13 @@ class NetworkInterface(Resource):
     description: str = ""
     mac_address: str = ""
     availability_zone: str = ""
+    # An interface another service made and manages (RDS: "amazon-rds"): shown RequesterManaged and
+    # in-use, attached to that service's resource; the account can look at it but not change or delete it.
+    requester_id: str | None = None
+    attachment_id: str | None = None
+    attach_time: str | None = None  # ISO 8601
+    # What it is attached to, for the managing service (a DbiResourceId); never shown in the API.
+    attached_to: str | None = None
 
 
 @dataclass

@@ -119,6 +119,30 @@ class Network:
                 return str(ipaddress.ip_address(int(dst.network_address) + offset))
         return str(address)
 
+    def add_translation(self, source: str, target: str) -> None:
+        """One more pair, consulted after those already in force (``rds/addresses.py`` gives a VPC that
+        no pair covers a loopback range of its own)."""
+        for src, dst in parse_translation(f"{source}={target}"):
+            with self._lock:
+                if (src, dst) not in self._translation:
+                    self._translation = [*self._translation, (src, dst)]
+
+    def translations(self) -> list[tuple[IpNetwork, IpNetwork]]:
+        return list(self._translation)
+
+    def loopback_of(self, ip: str) -> str | None:
+        """The loopback address that stands for VPC address ``ip``: the reverse of ``translate``, through
+        the first pair whose loopback source range maps onto ``ip`` (and that ``translate`` maps back);
+        None if no pair does."""
+        address = parse_ip(ip)
+        for src, dst in self._translation:
+            if src.is_loopback and address.version == dst.version and address in dst:
+                offset = int(address) - int(dst.network_address)
+                candidate = str(ipaddress.ip_address(int(src.network_address) + offset))
+                if self.translate(candidate) == str(address):  # not shadowed by an earlier pair
+                    return candidate
+        return None
+
     # --- lookups --------------------------------------------------------------------------
 
     def _index(self, account: str) -> _Index:

@@ -352,6 +352,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         if new_groups is not None:
             # Applies to every instance at once: each endpoint reads the cluster's groups per connection.
             cluster.vpc_security_group_ids = new_groups
+        port_changed = new_port is not None and new_port != cluster.port
         if new_port is not None:
             cluster.port = new_port
         changed: dict[str, str] = {}
@@ -363,6 +364,10 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         if password is not None:
             cluster.transition("resetting-master-credentials")
         self._save_cluster(cluster)
+        if new_groups is not None:
+            self._sync_interface_groups(cluster)
+        if port_changed:
+            self._spawn_rebind(cluster)
         if old_secret is not None and self.secrets is not None:
             self.secrets.delete_master_secret(cluster.account, old_secret)
         if plan.rotate and self.secrets is not None and cluster.master_user_secret:
@@ -378,6 +383,31 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             self._spawn_reset(cluster, password)
         ctx.record_resource("AWS::RDS::DBCluster", cluster.arn())
         return {"DBCluster": self.view_cluster(cluster)}
+
+    def _spawn_rebind(self, cluster: Cluster) -> None:
+        """A new port: as AWS reboots the instances, each endpoint closes and listens again on it."""
+        rid = cluster.resource_id
+        rebooting = []
+        for member in self._members(cluster):
+            if member.status == "available":
+                member.transition("rebooting")
+                self._save_instance(member)
+                rebooting.append(member.resource_id)
+
+        async def work() -> None:
+            current = self._cluster_by_rid(rid)
+            if current is None:
+                return
+            for member in self._members(current):
+                if member.resource_id not in rebooting or member.status != "rebooting":
+                    continue
+                try:
+                    await self.runtime.close_endpoint(current, member)
+                except RuntimeFailure as exc:
+                    log.warning("instance %s: closing endpoint failed: %s", member.identifier, exc.reason)
+                await self._open_endpoint(current, member)
+
+        self._spawn(rid, "rebind", work)
 
     def _spawn_reset(self, cluster: Cluster, password: str) -> None:
         rid = cluster.resource_id
@@ -447,6 +477,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 except RuntimeFailure as exc:
                     log.warning("instance %s: closing endpoint failed: %s", member.identifier, exc.reason)
                 self._drop_instance(member)
+                self._release_interface(member)
             try:
                 await self.runtime.delete_cluster(current)
             except RuntimeFailure as exc:

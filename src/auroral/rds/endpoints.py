@@ -69,3 +69,11 @@ def custom_endpoint_name(endpoint: str, ident: str, region: str) -> str:
 
 def instance_endpoint_name(instance: str, ident: str, region: str) -> str:
     return f"{instance}.{ident}.{region}.{dns_suffix(region)}"
+
+
+def certificate_names(store: Store, account: str, region: str) -> tuple[str, ...]:
+    """The DNS names an endpoint's TLS certificate covers, as AWS's do: wildcards for every instance,
+    cluster, reader and custom endpoint name of the account in the region (so renames, failovers and
+    new custom endpoints need no new certificate)."""
+    tail = f"{account_region_id(store, account, region)}.{region}.{dns_suffix(region)}"
+    return (f"*.{tail}", f"*.cluster-{tail}", f"*.cluster-ro-{tail}", f"*.cluster-custom-{tail}")

@@ -127,6 +127,7 @@ class InstanceOperations(ClusterOperations):
             tags=tags,
         )
         self._ensure_service_linked_role(ctx)
+        self._ensure_interface(cluster, instance)
         self._save_instance(instance)
         ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
         task = self._spawn_open(cluster, instance)
@@ -243,6 +244,7 @@ class InstanceOperations(ClusterOperations):
                 except RuntimeFailure as exc:
                     log.warning("instance %s: closing endpoint failed: %s", current.identifier, exc.reason)
             self._drop_instance(current)
+            self._release_interface(current)
             if owner is not None and current.is_writer:
                 await self._promote_reader(owner)
 

@@ -4,8 +4,10 @@ listeners from ``auroral.gateway``, on this machine.
 * One PostgreSQL server per cluster (keyed by ``DbClusterResourceId``); its ``rdsadmin``
   password is random, sealed in the store *before* the server is created, and used again by
   ``recover`` after a restart.
-* One gateway listener per instance (keyed by ``DbiResourceId``); an instance keeps its port
-  across restarts so clients reconnect where they were.
+* One gateway listener per instance (keyed by ``DbiResourceId``), on the instance's own address (the
+  loopback address of its RDS-managed network interface, ``rds/addresses.py``) and the cluster's port,
+  so clients reconnect where they were after a restart. With an explicit ``endpoint_host``
+  (``AURORAL_ENDPOINT_HOST``) every listener is on that address with a port of its own instead.
 * Cluster parameters: the PostgreSQL settings among them go to the server; ``rds.force_ssl`` is
   read by the listener on every new connection. ``rds.restrict_password_commands`` is a setting of
   auroral's server module ``auroral_rds`` (compiled at run time, see ``engine/extension.py``); where
@@ -30,7 +32,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,8 @@ from auroral.engine.postmaster import config_rejection, connect
 from auroral.engine.timezones import timezone_names
 from auroral.gateway import EndpointConfig, Gateway
 from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
+from auroral.rds.addresses import Placement, PlacementError, bind_endpoint
+from auroral.rds.endpoints import certificate_names
 from auroral.rds.model import Cluster, Instance
 from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure, StatusListener
 from auroral.store import Store
@@ -117,13 +121,16 @@ class LocalRuntime:
         sealer: Sealer,
         gateway: Gateway,
         *,
-        endpoint_host: str = "127.0.0.1",
+        endpoint_host: str | None = None,
         installations: list[Installation] | None = None,
     ) -> None:
         self._store = store
         self._sealer = sealer
         self._gateway = gateway
+        # An explicit endpoint address (AURORAL_ENDPOINT_HOST): every endpoint there, on a port of its
+        # own. Without one, each instance listens on its own address (``placement_for``).
         self._host = endpoint_host
+        self._bound: dict[str, tuple[str, int]] = {}  # instance resource id -> (address, port) listening
         if installations is None:
             installations = available()
             if os.environ.get("AURORAL_ALLOW_PG_BELOW_16") != "1":
@@ -140,6 +147,8 @@ class LocalRuntime:
         self.decide_for: Callable[[Cluster, Instance], Decide] = lambda c, i: allow_all
         self.authenticate_for: Callable[[Cluster, Instance], Authenticate | None] = lambda c, i: None
         self.unearned_trust_for: Callable[[Cluster, Instance], UnearnedTrust | None] = lambda c, i: None
+        # Where an instance listens (rds/addresses.py); None: on 127.0.0.1 with a port of its own.
+        self.placement_for: Callable[[Cluster, Instance], Placement] | None = None
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -374,14 +383,14 @@ class LocalRuntime:
         server = self._server(cluster)
         self._parameters.setdefault(cluster.resource_id, dict(cluster.parameters))
         target = server.socket_dir / f".s.PGSQL.{server.port}"
-        port = instance.endpoint_port or _free_port(self._host)
         cfg = EndpointConfig(
             endpoint_id=instance.resource_id,
-            host=self._host,
-            port=port,
+            host="",
+            port=0,
             target_socket=target,
             virtual_port=cluster.port,
-            server_names=(instance.identifier, cluster.identifier, "localhost"),
+            server_names=(*certificate_names(self._store, cluster.account, cluster.region),
+                          instance.identifier, cluster.identifier, "localhost"),
             force_ssl=self._force_ssl(cluster.resource_id),
             max_connections=self._max_connections(cluster.resource_id),
             decide=self.decide_for(cluster, instance),
@@ -389,19 +398,37 @@ class LocalRuntime:
             unearned_trust=self.unearned_trust_for(cluster, instance),
             reserved_users=RESERVED_ROLES,
         )
+
+        async def open_at(host: str, port: int) -> int:
+            cfg.host, cfg.port = host, port
+            return await self._gateway.open(cfg)
+
         try:
-            bound = await self._gateway.open(cfg)
-        except OSError as exc:
-            if instance.endpoint_port is None:
-                raise RuntimeFailure(f"cannot open an endpoint for {instance.identifier}: {exc}") from exc
-            # The remembered port is taken by someone else now: take a new one.
-            cfg.port = _free_port(self._host)
-            bound = await self._gateway.open(cfg)
+            if self._host is None and self.placement_for is not None:
+                # the instance's own address, on the cluster's port (rds/addresses.py)
+                bound = await bind_endpoint(open_at, self.placement_for(cluster, instance), cluster.port)
+            else:
+                bound = await self._open_on_shared_host(open_at, instance)
+        except (OSError, PlacementError, LookupError) as exc:
+            raise RuntimeFailure(f"cannot open an endpoint for {instance.identifier}: {exc}") from exc
+        self._bound[instance.resource_id] = bound
         if instance.is_writer:
             self._writer[cluster.resource_id] = instance.resource_id
             self._writer_name[cluster.resource_id] = instance.identifier
             await self._tell_topology(cluster, server)
-        return self._host, bound
+        return bound
+
+    async def _open_on_shared_host(self, open_at: Callable[[str, int], Awaitable[int]],
+                                   instance: Instance) -> tuple[str, int]:
+        """One address for every endpoint (``AURORAL_ENDPOINT_HOST``, or no placement): a port of the
+        instance's own, kept across restarts while it is free."""
+        host = self._host or "127.0.0.1"
+        if instance.endpoint_port and instance.address == host:
+            try:
+                return host, await open_at(host, instance.endpoint_port)
+            except OSError:
+                pass  # the remembered port is taken by someone else now: take a new one
+        return host, await open_at(host, _free_port(host))
 
     async def close_endpoint(self, cluster: Cluster, instance: Instance) -> None:
         if self._writer.get(cluster.resource_id) == instance.resource_id:
@@ -411,6 +438,7 @@ class LocalRuntime:
                 server = self._server(cluster)
                 if server.status() == "running":
                     await self._tell_topology(cluster, server)
+        self._bound.pop(instance.resource_id, None)
         await self._gateway.close(instance.resource_id)
 
     # --- for IAM database authentication (rds/iam_db_auth.py) ----------------------------------
@@ -425,19 +453,11 @@ class LocalRuntime:
     def endpoint_address(self, instance: Instance) -> tuple[str, int] | None:
         """The address and port Describe reports for the instance's endpoint (the cluster endpoint is
         the writer's)."""
-        try:
-            return self._host, self._gateway.port(instance.resource_id)
-        except KeyError:
-            return None
+        return self._bound.get(instance.resource_id)
 
     def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None:
         writer = self._writer.get(cluster.resource_id)
-        if writer is None:
-            return None
-        try:
-            return self._host, self._gateway.port(writer)
-        except KeyError:
-            return None
+        return None if writer is None else self._bound.get(writer)
 
     async def warm_up(self) -> None:
         """Build the template data directory of the newest installation ahead of the first create
@@ -448,5 +468,6 @@ class LocalRuntime:
 
     async def close(self) -> None:
         """auroral is shutting down: close every listener and stop every server (data stays)."""
+        self._bound.clear()
         await self._gateway.close_all()
         await self._engine.close()

@@ -79,6 +79,7 @@ class RdsService(TagOperations):
         for instance in self._instances(None):
             if instance.status == "deleting":  # its endpoint is not open any more
                 self._drop_instance(instance)
+                self._release_interface(instance)
         for cluster in self._clusters(None):
             members = self._members(cluster)
             if members and not any(m.is_writer for m in members):

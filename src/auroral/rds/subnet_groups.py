@@ -127,11 +127,47 @@ def invalid_group(group_id: str) -> AwsError:
     return invalid_parameter_value(f"Invalid security group , groupId= {group_id}, groupName=.")
 
 
+class InstanceInterfaces(Protocol):
+    """The DB instances' RDS-managed network interfaces (``auroral.rds.addresses.EndpointAddresses``)."""
+
+    def ensure(self, cluster: Cluster, instance: Instance) -> Any: ...
+
+    def release(self, account: str, instance_rid: str) -> None: ...
+
+    def sync_groups(self, cluster: Cluster, members: Sequence[Instance]) -> None: ...
+
+
 class SubnetGroupOperations(RdsBase):
     network: NetworkDirectory | None = None
+    interfaces: InstanceInterfaces | None = None
 
     def attach_network(self, network: NetworkDirectory) -> None:
         self.network = network
+
+    def attach_interfaces(self, interfaces: InstanceInterfaces) -> None:
+        self.interfaces = interfaces
+
+    def subnet_group_of(self, cluster: Cluster) -> SubnetGroup | None:
+        return self._get_subnet_group(cluster.account, cluster.subnet_group)
+
+    def _ensure_interface(self, cluster: Cluster, instance: Instance) -> None:
+        """Give a new instance its network interface (in its zone's subnet of the DB subnet group)."""
+        if self.interfaces is None:
+            return
+        try:
+            self.interfaces.ensure(cluster, instance)
+        except (RuntimeError, LookupError) as exc:
+            # Unconfirmed code and wording for "no address for the instance in the subnet group".
+            raise rds_error("InvalidSubnet", f"Cannot place DB instance {instance.identifier}: {exc}") from exc
+
+    def _release_interface(self, instance: Instance) -> None:
+        """The instance is gone for good (not renamed): its network interface goes too."""
+        if self.interfaces is not None:
+            self.interfaces.release(instance.account, instance.resource_id)
+
+    def _sync_interface_groups(self, cluster: Cluster) -> None:
+        if self.interfaces is not None:
+            self.interfaces.sync_groups(cluster, self._members(cluster))
 
     # --- the in-memory network view (for the gateway) ------------------------------------
 
