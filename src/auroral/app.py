@@ -26,6 +26,7 @@ from auroral.audit.trail import FLUSH_SECONDS
 from auroral.cloudtrail.service import CloudTrailService
 from auroral.config import Settings
 from auroral.crypto import Sealer, load_or_create_key
+from auroral.dns.records import Zone
 from auroral.gateway import FlowLog, Gateway, TlsMaterial
 from auroral.gateway import native as native_relay
 from auroral.iam.authorizer import IamAuthorizer
@@ -83,11 +84,13 @@ class App:
         self.gateway = Gateway(self.tls, self.flows, relay=native_relay.load(settings.data_dir / "gateway"))
         self.runtime = LocalRuntime(settings.data_dir, self.store, self.sealer, self.gateway,
                                     endpoint_host=settings.endpoint_host)
+        # The endpoints' DNS names (RDS publishes their records; auroral.dns serves them).
+        self.zone = Zone()
         # RDS, EC2, KMS and Secrets Manager of each region (the home region's at once, the others
         # on their first request); IAM, STS and CloudTrail are global.
         self.regions = Regions(store=self.store, sealer=self.sealer, home=settings.region, account=self.account,
                                directory=self.directory, iam=self.authorizer, audit=self.audit,
-                               runtime=self.runtime, ca_cert=self.tls.ca_cert)
+                               runtime=self.runtime, ca_cert=self.tls.ca_cert, zone=self.zone)
         self.global_providers: dict[str, Provider] = {
             "iam": IamService(self.directory, self.authorizer),
             "sts": StsService(self.directory, self.authorizer),

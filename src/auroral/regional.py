@@ -28,6 +28,7 @@ from auroral.kms.authz import KeyPolicyAuthorizer
 from auroral.kms.keyring import Keyring
 from auroral.kms.service import KmsService
 from auroral.rds.addresses import EndpointAddresses, Placement
+from auroral.rds.dns_records import RecordSink
 from auroral.rds.iam_db_auth import IamDbAuth
 from auroral.rds.local_runtime import LocalRuntime
 from auroral.rds.managed_password import ManagedPasswords
@@ -66,6 +67,8 @@ class RegionServices:
         # The DB instances' network interfaces and the addresses their endpoints listen on.
         self.addresses = EndpointAddresses(self.ec2, self.rds, store)
         self.rds.attach_interfaces(self.addresses)
+        if regions.zone is not None:  # the endpoints' DNS names, served by auroral.dns
+            self.rds.attach_zone(regions.zone)
         self.iam_db_auth = IamDbAuth(regions.runtime, store, regions.directory, regions.iam, regions.audit)
         self.providers: dict[str, Any] = {
             "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
@@ -91,7 +94,8 @@ class Regions:
     """Every region's services, made on first use; the home region's at once."""
 
     def __init__(self, *, store: Store, sealer: Sealer, home: str, account: str, directory: Directory,
-                 iam: IamAuthorizer, audit: AuditTrail, runtime: LocalRuntime, ca_cert: x509.Certificate) -> None:
+                 iam: IamAuthorizer, audit: AuditTrail, runtime: LocalRuntime, ca_cert: x509.Certificate,
+                 zone: RecordSink | None = None) -> None:
         stored = store.get_meta(_HOME_REGION_META)
         if stored is None:
             store.set_meta(_HOME_REGION_META, home)
@@ -106,6 +110,7 @@ class Regions:
         self.audit = audit
         self.runtime = runtime
         self.ca_cert = ca_cert
+        self.zone = zone
         self._by_region: dict[str, RegionServices] = {}
         # KMS key ARNs by their region's key policies, everything else by IAM.
         self.authorizer: Authorizer = KeyPolicyAuthorizer(iam, self.keyring)

@@ -51,8 +51,10 @@ class Net:
 
     def login(self, source: str, *, sslmode: str = "verify-full") -> psycopg.Connection[tuple[Any, ...]]:
         """A full psycopg login (TLS verified against the CA bundle) from ``source``, via a relay."""
-        relay = Relay(self.endpoint(), source)
-        conn = psycopg.connect(host="127.0.0.1", port=relay.port, user=MASTER, password=PASSWORD, dbname="appdb",
+        endpoint = self.endpoint()
+        relay = Relay(endpoint, source)
+        # the relay's address is where the bytes go; the endpoint's name is what the certificate must match
+        conn = psycopg.connect(host=endpoint[0], hostaddr="127.0.0.1", port=relay.port, user=MASTER, password=PASSWORD, dbname="appdb",
                                sslmode=sslmode, sslrootcert=str(self.server.data_dir / "tls" / "rds-ca-bundle.pem"),
                                connect_timeout=5, autocommit=True)
         conn._relay = relay  # type: ignore[attr-defined]  # kept alive with the connection

@@ -8,7 +8,8 @@ user and PostgreSQL refuses it as usual). For a member the hook hands the gatewa
 :class:`~auroral.gateway.AuthPlan`: the gateway asks the client for its password (the token, over TLS
 only) and calls :meth:`IamDbAuth._verify`, which checks the token as botocore's
 ``generate_db_auth_token`` makes it (SigV4 presigned ``host:port/?Action=connect&DBUser=<user>``, signed
-for this endpoint's address and port as Describe reports them, 15 minutes, an active key or valid
+for one of this endpoint's names and its port: the instance's DNS name, the reader endpoint's, the
+cluster endpoint's when the instance is the writer, or the address it listens on, 15 minutes, an active key or valid
 temporary credentials) and authorizes ``rds-db:connect`` on
 ``arn:aws:rds-db:<region>:<account>:dbuser:<DbClusterResourceId>/<user>`` for the signer (identity
 policies, permissions boundary, session policies; ``aws:SourceIp`` is the client's address).
@@ -50,7 +51,13 @@ from auroral.gateway.decision import Authenticate, UnearnedTrust
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.iam.policy import access_denied_message
-from auroral.rds.model import KIND_CLUSTER, Cluster, Instance
+from auroral.rds.endpoints import (
+    account_region_id,
+    cluster_endpoint_name,
+    instance_endpoint_name,
+    reader_endpoint_name,
+)
+from auroral.rds.model import KIND_CLUSTER, KIND_INSTANCE, Cluster, Instance
 from auroral.regions import partition_of
 from auroral.store import Store
 
@@ -68,6 +75,7 @@ class Runtime(Protocol):
     def pg_server(self, cluster: Cluster) -> PgServer: ...
     async def admin_connection(self, cluster: Cluster) -> psycopg.AsyncConnection[tuple[Any, ...]]: ...
     def endpoint_address(self, instance: Instance) -> tuple[str, int] | None: ...
+    def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None: ...
 
 
 def dbuser_arn(cluster: Cluster, user: str) -> str:
@@ -139,6 +147,7 @@ class IamDbAuth:
         self._states: dict[str, _ClusterState] = {}
         self._idents: dict[str, tuple[str, str]] = {}  # resource id -> (account, identifier)
         self._clusters: dict[str, tuple[int, Cluster]] = {}  # resource id -> (store generation, cluster)
+        self._instances: dict[str, tuple[int, Instance]] = {}  # the same for instances
         self._tokens = PresignedVerifier()  # a token serves many logins: its signature is computed once
 
     # --- the hooks -------------------------------------------------------------------------
@@ -232,8 +241,7 @@ class IamDbAuth:
         if not token or len(token) > MAX_TOKEN:
             return "the password is not an IAM authentication token"
         signed_host = token.partition("/")[0].partition("://")[2] or token.partition("/")[0]
-        names = {host, attempt.instance.identifier, cluster.identifier, "localhost"}
-        if signed_host not in {f"{n}:{port}" for n in names}:
+        if signed_host not in {f"{n}:{port}" for n in self._host_names(cluster, attempt.instance, address)}:
             return f"the token was generated for {signed_host!r}, not for this endpoint ({host}:{port})"
         now = self._clock()
 
@@ -272,6 +280,32 @@ class IamDbAuth:
             log.debug("cannot note key use", exc_info=True)
         if not result.allowed:
             return access_denied_message(principal.arn, ACTION, resource, result)
+        return None
+
+    def _host_names(self, cluster: Cluster, instance: Instance, address: tuple[str, int]) -> set[str]:
+        """The host names a token for this endpoint may be signed for: the instance's DNS name, the
+        reader endpoint's, the cluster endpoint's while the instance is the writer, and the address
+        (plus the bare identifiers and ``localhost``, as before the names)."""
+        current = self._current_instance(cluster.account, instance.resource_id) or instance
+        ident = account_region_id(self._store, cluster.account, cluster.region)
+        names = {address[0], current.identifier, cluster.identifier, "localhost",
+                 instance_endpoint_name(current.identifier, ident, cluster.region),
+                 reader_endpoint_name(cluster.identifier, ident, cluster.region)}
+        if self._runtime.cluster_endpoint(cluster) == address:
+            names.add(cluster_endpoint_name(cluster.identifier, ident, cluster.region))
+        return names
+
+    def _current_instance(self, account: str, rid: str) -> Instance | None:
+        """The instance as stored now (it may have been renamed since its endpoint opened)."""
+        generation = self._store.generation
+        cached = self._instances.get(rid)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        for _, _, doc in self._store.list(KIND_INSTANCE, account):
+            if doc.get("resource_id") == rid:
+                found = Instance.from_doc(doc)
+                self._instances[rid] = (generation, found)
+                return found
         return None
 
     def _record(self, attempt: _Attempt, reason: str | None) -> None:

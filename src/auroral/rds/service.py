@@ -21,7 +21,16 @@ from typing import Any
 from auroral.api.context import RequestContext
 from auroral.errors import AwsError
 from auroral.rds.base import rds_arn
-from auroral.rds.model import CLUSTER_TRANSITIONS, INCOMPATIBLE, INSTANCE_TRANSITIONS, Cluster
+from auroral.rds.dns_records import RecordSink, publish
+from auroral.rds.endpoints import account_region_id
+from auroral.rds.model import (
+    CLUSTER_TRANSITIONS,
+    INCOMPATIBLE,
+    INSTANCE_TRANSITIONS,
+    KIND_CLUSTER,
+    Cluster,
+    Instance,
+)
 from auroral.rds.runtime import ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
 from auroral.rds.tags import TagOperations
 from auroral.store import Store
@@ -66,6 +75,39 @@ class RdsService(TagOperations):
         runtime.set_status_listener(self._on_runtime_status)
         if secrets is not None:
             secrets.bind(self)
+
+    # --- DNS records of the endpoints ---------------------------------------------------------
+
+    zone: RecordSink | None = None
+
+    def attach_zone(self, zone: RecordSink) -> None:
+        """Publish the endpoints' DNS records to ``zone`` from now on (all accounts' at once)."""
+        self.zone = zone
+        for account in sorted({a for a, _, _ in self.store.list(KIND_CLUSTER)}):
+            self._publish_records(account)
+
+    def _publish_records(self, account: str) -> None:
+        if self.zone is None:
+            return
+        ident = account_region_id(self.store, account, self.region)
+        publish(self.zone, account, self.region, ident, self._clusters(account), self._instances(account))
+
+    # Every change of an instance or cluster may open or close an endpoint, move a writer or rename one.
+    def _save_instance(self, instance: Instance) -> None:
+        super()._save_instance(instance)
+        self._publish_records(instance.account)
+
+    def _drop_instance(self, instance: Instance) -> None:
+        super()._drop_instance(instance)
+        self._publish_records(instance.account)
+
+    def _save_cluster(self, cluster: Cluster) -> None:
+        super()._save_cluster(cluster)
+        self._publish_records(cluster.account)
+
+    def _drop_cluster(self, cluster: Cluster) -> None:
+        super()._drop_cluster(cluster)
+        self._publish_records(cluster.account)
 
     # --- process lifecycle -----------------------------------------------------------------
 
