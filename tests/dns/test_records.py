@@ -77,7 +77,7 @@ def test_listeners_fire_on_change_only() -> None:
     zone = Zone()
     calls: list[int] = []
     zone.add_listener(lambda z: calls.append(z.version))
-    zone.add_listener(lambda z: 1 / 0)  # a broken listener does not stop the others
+    zone.add_listener(lambda z: [][0])  # a broken listener does not stop the others
     zone.replace("o", {I1: [A("127.0.0.5")]})
     zone.replace("o", {I1: [A("127.0.0.5")]})  # unchanged: no call
     zone.remove("o")

@@ -87,6 +87,7 @@ class Zone:
         self._lock = threading.Lock()
         self._owners: dict[str, dict[str, tuple[Record, ...]]] = {}
         self._merged: dict[str, tuple[Record, ...]] = {}
+        self._ancestors: frozenset[str] = frozenset()
         self._listeners: list[Listener] = []
         self._version = 0
 
@@ -141,6 +142,8 @@ class Zone:
                 else:
                     merged[name] = prior + tuple(r for r in recs if r not in prior)
         self._merged = merged
+        self._ancestors = frozenset(
+            ".".join(labels[i:]) for labels in (n.split(".") for n in merged) for i in range(1, len(labels)))
         self._version += 1
 
     def _notify(self) -> None:
@@ -195,6 +198,16 @@ class Zone:
 
         walk(start, 0)
         return found
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` has records or names below it (an "empty non-terminal": NODATA, not
+        NXDOMAIN, RFC 8020, so that a resolver does not conclude that nothing below it exists)."""
+        try:
+            key = normalize_name(name)
+        except InvalidRecord:
+            return False
+        with self._lock:
+            return key in self._merged or key in self._ancestors
 
     def names(self) -> list[str]:
         """Every name in the zone, sorted."""
