@@ -27,7 +27,7 @@ from auroral.cloudtrail.service import CloudTrailService
 from auroral.config import DEFAULT_DNS_PORT, Settings, dns_address, hosts_file
 from auroral.crypto import Sealer, load_or_create_key
 from auroral.dns import Zone
-from auroral.dns.hosts import HostsBlock, block_id
+from auroral.dns.hosts import HostsBlock, block_id, glibc_returns_all_lines
 from auroral.dns.publish import SNAPSHOT_FILE, ZonePublisher
 from auroral.dns.server import DnsServer
 from auroral.gateway import FlowLog, Gateway, TlsMaterial
@@ -162,6 +162,9 @@ class App:
                 await server.start()
             self.dns_server = server
         hosts = HostsBlock(self._hosts_path, block_id(self.settings.data_dir)) if self._hosts_path else None
+        if hosts is not None and not glibc_returns_all_lines():
+            log.warning("/etc/host.conf lacks 'multi on': a name with several addresses (a reader endpoint) "
+                        "resolves from %s to its first address only", hosts.path)
         self.publisher = ZonePublisher(self.zone, hosts=hosts, snapshot=self.settings.data_dir / SNAPSHOT_FILE,
                                        meta={"dns": self.dns_server.address if self.dns_server else None,
                                              "hosts_file": str(self._hosts_path) if self._hosts_path else None,

@@ -38,11 +38,26 @@ from pathlib import Path
 
 from auroral.dns.records import Zone
 
-__all__ = ["HostsBlock", "UnsafeHostsFile", "block_id", "render_block", "splice"]
+__all__ = ["HostsBlock", "UnsafeHostsFile", "block_id", "glibc_returns_all_lines", "render_block", "splice"]
 
 _MAX_LINKS = 16
 # rename over the file failed in a way an in-place rewrite may still get around
 _IN_PLACE_ERRNOS = {errno.EBUSY, errno.EXDEV, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def glibc_returns_all_lines(host_conf: Path = Path("/etc/host.conf")) -> bool:
+    """Whether glibc returns every line of a name, not only the first: ``multi on`` in host.conf
+    (Debian's, Ubuntu's and Fedora's default) or ``RESOLV_MULTI=on``. Without it a reader endpoint
+    resolves to one address, the first of the block (which rotates on every rewrite)."""
+    env = os.environ.get("RESOLV_MULTI")
+    if env is not None:
+        return env.strip().lower() == "on"
+    try:
+        lines = host_conf.read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    words = [line.split() for line in lines]
+    return any(w[:2] == ["multi", "on"] for w in words if w)
 
 
 class UnsafeHostsFile(OSError):
