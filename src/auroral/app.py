@@ -24,9 +24,12 @@ from auroral.api.server import make_app
 from auroral.audit import AuditTrail
 from auroral.audit.trail import FLUSH_SECONDS
 from auroral.cloudtrail.service import CloudTrailService
-from auroral.config import Settings
+from auroral.config import DEFAULT_DNS_PORT, Settings, dns_address, hosts_file
 from auroral.crypto import Sealer, load_or_create_key
-from auroral.dns.records import Zone
+from auroral.dns import Zone
+from auroral.dns.hosts import HostsBlock, block_id, glibc_returns_all_lines
+from auroral.dns.publish import SNAPSHOT_FILE, ZonePublisher
+from auroral.dns.server import DnsServer
 from auroral.gateway import FlowLog, Gateway, TlsMaterial
 from auroral.gateway import native as native_relay
 from auroral.iam.authorizer import IamAuthorizer
@@ -70,6 +73,13 @@ class App:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(settings.data_dir, 0o700)
         self._lock_fd = self._take_lock(settings.data_dir)
+        # The endpoint names (auroral.dns): RDS registers its records here with
+        # ``zone.replace("rds:<account>:<region>", ...)``; the DNS server and the hosts block follow.
+        self.zone = Zone()
+        self._dns_address = dns_address(settings.dns)
+        self._hosts_path = hosts_file(settings.hosts_file)
+        self.dns_server: DnsServer | None = None
+        self.publisher: ZonePublisher | None = None
         self.store = Store(settings.store_path)
         self.sealer = Sealer(load_or_create_key(settings.master_key_path))
         self.account = account_id(self.store)
@@ -84,13 +94,12 @@ class App:
         self.gateway = Gateway(self.tls, self.flows, relay=native_relay.load(settings.data_dir / "gateway"))
         self.runtime = LocalRuntime(settings.data_dir, self.store, self.sealer, self.gateway,
                                     endpoint_host=settings.endpoint_host)
-        # The endpoints' DNS names (RDS publishes their records; auroral.dns serves them).
-        self.zone = Zone()
         # RDS, EC2, KMS and Secrets Manager of each region (the home region's at once, the others
         # on their first request); IAM, STS and CloudTrail are global.
         self.regions = Regions(store=self.store, sealer=self.sealer, home=settings.region, account=self.account,
                                directory=self.directory, iam=self.authorizer, audit=self.audit,
-                               runtime=self.runtime, ca_cert=self.tls.ca_cert, zone=self.zone)
+                               runtime=self.runtime, ca_cert=self.tls.ca_cert, zone=self.zone,
+                               names_published=self.names_published)
         self.global_providers: dict[str, Provider] = {
             "iam": IamService(self.directory, self.authorizer),
             "sts": StsService(self.directory, self.authorizer),
@@ -135,9 +144,49 @@ class App:
             "region": self.settings.region,
             "services": {name: "running" for name in sorted([*self.global_providers, *REGIONAL_SERVICES])},
             "regions": sorted(r.region for r in self.regions.all()),
+            "dns": self.dns_server.address if self.dns_server else None,
+            "hosts_file": str(self._hosts_path) if self._hosts_path else None,
         }
 
+    async def _start_names(self) -> None:
+        """The DNS server and the publisher of the zone (hosts block, ``dns.json``)."""
+        if self._dns_address is not None:
+            host, port = self._dns_address
+            server = DnsServer(self.zone, host, DEFAULT_DNS_PORT if port < 0 else port)
+            try:
+                await server.start()
+            except OSError:
+                if port >= 0:
+                    raise
+                # "auto": another auroral (the test suite runs several) holds the default port
+                server = DnsServer(self.zone, host, 0)
+                await server.start()
+            self.dns_server = server
+        hosts = HostsBlock(self._hosts_path, block_id(self.settings.data_dir)) if self._hosts_path else None
+        if hosts is not None and not glibc_returns_all_lines():
+            log.warning("/etc/host.conf lacks 'multi on': a name with several addresses (a reader endpoint) "
+                        "resolves from %s to its first address only", hosts.path)
+        self.publisher = ZonePublisher(self.zone, hosts=hosts, snapshot=self.settings.data_dir / SNAPSHOT_FILE,
+                                       meta={"dns": self.dns_server.address if self.dns_server else None,
+                                             "hosts_file": str(self._hosts_path) if self._hosts_path else None,
+                                             "block": hosts.ident if hosts else None})
+        await asyncio.to_thread(self.publisher.start)
+
+    async def names_published(self, timeout: float = 2.0) -> bool:
+        """Wait until the zone as it is now is in the hosts file (for a caller about to report a name
+        usable, e.g. an instance ``available``); False on timeout. The DNS server needs no wait."""
+        return True if self.publisher is None else await self.publisher.published(timeout)
+
+    async def _stop_names(self) -> None:
+        if self.publisher is not None:
+            await asyncio.to_thread(self.publisher.stop)
+            self.publisher = None
+        if self.dns_server is not None:
+            await self.dns_server.stop()
+            self.dns_server = None
+
     async def start(self) -> None:
+        await self._start_names()
         await self.runtime.warm_up()
         for services in self.regions.all():
             await services.start(self.account)
@@ -168,6 +217,8 @@ class App:
             "port": self.settings.port,
             "region": self.settings.region,
             "account": self.account,
+            "dns": self.dns_server.address if self.dns_server else None,
+            "hosts_file": str(self._hosts_path) if self._hosts_path else None,
         }
         path = self.settings.data_dir / SERVER_FILE
         tmp = path.with_suffix(".tmp")
@@ -185,6 +236,7 @@ class App:
         for services in self.regions.all():
             await services.stop()
         await self.runtime.close()
+        await self._stop_names()
         (self.settings.data_dir / SERVER_FILE).unlink(missing_ok=True)
         self.store.close()
         os.close(self._lock_fd)

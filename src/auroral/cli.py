@@ -1,4 +1,4 @@
-"""``auroral up | env | status | down | audit | ca | flows``."""
+"""``auroral up | env | status | down | audit | ca | flows | dns``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from auroral import __version__, priority
-from auroral.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, Settings, default_data_dir
+from auroral.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, Settings, default_data_dir, dns_address
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -93,6 +93,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     try:
         nice = priority.configured(os.environ)
+        dns_address(settings.dns)
     except ValueError as exc:
         print(f"auroral: {exc}", file=sys.stderr)
         return 2
@@ -111,6 +112,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"auroral is ready at {settings.endpoint_url} (account {app.account}, region {settings.region})")
         print("Root credentials of the account (keep them safe):")
         print(_env_lines(settings, settings.endpoint_url), flush=True)
+        if app.dns_server is not None:
+            print(f"Endpoint names: DNS server at {app.dns_server.address} (UDP and TCP)"
+                  + (f", hosts file {app.publisher.hosts.path}" if app.publisher and app.publisher.hosts else "")
+                  + "; see `auroral dns`", flush=True)
         try:
             await stop.wait()
         finally:
@@ -195,6 +200,50 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  account {health.get('account')}, region {health.get('region')}")
     for name, state in dict(health.get("services") or {}).items():
         print(f"  {name:<16} {state}")
+    print(f"  {'dns':<16} {health.get('dns') or 'off'} (hosts file: {health.get('hosts_file') or 'off'})")
+    return 0
+
+
+DNS_HELP = """The DNS names of the endpoints (cluster, reader, custom and instance endpoints, as AWS names them)
+and how this machine resolves them. As root, auroral keeps them in a block of /etc/hosts
+(AURORAL_HOSTS_FILE), so every client resolves them as they are. Otherwise ask auroral's DNS server
+(AURORAL_DNS; `auroral status` shows its address): dig @127.0.0.1 -p 4553 <name>; or give libpq
+the address with hostaddr= (the name stays in host= for TLS verify-full and IAM tokens); or paste
+`auroral dns --hosts` into a hosts file; or forward rds.amazonaws.com to the server from a local
+resolver (dnsmasq: server=/rds.amazonaws.com/127.0.0.1#4553; systemd-resolved: DNS=127.0.0.1:4553
+with Domains=~rds.amazonaws.com).
+"""
+
+
+def cmd_dns(args: argparse.Namespace) -> int:
+    from auroral.dns.hosts import render_block, splice
+    from auroral.dns.publish import SNAPSHOT_FILE, records_from_json, records_to_json
+    from auroral.dns.records import CNAME, Zone
+
+    settings = _settings(args)
+    found = _server_of(settings)
+    if isinstance(found, str):
+        print(f"auroral is not running ({found})", file=sys.stderr)
+        return 1
+    try:
+        doc = json.loads((settings.data_dir / SNAPSHOT_FILE).read_text())
+        records = records_from_json(doc.get("records") or {})
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        print(f"auroral: cannot read the endpoint names: {exc}", file=sys.stderr)
+        return 1
+    zone = Zone()
+    zone.replace("snapshot", records)
+    if args.json:
+        print(json.dumps({"dns": doc.get("dns"), "hosts_file": doc.get("hosts_file"),
+                          "records": records_to_json(zone.snapshot())}, indent=1))
+    elif args.hosts:
+        print(splice("", str(doc.get("block") or "paste"), render_block(zone)), end="")
+    else:
+        print(f"DNS server: {doc.get('dns') or 'off'}; hosts file: {doc.get('hosts_file') or 'off'}")
+        for name in zone.names():
+            for record in zone.lookup(name):
+                kind, value = ("CNAME", record.target) if isinstance(record, CNAME) else ("A", record.address)
+                print(f"{name}\t{kind}\t{value}")
     return 0
 
 
@@ -368,6 +417,12 @@ def _dispatch(argv: list[str] | None) -> int:
     common(ca)
     ca.add_argument("--path", action="store_true", help="print the bundle's path instead")
     ca.set_defaults(func=cmd_ca)
+    dns = sub.add_parser("dns", help="show the endpoints' DNS names and how to resolve them",
+                         description=DNS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(dns)
+    dns.add_argument("--hosts", action="store_true", help="print the names as a hosts file block to paste")
+    dns.add_argument("--json", action="store_true", help="print the records as JSON")
+    dns.set_defaults(func=cmd_dns)
     flows = sub.add_parser("flows", help="show the endpoints' flow records (ACCEPT/REJECT and why)",
                            description=FLOWS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     common(flows)

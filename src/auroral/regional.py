@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -68,7 +68,7 @@ class RegionServices:
         self.addresses = EndpointAddresses(self.ec2, self.rds, store)
         self.rds.attach_interfaces(self.addresses)
         if regions.zone is not None:  # the endpoints' DNS names, served by auroral.dns
-            self.rds.attach_zone(regions.zone)
+            self.rds.attach_zone(regions.zone, regions.names_published)
         self.iam_db_auth = IamDbAuth(regions.runtime, store, regions.directory, regions.iam, regions.audit)
         self.providers: dict[str, Any] = {
             "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
@@ -95,7 +95,8 @@ class Regions:
 
     def __init__(self, *, store: Store, sealer: Sealer, home: str, account: str, directory: Directory,
                  iam: IamAuthorizer, audit: AuditTrail, runtime: LocalRuntime, ca_cert: x509.Certificate,
-                 zone: RecordSink | None = None) -> None:
+                 zone: RecordSink | None = None,
+                 names_published: Callable[[], Awaitable[bool]] | None = None) -> None:
         stored = store.get_meta(_HOME_REGION_META)
         if stored is None:
             store.set_meta(_HOME_REGION_META, home)
@@ -111,6 +112,7 @@ class Regions:
         self.runtime = runtime
         self.ca_cert = ca_cert
         self.zone = zone
+        self.names_published = names_published
         self._by_region: dict[str, RegionServices] = {}
         # KMS key ARNs by their region's key policies, everything else by IAM.
         self.authorizer: Authorizer = KeyPolicyAuthorizer(iam, self.keyring)

@@ -87,6 +87,7 @@ class Zone:
         self._lock = threading.Lock()
         self._owners: dict[str, dict[str, tuple[Record, ...]]] = {}
         self._merged: dict[str, tuple[Record, ...]] = {}
+        self._ancestors: frozenset[str] = frozenset()
         self._listeners: list[Listener] = []
         self._version = 0
 
@@ -101,9 +102,10 @@ class Zone:
             for rec in items:
                 if not isinstance(rec, (A, CNAME)):
                     raise InvalidRecord(f"not a record: {type(rec).__name__}")
-            if any(isinstance(r, CNAME) for r in items) and len(items) > 1:
-                # DNS forbids a CNAME next to other data at the same name (RFC 1034 3.6.2).
-                raise InvalidRecord(f"a CNAME must be the only record of {key}")
+            if any(isinstance(r, CNAME) for r in items) and any(isinstance(r, A) for r in items):
+                # DNS forbids a CNAME next to other data at the same name (RFC 1034 3.6.2). Several
+                # CNAMEs form a rotation set (a reader endpoint): the server answers one per query.
+                raise InvalidRecord(f"{key} cannot have both CNAME and A records")
             if items:
                 clean[key] = clean.get(key, ()) + items
         with self._lock:
@@ -140,6 +142,8 @@ class Zone:
                 else:
                     merged[name] = prior + tuple(r for r in recs if r not in prior)
         self._merged = merged
+        self._ancestors = frozenset(
+            ".".join(labels[i:]) for labels in (n.split(".") for n in merged) for i in range(1, len(labels)))
         self._version += 1
 
     def _notify(self) -> None:
@@ -168,35 +172,42 @@ class Zone:
         with self._lock:
             return list(self._merged.get(key, ()))
 
-    def chain(self, name: str) -> tuple[list[tuple[str, CNAME]], list[str]]:
-        """The CNAMEs followed from ``name`` (as ``(owner name, record)``) and the final addresses.
+    def resolve(self, name: str) -> list[str]:
+        """The IPv4 addresses ``name`` resolves to within the zone; [] if none.
 
-        Stops at a loop, a chain longer than :data:`MAX_CHAIN`, or a target outside the zone (then
-        the addresses are empty, and the chain still lists the aliases, as an authoritative server
-        answers).
+        CNAMEs are followed; a rotation set of several CNAMEs contributes the addresses of every
+        target (in order, without repeats). Each name is expanded once (loop-safe), to a depth of :data:`MAX_CHAIN`.
         """
         try:
-            current = normalize_name(name)
+            start = normalize_name(name)
         except InvalidRecord:
-            return [], []
+            return []
         with self._lock:
             merged = self._merged
-        aliases: list[tuple[str, CNAME]] = []
-        seen = {current}
-        while True:
-            recs = merged.get(current, ())
-            alias = next((r for r in recs if isinstance(r, CNAME)), None)
-            if alias is None:
-                return aliases, [r.address for r in recs if isinstance(r, A)]
-            aliases.append((current, alias))
-            if alias.target in seen or len(aliases) > MAX_CHAIN:
-                return aliases, []
-            seen.add(alias.target)
-            current = alias.target
+        found: list[str] = []
+        seen = {start}
 
-    def resolve(self, name: str) -> list[str]:
-        """The IPv4 addresses ``name`` resolves to within the zone (CNAMEs followed); [] if none."""
-        return self.chain(name)[1]
+        def walk(current: str, depth: int) -> None:
+            for rec in merged.get(current, ()):
+                if isinstance(rec, A):
+                    if rec.address not in found:
+                        found.append(rec.address)
+                elif rec.target not in seen and depth < MAX_CHAIN:
+                    seen.add(rec.target)  # each name is expanded once: loop-safe and linear
+                    walk(rec.target, depth + 1)
+
+        walk(start, 0)
+        return found
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` has records or names below it (an "empty non-terminal": NODATA, not
+        NXDOMAIN, RFC 8020, so that a resolver does not conclude that nothing below it exists)."""
+        try:
+            key = normalize_name(name)
+        except InvalidRecord:
+            return False
+        with self._lock:
+            return key in self._merged or key in self._ancestors
 
     def names(self) -> list[str]:
         """Every name in the zone, sorted."""

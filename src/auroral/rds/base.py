@@ -111,6 +111,8 @@ class RdsBase:
     service = "rds"
     # The longest a create waits for its background work before answering anyway (see ``_settle``).
     settle_seconds: float = 10.0
+    # Waits until the endpoint names resolve as the zone has them now (RdsService.attach_zone).
+    _names_published: Callable[[], Awaitable[bool]] | None = None
 
     def __init__(
         self,
@@ -129,6 +131,13 @@ class RdsBase:
         self._locks: dict[str, asyncio.Lock] = {}
 
     # --- background work -----------------------------------------------------------------
+
+    async def _names_resolve(self) -> None:
+        """Wait (briefly) until the endpoint names as they are now resolve, before reporting an instance
+        ``available``: a client that reads its name from Describe can connect by it at once."""
+        published = self._names_published
+        if published is not None and not await published():
+            log.warning("the endpoint names were not published in time")
 
     def _spawn(self, resource_id: str, what: str, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         lock = self._locks.setdefault(resource_id, asyncio.Lock())

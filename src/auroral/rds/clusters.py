@@ -166,7 +166,13 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         current = self._instance_by_rid(instance.account, instance.resource_id)
         if current is None or current.status == "deleting":
             return
-        current.address, current.endpoint_port = address, port
+        if (current.address, current.endpoint_port) != (address, port):
+            current.address, current.endpoint_port = address, port
+            self._save_instance(current)  # its name resolves to the new address (rds/dns_records.py)
+            await self._names_resolve()
+            current = self._instance_by_rid(instance.account, instance.resource_id)
+            if current is None or current.status == "deleting":
+                return
         current.transition("available")
         self._save_instance(current)
 

@@ -15,7 +15,7 @@ events, the authorization hooks and the service-linked-role guard.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from auroral.api.context import RequestContext
@@ -80,9 +80,11 @@ class RdsService(TagOperations):
 
     zone: RecordSink | None = None
 
-    def attach_zone(self, zone: RecordSink) -> None:
-        """Publish the endpoints' DNS records to ``zone`` from now on (all accounts' at once)."""
+    def attach_zone(self, zone: RecordSink, published: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Publish the endpoints' DNS records to ``zone`` from now on (all accounts' at once);
+        ``published`` waits until what the zone holds now resolves (the hosts block is written)."""
         self.zone = zone
+        self._names_published = published
         for account in sorted({a for a, _, _ in self.store.list(KIND_CLUSTER)}):
             self._publish_records(account)
 
