@@ -17,7 +17,7 @@ async def test_create_returns_creating_then_available_when_the_runtime_is_done(e
     assert created["DBClusterIdentifier"] == "prod-db"  # stored lower-cased
     assert created["DBClusterArn"] == "arn:aws:rds:us-east-1:123456789012:cluster:prod-db"
     assert re.fullmatch(r"cluster-[A-Z0-9]{26}", created["DbClusterResourceId"])
-    assert created["Port"] == 5433 and "Endpoint" not in created
+    assert created["Port"] == 5433 and created["Endpoint"].startswith("prod-db.cluster-")  # names from creation on
     assert created["DBClusterParameterGroup"] == "default.aurora-postgresql16"
     assert created["EngineVersion"] == "16.4" and created["EngineMode"] == "provisioned"
     assert created["VpcSecurityGroups"] == [{"VpcSecurityGroupId": "sg-1", "Status": "active"}]
@@ -196,7 +196,9 @@ async def test_stop_and_start(env: Env) -> None:
     assert (await env.describe_instance())["DBInstanceStatus"] == "stopping"
     await env.service.drain()
     cluster = await env.describe_cluster()
-    assert cluster["Status"] == "stopped" and "Endpoint" not in cluster
+    # the names stay (as AWS keeps them while stopped); nothing listens
+    assert cluster["Status"] == "stopped" and cluster["Endpoint"].startswith("c1.cluster-")
+    assert env.runtime.endpoints == {}
     assert (await env.describe_instance())["DBInstanceStatus"] == "stopped"
     assert not env.runtime.servers[cluster["DbClusterResourceId"]].running
     err = await env.fails("StopDBCluster", DBClusterIdentifier="c1")
@@ -205,7 +207,8 @@ async def test_stop_and_start(env: Env) -> None:
     assert (await env.call("StartDBCluster", DBClusterIdentifier="c1"))["DBCluster"]["Status"] == "starting"
     await env.service.drain()
     cluster = await env.describe_cluster()
-    assert cluster["Status"] == "available" and cluster["Endpoint"] == "127.0.0.1"
+    assert cluster["Status"] == "available"
+    assert re.fullmatch(r"c1\.cluster-[a-z][a-z0-9]{11}\.us-east-1\.rds\.amazonaws\.com", cluster["Endpoint"])
     assert (await env.describe_instance())["DBInstanceStatus"] == "available"
 
 

@@ -66,8 +66,9 @@ def interface_at(ec2: Any, private_ip: str) -> dict[str, Any]:
 
 
 def login(host: str, port: int, **kw: Any) -> psycopg.Connection[tuple[Any, ...]]:
+    kw.setdefault("sslmode", "require")
     return psycopg.connect(host=host, port=port, user=MASTER, password=PASSWORD, dbname="appdb",
-                           sslmode="require", connect_timeout=10, autocommit=True, **kw)
+                           connect_timeout=10, autocommit=True, **kw)
 
 
 def add_instance(rds: Any, cluster: str) -> str:
@@ -250,5 +251,46 @@ def test_a_vpc_no_translation_covers_gets_a_loopback_range_of_its_own(srv: Serve
         # client addresses in the range are hosts of the VPC too: 127.<b>.1.9 is 10.77.1.9
         assert wait_probe(host, port, f"127.{b}.1.9", "ok") >= 0
         assert probe(host, port, f"127.{b}.3.9", timeout=1.0) == "timeout"
+    finally:
+        delete_db(rds, db)
+
+
+def test_names_resolve_and_iam_tokens_are_good_for_the_endpoint_names(srv: Server) -> None:
+    rds = srv.client("rds")
+    db = create_db(rds, prefix="addr9", EnableIAMDatabaseAuthentication=True)
+    try:
+        reader = add_instance(rds, db.cluster_id)
+        cluster = rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]
+        writer_name = rds.describe_db_instances(DBInstanceIdentifier=db.instance_id)["DBInstances"][0]["Endpoint"][
+            "Address"]
+        reader_name = rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0]["Endpoint"]["Address"]
+        ident = writer_name.split(".")[1]
+        assert writer_name == f"{db.instance_id}.{ident}.us-east-1.rds.amazonaws.com"
+        assert cluster["Endpoint"] == f"{db.cluster_id}.cluster-{ident}.us-east-1.rds.amazonaws.com"
+        assert cluster["ReaderEndpoint"] == f"{db.cluster_id}.cluster-ro-{ident}.us-east-1.rds.amazonaws.com"
+        # the cluster endpoint is the writer's address, the reader endpoint the reader's
+        assert socket.gethostbyname(cluster["Endpoint"]) == listening(rds, db.instance_id)[0]
+        assert socket.gethostbyname(cluster["ReaderEndpoint"]) == listening(rds, reader)[0]
+        bundle = str(srv.data_dir / "tls" / "rds-ca-bundle.pem")
+        with login(cluster["Endpoint"], 5432, sslmode="verify-full", sslrootcert=bundle) as conn:
+            conn.execute("CREATE USER iamuser")
+            conn.execute("GRANT rds_iam TO iamuser")
+
+        def iam_login(host: str, signed_for: str) -> None:
+            token = rds.generate_db_auth_token(DBHostname=signed_for, Port=5432, DBUsername="iamuser",
+                                               Region="us-east-1")
+            with psycopg.connect(host=host, port=5432, user="iamuser", password=token, dbname="appdb",
+                                 sslmode="verify-full", sslrootcert=bundle, connect_timeout=10) as conn:
+                assert conn.execute("SELECT current_user").fetchone() == ("iamuser",)
+
+        for name in (cluster["Endpoint"], writer_name, cluster["ReaderEndpoint"]):
+            iam_login(writer_name, name)
+        iam_login(reader_name, reader_name)
+        iam_login(reader_name, cluster["ReaderEndpoint"])
+        refused = 'PAM authentication failed for user "iamuser"'
+        with pytest.raises(psycopg.OperationalError, match=refused):  # the writer's name is not the reader's
+            iam_login(reader_name, writer_name)
+        with pytest.raises(psycopg.OperationalError, match=refused):  # the cluster endpoint is the writer's
+            iam_login(reader_name, cluster["Endpoint"])
     finally:
         delete_db(rds, db)

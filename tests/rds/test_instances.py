@@ -10,7 +10,12 @@ from .conftest import Env
 
 
 async def test_first_instance_is_the_writer_and_its_endpoint_is_the_clusters(env: Env) -> None:
-    await env.cluster(drain=False)
+    creating = await env.cluster(drain=False)
+    # the cluster's names and port from creation on, as AWS answers CreateDBCluster
+    ident = creating["Endpoint"].split(".")[1].removeprefix("cluster-")
+    assert creating["Endpoint"] == f"c1.cluster-{ident}.us-east-1.rds.amazonaws.com"
+    assert creating["ReaderEndpoint"] == f"c1.cluster-ro-{ident}.us-east-1.rds.amazonaws.com"
+    assert creating["Port"] == 5432 and re.fullmatch(r"[a-z][a-z0-9]{11}", ident)
     created = await env.instance(drain=False, PubliclyAccessible=True)  # while the cluster is creating
     assert created["DBInstanceStatus"] == "creating" and "Endpoint" not in created
     assert re.fullmatch(r"db-[A-Z0-9]{26}", created["DbiResourceId"])
@@ -18,10 +23,12 @@ async def test_first_instance_is_the_writer_and_its_endpoint_is_the_clusters(env
     await env.service.drain()
     instance = await env.describe_instance()
     assert instance["DBInstanceStatus"] == "available" and instance["PubliclyAccessible"] is True
-    address, port = env.runtime.endpoints[instance["DbiResourceId"]]
-    assert instance["Endpoint"]["Address"] == address and instance["Endpoint"]["Port"] == port
+    _, port = env.runtime.endpoints[instance["DbiResourceId"]]
+    assert instance["Endpoint"] == {"Address": f"i1.{ident}.us-east-1.rds.amazonaws.com", "Port": port,
+                                    "HostedZoneId": "Z2R2ITUGPM61AM"}
     cluster = await env.describe_cluster()
-    assert (cluster["Endpoint"], cluster["Port"]) == (address, port)  # what psql -h/-p must use
+    # the writer's port (this fake runtime gives each endpoint its own, as with AURORAL_ENDPOINT_HOST)
+    assert (cluster["Endpoint"], cluster["Port"]) == (creating["Endpoint"], port)
     assert cluster["DBClusterMembers"] == [{"DBInstanceIdentifier": "i1", "IsClusterWriter": True,
                                             "DBClusterParameterGroupStatus": "in-sync", "PromotionTier": 1}]
     reader = await env.instance("i2")

@@ -28,6 +28,7 @@ from auroral.api.context import RequestContext
 from auroral.api.protocol import error_from_shape
 from auroral.errors import AwsError, invalid_parameter_value
 from auroral.rds import validate
+from auroral.rds.endpoints import account_region_id
 from auroral.rds.model import (
     KIND_CLUSTER,
     KIND_CLUSTER_PG,
@@ -164,6 +165,13 @@ class RdsBase:
         """Wait until every background task (including ones they start) has finished."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def dns_id(self, account: str) -> str:
+        """The account's id in this region's endpoint DNS names (``rds/endpoints.py``)."""
+        cache: dict[str, str] = self.__dict__.setdefault("_dns_ids", {})
+        if account not in cache:
+            cache[account] = account_region_id(self.store, account, self.region)
+        return cache[account]
 
     # --- naming: one resolution for the handler and the authorization of the same request ----
 

@@ -22,6 +22,7 @@ from auroral.errors import AccessDenied, AwsError, invalid_parameter_combination
 from auroral.rds import validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.certificates import CertificateOperations
+from auroral.rds.endpoints import cluster_endpoint_name, reader_endpoint_name
 from auroral.rds.engine_versions import default_group_name
 from auroral.rds.managed_secrets import KMS_NEEDS_MANAGED, ManagedSecretOperations
 from auroral.rds.model import (
@@ -94,7 +95,10 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 raise
 
     def view_cluster(self, cluster: Cluster) -> dict[str, Any]:
-        return cluster_view(cluster, self._members(cluster), self.runtime.cluster_endpoint(cluster),
+        ident = self.dns_id(cluster.account)
+        names = (cluster_endpoint_name(cluster.identifier, ident, cluster.region),
+                 reader_endpoint_name(cluster.identifier, ident, cluster.region))
+        return cluster_view(cluster, self._members(cluster), self.runtime.cluster_endpoint(cluster), names,
                             certificate=self.certificate_details())
 
     def _group_for(self, account: str, name: Any, major: int) -> str:

@@ -28,8 +28,10 @@ from auroral.rds.model import Cluster, Instance
 
 log = logging.getLogger(__name__)
 
-# Instance statuses in which an instance serves its endpoint (a reader endpoint member).
-_SERVING = frozenset({"available", "modifying", "backing-up"})
+# Instance statuses in which a reader with an address is a reader endpoint member: serving, or about to
+# (its endpoint opens, and its address is saved and published, just before it is reported available:
+# so the reader endpoint resolves to it by the time a waiter sees it available).
+_SERVING = frozenset({"available", "modifying", "backing-up", "creating", "rebooting", "starting"})
 
 
 class RecordSink(Protocol):

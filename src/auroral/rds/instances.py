@@ -19,6 +19,7 @@ from auroral.errors import AwsError, invalid_parameter_combination, invalid_para
 from auroral.rds import validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.clusters import ClusterOperations
+from auroral.rds.endpoints import instance_endpoint_name
 from auroral.rds.model import ENGINE, INCOMPATIBLE, Cluster, Instance, new_resource_id, utcnow
 from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure
 from auroral.rds.views import instance_view
@@ -59,7 +60,8 @@ class InstanceOperations(ClusterOperations):
     def view_instance(self, instance: Instance, cluster: Cluster | None = None) -> dict[str, Any]:
         if cluster is None:
             cluster = self._get_cluster(instance.account, instance.cluster_identifier)
-        return instance_view(instance, cluster, subnet_group=self.subnet_group_view(cluster),
+        name = instance_endpoint_name(instance.identifier, self.dns_id(instance.account), instance.region)
+        return instance_view(instance, cluster, name, subnet_group=self.subnet_group_view(cluster),
                              certificate=self.certificate_details())
 
     async def CreateDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

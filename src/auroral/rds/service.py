@@ -22,7 +22,6 @@ from auroral.api.context import RequestContext
 from auroral.errors import AwsError
 from auroral.rds.base import rds_arn
 from auroral.rds.dns_records import RecordSink, publish
-from auroral.rds.endpoints import account_region_id
 from auroral.rds.model import (
     CLUSTER_TRANSITIONS,
     INCOMPATIBLE,
@@ -91,7 +90,7 @@ class RdsService(TagOperations):
     def _publish_records(self, account: str) -> None:
         if self.zone is None:
             return
-        ident = account_region_id(self.store, account, self.region)
+        ident = self.dns_id(account)
         publish(self.zone, account, self.region, ident, self._clusters(account), self._instances(account))
 
     # Every change of an instance or cluster may open or close an endpoint, move a writer or rename one.

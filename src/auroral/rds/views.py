@@ -1,10 +1,11 @@
 """Response views: ``DBCluster`` and ``DBInstance`` dicts shaped like botocore's rds output shapes.
 
-Documented deviation: ``Endpoint``/``Port`` (and the instances' ``Endpoint.Address``/``Port``)
-are what clients actually connect to on this machine — the host address and real listening port
-the runtime reports — not AWS-style DNS names, so ``psql -h $Endpoint -p $Port`` works. The
-requested ``Port`` is kept as the cluster's virtual port (security-group rules are evaluated
-against it) and is reported until an endpoint is open.
+Endpoints are reported as AWS reports them: the cluster's ``Endpoint`` (``<cluster>.cluster-<id>...``)
+and ``ReaderEndpoint`` (``<cluster>.cluster-ro-<id>...``) and its ``Port`` from creation on; an
+instance's ``Endpoint`` (``<instance>.<id>.<region>.rds.amazonaws.com``, the port, the hosted zone) once
+it has an address (not while ``creating``: unconfirmed, as AWS's create-db-instance answers show it).
+The names resolve through auroral's DNS server and hosts block (``auroral.dns``, records from
+``rds/dns_records.py``) to the address each instance listens on (``rds/addresses.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str, int] | None, *,
-                 certificate: dict[str, Any] | None = None) -> dict[str, Any]:
+def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str, int] | None,
+                 names: tuple[str, str], *, certificate: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``endpoint``: where the writer listens, if it does (its port is the cluster's, except with one
+    shared endpoint address); ``names``: the cluster and reader endpoint names."""
     view: dict[str, Any] = {
         "AllocatedStorage": 1,
         "AvailabilityZones": list(cluster.availability_zones),
@@ -69,10 +72,7 @@ def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str,
         "AutoMinorVersionUpgrade": True,
         "NetworkType": "IPV4",
     }
-    if endpoint:
-        view["Endpoint"] = endpoint[0]
-        # Readers are further endpoints of the same server; the reader endpoint name is the host address.
-        view["ReaderEndpoint"] = endpoint[0]
+    view["Endpoint"], view["ReaderEndpoint"] = names
     if cluster.database_name:
         view["DatabaseName"] = cluster.database_name
     if certificate:
@@ -84,8 +84,10 @@ def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str,
     return view
 
 
-def instance_view(instance: Instance, cluster: Cluster | None, *, subnet_group: dict[str, Any] | None = None,
+def instance_view(instance: Instance, cluster: Cluster | None, name: str, *,
+                  subnet_group: dict[str, Any] | None = None,
                   certificate: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``name``: the instance's endpoint DNS name."""
     major = cluster.major if cluster else 0
     view: dict[str, Any] = {
         "DBInstanceIdentifier": instance.identifier,
@@ -149,5 +151,5 @@ def instance_view(instance: Instance, cluster: Cluster | None, *, subnet_group: 
     if certificate:
         view["CertificateDetails"] = dict(certificate)
     if instance.address and instance.endpoint_port:
-        view["Endpoint"] = {"Address": instance.address, "Port": instance.endpoint_port, "HostedZoneId": HOSTED_ZONE_ID}
+        view["Endpoint"] = {"Address": name, "Port": instance.endpoint_port, "HostedZoneId": HOSTED_ZONE_ID}
     return view
