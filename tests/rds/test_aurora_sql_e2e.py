@@ -6,6 +6,7 @@ cluster as Aurora PostgreSQL (its dialect detection and topology queries), quick
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -47,7 +48,8 @@ def test_functions_answer_as_on_aurora(db: Any, user: str) -> None:
             "FROM aurora_replica_status()").fetchall()
         assert rows == [(db.instance_id, "MASTER_SESSION_ID", None, None, 0.0)]
         # the endpoint the client connected to, as inet_server_addr()/inet_server_port() report it
-        assert conn.execute("SELECT host(inet_server_addr()), inet_server_port()").fetchone() == (db.host, db.port)
+        assert conn.execute("SELECT host(inet_server_addr()), inet_server_port()").fetchone() == (
+            socket.gethostbyname(db.host), db.port)
         if not _preloaded(conn):
             pytest.skip("the auroral_rds module could not be built on this host")
         row = conn.execute("SELECT setting FROM pg_settings WHERE name = 'rds.extensions'").fetchone()
@@ -97,8 +99,12 @@ def test_aws_wrapper_detects_aurora_postgresql(db: Any) -> None:
         with conn.cursor() as cursor:
             cursor.execute("SELECT aurora_db_instance_identifier()")
             assert cursor.fetchone() == (db.instance_id,)
+        # connected by the cluster endpoint's name, the wrapper knows the instance names from it
+        # (RdsUtils: ``?.<id>.<region>.rds.amazonaws.com``) and the topology from aurora_replica_status()
+        service.force_refresh_host_list(conn.target_connection)
         topology = service.hosts
-        assert [(h.host_id, h.role.name) for h in topology] == [(db.instance_id, "WRITER")]
+        instance_name = db.host.replace(".cluster-", ".", 1).replace(db.cluster_id, db.instance_id, 1)
+        assert [(h.host, h.host_id, h.role.name) for h in topology] == [(instance_name, db.instance_id, "WRITER")]
         assert elapsed < 5, f"connecting took {elapsed:.1f} s"
     finally:
         conn.close()

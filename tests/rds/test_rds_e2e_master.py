@@ -5,6 +5,7 @@ master user with ModifyDBCluster — through psycopg and psql at the cluster end
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -148,7 +149,7 @@ def test_psql_flows(server: Any, db: Db) -> None:
     assert verified.stdout.strip() == db.master
     # the certificate names the endpoint and nothing unrelated
     other = subprocess.run(
-        ["psql", f"host=localhost.invalid hostaddr={db.host} port={db.port} user={db.master} "
+        ["psql", f"host=localhost.invalid hostaddr={socket.gethostbyname(db.host)} port={db.port} user={db.master} "
          f"dbname={db.database} sslmode=verify-full sslrootcert={bundle}", "-X", "-c", "SELECT 1"],
         env={"PGPASSWORD": db.password, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
     assert other.returncode != 0 and "does not match host name" in other.stderr
