@@ -8,7 +8,9 @@ way a VPC would decide it:
    publicly accessible and the VPC has an attached internet gateway;
 2. *security groups* — some ingress rule of the instance's groups (their union) admits TCP to the
    port from that address: by CIDR (IPv4 or IPv6), or because the address is the private address of
-   a network interface in the VPC that carries the group the rule references.
+   a network interface in the VPC that carries the group the rule references. That includes the
+   RDS-managed interfaces of DB instances (``ec2/managed.py``): a connection from a DB instance's
+   address carries the cluster's groups, as traffic from the instance does in AWS.
 
 The address given to ``decide`` is the one the VPC would see: callers pass the real peer address
 through ``translate`` first (``AURORAL_NET_TRANSLATE``, e.g. ``127.10.0.0/16=10.0.0.0/16``, so that

@@ -388,7 +388,7 @@ class LocalRuntime:
             host="",
             port=0,
             target_socket=target,
-            virtual_port=cluster.port,
+            virtual_port=cluster.port,  # the listening port, except on a shared AURORAL_ENDPOINT_HOST
             server_names=(*certificate_names(self._store, cluster.account, cluster.region),
                           instance.identifier, cluster.identifier, "localhost"),
             force_ssl=self._force_ssl(cluster.resource_id),

@@ -112,7 +112,7 @@ class Cluster:
     master_username: str
     created: datetime
     parameter_group: str
-    port: int = 5432  # the requested ("virtual") port, for security-group evaluation
+    port: int = 5432  # where every instance listens (security groups are evaluated against it)
     database_name: str | None = None
     vpc_security_group_ids: list[str] = field(default_factory=list)
     subnet_group: str = "default"

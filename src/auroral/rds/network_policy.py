@@ -6,7 +6,7 @@ For every accepted TCP connection, before a byte is read:
 1. the client's address is the real peer address after translation (``AURORAL_NET_TRANSLATE``,
    e.g. ``127.10.0.0/16=10.0.0.0/16``, so loopback aliases stand for hosts inside a subnet);
 2. :meth:`auroral.ec2.network.Network.decide` answers with the cluster's VPC, its *current*
-   security groups and virtual port, and the instance's *current* ``PubliclyAccessible`` (read from
+   security groups and port, and the instance's *current* ``PubliclyAccessible`` (read from
    the RDS service's in-memory network view, which every save refreshes), so a ModifyDBCluster,
    a ModifyDBInstance or a security-group rule change applies to the next connection, while
    established connections keep running (security groups are stateful);

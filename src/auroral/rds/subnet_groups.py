@@ -7,7 +7,7 @@
 * A cluster is placed in its subnet group's VPC (``Cluster.vpc_id``). Its ``VpcSecurityGroupIds``
   must exist and belong to that VPC; without them it gets the VPC's default security group.
 * The network facts the endpoint gateway needs on every connection (the cluster's VPC, security
-  groups and virtual port; each instance's ``PubliclyAccessible``) are kept in memory and refreshed
+  groups and port; each instance's ``PubliclyAccessible``) are kept in memory and refreshed
   by every save, so a decision never reads the store and a change applies to the next connection.
 
 The EC2 side is reached through :class:`NetworkDirectory` (``auroral.rds.network_policy`` implements
