@@ -65,7 +65,7 @@ class RegionServices:
         self.rds.attach_ca(regions.ca_cert)
         self.network_policy = NetworkPolicy(self.ec2, self.rds, store, drop=drop_mode(os.environ))
         # The DB instances' network interfaces and the addresses their endpoints listen on.
-        self.addresses = EndpointAddresses(self.ec2, self.rds, store)
+        self.addresses = EndpointAddresses(self.ec2, self.rds, store, region)
         self.rds.attach_interfaces(self.addresses)
         if regions.zone is not None:  # the endpoints' DNS names, served by auroral.dns
             self.rds.attach_zone(regions.zone, regions.names_published)

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -294,3 +295,31 @@ def test_names_resolve_and_iam_tokens_are_good_for_the_endpoint_names(srv: Serve
             iam_login(reader_name, cluster["Endpoint"])
     finally:
         delete_db(rds, db)
+
+
+def test_addresses_and_loopback_ranges_survive_a_restart(base: Path) -> None:
+    key, secret = new_root_key()
+    data = base / "data"
+    server = start_server(data, access_key=key, secret_key=secret, account="210987654322")
+    try:
+        rds, ec2 = server.client("rds"), server.client("ec2")
+        group, _, db_sg = _subnet_group(rds, ec2, "10.78")
+        ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "10.78.1.0/24"}]}])
+        in_vpc = create_db(rds, prefix="addr10", DBSubnetGroupName=group, VpcSecurityGroupIds=[db_sg])
+        default = create_db(rds, prefix="addr11")
+        before = {i: listening(rds, i) for i in (in_vpc.instance_id, default.instance_id)}
+        stop_server(server)
+        server = start_server(data, access_key=key, secret_key=secret, account="210987654322",
+                              port=int(server.url.rsplit(":", 1)[1]))
+        rds = server.client("rds")
+        for instance in before:
+            rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=instance, WaiterConfig=FAST)
+        assert {i: listening(rds, i) for i in before} == before
+        host, port = before[in_vpc.instance_id]
+        b = host.split(".")[1]
+        assert wait_probe(host, port, f"127.{b}.1.9", "ok") >= 0  # the range still stands for 10.78
+        with login(*before[default.instance_id]):
+            pass
+    finally:
+        stop_server(server)

@@ -11,8 +11,8 @@ as the loopback address that stands for it, on the cluster's port.
   instance has an address of its own, all on the cluster's port (5432 by default), and none on
   ``127.0.0.1``, where a local PostgreSQL may listen.
 * A VPC whose addresses no translation covers gets a loopback range of its own: a free ``127.N.0.0/16``
-  for the ``/16`` around the address, remembered in the store (kind ``net.loopback-range``) and added to
-  the region's translation, so client source addresses in that range are hosts of the VPC too.
+  for the ``/16`` around the address (not one any region uses), remembered in the store's meta and added
+  to the region's translation, so client source addresses in that range are hosts of the VPC too.
 * If the address and port are held by another process (another auroral server on this machine picked
   the same address), the interface gets another free address and the listener tries again
   (:func:`bind_endpoint`).
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,7 +42,9 @@ from auroral.store import Store
 
 log = logging.getLogger(__name__)
 
-KIND_LOOPBACK = "net.loopback-range"
+# The ranges given to VPCs, for every region (loopback addresses are the machine's, not a region's):
+# JSON {"127.N.0.0/16": {"region": ..., "target": "<vpc /16>"}} in the store's meta.
+META_LOOPBACK = "net.loopback-ranges"
 # How often a listener tries another address when the one it got is held by someone else.
 BIND_ATTEMPTS = 16
 _RETRY_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL})
@@ -82,12 +85,21 @@ async def bind_endpoint(open_at: Callable[[str, int], Awaitable[int]], placement
 class EndpointAddresses:
     """One region's instance interfaces and the loopback addresses their endpoints bind."""
 
-    def __init__(self, ec2: Ec2Service, rds: SubnetGroupOperations, store: Store) -> None:
+    def __init__(self, ec2: Ec2Service, rds: SubnetGroupOperations, store: Store, region: str) -> None:
         self._ec2 = ec2
         self._rds = rds
         self._store = store
-        for _account, _key, doc in store.list(KIND_LOOPBACK):
-            ec2.network.add_translation(str(doc["source"]), str(doc["target"]))
+        self._region = region
+        for source, entry in self._ranges().items():
+            if entry.get("region") == region:
+                ec2.network.add_translation(source, str(entry["target"]))
+
+    def _ranges(self) -> dict[str, dict[str, str]]:
+        try:
+            found = json.loads(self._store.get_meta(META_LOOPBACK) or "{}")
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
 
     # --- the interfaces (for the RDS control plane) --------------------------------------------
 
@@ -156,20 +168,23 @@ class EndpointAddresses:
     def placement(self, cluster: Cluster, instance: Instance) -> Placement:
         return _Placement(self, cluster, instance)
 
-    def loopback(self, account: str, ip: str) -> str:
+    def loopback(self, ip: str) -> str:
         """The loopback address that stands for VPC address ``ip`` (a new range for it if none does)."""
         network = self._ec2.network
         found = network.loopback_of(ip)
         if found is not None:
             return found
         target = ipaddress.IPv4Network(f"{ip}/16", strict=False)
+        ranges = self._ranges()
         used = {src.network_address.packed[1] for src, _ in network.translations()
                 if src.version == 4 and src.is_loopback}
+        used.update(ipaddress.IPv4Network(source).network_address.packed[1] for source in ranges)
         free = [n for n in range(1, 255) if n not in used]
         if not free:
             raise PlacementError(f"no loopback range is left for {target}")
         source = ipaddress.IPv4Network(f"127.{free[secrets.randbelow(len(free))]}.0.0/16")
-        self._store.put(KIND_LOOPBACK, account, str(target), {"source": str(source), "target": str(target)})
+        ranges[str(source)] = {"region": self._region, "target": str(target)}
+        self._store.set_meta(META_LOOPBACK, json.dumps(ranges, sort_keys=True))
         network.add_translation(str(source), str(target))
         log.info("network: %s stands for %s (no translation covered it)", source, target)
         found = network.loopback_of(ip)
@@ -185,7 +200,7 @@ class EndpointAddresses:
             raise PlacementError(f"subnet {eni.subnet_id} has no free address left") from exc
         log.info("instance %s: %s was taken; network interface %s moves to %s", instance.identifier, refused,
                  eni.id, moved.private_ip)
-        return self.loopback(cluster.account, moved.private_ip)
+        return self.loopback(moved.private_ip)
 
 
 class _Placement:
@@ -196,7 +211,7 @@ class _Placement:
 
     def address(self) -> str:
         eni = self._owner.ensure(self._cluster, self._instance)
-        return self._owner.loopback(self._cluster.account, eni.private_ip)
+        return self._owner.loopback(eni.private_ip)
 
     def relocate(self, refused: str) -> str:
         return self._owner.relocate(self._cluster, self._instance, refused)
