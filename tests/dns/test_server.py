@@ -158,3 +158,16 @@ def test_idle_and_half_messages_do_not_hold_the_server(srv: Running) -> None:
     finally:
         for conn in idle:
             conn.close()
+
+
+def test_formerr_for_no_or_several_questions_and_refused_for_other_classes(srv: Running) -> None:
+    one = dns.message.make_query(I1, "A").to_wire()
+    none = one[:4] + b"\x00\x00" + one[6:12]
+    two = one[:4] + b"\x00\x02" + one[6:12] + one[12:] * 2
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        for wire in (none, two):
+            s.sendto(wire, (srv.host, srv.port))
+            assert dns.message.from_wire(s.recv(4096)).rcode() == dns.rcode.FORMERR
+    chaos = dns.query.udp(dns.message.make_query("version.bind", "TXT", "CH"), srv.host, port=srv.port, timeout=3)
+    assert chaos.rcode() == dns.rcode.REFUSED
