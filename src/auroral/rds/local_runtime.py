@@ -451,7 +451,7 @@ class LocalRuntime:
         return await connect(self._server(cluster).socket_dir, self._admin_password(cluster))
 
     def endpoint_address(self, instance: Instance) -> tuple[str, int] | None:
-        """The address and port Describe reports for the instance's endpoint (the cluster endpoint is
+        """Where the instance's endpoint listens (its DNS name resolves there; the cluster endpoint is
         the writer's)."""
         return self._bound.get(instance.resource_id)
 
