@@ -132,3 +132,132 @@ def test_deleting_a_reader_removes_its_server_and_slot(rds: Any, server: Any) ->
             writer.execute("CREATE TABLE still_writable (v int)")
     finally:
         delete_db(rds, db)
+
+
+def writer_of(rds: Any, cluster_id: str) -> list[str]:
+    members = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["DBClusterMembers"]
+    return [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]]
+
+
+def test_topology_from_every_instance(rds: Any, cluster: Db) -> None:
+    members = rds.describe_db_clusters(DBClusterIdentifier=cluster.cluster_id)["DBClusters"][0]["DBClusterMembers"]
+    readers = sorted(m["DBInstanceIdentifier"] for m in members if not m["IsClusterWriter"])
+    assert readers
+    for instance in [cluster.instance_id, *readers]:
+        with connect_instance(rds, cluster, instance) as conn:
+            assert conn.execute("SELECT aurora_db_instance_identifier()").fetchone() == (instance,)
+            rows = conn.execute("SELECT server_id, session_id, replica_lag_in_msec, last_update_timestamp IS NULL "
+                                "FROM aurora_replica_status()").fetchall()
+            assert rows[0][:2] == (cluster.instance_id, "MASTER_SESSION_ID")
+            assert sorted(r[0] for r in rows[1:]) == readers
+            for server_id, session, lag, is_me in rows:
+                assert is_me == (server_id == instance)
+                if server_id != cluster.instance_id:
+                    assert session != "MASTER_SESSION_ID" and len(session) == 36 and lag is not None
+
+
+def test_aws_wrapper_sees_the_topology_from_a_reader(rds: Any, cluster: Db) -> None:
+    import aws_advanced_python_wrapper as wrapper
+    from aws_advanced_python_wrapper.database_dialect import AuroraPgDialect
+
+    members = rds.describe_db_clusters(DBClusterIdentifier=cluster.cluster_id)["DBClusters"][0]["DBClusterMembers"]
+    readers = sorted(m["DBInstanceIdentifier"] for m in members if not m["IsClusterWriter"])
+    host, port = instance_address(rds, readers[0])
+    conn = wrapper.AwsWrapperConnection.connect(
+        psycopg.Connection.connect,
+        f"host={host} port={port} dbname={cluster.database} user={cluster.master} password={cluster.password} "
+        "sslmode=require connect_timeout=10", plugins="", autocommit=True)
+    try:
+        service = conn._plugin_service
+        if not isinstance(service.database_dialect, AuroraPgDialect):
+            pytest.skip("the auroral_rds module could not be built on this host (no Aurora dialect)")
+        roles = sorted((h.host_id, h.role.name) for h in service.hosts)
+        assert roles == sorted([(cluster.instance_id, "WRITER"), *[(r, "READER") for r in readers]])
+    finally:
+        conn.close()
+        wrapper.release_resources()
+
+
+def test_failover_errors(rds: Any, cluster: Db) -> None:
+    lonely = create_db(rds, prefix="e2e-repfo-err")
+    try:
+        with pytest.raises(rds.exceptions.InvalidDBClusterStateFault):
+            rds.failover_db_cluster(DBClusterIdentifier=lonely.cluster_id)
+        with pytest.raises(rds.exceptions.InvalidDBInstanceStateFault):
+            rds.failover_db_cluster(DBClusterIdentifier=lonely.cluster_id, TargetDBInstanceIdentifier=lonely.instance_id)
+        with pytest.raises(rds.exceptions.ClientError) as info:
+            # an instance of another cluster
+            rds.failover_db_cluster(DBClusterIdentifier=lonely.cluster_id, TargetDBInstanceIdentifier=cluster.instance_id)
+        assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+        with pytest.raises(rds.exceptions.DBInstanceNotFoundFault):
+            rds.failover_db_cluster(DBClusterIdentifier=lonely.cluster_id, TargetDBInstanceIdentifier="no-such-instance")
+        with pytest.raises(rds.exceptions.DBClusterNotFoundFault):
+            rds.failover_db_cluster(DBClusterIdentifier="no-such-cluster")
+        assert writer_of(rds, lonely.cluster_id) == [lonely.instance_id]
+    finally:
+        delete_db(rds, lonely)
+
+
+def wait_available(rds: Any, cluster_id: str, timeout: float = 60) -> None:
+    until(lambda: rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["Status"] == "available",
+          timeout=timeout, what="the cluster available")
+
+
+def replicated_on(rds: Any, db: Db, instance: str, query: str, expected: Any, timeout: float = 15) -> None:
+    def check() -> bool:
+        with connect_instance(rds, db, instance) as conn:
+            return conn.execute(query).fetchall() == expected
+
+    until(check, timeout=timeout, what=f"{query} on {instance}")
+
+
+def test_failover_with_and_without_target(rds: Any) -> None:
+    db = create_db(rds, prefix="e2e-repfo")
+    readers: list[str] = []
+    try:
+        best, _ = add_reader(rds, db, tier=0, instance_class="db.r6g.large")
+        bigger_but_later, _ = add_reader(rds, db, tier=1, instance_class="db.r6g.4xlarge")
+        readers = [best, bigger_but_later]
+        with db.connect() as writer:
+            writer.execute("CREATE TABLE fo (v text)")
+            writer.execute("INSERT INTO fo VALUES ('before')")  # committed just before the failover call
+        started = time.monotonic()
+        answer = rds.failover_db_cluster(DBClusterIdentifier=db.cluster_id)["DBCluster"]
+        assert answer["Status"] in ("failing-over", "available")
+        wait_available(rds, db.cluster_id)
+        print(f"failover: {time.monotonic() - started:.2f} s")
+        assert writer_of(rds, db.cluster_id) == [best]  # tier 0 wins over a larger tier-1 reader
+        with connect_instance(rds, db, best) as new_writer:
+            assert new_writer.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+            assert new_writer.execute("SELECT v FROM fo").fetchall() == [("before",)]
+            new_writer.execute("INSERT INTO fo VALUES ('after')")
+            status = new_writer.execute("SELECT server_id, session_id FROM aurora_replica_status()").fetchall()
+            assert status[0] == (best, "MASTER_SESSION_ID")
+        # the cluster endpoint is the new writer's
+        cluster = rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]
+        assert (cluster["Endpoint"], cluster["Port"]) == instance_address(rds, best)
+        # the old writer is a reader of the new one, and so is the other reader
+        with connect_instance(rds, db, db.instance_id) as old:
+            assert old.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        for instance in (db.instance_id, bigger_but_later):
+            replicated_on(rds, db, instance, "SELECT v FROM fo ORDER BY v", [("after",), ("before",)])
+
+        # back, with a target
+        started = time.monotonic()
+        rds.failover_db_cluster(DBClusterIdentifier=db.cluster_id, TargetDBInstanceIdentifier=db.instance_id)
+        wait_available(rds, db.cluster_id)
+        print(f"failover with target: {time.monotonic() - started:.2f} s")
+        assert writer_of(rds, db.cluster_id) == [db.instance_id]
+        with connect_instance(rds, db, db.instance_id) as writer:
+            assert writer.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+            writer.execute("INSERT INTO fo VALUES ('again')")
+        for instance in readers:
+            replicated_on(rds, db, instance, "SELECT count(*) FROM fo", [(3,)])
+            with connect_instance(rds, db, instance) as conn:
+                assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+    finally:
+        for reader in readers:
+            rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+        for reader in readers:
+            wait_instance_gone(rds, reader)
+        delete_db(rds, db)
