@@ -5,6 +5,7 @@ the writer appear on the reader; the reader refuses writes; deleting it removes 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -260,4 +261,149 @@ def test_failover_with_and_without_target(rds: Any) -> None:
             rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
         for reader in readers:
             wait_instance_gone(rds, reader)
+        delete_db(rds, db)
+
+
+def cluster_address(rds: Any, cluster_id: str) -> tuple[str, int]:
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
+    return cluster["Endpoint"], cluster["Port"]
+
+
+def test_failover_under_write_load_loses_no_committed_row(rds: Any) -> None:
+    import threading
+
+    db = create_db(rds, prefix="e2e-repload")
+    reader = ""
+    try:
+        reader, _ = add_reader(rds, db, tier=0)
+        with db.connect() as writer:
+            writer.execute("CREATE TABLE load (id int PRIMARY KEY)")
+        committed: list[int] = []
+        stop = threading.Event()
+        errors_seen: list[str] = []
+
+        def workload() -> None:
+            # as an application does: on a lost connection, look the cluster endpoint up again and reconnect
+            next_id = 0
+            conn: psycopg.Connection[tuple[Any, ...]] | None = None
+            while not stop.is_set():
+                try:
+                    if conn is None:
+                        host, port = cluster_address(rds, db.cluster_id)
+                        conn = psycopg.connect(host=host, port=port, user=db.master, password=db.password,
+                                               dbname=db.database, sslmode="require", connect_timeout=5,
+                                               autocommit=True)
+                    next_id += 1
+                    conn.execute("INSERT INTO load VALUES (%s)", (next_id,))
+                    committed.append(next_id)  # the commit returned: it must survive
+                except psycopg.Error as exc:
+                    errors_seen.append(type(exc).__name__)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    time.sleep(0.05)
+            if conn is not None:
+                conn.close()
+
+        thread = threading.Thread(target=workload)
+        thread.start()
+        until(lambda: len(committed) > 50, what="the workload running")
+        rds.failover_db_cluster(DBClusterIdentifier=db.cluster_id)
+        wait_available(rds, db.cluster_id)
+        assert writer_of(rds, db.cluster_id) == [reader]
+        before = len(committed)
+        until(lambda: len(committed) > before + 50, timeout=30, what="the workload writing on the new writer")
+        stop.set()
+        thread.join(30)
+        assert errors_seen, "the failover cut no connection"
+        with connect_instance(rds, db, reader) as new_writer:
+            present = {row[0] for row in new_writer.execute("SELECT id FROM load").fetchall()}
+        missing = set(committed) - present
+        assert not missing, f"{len(missing)} committed rows lost: {sorted(missing)[:10]}"
+    finally:
+        if reader:
+            rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+            wait_instance_gone(rds, reader)
+        delete_db(rds, db)
+
+
+def test_deleting_the_writer_promotes_a_reader(rds: Any, server: Any) -> None:
+    db = create_db(rds, prefix="e2e-repdw")
+    reader = ""
+    try:
+        reader, _ = add_reader(rds, db)
+        with db.connect() as writer:
+            writer.execute("CREATE TABLE kept (v int)")
+            writer.execute("INSERT INTO kept VALUES (42)")
+        rds.delete_db_instance(DBInstanceIdentifier=db.instance_id, SkipFinalSnapshot=True)
+        wait_instance_gone(rds, db.instance_id)
+        wait_available(rds, db.cluster_id)
+        assert writer_of(rds, db.cluster_id) == [reader]
+        with connect_instance(rds, db, reader) as new_writer:
+            assert new_writer.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+            assert new_writer.execute("SELECT v FROM kept").fetchall() == [(42,)]
+            new_writer.execute("INSERT INTO kept VALUES (43)")
+            rows = new_writer.execute("SELECT server_id, session_id FROM aurora_replica_status()").fetchall()
+            assert rows == [(reader, "MASTER_SESSION_ID")]
+        # the deleted writer's server (the cluster's first) has no data any more
+        first = server.data_dir / "engine" / "clusters" / db.resource_id
+        assert not (first / "pgdata").exists()
+        assert postgres_processes(str(first / "pgdata")) == []
+        # a new reader clones the new writer
+        again, _ = add_reader(rds, db)
+        replicated_on(rds, db, again, "SELECT count(*) FROM kept", [(2,)])
+        rds.delete_db_instance(DBInstanceIdentifier=again, SkipFinalSnapshot=True)
+        wait_instance_gone(rds, again)
+    finally:
+        if reader:
+            rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+            wait_instance_gone(rds, reader)
+        delete_db(rds, db)
+
+
+def test_writer_that_dies_fails_over_by_itself(rds: Any, server: Any) -> None:
+    import os
+    import signal
+
+    from .e2e_helpers import postmaster_pid
+
+    db = create_db(rds, prefix="e2e-repauto")
+    reader = ""
+    try:
+        reader, _ = add_reader(rds, db)
+        with db.connect() as writer:
+            writer.execute("CREATE TABLE auto (v int)")
+            writer.execute("INSERT INTO auto VALUES (1)")
+        replicated_on(rds, db, reader, "SELECT v FROM auto", [(1,)])
+        pgdata = server.data_dir / "engine" / "clusters" / db.resource_id / "pgdata"
+        pid = postmaster_pid(server.data_dir, db.resource_id)
+        # the writer's PostgreSQL dies and cannot start again (its control file is gone)
+        os.rename(pgdata / "global" / "pg_control", pgdata / "global" / "pg_control.moved")
+        os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        seen: list[str] = []
+
+        def promoted() -> bool:
+            cluster = rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]
+            if not seen or seen[-1] != cluster["Status"]:
+                seen.append(cluster["Status"])
+            return cluster["Status"] == "available" and writer_of(rds, db.cluster_id) == [reader]
+
+        until(promoted, timeout=60, what="the automatic failover")
+        print(f"automatic failover: {time.monotonic() - started:.2f} s after the kill; statuses {seen}")
+        assert "failing-over" in seen
+        with connect_instance(rds, db, reader) as new_writer:
+            assert new_writer.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+            new_writer.execute("INSERT INTO auto VALUES (2)")
+        # the old writer rejoined as a reader (cloned afresh: it could not follow)
+        until(lambda: rds.describe_db_instances(DBInstanceIdentifier=db.instance_id)["DBInstances"][0][
+            "DBInstanceStatus"] == "available", timeout=60, what="the old writer available again")
+        replicated_on(rds, db, db.instance_id, "SELECT v FROM auto ORDER BY v", [(1,), (2,)], timeout=30)
+        with connect_instance(rds, db, db.instance_id) as old:
+            assert old.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+    finally:
+        if reader:
+            with contextlib.suppress(Exception):
+                rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+                wait_instance_gone(rds, reader)
         delete_db(rds, db)

@@ -734,7 +734,11 @@ class LocalRuntime:
         try:
             if old.status() != "not-initialized":
                 await old.stop()  # fast shutdown: connected standbys get all WAL, the shutdown checkpoint too
-                control = await old.control_data()
+                try:
+                    control = await old.control_data()
+                except EngineError as exc:  # a data directory damaged enough not to start
+                    log.warning("cluster %s: %s: %s", cluster.identifier, old.server_id, _first_line(exc))
+                    control = {}
                 clean = control.get("Database cluster state") == "shut down"
                 if clean:
                     await self._catch_up(new, control.get("Latest checkpoint location", "0/0"))
