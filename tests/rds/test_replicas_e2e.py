@@ -407,3 +407,44 @@ def test_writer_that_dies_fails_over_by_itself(rds: Any, server: Any) -> None:
                 rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
                 wait_instance_gone(rds, reader)
         delete_db(rds, db)
+
+
+def test_parameters_and_stop_start_reach_every_server(rds: Any) -> None:
+    group = ident("e2e-rep-pg")
+    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group, DBParameterGroupFamily="aurora-postgresql16",
+                                          Description="replicas")
+    db = create_db(rds, prefix="e2e-repss", DBClusterParameterGroupName=group)
+    reader = ""
+    try:
+        reader, _ = add_reader(rds, db)
+        rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName=group, Parameters=[
+            {"ParameterName": "statement_timeout", "ParameterValue": "4321", "ApplyMethod": "immediate"}])
+        for instance in (db.instance_id, reader):
+            def applied(i: str = instance) -> bool:
+                with connect_instance(rds, db, i) as conn:
+                    return conn.execute("SHOW statement_timeout").fetchone() == ("4321ms",)
+            until(applied, what=f"statement_timeout on {instance}")
+        dbi = rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0]["DbiResourceId"]
+        rds.stop_db_cluster(DBClusterIdentifier=db.cluster_id)
+        until(lambda: rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]["Status"]
+              == "stopped", timeout=60, what="stopped")
+        assert postgres_processes(db.resource_id) == []
+        assert postgres_processes(dbi) == []
+        rds.start_db_cluster(DBClusterIdentifier=db.cluster_id)
+        wait_available(rds, db.cluster_id)
+        until(lambda: rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0]["DBInstanceStatus"]
+              == "available", timeout=60, what="the reader available")
+        with db.connect() as writer:
+            writer.execute("CREATE TABLE after_start (v int)")
+            writer.execute("INSERT INTO after_start VALUES (7)")
+        replicated_on(rds, db, reader, "SELECT v FROM after_start", [(7,)])
+        with connect_instance(rds, db, reader) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("4321ms",)
+    finally:
+        if reader:
+            rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+            wait_instance_gone(rds, reader)
+        delete_db(rds, db)
+        with contextlib.suppress(Exception):
+            rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=group)
