@@ -58,13 +58,19 @@ def cluster(rds: Any) -> Any:
     delete_db(rds, db)
 
 
-def test_reader_is_a_streaming_replica(rds: Any, cluster: Db, server: Any) -> None:
+@pytest.fixture(scope="module")
+def reader(rds: Any, cluster: Db) -> str:
+    """A reader of ``cluster``, added after a row was written on the writer."""
     with cluster.connect() as writer:
         writer.execute("CREATE TABLE IF NOT EXISTS rep_t (v int)")
         writer.execute("INSERT INTO rep_t VALUES (1)")
     reader, seconds = add_reader(rds, cluster)
-    print(f"add-reader: {seconds:.2f} s")
+    print(f"add-reader: {seconds:.2f} s")  # CreateDBInstance until a login on the reader succeeded
     assert seconds < 15
+    return reader
+
+
+def test_reader_is_a_streaming_replica(rds: Any, cluster: Db, reader: str, server: Any) -> None:
     with connect_instance(rds, cluster, reader) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
         # a real standby, not a read-only default
@@ -97,7 +103,7 @@ def test_reader_is_a_streaming_replica(rds: Any, cluster: Db, server: Any) -> No
     assert "rdsrepladmin" in (replicas[0] / "pgdata" / "auroral.local.conf").read_text()
 
 
-def test_replication_role_is_reserved(rds: Any, cluster: Db) -> None:
+def test_replication_role_is_reserved(rds: Any, cluster: Db, reader: str) -> None:
     host, port = cluster.host, cluster.port
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(host=host, port=port, user="rdsrepladmin", password="x", dbname=cluster.database,
@@ -109,7 +115,7 @@ def test_replication_role_is_reserved(rds: Any, cluster: Db) -> None:
                               "WHERE rolname = 'rdsrepladmin'").fetchall() == [(True, True, False)]
 
 
-def test_describe_shows_writer_and_reader(rds: Any, cluster: Db) -> None:
+def test_describe_shows_writer_and_reader(rds: Any, cluster: Db, reader: str) -> None:
     members = rds.describe_db_clusters(DBClusterIdentifier=cluster.cluster_id)["DBClusters"][0]["DBClusterMembers"]
     writers = [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]]
     assert writers == [cluster.instance_id]
@@ -140,7 +146,7 @@ def writer_of(rds: Any, cluster_id: str) -> list[str]:
     return [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]]
 
 
-def test_topology_from_every_instance(rds: Any, cluster: Db) -> None:
+def test_topology_from_every_instance(rds: Any, cluster: Db, reader: str) -> None:
     members = rds.describe_db_clusters(DBClusterIdentifier=cluster.cluster_id)["DBClusters"][0]["DBClusterMembers"]
     readers = sorted(m["DBInstanceIdentifier"] for m in members if not m["IsClusterWriter"])
     assert readers
@@ -157,7 +163,7 @@ def test_topology_from_every_instance(rds: Any, cluster: Db) -> None:
                     assert session != "MASTER_SESSION_ID" and len(session) == 36 and lag is not None
 
 
-def test_aws_wrapper_sees_the_topology_from_a_reader(rds: Any, cluster: Db) -> None:
+def test_aws_wrapper_sees_the_topology_from_a_reader(rds: Any, cluster: Db, reader: str) -> None:
     import aws_advanced_python_wrapper as wrapper
     from aws_advanced_python_wrapper.database_dialect import AuroraPgDialect
 
