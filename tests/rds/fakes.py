@@ -98,6 +98,9 @@ class FakeRuntime:
         self._maybe_incompatible("reboot_cluster", cluster.resource_id)
         server.running = True
 
+    async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
+        self._maybe_fail("reboot_instance", instance.resource_id)
+
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         self._maybe_fail("reset_master_password", cluster.resource_id)
         self.servers[cluster.resource_id].password = password

@@ -447,6 +447,17 @@ def test_parameters_and_stop_start_reach_every_server(rds: Any) -> None:
         with connect_instance(rds, db, reader) as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
             assert conn.execute("SHOW statement_timeout").fetchone() == ("4321ms",)
+        # a reader's reboot restarts its own server (the writer's sessions stay)
+        with db.connect() as writer:
+            writer_pid = writer.execute("SELECT pg_backend_pid()").fetchone()
+            reader_pid = postgres_processes(dbi)
+            rds.reboot_db_instance(DBInstanceIdentifier=reader)
+            until(lambda: rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0][
+                "DBInstanceStatus"] == "available", timeout=60, what="the reader rebooted")
+            assert writer.execute("SELECT pg_backend_pid()").fetchone() == writer_pid
+            writer.execute("INSERT INTO after_start VALUES (8)")
+        assert not set(reader_pid) & set(postgres_processes(dbi))
+        replicated_on(rds, db, reader, "SELECT count(*) FROM after_start", [(2,)])
     finally:
         if reader:
             rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)

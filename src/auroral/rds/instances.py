@@ -290,8 +290,8 @@ class InstanceOperations(ClusterOperations):
         return {"DBInstance": self.view_instance(instance, cluster)}
 
     def _spawn_reboot(self, cluster: Cluster, instance: Instance) -> None:
-        """Rebooting the writer restarts the server, which takes up pending-reboot parameters;
-        a reader shares the writer's server, so its reboot changes nothing there. In
+        """Rebooting the writer restarts the cluster's servers (the writer's first), which take up
+        pending-reboot parameters; a reader's reboot restarts its own server only. In
         incompatible-parameters any instance's reboot starts the server with the group's current values
         and, if PostgreSQL runs with them, brings the cluster and every instance back."""
         rid, account, dbi = cluster.resource_id, instance.account, instance.resource_id
@@ -312,6 +312,14 @@ class InstanceOperations(ClusterOperations):
                     return
                 except RuntimeFailure as exc:
                     self._fail_cluster(rid, f"reboot failed: {exc.reason}")
+                    current = self._instance_by_rid(account, dbi) or current
+                    current.transition("failed", exc.reason)
+                    self._save_instance(current)
+                    return
+            else:
+                try:
+                    await self.runtime.reboot_instance(owner, current)
+                except RuntimeFailure as exc:
                     current = self._instance_by_rid(account, dbi) or current
                     current.transition("failed", exc.reason)
                     self._save_instance(current)

@@ -546,6 +546,13 @@ class LocalRuntime:
         await self._run_with_parameters(server, cluster, restart=True)
         await self._run_standbys(cluster, restart=True)
 
+    async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
+        server = self.server_of(cluster, instance)
+        if server is None or server.status() == "not-initialized":
+            return
+        self._parameters[cluster.resource_id] = dict(cluster.parameters)
+        await self._run_with_parameters(server, cluster, restart=True)
+
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         try:
             await self._server(cluster).reset_master(cluster.master_username, password)

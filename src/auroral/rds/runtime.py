@@ -97,6 +97,10 @@ class ClusterRuntime(Protocol):
 
     async def reboot_cluster(self, cluster: Cluster) -> None: ...
 
+    async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
+        """Restart a reader's own server (with the cluster's current parameters)."""
+        ...
+
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         """Set the master user's password and restore its attributes and ``rds_superuser`` membership."""
         ...
