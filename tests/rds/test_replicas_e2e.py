@@ -465,3 +465,26 @@ def test_parameters_and_stop_start_reach_every_server(rds: Any) -> None:
         delete_db(rds, db)
         with contextlib.suppress(Exception):
             rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=group)
+
+
+def test_reader_deleted_while_stopped_leaves_no_slot(rds: Any, server: Any) -> None:
+    db = create_db(rds, prefix="e2e-repslot")
+    try:
+        reader, _ = add_reader(rds, db)
+        dbi = rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0]["DbiResourceId"]
+        rds.stop_db_cluster(DBClusterIdentifier=db.cluster_id)
+        until(lambda: rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]["Status"]
+              == "stopped", timeout=60, what="stopped")
+        rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+        wait_instance_gone(rds, reader)
+        assert not (server.data_dir / "engine" / "clusters" / db.resource_id / "replicas" / dbi).exists()
+        rds.start_db_cluster(DBClusterIdentifier=db.cluster_id)
+        wait_available(rds, db.cluster_id)
+        until(lambda: rds.describe_db_instances(DBInstanceIdentifier=db.instance_id)["DBInstances"][0][
+            "DBInstanceStatus"] == "available", timeout=60, what="the writer available")
+        with db.connect() as writer:
+            assert writer.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (0,)
+            rows = writer.execute("SELECT server_id FROM aurora_replica_status()").fetchall()
+            assert rows == [(db.instance_id,)]
+    finally:
+        delete_db(rds, db)

@@ -71,6 +71,7 @@ _RESERVED_PARAMS = frozenset(
      "shared_preload_libraries", "ssl", "archive_command", "restore_command", "log_directory"}
 )
 PARAMS_JSON = "auroral.params.json"
+CLONING_MARKER = ".cloning"  # in a server's directory while pg_basebackup fills its data directory
 # defined by the auroral_rds module (extension.py); turning it on without the module would do nothing
 RESTRICT_PASSWORD_COMMANDS = "rds.restrict_password_commands"
 _BOOL_ON = frozenset({"1", "on", "true", "yes", "t", "y"})
@@ -566,6 +567,8 @@ class PgServer:
             self._set_status("starting", "creating replica")
             try:
                 self._make_cluster_dir()
+                # until the clone runs: a restart of auroral finds a half-made copy and removes it
+                fsafe.write_file(self.cluster_dir / CLONING_MARKER, b"")
                 await postmaster.clear_leftovers(self.pgdata)
                 shutil.rmtree(self.pgdata, ignore_errors=True)  # a create interrupted earlier
                 make_private_dir(self.pgdata, self.runas)
@@ -577,6 +580,7 @@ class PgServer:
                 ], self.runas)
                 self.standby = Standby(primary.socket_dir, slot)
                 await self._launch("final")
+                fsafe.remove_file(self.cluster_dir / CLONING_MARKER)
             except BaseException as exc:
                 await self._halt()
                 self._set_status("failed", f"create failed: {exc}")

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from auroral.engine import binaries, extension, fsafe, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
-from auroral.engine.cluster import PgServer, RestartPolicy, StatusCallback
+from auroral.engine.cluster import CLONING_MARKER, PgServer, RestartPolicy, StatusCallback
 from auroral.engine.errors import EngineError, ServerExistsError, ServerNotFoundError
 from auroral.engine.osuser import RunAs
 from auroral.engine.template import TemplateStore
@@ -386,6 +386,10 @@ class LocalEngine:
                 report.deleted.append(cluster_id)
                 continue
             present.add(cluster_id)
+            if (entry / CLONING_MARKER).exists():  # the first server was being cloned afresh: not usable
+                await postmaster.clear_leftovers(pgdata)
+                shutil.rmtree(pgdata, ignore_errors=True)
+                fsafe.remove_file(entry / CLONING_MARKER)
             replicas = await self._replica_dirs(entry, report)
             if any(proc.postmaster_of(d / "pgdata") is not None for d in [entry, *replicas]):
                 report.adopted_orphans.append(cluster_id)
@@ -428,7 +432,7 @@ class LocalEngine:
         for child in sorted(parent.iterdir()):
             if not child.is_dir() or not _CLUSTER_ID.match(child.name):
                 continue
-            if (child / DELETING_MARKER).exists():
+            if (child / DELETING_MARKER).exists() or (child / CLONING_MARKER).exists():
                 await postmaster.clear_leftovers(child / "pgdata")
                 shutil.rmtree(child, ignore_errors=True)
                 report.deleted.append(child.name)

@@ -492,6 +492,7 @@ class LocalRuntime:
         not start is logged (its instance fails when its endpoint opens); a server to clone is cloned."""
         primary = self._server(cluster)
         layout = self._layout(cluster)
+        await self._drop_stale_slots(cluster, primary)
         for sid in list(layout.reclone):
             await self._reclone(cluster, sid, primary)
             layout.reclone.remove(sid)
@@ -504,6 +505,21 @@ class LocalRuntime:
             except RuntimeFailure as exc:
                 log.warning("cluster %s: standby %s did not start: %s", cluster.identifier, server.server_id,
                             exc.reason)
+
+    async def _drop_stale_slots(self, cluster: Cluster, primary: PgServer) -> None:
+        """Slots of servers that are gone (a reader deleted while the cluster was stopped) would keep WAL
+        on the primary forever: dropped at start."""
+        if primary.status() != "running":
+            return
+        wanted = {slot_name(sid) for sid in self._layout(cluster).instances.values()}
+        try:
+            rows = await primary.run_admin_sql(
+                "SELECT slot_name FROM pg_catalog.pg_replication_slots WHERE slot_name LIKE 'auroral\\_%'")
+            for (name,) in rows:
+                if name not in wanted:
+                    await primary.drop_slot(str(name))
+        except (EngineError, psycopg.Error) as exc:
+            log.warning("cluster %s: stale replication slots not dropped: %s", cluster.identifier, _first_line(exc))
 
     async def stop_cluster(self, cluster: Cluster) -> None:
         # the primary first: a fast shutdown sends the standbys all of its WAL before it exits
