@@ -141,11 +141,12 @@ class FakeRuntime:
     async def delete_instance(self, cluster: Cluster, instance: Instance) -> None:
         self._maybe_fail("delete_instance", instance.resource_id)
 
-    async def failover(self, cluster: Cluster, target: Instance, *, rejoin: bool = True) -> None:
+    async def failover(self, cluster: Cluster, target: Instance, *, rejoin: bool = True) -> bool:
         self._maybe_fail("failover", target.resource_id)
         if target.resource_id in self.endpoints:
             self.writer[cluster.resource_id] = target.resource_id
         self.failovers.append((target.resource_id, rejoin))
+        return rejoin
 
     def writer_of(self, cluster: Cluster) -> str | None:
         return None  # no opinion: the store's flags stand

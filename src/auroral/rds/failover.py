@@ -111,7 +111,7 @@ class FailoverOperations(InstanceOperations):
         ``available`` (or ``failed`` when there is no writer to go back to)."""
         rid = cluster.resource_id
         try:
-            await self.runtime.failover(cluster, target, rejoin=rejoin)
+            rejoined = await self.runtime.failover(cluster, target, rejoin=rejoin)
         except RuntimeFailure as exc:
             log.warning("cluster %s: failover to %s failed: %s", cluster.identifier, target.identifier, exc.reason)
             current = self._cluster_by_rid(rid)
@@ -126,8 +126,12 @@ class FailoverOperations(InstanceOperations):
         for member in self._members(current):
             was_writer = member.is_writer
             member.is_writer = member.resource_id == target.resource_id
-            if was_writer and not member.is_writer and rejoin and member.status == "failed":
-                member.transition("available", "rejoined the cluster as a reader after a failover")
+            if was_writer and not member.is_writer and rejoin:
+                if rejoined and member.status == "failed":
+                    member.transition("available", "rejoined the cluster as a reader after a failover")
+                elif not rejoined and member.status == "available":
+                    # cloned again at the cluster's next start (reboot or stop/start)
+                    member.transition("failed", "the former writer could not rejoin as a reader")
             self._save_instance(member)
         if current.status == FAILING_OVER:
             current.transition("available")

@@ -723,11 +723,12 @@ class LocalRuntime:
 
     # --- failover -------------------------------------------------------------------------------
 
-    async def failover(self, cluster: Cluster, target: Instance, *, rejoin: bool = True) -> None:
+    async def failover(self, cluster: Cluster, target: Instance, *, rejoin: bool = True) -> bool:
         """Make ``target``'s server the primary, losing no committed transaction when the old primary
         can stop cleanly (see the module docstring); with ``rejoin`` the old primary becomes a standby of
         the new one (else its instance is being deleted: it is left stopped). Connections to the old
-        writer's endpoint are closed; the cluster endpoint follows the new writer."""
+        writer's endpoint are closed; the cluster endpoint follows the new writer. Returns whether the old
+        primary serves again (as a standby)."""
         layout = self._layout(cluster)
         new_sid = layout.instances.get(target.resource_id)
         old_sid = layout.primary
@@ -748,6 +749,7 @@ class LocalRuntime:
         finally:
             self._busy.discard(cluster.resource_id)
         await self._tell_topology_all(cluster)
+        return old.status() == "running"
 
     async def _hand_over(self, cluster: Cluster, layout: Layout, old: PgServer, new: PgServer, *,
                          rejoin: bool) -> None:

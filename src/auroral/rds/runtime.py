@@ -138,9 +138,9 @@ class ClusterRuntime(Protocol):
         """The instance is deleted (its endpoint already closed): remove what runs for it alone."""
         ...
 
-    async def failover(self, cluster: Cluster, target: Instance, *, rejoin: bool = True) -> None:
+    async def failover(self, cluster: Cluster, target: Instance, *, rejoin: bool = True) -> bool:
         """Make ``target`` (a reader) the writer; the old writer becomes a reader of it (``rejoin``) or
-        is left stopped (its instance is being deleted)."""
+        is left stopped (its instance is being deleted). Returns whether the old writer serves again."""
         ...
 
     def writer_of(self, cluster: Cluster) -> str | None:
