@@ -488,3 +488,34 @@ def test_reader_deleted_while_stopped_leaves_no_slot(rds: Any, server: Any) -> N
             assert rows == [(db.instance_id,)]
     finally:
         delete_db(rds, db)
+
+
+def test_writer_deleted_while_stopped_hands_over_at_start(rds: Any, server: Any) -> None:
+    db = create_db(rds, prefix="e2e-repdws")
+    reader = ""
+    try:
+        reader, _ = add_reader(rds, db)
+        with db.connect() as writer:
+            writer.execute("CREATE TABLE kept (v int)")
+            writer.execute("INSERT INTO kept VALUES (1)")
+        rds.stop_db_cluster(DBClusterIdentifier=db.cluster_id)
+        until(lambda: rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]["Status"]
+              == "stopped", timeout=60, what="stopped")
+        rds.delete_db_instance(DBInstanceIdentifier=db.instance_id, SkipFinalSnapshot=True)
+        wait_instance_gone(rds, db.instance_id)
+        assert writer_of(rds, db.cluster_id) == [reader]
+        rds.start_db_cluster(DBClusterIdentifier=db.cluster_id)
+        wait_available(rds, db.cluster_id)
+        until(lambda: rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0][
+            "DBInstanceStatus"] == "available", timeout=60, what="the new writer available")
+        assert cluster_address(rds, db.cluster_id) == instance_address(rds, reader)
+        with connect_instance(rds, db, reader) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+            conn.execute("INSERT INTO kept VALUES (2)")
+        first = server.data_dir / "engine" / "clusters" / db.resource_id
+        assert not (first / "pgdata").exists()
+    finally:
+        if reader:
+            rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+            wait_instance_gone(rds, reader)
+        delete_db(rds, db)

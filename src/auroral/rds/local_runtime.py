@@ -648,6 +648,11 @@ class LocalRuntime:
                 await server.start()
             except EngineError as exc:
                 raise RuntimeFailure(f"the server of {instance.identifier} does not run: {_first_line(exc)}") from exc
+        layout = self._layout(cluster)
+        if instance.is_writer and layout.primary != server.server_id and layout.instance_on(layout.primary) is None:
+            # the writer instance was deleted while the cluster was stopped and this reader flagged the
+            # writer in its place: promote it now (the instance-less primary is removed)
+            await self.failover(cluster, instance, rejoin=False)
         self._parameters.setdefault(cluster.resource_id, dict(cluster.parameters))
         target = server.socket_dir / f".s.PGSQL.{server.port}"
         port = instance.endpoint_port or _free_port(self._host)
@@ -803,6 +808,8 @@ class LocalRuntime:
                             new.server_id, _first_line(exc))
         if rejoin and old.status() != "not-initialized":
             await self._rejoin(cluster, layout, old, new, clean=clean)
+        elif layout.instance_on(old.server_id) is None:
+            await self._drop_server(cluster, old.server_id)  # no instance runs there any more
         layout.failover = None
         self._save_layout(cluster, layout)
         log.warning("cluster %s: failover to %s done in %.2f s", cluster.identifier, new.server_id,
