@@ -104,3 +104,42 @@ def test_a_half_made_clone_is_removed_at_recovery(engine: LocalEngine, runner: a
         runner.run(fresh.close())
         engine._servers.pop(rid, None)
         runner.run(engine.delete_server(cid))
+
+
+def test_a_crashed_primary_that_diverged_is_rewound(engine: LocalEngine, runner: asyncio.Runner,
+                                                    installation: Installation) -> None:
+    """The primary wrote WAL its standby never received, then crashed; the standby was promoted and
+    wrote on. pg_rewind brings the former primary onto the new timeline: it follows the new primary and
+    the rows only it had are gone (they were never acknowledged to the standby)."""
+    import os
+    import signal
+
+    major = installation.major
+    cid, rid = f"cluster-rewind-pg{major}", f"db-rewind-pg{major}"
+    primary = runner.run(engine.create_server(cid, str(major), admin_password=ADMIN_PASSWORD, master_username=MASTER,
+                                              master_password=MASTER_PASSWORD))
+    try:
+        _rows(runner, primary, "CREATE TABLE t (v int)")
+        replica = runner.run(engine.create_replica(cid, rid, primary, "auroral_r"))
+        _rows(runner, primary, "INSERT INTO t VALUES (1)")
+        _wait(runner, lambda: _rows(runner, replica, "SELECT count(*) FROM t") == [(1,)], "streaming")
+        runner.run(replica.stop())
+        _rows(runner, primary, "INSERT INTO t SELECT generate_series(100, 200)")  # only the primary has these
+        pid = primary.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # the loop is not running: the supervisor sees it only inside stop()
+        runner.run(primary.stop())
+        assert runner.run(primary.control_data())["Database cluster state"] == "in production"  # a crash
+        runner.run(replica.start())
+        runner.run(replica.promote())  # a new timeline: the former primary's WAL beyond the fork diverges
+        _rows(runner, replica, "INSERT INTO t VALUES (2)")
+        _rows(runner, replica, "CHECKPOINT")
+        runner.run(replica.ensure_slot("auroral_p"))
+        runner.run(primary.rewind(replica))
+        runner.run(primary.follow(Standby(replica.socket_dir, "auroral_p")))
+        runner.run(primary.start())
+        assert runner.run(primary.wal_position()).in_recovery
+        _wait(runner, lambda: _rows(runner, primary, "SELECT v FROM t ORDER BY v") == [(1,), (2,)], "rewound")
+        runner.run(replica.drop_slot("auroral_p"))
+    finally:
+        runner.run(engine.delete_server(cid))

@@ -58,6 +58,10 @@ ENSURE_REPLICATION_ROLE = (
     "NOBYPASSRLS CONNECTION LIMIT -1 PASSWORD NULL",
     "COMMENT ON ROLE rdsrepladmin IS 'Aurora: physical replication between the cluster''s instances "
     "(peer over the private socket only)'",
+    # what pg_rewind needs of its source (the PostgreSQL documentation's list for a non-superuser)
+    "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean), "
+    "pg_catalog.pg_stat_file(text, boolean), pg_catalog.pg_read_binary_file(text), "
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rdsrepladmin",
 )
 
 

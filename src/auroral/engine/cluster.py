@@ -331,12 +331,11 @@ class PgServer:
         make_private_dir(self.socket_dir, self.runas)
         self._write_local_conf()
         conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user(), self.runas.name), self.runas)
+        # the owner says this server is the primary, yet it is a standby (told to lead while it was stopped):
+        # it starts as one and is promoted, so that it leads on a timeline of its own
+        promote = self.standby is None and (self.pgdata / conf.STANDBY_SIGNAL).exists()
         if self.standby is not None:
             conf.write(self.pgdata / conf.STANDBY_SIGNAL, "", self.runas)
-        else:
-            # the owner says this server is the primary (a standby promoted while auroral was down has no
-            # signal file any more; one told to lead after a failover interrupted before pg_promote does)
-            fsafe.remove_file(self.pgdata / conf.STANDBY_SIGNAL)
         # kept across restarts (the IAM module's list), rewritten with only the well-formed names (a
         # file of an older auroral may hold lines a role name with a line break put there), and so that
         # a symlink there is replaced
@@ -357,6 +356,9 @@ class PgServer:
             await postmaster.shutdown(process)
             raise
         self._started_at = time.monotonic()
+        if promote:
+            async with await postmaster.connect(self.socket_dir, password) as connection:
+                await connection.execute("SELECT pg_catalog.pg_promote(true, 60)")
         # every start: databases of a data directory older than the functions get them too (a standby
         # has its primary's, and could not write them)
         if self.standby is None:
@@ -655,6 +657,22 @@ class PgServer:
             self._write_local_conf()
             await self.run_admin_sql("SELECT pg_catalog.pg_reload_conf()")
         await aurora.install(lambda dbname: postmaster.connect(self.socket_dir, self._admin_password, dbname))
+
+    async def rewind(self, source: PgServer) -> None:
+        """Make this stopped former primary, which may hold WAL the new primary ``source`` never got (it
+        crashed), a copy of ``source`` from their point of divergence on: ``pg_rewind`` over ``source``'s
+        private socket as the replication role (peer), which first completes this server's crash recovery
+        if it stopped uncleanly. Possible because ``wal_log_hints`` is on. Start it as a standby next."""
+        async with self._lock:
+            if self.pid is not None:
+                raise ServerStateError(f"server {self.server_id} must be stopped to be rewound")
+            await postmaster.clear_leftovers(self.pgdata)
+            self._write_local_conf()  # pg_rewind's single-user recovery reads our configuration
+            fsafe.remove_file(self.pgdata / conf.STANDBY_SIGNAL)
+            await postmaster.run_tool(self.installation, "pg_rewind", [
+                "-D", str(self.pgdata), "--source-server",
+                f"host={source.socket_dir} port={conf.PORT} user={conf.REPLICATION_ROLE} dbname=postgres",
+            ], self.runas)
 
     async def discard(self) -> None:
         """Stop and remove this server's own files (data directory, log, socket directory) but keep its

@@ -124,6 +124,8 @@ def hba_conf(mode: str) -> str:
     # as the password-less replication role
     return header + (
         f"local replication {REPLICATION_ROLE} peer map={REPLICATION_MAP}\n"
+        # pg_rewind of a former primary reads the new one's files through functions, in "postgres"
+        f"local postgres {REPLICATION_ROLE} peer map={REPLICATION_MAP}\n"
         "local all rdsadmin scram-sha-256\n"
         f"local all @{IAM_USERS_FILE} peer map={IDENT_MAP}\n"
         "local all all scram-sha-256\n"

@@ -6,10 +6,11 @@ Failover (:meth:`ReplicaSet.failover`): the old primary stops cleanly (a fast sh
 walsenders send the standbys every byte of WAL, the shutdown checkpoint included), the target is
 checked to have replayed past that checkpoint (then no committed transaction is missing), and
 promoted (``pg_promote``); the other standbys follow it (``primary_conninfo`` is reloadable), each
-through a slot of its own there; the old primary starts again as a standby of the new one (its last
-record is the checkpoint the new one replayed, so it can follow), or, when it crashed or does not
-stream within :data:`FOLLOW_TIMEOUT` seconds, is cloned afresh. (``wal_log_hints`` is on, so
-``pg_rewind`` could replace that clone for large clusters; auroral clones.) The layout records
+through a slot of its own there; the old primary starts again as a standby of the new one: as it is
+when it stopped cleanly (its last record is the checkpoint the new one replayed, so it can follow), after
+``pg_rewind`` when it crashed (it may hold WAL the new primary never got; ``wal_log_hints`` is on for
+that), and cloned afresh with ``pg_basebackup`` when it still does not stream within
+:data:`FOLLOW_TIMEOUT` seconds or has no usable data. The layout records
 "failover in progress, target X" first; a restart of auroral settles it from the servers' control files
 (the one not in recovery is the primary). When the primary dies and its supervisor has not brought it
 back within :data:`AUTO_FAILOVER_AFTER` seconds, the control plane is told ``writer-lost`` and fails over
@@ -73,18 +74,20 @@ class Layout:
     primary: str
     instances: dict[str, str] = field(default_factory=dict)  # DbiResourceId -> server id
     failover: dict[str, str] | None = None  # {"target": server id, "old": server id}
-    reclone: list[str] = field(default_factory=list)  # servers to clone afresh from the primary
+    # servers that may hold WAL the primary never got (former primaries that crashed): never started as
+    # they are, but rewound or cloned afresh (ReplicaSet._bring_back)
+    diverged: list[str] = field(default_factory=list)
 
     def to_doc(self) -> dict[str, Any]:
         return {"primary": self.primary, "instances": dict(self.instances), "failover": self.failover,
-                "reclone": list(self.reclone)}
+                "diverged": list(self.diverged)}
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Layout:
         failover = doc.get("failover")
         return cls(str(doc["primary"]), {str(k): str(v) for k, v in (doc.get("instances") or {}).items()},
                    {str(k): str(v) for k, v in failover.items()} if isinstance(failover, dict) else None,
-                   [str(x) for x in doc.get("reclone") or []])
+                   [str(x) for x in doc.get("diverged") or []])
 
     def instance_on(self, server_id: str) -> str | None:
         return next((dbi for dbi, sid in self.instances.items() if sid == server_id), None)
@@ -224,8 +227,8 @@ class ReplicaSet:
                     "promoted" if promoted else "not promoted: the old writer stays")
         if promoted:
             layout.primary = target
-            if old and old != target and old not in layout.reclone:
-                layout.reclone.append(old)
+            if old and old != target and old not in layout.diverged:
+                layout.diverged.append(old)
         layout.failover = None
         self._save_layout(cluster, layout)
 
@@ -316,8 +319,8 @@ class ReplicaSet:
                     await old.start()
             raise RuntimeFailure(f"failover to {new.server_id} failed: {_first_line(exc)}") from exc
         layout.primary = new.server_id
-        if not clean and old.server_id not in layout.reclone:
-            layout.reclone.append(old.server_id)
+        if not clean and old.server_id not in layout.diverged:
+            layout.diverged.append(old.server_id)
         self._save_layout(cluster, layout)
         writer = layout.instance_on(new.server_id)
         if writer is not None and writer in self._names:
@@ -367,33 +370,48 @@ class ReplicaSet:
             await asyncio.sleep(0.01)
 
     async def _rejoin(self, cluster: Cluster, layout: Layout, old: PgServer, new: PgServer, *, clean: bool) -> None:
-        """The former primary becomes a standby of the new one: it follows if it stopped cleanly (its
-        last record is the shutdown checkpoint the new primary has replayed), else or if it does not
-        stream within :data:`FOLLOW_TIMEOUT` seconds it is cloned afresh."""
-        slot = slot_name(old.server_id)
+        """The former primary becomes a standby of the new one (:meth:`_bring_back`); when even a clone
+        fails it is marked, and brought back at the cluster's next start."""
         try:
-            await new.ensure_slot(slot)
-            if clean:
-                await old.follow(Standby(new.socket_dir, slot))
-                try:
-                    await old.start()
-                    if await self._streaming(new, old.server_id):
-                        await old.run_admin_sql(
-                            "SELECT pg_catalog.pg_drop_replication_slot(slot_name) "
-                            "FROM pg_catalog.pg_replication_slots WHERE NOT active")
-                        return
-                except (EngineError, psycopg.Error) as exc:
-                    log.warning("cluster %s: %s cannot follow %s: %s", cluster.identifier, old.server_id,
-                                new.server_id, _first_line(exc))
-            await self._reclone(cluster, old.server_id, new)
-            if old.server_id in layout.reclone:
-                layout.reclone.remove(old.server_id)
+            await self._bring_back(cluster, old, new, clean=clean)
+            if old.server_id in layout.diverged:
+                layout.diverged.remove(old.server_id)
         except (EngineError, psycopg.Error, OSError) as exc:
-            # the new writer serves; the former one is cloned at the cluster's next start
             log.warning("cluster %s: %s did not rejoin as a reader: %s", cluster.identifier, old.server_id,
                         _first_line(exc))
-            if old.server_id not in layout.reclone:
-                layout.reclone.append(old.server_id)
+            if old.server_id not in layout.diverged:
+                layout.diverged.append(old.server_id)
+
+    async def _bring_back(self, cluster: Cluster, server: PgServer, primary: PgServer, *, clean: bool) -> None:
+        """Make ``server`` a standby of ``primary``. Stopped cleanly after the primary replayed its shutdown
+        checkpoint (``clean``), it follows as it is. Otherwise it may hold WAL the primary never got (it
+        crashed): ``pg_rewind`` takes it back to the point where the timelines forked. If it then does not
+        stream within :data:`FOLLOW_TIMEOUT` seconds (or has no usable data at all), it is cloned afresh."""
+        slot = slot_name(server.server_id)
+        await primary.ensure_slot(slot)
+        if server.status() != "not-initialized":
+            try:
+                if not clean:
+                    await server.stop()
+                    await server.rewind(primary)
+                await server.follow(Standby(primary.socket_dir, slot))
+                await server.start()
+                if await self._streaming(primary, server.server_id):
+                    # the slots it kept from its time as primary would hold WAL back for nobody
+                    await server.run_admin_sql(
+                        "SELECT pg_catalog.pg_drop_replication_slot(slot_name) "
+                        "FROM pg_catalog.pg_replication_slots WHERE NOT active")
+                    log.warning("cluster %s: %s follows %s (%s)", cluster.identifier, server.server_id,
+                                primary.server_id, "as it was" if clean else "rewound")
+                    return
+                log.warning("cluster %s: %s does not stream from %s", cluster.identifier, server.server_id,
+                            primary.server_id)
+            except (EngineError, psycopg.Error, OSError) as exc:
+                log.warning("cluster %s: %s cannot follow %s: %s", cluster.identifier, server.server_id,
+                            primary.server_id, _first_line(exc))
+            with contextlib.suppress(EngineError):
+                await server.stop()
+        await self._reclone(cluster, server.server_id, primary)
 
     async def _streaming(self, primary: PgServer, sid: str) -> bool:
         deadline = time.monotonic() + FOLLOW_TIMEOUT

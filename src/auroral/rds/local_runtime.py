@@ -334,9 +334,13 @@ class LocalRuntime(ReplicaSet):
         primary = self._server(cluster)
         layout = self._layout(cluster)
         await self._drop_stale_slots(cluster, primary)
-        for sid in list(layout.reclone):
-            await self._reclone(cluster, sid, primary)
-            layout.reclone.remove(sid)
+        for sid in list(layout.diverged):
+            try:
+                await self._bring_back(cluster, self._engine.get_server(sid), primary, clean=False)
+            except (EngineError, psycopg.Error, OSError) as exc:
+                log.warning("cluster %s: %s not brought back: %s", cluster.identifier, sid, _first_line(exc))
+                continue
+            layout.diverged.remove(sid)
             self._save_layout(cluster, layout)
         for server in self._servers(cluster):
             if server is primary:
