@@ -212,6 +212,8 @@ class LocalRuntime(ReplicaSet):
             return
         if status == "failed":
             self._watch_writer(cluster_id, server_id)
+        if status == "starting" and reason.startswith("restart attempt"):
+            return  # the supervisor tries: the cluster stays failed until the server runs again
         mapped = _STATUS.get(status)
         if mapped is not None:
             for listener in self._listeners:
