@@ -115,6 +115,18 @@ def test_replication_role_is_reserved(rds: Any, cluster: Db, reader: str) -> Non
                               "WHERE rolname = 'rdsrepladmin'").fetchall() == [(True, True, False)]
 
 
+def test_replication_role_exists_before_any_reader(rds: Any) -> None:
+    db = create_db(rds, prefix="e2e-reprole")
+    try:
+        with db.connect() as writer:
+            with pytest.raises(errors.DuplicateObject):
+                writer.execute("CREATE ROLE rdsrepladmin LOGIN PASSWORD 'Mine-pass-1'")
+            assert writer.execute("SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = 'rdsrepladmin'"
+                                  ).fetchall() == [(True, False)]
+    finally:
+        delete_db(rds, db)
+
+
 def test_describe_shows_writer_and_reader(rds: Any, cluster: Db, reader: str) -> None:
     members = rds.describe_db_clusters(DBClusterIdentifier=cluster.cluster_id)["DBClusters"][0]["DBClusterMembers"]
     writers = [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]]

@@ -363,6 +363,10 @@ class PgServer:
         # has its primary's, and could not write them)
         if self.standby is None:
             await aurora.install(lambda dbname: postmaster.connect(self.socket_dir, password, dbname))
+            # from the first start on, so that nobody else can create a role of that name
+            async with await postmaster.connect(self.socket_dir, password) as connection:
+                for statement in bootstrap.ENSURE_REPLICATION_ROLE:
+                    await connection.execute(statement.encode())
 
     async def _supervise(self) -> None:
         attempts = 0
