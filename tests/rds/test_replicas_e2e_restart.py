@@ -129,3 +129,41 @@ def _mark_failover(data: Path, db: Db, rid: str, *, target_instance: str) -> Non
         store.put("rds-servers", ACCOUNT, rid, layout)
     finally:
         store.close()
+
+
+def test_a_crashed_writer_is_rewound_into_a_reader(base: Path) -> None:
+    """With no restart attempts (``AURORAL_RESTART_ATTEMPTS=0``) a killed writer stays down: a reader takes
+    over after 3 s, and the old writer, whose data is intact but which crashed (it may hold WAL the new
+    writer never got), comes back as a reader through pg_rewind, not a fresh clone."""
+    import os
+    import time
+
+    from .e2e_helpers import postmaster_pid
+
+    key, secret = new_root_key()
+    data = base / "data"
+    srv = start_server(data, access_key=key, secret_key=secret, account=ACCOUNT,
+                       extra_env={"AURORAL_RESTART_ATTEMPTS": "0"})
+    try:
+        rds = srv.client("rds")
+        db = create_db(rds, prefix="e2e-reprew")
+        reader, _ = add_reader(rds, db)
+        with db.connect() as conn:
+            conn.execute("CREATE TABLE r (v int)")
+            conn.execute("INSERT INTO r VALUES (1)")
+        replicated_on(rds, db, reader, "SELECT count(*) FROM r", [(1,)])
+        os.kill(postmaster_pid(data, db.resource_id), signal.SIGKILL)
+        started = time.monotonic()
+        until(lambda: writer_of(rds, db.cluster_id) == [reader] and rds.describe_db_clusters(
+            DBClusterIdentifier=db.cluster_id)["DBClusters"][0]["Status"] == "available", timeout=60,
+            what="the automatic failover")
+        print(f"automatic failover (rewind): {time.monotonic() - started:.2f} s")
+        until(lambda: rds.describe_db_instances(DBInstanceIdentifier=db.instance_id)["DBInstances"][0][
+            "DBInstanceStatus"] == "available", timeout=60, what="the old writer back")
+        check_topology(rds, db, reader, [db.instance_id], "r", 2)
+        assert srv.log_path is not None
+        log = srv.log_path.read_text(errors="replace")
+        assert "(rewound)" in log and "cloning server" not in log
+    finally:
+        stop_server(srv)
+    assert postgres_processes(str(data)) == []

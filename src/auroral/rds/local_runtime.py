@@ -52,6 +52,7 @@ from auroral.engine import (
     LocalEngine,
     ParameterError,
     PgServer,
+    RestartPolicy,
     ServerStartError,
     Standby,
     available,
@@ -123,6 +124,17 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def restart_policy_from_env() -> RestartPolicy | None:
+    """``AURORAL_RESTART_ATTEMPTS``: how often the supervisor restarts a crashed PostgreSQL (0: never,
+    which makes a dying writer fail over to a reader at once, after ``local_replicas.AUTO_FAILOVER_AFTER``)."""
+    value = os.environ.get("AURORAL_RESTART_ATTEMPTS", "")
+    if not value:
+        return None
+    if not value.isdigit() or int(value) > 100:
+        raise ValueError("AURORAL_RESTART_ATTEMPTS must be a number from 0 to 100")
+    return RestartPolicy(max_attempts=int(value))
+
+
 class LocalRuntime(ReplicaSet):
     def __init__(
         self,
@@ -144,7 +156,7 @@ class LocalRuntime(ReplicaSet):
                 installations = [i for i in installations if i.major >= 16]
         self._installations = installations
         self._engine = LocalEngine(data_dir, installations=installations,
-                                   on_status_change=self._engine_status)
+                                   on_status_change=self._engine_status, restart_policy=restart_policy_from_env())
         self._listeners: list[StatusListener] = []
         self._parameters: dict[str, dict[str, str]] = {}
         self._writer: dict[str, str] = {}  # cluster resource id -> writer instance resource id
