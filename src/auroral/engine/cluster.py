@@ -598,27 +598,20 @@ class PgServer:
     async def ensure_slot(self, slot: str) -> None:
         """A physical replication slot ``slot`` on this primary, reserving WAL from now on; a slot of
         that name left by an earlier attempt is replaced. The replication role is made sure of too."""
-        for statement in bootstrap.ENSURE_REPLICATION_ROLE:
-            await self.run_admin_sql(statement)
-        await self.drop_slot(slot)
-        await self.run_admin_sql("SELECT pg_catalog.pg_create_physical_replication_slot(%s, true)", (slot,))
+        if self._status not in ("running", "starting"):
+            raise ServerStateError(f"server {self.server_id} is {self._status}")
+        async with await postmaster.connect(self.socket_dir, self._admin_password) as connection:
+            for statement in bootstrap.ENSURE_REPLICATION_ROLE:
+                await connection.execute(statement.encode())
+            await _drop_slot(connection, slot)
+            await connection.execute("SELECT pg_catalog.pg_create_physical_replication_slot(%s, true)", (slot,))
 
     async def drop_slot(self, slot: str) -> None:
         """Drop the slot (ending the walsender using it first); nothing if there is none."""
-        deadline = time.monotonic() + 10
-        while True:
-            await self.run_admin_sql(
-                "SELECT pg_catalog.pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots "
-                "WHERE slot_name = %s AND active_pid IS NOT NULL", (slot,))
-            try:
-                await self.run_admin_sql(
-                    "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
-                    "WHERE slot_name = %s", (slot,))
-                return
-            except psycopg.errors.ObjectInUse:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+        if self._status not in ("running", "starting"):
+            raise ServerStateError(f"server {self.server_id} is {self._status}")
+        async with await postmaster.connect(self.socket_dir, self._admin_password) as connection:
+            await _drop_slot(connection, slot)
 
     async def wal_position(self) -> WalPosition:
         rows = await self.run_admin_sql(
@@ -732,6 +725,24 @@ def _same_setting(value: str | None, setting: Any, vartype: Any) -> bool:
         lowered = value.strip().lower()
         return (lowered in _BOOL_ON and setting == "on") or (lowered in _BOOL_OFF and setting == "off")
     return value.strip() == str(setting)
+
+
+async def _drop_slot(connection: psycopg.AsyncConnection[tuple[object, ...]], slot: str) -> None:
+    """Drop a replication slot if it exists, ending the walsender that uses it first (which takes a moment)."""
+    deadline = time.monotonic() + 10
+    while True:
+        await connection.execute(
+            "SELECT pg_catalog.pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots "
+            "WHERE slot_name = %s AND active_pid IS NOT NULL", (slot,))
+        try:
+            await connection.execute(
+                "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
+                "WHERE slot_name = %s", (slot,))
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 def _query(query: Query) -> bytes | sql.SQL | sql.Composed:
