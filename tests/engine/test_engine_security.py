@@ -96,7 +96,11 @@ def test_rds_superuser_memberships(server: PgServer, runner: asyncio.Runner) -> 
         "SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname LIKE 'rds%' ORDER BY 1"))
     assert attrs == [("rds_iam", False, False), ("rds_password", False, False),
                      ("rds_replication", False, False), ("rds_superuser", False, False),
-                     ("rdsadmin", True, True)]
+                     ("rdsadmin", True, True), ("rdsrepladmin", True, False)]
+    # the replication role: no password, replication only, by peer (conf.hba_conf)
+    assert runner.run(server.run_admin_sql(
+        "SELECT rolreplication, rolpassword IS NULL, rolinherit FROM pg_authid WHERE rolname = 'rdsrepladmin'"
+    )) == [(True, True, False)]
 
 
 def test_password_is_scram_and_never_plaintext(server: PgServer, runner: asyncio.Runner) -> None:

@@ -45,6 +45,7 @@ class FakeRuntime:
         self._next_port = 40000
         self.refusals: dict[tuple[str, str], str] = {}  # (name, value) -> reason
         self.gates: dict[str, asyncio.Event] = {}  # op -> set when the op may finish (a slow provisioning)
+        self.failovers: list[tuple[str, bool]] = []  # (target dbi resource id, rejoin)
 
     def _maybe_fail(self, op: str, target: str) -> None:
         self.calls.append((op, target))
@@ -97,6 +98,9 @@ class FakeRuntime:
         self._maybe_incompatible("reboot_cluster", cluster.resource_id)
         server.running = True
 
+    async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
+        self._maybe_fail("reboot_instance", instance.resource_id)
+
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         self._maybe_fail("reset_master_password", cluster.resource_id)
         self.servers[cluster.resource_id].password = password
@@ -133,6 +137,19 @@ class FakeRuntime:
         self.endpoints.pop(instance.resource_id, None)
         if self.writer.get(cluster.resource_id) == instance.resource_id:
             del self.writer[cluster.resource_id]
+
+    async def delete_instance(self, cluster: Cluster, instance: Instance) -> None:
+        self._maybe_fail("delete_instance", instance.resource_id)
+
+    async def failover(self, cluster: Cluster, target: Instance, *, rejoin: bool = True) -> bool:
+        self._maybe_fail("failover", target.resource_id)
+        if target.resource_id in self.endpoints:
+            self.writer[cluster.resource_id] = target.resource_id
+        self.failovers.append((target.resource_id, rejoin))
+        return rejoin
+
+    def writer_of(self, cluster: Cluster) -> str | None:
+        return None  # no opinion: the store's flags stand
 
     def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None:
         writer = self.writer.get(cluster.resource_id)

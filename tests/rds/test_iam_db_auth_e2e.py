@@ -22,7 +22,18 @@ from botocore.credentials import Credentials
 
 from tests.conftest import UserKeys
 
-from .e2e_helpers import MASTER, Db, cluster_dir, create_db, delete_db, ident, postmaster_pid, psql, until
+from .e2e_helpers import (
+    MASTER,
+    Db,
+    cluster_dir,
+    create_db,
+    delete_db,
+    ident,
+    postmaster_pid,
+    psql,
+    until,
+    wait_instance_gone,
+)
 
 REGION = "us-east-1"
 PAM = 'PAM authentication failed for user "{}"'
@@ -425,3 +436,19 @@ def test_attack_tokens_for_another_region_partition_cluster_or_case(env: Env) ->
     # a token for IAMUSER does not log in iamuser, nor the other way round
     env.refused(env.token(everywhere, user="IAMUSER"))
     assert env.login(env.token(everywhere)) == "iamuser"
+
+
+def test_iam_login_through_a_reader(env: Env) -> None:
+    """Each reader runs a server of its own: the peer list reaches it too."""
+    from .test_replicas_e2e import add_reader, instance_address
+
+    reader, _ = add_reader(env.rds, env.db)
+    try:
+        host, port = instance_address(env.rds, reader)
+        token = env.token(host=host, port=port)
+        with psycopg.connect(host=host, port=port, user="iamuser", password=token, dbname=env.db.database,
+                             sslmode="require", connect_timeout=10) as conn:
+            assert conn.execute("SELECT current_user, pg_is_in_recovery()").fetchone() == ("iamuser", True)
+    finally:
+        env.rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+        wait_instance_gone(env.rds, reader)

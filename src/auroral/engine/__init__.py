@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from auroral.engine.binaries import Installation, available, resolve
-from auroral.engine.cluster import ParameterChange, PgServer, Query, RestartPolicy, Status, StatusCallback
+from auroral.engine.cluster import (
+    ParameterChange,
+    PgServer,
+    Query,
+    RestartPolicy,
+    Standby,
+    Status,
+    StatusCallback,
+    WalPosition,
+    lsn_value,
+)
 from auroral.engine.errors import (
     EngineError,
     NoInstallationError,
@@ -93,8 +103,11 @@ __all__ = [
     "ServerNotFoundError",
     "ServerStartError",
     "ServerStateError",
+    "Standby",
     "Status",
     "StatusCallback",
+    "WalPosition",
     "available",
+    "lsn_value",
     "resolve",
 ]

@@ -42,9 +42,27 @@ MASTER_ATTRIBUTES = (
 )
 AURORA_ROLES = ("rds_superuser", "rds_replication", "rds_password", "rds_iam")
 ADMIN_ROLE = "rdsadmin"  # the bootstrap superuser: the engine's own, over the private socket only
+# Streaming replication between a cluster's servers (Aurora reserves this name too): peer over the private
+# socket only (conf.hba_conf), never a password.
+REPLICATION_ROLE = "rdsrepladmin"
 # Roles the engine creates that no client ever logs in as (as in Aurora, where customers cannot log in as
 # rdsadmin at all): the endpoints refuse them at once.
-RESERVED_ROLES = frozenset({ADMIN_ROLE, *AURORA_ROLES})
+RESERVED_ROLES = frozenset({ADMIN_ROLE, REPLICATION_ROLE, *AURORA_ROLES})
+# Run on a primary before its first standby is cloned: the role exists with exactly these attributes
+# and no password (a role of that name made by someone else is taken over; only rdsadmin, a superuser,
+# may give REPLICATION). Idempotent.
+ENSURE_REPLICATION_ROLE = (
+    "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'rdsrepladmin') THEN "
+    "CREATE ROLE rdsrepladmin; END IF; END$$",
+    "ALTER ROLE rdsrepladmin WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
+    "NOBYPASSRLS CONNECTION LIMIT -1 PASSWORD NULL",
+    "COMMENT ON ROLE rdsrepladmin IS 'Aurora: physical replication between the cluster''s instances "
+    "(peer over the private socket only)'",
+    # what pg_rewind needs of its source (the PostgreSQL documentation's list for a non-superuser)
+    "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean), "
+    "pg_catalog.pg_stat_file(text, boolean), pg_catalog.pg_read_binary_file(text), "
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rdsrepladmin",
+)
 
 
 def template_sql(major: int) -> str:

@@ -1,4 +1,5 @@
-"""One PostgreSQL server (an Aurora cluster's writer) with a clear status vocabulary.
+"""One PostgreSQL server (an Aurora cluster's writer, or a hot standby streaming from it: a reader) with a
+clear status vocabulary.
 
     not-initialized ──create()──▶ starting ──▶ running ──stop()──▶ stopping ──▶ stopped
                                      ▲            │                                │
@@ -8,7 +9,7 @@
                                      └──────────────────────start()────────────────┘
 
 Transitions happen only on real events (the postmaster became ready, exited, a stop was requested)
-and are reported through ``on_status_change(cluster_id, status, reason)``, a plain callable that must
+and are reported through ``on_status_change(server_id, status, reason)``, a plain callable that must
 not block. ``status()`` only reads.
 
 Layout under ``<cluster_dir>``: ``pgdata/`` (the data directory), ``log/postmaster.log`` (server stderr),
@@ -18,6 +19,13 @@ root the cluster directory itself and ``log/`` are root's (``0711``, ``0700``), 
 cannot be swapped by that user, and every file root writes or reads inside ``pgdata`` goes through
 :mod:`fsafe`. The gateway runs as root (or as that same user) and reaches
 ``<socket_dir>/.s.PGSQL.5432``.
+
+Standbys (``PgServer.standby`` set): a server made by :meth:`PgServer.create_replica` with
+``pg_basebackup`` from the cluster's primary, or a former primary told to follow a new one. It runs with
+``standby.signal`` and streams from the primary's private socket as ``rdsrepladmin`` by peer (the
+cluster's servers share one OS user), through a physical replication slot on the primary named after
+it; :meth:`PgServer.promote` makes it the primary. A server is one of the cluster's servers, named by
+``server_id`` (the first one, the "cluster volume", has the cluster's id); status events name it.
 
 Supervision: while the server should run, a task awaits the postmaster. If it exits without a stop
 having been requested, the status becomes ``failed`` with the exit code and the log tail, and the
@@ -44,7 +52,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from auroral.engine import aurora, bootstrap, conf, postmaster
+from auroral.engine import aurora, bootstrap, conf, fsafe, postmaster
 from auroral.engine.binaries import Installation
 from auroral.engine.errors import ParameterError, ServerStartError, ServerStateError
 from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
@@ -63,6 +71,7 @@ _RESERVED_PARAMS = frozenset(
      "shared_preload_libraries", "ssl", "archive_command", "restore_command", "log_directory"}
 )
 PARAMS_JSON = "auroral.params.json"
+CLONING_MARKER = ".cloning"  # in a server's directory while pg_basebackup fills its data directory
 # defined by the auroral_rds module (extension.py); turning it on without the module would do nothing
 RESTRICT_PASSWORD_COMMANDS = "rds.restrict_password_commands"
 _BOOL_ON = frozenset({"1", "on", "true", "yes", "t", "y"})
@@ -78,6 +87,30 @@ class RestartPolicy:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.first_delay * 2**attempt, self.max_delay))
+
+
+@dataclass(frozen=True)
+class Standby:
+    """Where a standby streams from: the primary's private socket directory and its slot there."""
+
+    primary_socket_dir: Path
+    slot: str
+
+
+@dataclass(frozen=True)
+class WalPosition:
+    """A server's WAL positions as ``pg_lsn`` text (``None`` where it has none: a primary receives nothing)."""
+
+    in_recovery: bool
+    received: str | None
+    replayed: str | None
+    current: str | None
+
+
+def lsn_value(lsn: str) -> int:
+    """``'16/B374D848'`` as a number (for comparisons)."""
+    high, _, low = lsn.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
 
 
 @dataclass(frozen=True)
@@ -100,8 +133,12 @@ class PgServer:
         *,
         on_status_change: StatusCallback | None = None,
         restart_policy: RestartPolicy | None = None,
+        server_id: str | None = None,
     ) -> None:
         self.cluster_id = cluster_id
+        # which of the cluster's servers this is (the first one's id is the cluster's); status events name it
+        self.server_id = server_id or cluster_id
+        self.standby: Standby | None = None  # set by the owner before a start: run as a hot standby
         self.cluster_dir = cluster_dir
         self.installation = installation
         self.runas = runas
@@ -146,12 +183,12 @@ class PgServer:
         if status == self._status and reason == self._reason:
             return
         self._status, self._reason = status, reason
-        log.info("cluster %s: %s %s", self.cluster_id, status, reason.splitlines()[0] if reason else "")
+        log.info("server %s: %s %s", self.server_id, status, reason.splitlines()[0] if reason else "")
         if self._on_status_change is not None:
             try:
-                self._on_status_change(self.cluster_id, status, reason)
+                self._on_status_change(self.server_id, status, reason)
             except Exception:
-                log.exception("on_status_change callback failed for %s", self.cluster_id)
+                log.exception("on_status_change callback failed for %s", self.server_id)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -203,7 +240,7 @@ class PgServer:
             # would survive anyway: fsync_tree skips files that vanish)
             await durable
         self._want_running = True
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.cluster_id}")
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.server_id}")
         self._set_status("running")
 
     def _make_cluster_dir(self) -> None:
@@ -241,7 +278,7 @@ class PgServer:
                 self._set_status("failed", str(exc))
                 raise
             self._want_running = True
-            self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.cluster_id}")
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.server_id}")
             self._set_status("running")
 
     async def stop(self) -> None:
@@ -293,7 +330,12 @@ class PgServer:
         check_traversable(self.cluster_dir, self.runas)
         make_private_dir(self.socket_dir, self.runas)
         self._write_local_conf()
-        conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user()), self.runas)
+        conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user(), self.runas.name), self.runas)
+        # the owner says this server is the primary, yet it is a standby (told to lead while it was stopped):
+        # it starts as one and is promoted, so that it leads on a timeline of its own
+        promote = self.standby is None and (self.pgdata / conf.STANDBY_SIGNAL).exists()
+        if self.standby is not None:
+            conf.write(self.pgdata / conf.STANDBY_SIGNAL, "", self.runas)
         # kept across restarts (the IAM module's list), rewritten with only the well-formed names (a
         # file of an older auroral may hold lines a role name with a line break put there), and so that
         # a symlink there is replaced
@@ -314,8 +356,17 @@ class PgServer:
             await postmaster.shutdown(process)
             raise
         self._started_at = time.monotonic()
-        # every start: databases of a data directory older than the functions get them too
-        await aurora.install(lambda dbname: postmaster.connect(self.socket_dir, password, dbname))
+        if promote:
+            async with await postmaster.connect(self.socket_dir, password) as connection:
+                await connection.execute("SELECT pg_catalog.pg_promote(true, 60)")
+        # every start: databases of a data directory older than the functions get them too (a standby
+        # has its primary's, and could not write them)
+        if self.standby is None:
+            await aurora.install(lambda dbname: postmaster.connect(self.socket_dir, password, dbname))
+            # from the first start on, so that nobody else can create a role of that name
+            async with await postmaster.connect(self.socket_dir, password) as connection:
+                for statement in bootstrap.ENSURE_REPLICATION_ROLE:
+                    await connection.execute(statement.encode())
 
     async def _supervise(self) -> None:
         attempts = 0
@@ -359,7 +410,7 @@ class PgServer:
     ) -> list[tuple[Any, ...]]:
         """Run one statement as ``rdsadmin`` (superuser) over the private socket; rows if any."""
         if self._status not in ("running", "starting"):
-            raise ServerStateError(f"cluster {self.cluster_id} is {self._status}")
+            raise ServerStateError(f"server {self.server_id} is {self._status}")
         async with await postmaster.connect(self.socket_dir, self._admin_password, dbname) as connection:
             cursor = await connection.execute(_query(query), params)
             return await cursor.fetchall() if cursor.description is not None else []
@@ -375,6 +426,10 @@ class PgServer:
         except OSError as exc:  # not a regular file: the server's OS user replaced it (never followed)
             log.warning("cluster %s: ignoring %s (%s)", self.cluster_id, conf.IAM_USERS_FILE, exc)
             return set()
+
+    def write_iam_users(self, names: Iterable[str]) -> None:
+        """Rewrite the list only (a stopped server reads it at its next start)."""
+        conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(names), self.runas)
 
     async def set_iam_users(self, names: Iterable[str], *, wait_user: str | None = None,
                             listed: bool = True) -> None:
@@ -480,8 +535,151 @@ class PgServer:
 
     def _write_local_conf(self) -> None:
         extra = aurora.settings(self._topology, aurora.extension_names(self.installation.sharedir))
-        local = conf.local_conf(self.socket_dir, self.cluster_id, self.installation.preload, extra)
+        extra.update(self._replication_settings())
+        local = conf.local_conf(self.socket_dir, self.server_id, self.installation.preload, extra)
         conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
+
+    # ---- replication: standbys, promotion ---------------------------------------------------------
+
+    def _replication_settings(self) -> dict[str, str]:
+        """Every server may become a primary or a standby: the same settings on both, only the
+        standby's source differs (``primary_conninfo`` and ``primary_slot_name`` take a reload)."""
+        settings = {
+            "wal_level": "replica",
+            "hot_standby": "on",
+            # queries on a reader are not cancelled because the writer vacuumed rows they still see
+            "hot_standby_feedback": "on",
+            # pg_rewind of a former primary needs hint-bit changes in the WAL (static: from the next start)
+            "wal_log_hints": "on",
+            "recovery_target_timeline": "latest",
+        }
+        if self.standby is None:
+            settings.update(primary_conninfo="", primary_slot_name="")
+        else:
+            settings.update(
+                primary_conninfo=(f"host={self.standby.primary_socket_dir} port={conf.PORT} "
+                                  f"user={conf.REPLICATION_ROLE} application_name={self.server_id}"),
+                primary_slot_name=self.standby.slot,
+            )
+        return settings
+
+    async def create_replica(self, primary: PgServer, slot: str) -> None:
+        """Make this (not yet initialized) server a hot standby of ``primary``: a physical slot there,
+        ``pg_basebackup`` over the primary's private socket as the replication role (peer: both run as the
+        cluster's OS user), then a start as a standby. Leaves it running."""
+        async with self._lock:
+            if self._status != "not-initialized":
+                raise ServerStateError(f"server {self.server_id} is already initialized ({self._status})")
+            self._set_status("starting", "creating replica")
+            try:
+                self._make_cluster_dir()
+                # until the clone runs: a restart of auroral finds a half-made copy and removes it
+                fsafe.write_file(self.cluster_dir / CLONING_MARKER, b"")
+                await postmaster.clear_leftovers(self.pgdata)
+                shutil.rmtree(self.pgdata, ignore_errors=True)  # a create interrupted earlier
+                make_private_dir(self.pgdata, self.runas)
+                await primary.ensure_slot(slot)
+                await postmaster.run_tool(self.installation, "pg_basebackup", [
+                    "-d", (f"host={primary.socket_dir} port={conf.PORT} user={conf.REPLICATION_ROLE} "
+                           f"application_name={self.server_id}-clone"),
+                    "-D", str(self.pgdata), "-X", "stream", "-S", slot, "-c", "fast", "-w",
+                ], self.runas)
+                self.standby = Standby(primary.socket_dir, slot)
+                await self._launch("final")
+                fsafe.remove_file(self.cluster_dir / CLONING_MARKER)
+            except BaseException as exc:
+                await self._halt()
+                self._set_status("failed", f"create failed: {exc}")
+                raise
+            self._want_running = True
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.server_id}")
+            self._set_status("running")
+
+    async def ensure_slot(self, slot: str) -> None:
+        """A physical replication slot ``slot`` on this primary, reserving WAL from now on; a slot of
+        that name left by an earlier attempt is replaced. The replication role is made sure of too."""
+        if self._status not in ("running", "starting"):
+            raise ServerStateError(f"server {self.server_id} is {self._status}")
+        async with await postmaster.connect(self.socket_dir, self._admin_password) as connection:
+            for statement in bootstrap.ENSURE_REPLICATION_ROLE:
+                await connection.execute(statement.encode())
+            await _drop_slot(connection, slot)
+            await connection.execute("SELECT pg_catalog.pg_create_physical_replication_slot(%s, true)", (slot,))
+
+    async def drop_slot(self, slot: str) -> None:
+        """Drop the slot (ending the walsender using it first); nothing if there is none."""
+        if self._status not in ("running", "starting"):
+            raise ServerStateError(f"server {self.server_id} is {self._status}")
+        async with await postmaster.connect(self.socket_dir, self._admin_password) as connection:
+            await _drop_slot(connection, slot)
+
+    async def wal_position(self) -> WalPosition:
+        rows = await self.run_admin_sql(
+            "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.pg_last_wal_receive_lsn()::text, "
+            "pg_catalog.pg_last_wal_replay_lsn()::text, "
+            "CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_current_wal_lsn()::text END")
+        in_recovery, received, replayed, current = rows[0]
+        return WalPosition(bool(in_recovery), received, replayed, current)
+
+    async def control_data(self) -> dict[str, str]:
+        """``pg_controldata`` of the data directory (meaningful for a stopped server)."""
+        text = await postmaster.run_tool(self.installation, "pg_controldata", ["-D", str(self.pgdata)], self.runas)
+        out = {}
+        for line in text.splitlines():
+            name, sep, value = line.partition(":")
+            if sep:
+                out[name.strip()] = value.strip()
+        return out
+
+    async def follow(self, standby: Standby | None) -> None:
+        """Stream from another primary from now on: a running standby reloads (PostgreSQL 13+ restarts
+        its walreceiver with the new source); a stopped one takes it at its next start. ``None``: this
+        server is the primary (takes effect at its next start)."""
+        async with self._lock:
+            self.standby = standby
+            if self._status == "not-initialized":
+                return
+            self._write_local_conf()
+            if self._status == "running" and self.pid is not None:
+                await self.run_admin_sql("SELECT pg_catalog.pg_reload_conf()")
+
+    async def promote(self) -> None:
+        """End recovery: this standby becomes a primary on a new timeline (``pg_promote`` waits for it).
+        Then the Aurora functions are (re)installed and the standby settings cleared."""
+        async with self._lock:
+            rows = await self.run_admin_sql("SELECT pg_catalog.pg_promote(true, 60)")
+            if not rows or rows[0][0] is not True:
+                raise ServerStateError(f"server {self.server_id} was not promoted within 60 s")
+            self.standby = None
+            self._write_local_conf()
+            await self.run_admin_sql("SELECT pg_catalog.pg_reload_conf()")
+        await aurora.install(lambda dbname: postmaster.connect(self.socket_dir, self._admin_password, dbname))
+
+    async def rewind(self, source: PgServer) -> None:
+        """Make this stopped former primary, which may hold WAL the new primary ``source`` never got (it
+        crashed), a copy of ``source`` from their point of divergence on: ``pg_rewind`` over ``source``'s
+        private socket as the replication role (peer), which first completes this server's crash recovery
+        if it stopped uncleanly. Possible because ``wal_log_hints`` is on. Start it as a standby next."""
+        async with self._lock:
+            if self.pid is not None:
+                raise ServerStateError(f"server {self.server_id} must be stopped to be rewound")
+            await postmaster.clear_leftovers(self.pgdata)
+            self._write_local_conf()  # pg_rewind's single-user recovery reads our configuration
+            fsafe.remove_file(self.pgdata / conf.STANDBY_SIGNAL)
+            await postmaster.run_tool(self.installation, "pg_rewind", [
+                "-D", str(self.pgdata), "--source-server",
+                f"host={source.socket_dir} port={conf.PORT} user={conf.REPLICATION_ROLE} dbname=postgres",
+            ], self.runas)
+
+    async def discard(self) -> None:
+        """Stop and remove this server's own files (data directory, log, socket directory) but keep its
+        directory: the cluster's first server, whose directory holds the cluster's other servers too."""
+        await self.stop()
+        async with self._lock:
+            await postmaster.clear_leftovers(self.pgdata)
+            for path in (self.pgdata, self.log_path.parent, self.socket_dir):
+                shutil.rmtree(path, ignore_errors=True)
+            self._set_status("not-initialized", "discarded")
 
     # ---- Aurora's view of the instance (aurora_db_instance_identifier(), aurora_replica_status()) ----
 
@@ -527,6 +725,24 @@ def _same_setting(value: str | None, setting: Any, vartype: Any) -> bool:
         lowered = value.strip().lower()
         return (lowered in _BOOL_ON and setting == "on") or (lowered in _BOOL_OFF and setting == "off")
     return value.strip() == str(setting)
+
+
+async def _drop_slot(connection: psycopg.AsyncConnection[tuple[object, ...]], slot: str) -> None:
+    """Drop a replication slot if it exists, ending the walsender that uses it first (which takes a moment)."""
+    deadline = time.monotonic() + 10
+    while True:
+        await connection.execute(
+            "SELECT pg_catalog.pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots "
+            "WHERE slot_name = %s AND active_pid IS NOT NULL", (slot,))
+        try:
+            await connection.execute(
+                "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
+                "WHERE slot_name = %s", (slot,))
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 def _query(query: Query) -> bytes | sql.SQL | sql.Composed:

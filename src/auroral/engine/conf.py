@@ -46,6 +46,12 @@ PARAMS_FILE = "auroral.params.conf"
 LOCAL_FILE = "auroral.local.conf"
 IAM_USERS_FILE = "auroral.iam_users"
 IDENT_MAP = "auroral_gateway"
+# Physical replication between the servers of one cluster: the standby's walreceiver (and pg_basebackup)
+# run as the cluster's OS user and log in as this role by peer over the primary's private socket. The
+# role has no password (so nothing to keep on disk) and only the replication pseudo-database admits it.
+REPLICATION_ROLE = "rdsrepladmin"
+REPLICATION_MAP = "auroral_replication"
+STANDBY_SIGNAL = "standby.signal"
 ADMIN_PLACEHOLDER = "rdsadmin"
 INCLUDES = (
     "\n# --- auroral: do not edit below; the engine owns these files ---\n"
@@ -114,17 +120,25 @@ def hba_conf(mode: str) -> str:
     header = "# auroral: rewritten before every start; only the private Unix socket exists\n"
     if mode == "bootstrap":
         return header + "local all rdsadmin trust\nlocal all all reject\n"
-    # replication connections match no line ("all" does not cover the replication pseudo-database)
+    # only the cluster's own OS user reaches the replication pseudo-database ("all" does not cover it),
+    # as the password-less replication role
     return header + (
+        f"local replication {REPLICATION_ROLE} peer map={REPLICATION_MAP}\n"
+        # pg_rewind of a former primary reads the new one's files through functions, in "postgres"
+        f"local postgres {REPLICATION_ROLE} peer map={REPLICATION_MAP}\n"
         "local all rdsadmin scram-sha-256\n"
         f"local all @{IAM_USERS_FILE} peer map={IDENT_MAP}\n"
         "local all all scram-sha-256\n"
     )
 
 
-def ident_conf(gateway_os_user: str) -> str:
-    """The gateway's OS user may log in as any *listed* user (PostgreSQL 16+: ``all``)."""
-    return f"# auroral: rewritten before every start\n{IDENT_MAP} {hba_token(gateway_os_user)} all\n"
+def ident_conf(gateway_os_user: str, server_os_user: str | None = None) -> str:
+    """The gateway's OS user may log in as any *listed* user (PostgreSQL 16+: ``all``); the cluster's
+    OS user (``server_os_user``: every server of a cluster runs as it) as the replication role."""
+    text = f"# auroral: rewritten before every start\n{IDENT_MAP} {hba_token(gateway_os_user)} all\n"
+    if server_os_user is not None:
+        text += f"{REPLICATION_MAP} {hba_token(server_os_user)} {REPLICATION_ROLE}\n"
+    return text
 
 
 def iam_users_conf(names: Iterable[str]) -> str:

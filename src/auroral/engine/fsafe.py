@@ -111,6 +111,17 @@ def write_file(path: Path, data: bytes, *, mode: int = 0o600, uid: int = -1, gid
             raise
 
 
+def remove_file(path: Path) -> bool:
+    """Remove the entry ``path`` (never following a symlink on the way); False if it was not there."""
+    with directory(path.parent) as dfd:
+        try:
+            os.unlink(path.name, dir_fd=dfd)
+        except FileNotFoundError:
+            return False
+        os.fsync(dfd)
+    return True
+
+
 def _open_regular(dfd: int, name: str, flags: int, display: Path) -> int:
     fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600, dir_fd=dfd)
     st = os.fstat(fd)

@@ -5,7 +5,9 @@ Layout under the engine root (see :func:`engine_root`)::
     bin/<source>-<version>-<hash>/  a copy of a PostgreSQL installation the OS users cannot read in place
     ext/pg<major>-<hash>/      the auroral_rds server module, compiled for that major (see extension.py)
     templates/pg<major>/       one initialized data directory per major (see template.py)
-    clusters/<resource id>/    one server: pgdata/, log/, run/, osuser (see cluster.py)
+    clusters/<resource id>/    the cluster's first server: pgdata/, log/, run/, osuser (see cluster.py)
+        replicas/<server id>/  each further server of the cluster (a reader's hot standby; after a
+                               failover any of them may be the primary): pgdata/, log/, run/
 
 Where the engine root is: PostgreSQL's OS users must reach it by path, and auroral changes no permission
 outside its own directories (no ACL on a ``0700`` home). Not running as root, it is ``<data_dir>/engine``
@@ -39,13 +41,14 @@ from pathlib import Path
 
 from auroral.engine import binaries, extension, fsafe, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
-from auroral.engine.cluster import PgServer, RestartPolicy, StatusCallback
+from auroral.engine.cluster import CLONING_MARKER, PgServer, RestartPolicy, StatusCallback
 from auroral.engine.errors import EngineError, ServerExistsError, ServerNotFoundError
 from auroral.engine.osuser import RunAs
 from auroral.engine.template import TemplateStore
 
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 DELETING_MARKER = ".deleting"
+REPLICAS_DIR = "replicas"
 OSUSER_FILE = "osuser"
 ENGINE_BASE = Path("/var/lib/auroral")
 ENV_ENGINE_BASE = "AURORAL_ENGINE_BASE"
@@ -196,10 +199,14 @@ class LocalEngine:
                 return self._runnable_copy(inst)
         raise EngineError(f"no PostgreSQL {major} installation for an existing data directory")
 
-    def _server(self, cluster_id: str, inst: Installation, admin_password: str, runas: RunAs) -> PgServer:
+    def _server(self, cluster_id: str, inst: Installation, admin_password: str, runas: RunAs,
+                server_id: str | None = None) -> PgServer:
+        directory = self.clusters_dir / cluster_id
+        if server_id is not None and server_id != cluster_id:
+            directory = directory / REPLICAS_DIR / server_id
         return PgServer(
-            cluster_id, self.clusters_dir / cluster_id, inst, runas, self.templates, admin_password,
-            on_status_change=self._on_status_change, restart_policy=self._restart_policy,
+            cluster_id, directory, inst, runas, self.templates, admin_password,
+            on_status_change=self._on_status_change, restart_policy=self._restart_policy, server_id=server_id,
         )
 
     # ---- the OS user of each cluster -------------------------------------------------------------
@@ -284,23 +291,71 @@ class LocalEngine:
         return server
 
     def get_server(self, cluster_id: str) -> PgServer:
+        """A server by its id: a cluster's id names its first server."""
         try:
             return self._servers[cluster_id]
         except KeyError:
             raise ServerNotFoundError(f"cluster {cluster_id} not found") from None
 
+    def servers_of(self, cluster_id: str) -> list[PgServer]:
+        """Every server of a cluster (its first one first)."""
+        return sorted((s for s in self._servers.values() if s.cluster_id == cluster_id),
+                      key=lambda s: (s.server_id != cluster_id, s.server_id))
+
+    async def create_replica(self, cluster_id: str, server_id: str, primary: PgServer, slot: str) -> PgServer:
+        """A new server of the cluster: a running hot standby of ``primary`` (see ``PgServer.create_replica``),
+        as the cluster's OS user, under ``clusters/<cluster>/replicas/<server_id>``."""
+        if not _CLUSTER_ID.match(server_id):
+            raise EngineError(f"invalid server id {server_id!r}")
+        first = self.get_server(cluster_id)
+        existing = self._servers.get(server_id)
+        if existing is not None and existing.status() != "not-initialized":
+            raise ServerExistsError(f"server {server_id} already exists")
+        parent = first.cluster_dir / REPLICAS_DIR
+        if not parent.is_dir():
+            osuser.make_private_dir(parent, osuser.current(), 0o711)
+        server = existing or self._server(cluster_id, primary.installation, first._admin_password, first.runas,
+                                          server_id)
+        self._servers[server_id] = server
+        try:
+            await server.create_replica(primary, slot)
+        except BaseException:
+            if server_id == cluster_id:  # the first server: its directory holds the others
+                await server.discard()
+            else:
+                await self.delete_replica(server_id)
+            raise
+        return server
+
+    async def delete_replica(self, server_id: str) -> None:
+        """Stop and remove one further server of a cluster (not its first one)."""
+        server = self._servers.get(server_id)
+        if server is None:
+            return
+        if server.server_id == server.cluster_id:
+            raise EngineError(f"server {server_id} is its cluster's first server")
+        if server.cluster_dir.exists():
+            (server.cluster_dir / DELETING_MARKER).touch()
+        await server.stop()
+        await server.delete()
+        self._servers.pop(server_id, None)
+
     def list_servers(self) -> list[PgServer]:
         return list(self._servers.values())
 
     async def delete_server(self, cluster_id: str) -> None:
+        """Delete a cluster: every server of it, its directory and its OS user."""
         server = self.get_server(cluster_id)
         marker = server.cluster_dir / DELETING_MARKER
         if server.cluster_dir.exists():
             marker.touch()
         await self._delete(server)
-        del self._servers[cluster_id]
+        for other in self.servers_of(cluster_id):
+            self._servers.pop(other.server_id, None)
 
     async def _delete(self, server: PgServer) -> None:
+        for other in self.servers_of(server.cluster_id):
+            await other.stop()
         await server.stop()
         await self._remove_cluster_user(server.cluster_id)  # while its record is still there
         await server.delete()
@@ -331,30 +386,59 @@ class LocalEngine:
                 report.deleted.append(cluster_id)
                 continue
             present.add(cluster_id)
-            if proc.postmaster_of(pgdata) is not None:
+            if (entry / CLONING_MARKER).exists():  # the first server was being cloned afresh: not usable
+                await postmaster.clear_leftovers(pgdata)
+                shutil.rmtree(pgdata, ignore_errors=True)
+                fsafe.remove_file(entry / CLONING_MARKER)
+            replicas = await self._replica_dirs(entry, report)
+            if any(proc.postmaster_of(d / "pgdata") is not None for d in [entry, *replicas]):
                 report.adopted_orphans.append(cluster_id)
             if cluster_id not in known:
-                await postmaster.clear_leftovers(pgdata)
+                for d in [entry, *replicas]:
+                    await postmaster.clear_leftovers(d / "pgdata")
                 report.unknown.append(cluster_id)
                 continue
             try:
-                major = int(fsafe.read_text(pgdata / "PG_VERSION").strip())
+                # the first server's data may be gone (its instance deleted while readers served on)
+                major = next(int(fsafe.read_text(d / "pgdata" / "PG_VERSION").strip())
+                             for d in [entry, *replicas] if (d / "pgdata" / "PG_VERSION").exists())
                 runas = await asyncio.to_thread(self._cluster_user, cluster_id, create=False)
-                server = self._server(cluster_id, self._for_major(major), known[cluster_id], runas)
-            except (OSError, ValueError, EngineError) as exc:
+                inst = self._for_major(major)
+                servers = [self._server(cluster_id, inst, known[cluster_id], runas)]
+                servers += [self._server(cluster_id, inst, known[cluster_id], runas, d.name) for d in replicas]
+            except (OSError, ValueError, EngineError, StopIteration) as exc:
                 report.failed[cluster_id] = str(exc)
                 continue
-            self._servers[cluster_id] = server
+            for server in servers:
+                self._servers[server.server_id] = server
             if start:
                 try:
-                    await server.start()
+                    await servers[0].start()
                     report.started.append(cluster_id)
                 except EngineError as exc:
                     report.failed[cluster_id] = str(exc)
             else:
-                await postmaster.clear_leftovers(pgdata)
+                for server in servers:
+                    await postmaster.clear_leftovers(server.pgdata)
         report.missing = sorted(set(known) - present - set(self._servers))
         return report
+
+    async def _replica_dirs(self, entry: Path, report: RecoveryReport) -> list[Path]:
+        """The further servers' directories of a cluster directory; interrupted deletes are finished."""
+        parent = entry / REPLICAS_DIR
+        if not parent.is_dir():
+            return []
+        found = []
+        for child in sorted(parent.iterdir()):
+            if not child.is_dir() or not _CLUSTER_ID.match(child.name):
+                continue
+            if (child / DELETING_MARKER).exists() or (child / CLONING_MARKER).exists():
+                await postmaster.clear_leftovers(child / "pgdata")
+                shutil.rmtree(child, ignore_errors=True)
+                report.deleted.append(child.name)
+                continue
+            found.append(child)
+        return found
 
     async def close(self) -> None:
         """Stop every server (auroral shutting down); data stays."""

@@ -173,6 +173,18 @@ class Gateway:
                 session.drop()
         await asyncio.sleep(0)  # let the aborted transports report connection_lost
 
+    async def drop_sessions(self, endpoint_id: str) -> int:
+        """Close every connection of an open endpoint (the listener stays): after a failover, clients of
+        the former writer's endpoint must reconnect, as on Aurora. Returns how many were closed."""
+        ep = self._endpoints.get(endpoint_id)
+        if ep is None:
+            return 0
+        sessions = list(ep.sessions)
+        for session in sessions:
+            session.drop()
+        await asyncio.sleep(0)
+        return len(sessions)
+
     async def close_all(self) -> None:
         for endpoint_id in list(self._endpoints):
             await self.close(endpoint_id)

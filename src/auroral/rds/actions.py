@@ -52,6 +52,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "DeleteDBCluster": ActionSpec("rds:DeleteDBCluster", (_CLUSTER,)),
     "StartDBCluster": ActionSpec("rds:StartDBCluster", (_CLUSTER,)),
     "StopDBCluster": ActionSpec("rds:StopDBCluster", (_CLUSTER,)),
+    "FailoverDBCluster": ActionSpec("rds:FailoverDBCluster", (_CLUSTER,)),
     "CreateDBInstance": ActionSpec(
         "rds:CreateDBInstance",
         (_DB, _CLUSTER),

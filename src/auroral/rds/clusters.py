@@ -156,6 +156,9 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             member.transition(status)
             self._save_instance(member)
 
+    async def _reconcile_writer(self, cluster: Cluster) -> None:
+        """After a start, make the writer flags agree with the runtime (``failover.py``)."""
+
     async def _open_endpoint(self, cluster: Cluster, instance: Instance) -> None:
         """Open an instance's endpoint and mark it available (or failed, with the reason)."""
         try:
@@ -575,6 +578,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 return
             current.transition("available")
             self._save_cluster(current)
+            await self._reconcile_writer(current)
             for member in self._members(current):
                 if member.status in ("starting", "creating", "available", "rebooting", "modifying", "failed",
                                      INCOMPATIBLE):

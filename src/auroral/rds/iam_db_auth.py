@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -42,7 +42,6 @@ import psycopg
 from auroral.api.context import Principal
 from auroral.api.sigv4 import PresignedVerifier, SigningKeyInfo
 from auroral.audit import AuditTrail
-from auroral.engine import PgServer
 from auroral.engine.bootstrap import RESERVED_ROLES
 from auroral.engine.conf import hba_name_ok
 from auroral.errors import AwsError
@@ -72,7 +71,9 @@ _IS_IAM = "SELECT pg_has_role(oid, 'rds_iam', 'USAGE') FROM pg_roles WHERE rolna
 class Runtime(Protocol):
     """What this module needs from :class:`~auroral.rds.local_runtime.LocalRuntime`."""
 
-    def pg_server(self, cluster: Cluster) -> PgServer: ...
+    def iam_users(self, cluster: Cluster) -> set[str]: ...
+    async def set_iam_users(self, cluster: Cluster, names: Iterable[str], *, wait_user: str | None = None,
+                            listed: bool = True) -> None: ...
     async def admin_connection(self, cluster: Cluster) -> psycopg.AsyncConnection[tuple[Any, ...]]: ...
     def endpoint_address(self, instance: Instance) -> tuple[str, int] | None: ...
     def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None: ...
@@ -358,7 +359,7 @@ class IamDbAuth:
 
     def _listed(self, cluster: Cluster, state: _ClusterState) -> set[str]:
         if state.listed is None:
-            state.listed = self._runtime.pg_server(cluster).iam_users()
+            state.listed = self._runtime.iam_users(cluster)
         return state.listed
 
     async def _set_listed(self, cluster: Cluster, user: str, listed: bool) -> None:
@@ -368,7 +369,7 @@ class IamDbAuth:
             if (user in names) == listed:
                 return
             new = names | {user} if listed else names - {user}
-            await self._runtime.pg_server(cluster).set_iam_users(new, wait_user=user, listed=listed)
+            await self._runtime.set_iam_users(cluster, new, wait_user=user, listed=listed)
             state.listed = new
 
     async def _unlist_all(self, cluster: Cluster, state: _ClusterState, user: str) -> None:
@@ -376,8 +377,8 @@ class IamDbAuth:
             names = self._listed(cluster, state)
             if not names:
                 return
-            await self._runtime.pg_server(cluster).set_iam_users(
-                (), wait_user=user if user in names else None, listed=False)
+            await self._runtime.set_iam_users(
+                cluster, (), wait_user=user if user in names else None, listed=False)
             state.listed = set()
 
 

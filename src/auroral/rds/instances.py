@@ -1,10 +1,10 @@
 """DB instances of Aurora clusters: CreateDBInstance, DescribeDBInstances, ModifyDBInstance,
 DeleteDBInstance, RebootDBInstance.
 
-An instance is an endpoint of its cluster's server. The first instance is the writer
-(``IsClusterWriter``); later ones are readers — for now further endpoints of the same PostgreSQL
-server (real replicas come later), reported with ``IsClusterWriter`` false. Deleting the writer
-promotes the reader with the best promotion tier, as an Aurora failover would.
+The first instance of a cluster is the writer (``IsClusterWriter``) and serves the cluster's first
+PostgreSQL server; later ones are readers, each a streaming replica of the writer's server with an
+endpoint of its own (the runtime makes the server when the endpoint first opens). Deleting the writer
+while readers remain fails over to one of them first (``failover.py``), as Aurora does.
 """
 
 from __future__ import annotations
@@ -240,17 +240,29 @@ class InstanceOperations(ClusterOperations):
             if current is None or current.status != "deleting":
                 return
             owner = self._cluster_by_rid(rid)
+            promoted = owner is not None and current.is_writer and await self._hand_writer_over(owner, current)
             if owner is not None and current.address:
                 try:
                     await self.runtime.close_endpoint(owner, current)
                 except RuntimeFailure as exc:
                     log.warning("instance %s: closing endpoint failed: %s", current.identifier, exc.reason)
+            if owner is not None:
+                try:
+                    await self.runtime.delete_instance(owner, current)
+                except RuntimeFailure as exc:
+                    log.warning("instance %s: removing its server failed: %s", current.identifier, exc.reason)
             self._drop_instance(current)
             self._release_interface(current)
-            if owner is not None and current.is_writer:
+            if owner is not None and current.is_writer and not promoted:
+                owner = self._cluster_by_rid(rid) or owner
                 await self._promote_reader(owner)
 
         self._spawn(rid, "delete-instance", work)
+
+    async def _hand_writer_over(self, cluster: Cluster, writer: Instance) -> bool:
+        """The writer instance is being deleted: a real failover to a reader (``failover.py``); False if
+        none happened (then the flags move as metadata only)."""
+        return False
 
     async def _promote_reader(self, cluster: Cluster) -> None:
         readers = [m for m in self._members(cluster) if m.status != "deleting"]
@@ -282,8 +294,8 @@ class InstanceOperations(ClusterOperations):
         return {"DBInstance": self.view_instance(instance, cluster)}
 
     def _spawn_reboot(self, cluster: Cluster, instance: Instance) -> None:
-        """Rebooting the writer restarts the server, which takes up pending-reboot parameters;
-        a reader shares the writer's server, so its reboot changes nothing there. In
+        """Rebooting the writer restarts the cluster's servers (the writer's first), which take up
+        pending-reboot parameters; a reader's reboot restarts its own server only. In
         incompatible-parameters any instance's reboot starts the server with the group's current values
         and, if PostgreSQL runs with them, brings the cluster and every instance back."""
         rid, account, dbi = cluster.resource_id, instance.account, instance.resource_id
@@ -304,6 +316,14 @@ class InstanceOperations(ClusterOperations):
                     return
                 except RuntimeFailure as exc:
                     self._fail_cluster(rid, f"reboot failed: {exc.reason}")
+                    current = self._instance_by_rid(account, dbi) or current
+                    current.transition("failed", exc.reason)
+                    self._save_instance(current)
+                    return
+            else:
+                try:
+                    await self.runtime.reboot_instance(owner, current)
+                except RuntimeFailure as exc:
                     current = self._instance_by_rid(account, dbi) or current
                     current.transition("failed", exc.reason)
                     self._save_instance(current)

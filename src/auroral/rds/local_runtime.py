@@ -1,13 +1,19 @@
 """The real ``ClusterRuntime``: PostgreSQL servers from ``auroral.engine`` behind endpoint
 listeners from ``auroral.gateway``, on this machine.
 
-* One PostgreSQL server per cluster (keyed by ``DbClusterResourceId``); its ``rdsadmin``
-  password is random, sealed in the store *before* the server is created, and used again by
-  ``recover`` after a restart.
-* One gateway listener per instance (keyed by ``DbiResourceId``), on the instance's own address (the
-  loopback address of its RDS-managed network interface, ``rds/addresses.py``) and the cluster's port,
-  so clients reconnect where they were after a restart. With an explicit ``endpoint_host``
-  (``AURORAL_ENDPOINT_HOST``) every listener is on that address with a port of its own instead.
+* PostgreSQL servers per cluster: the first (keyed by ``DbClusterResourceId``, the "cluster volume")
+  is created with the cluster and served by its first writer; every further instance gets a server of
+  its own, a physical streaming replica (hot standby) of the cluster's primary, cloned with
+  ``pg_basebackup`` (``engine/cluster.py``). Which server each instance runs on and which server is the
+  primary is the cluster's *layout*, kept in the store (kind ``rds-servers``) and written before acting.
+  The ``rdsadmin`` password (the same in every server: it is data) is random, sealed in the store
+  *before* the first server is created, and used again by ``recover`` after a restart.
+* One gateway listener per instance (keyed by ``DbiResourceId``) relaying to that instance's own
+  server, on the instance's own address (the loopback address of its RDS-managed network interface,
+  ``rds/addresses.py``) and the cluster's port, so clients reconnect where they were after a restart.
+  With an explicit ``endpoint_host`` (``AURORAL_ENDPOINT_HOST``) every listener is on that address with
+  a port of its own instead.
+* Failover, the layout, the topology and the readers' lag: ``local_replicas.py`` (:class:`ReplicaSet`).
 * Cluster parameters: the PostgreSQL settings among them go to the server; ``rds.force_ssl`` is
   read by the listener on every new connection. ``rds.restrict_password_commands`` is a setting of
   auroral's server module ``auroral_rds`` (compiled at run time, see ``engine/extension.py``); where
@@ -16,9 +22,10 @@ listeners from ``auroral.gateway``, on this machine.
   the values: a refusal, or a server that exits at start because of them, is ``IncompatibleParameters``
   (the server stays stopped, its data intact). ``timezone`` may be any zone of the tz database the
   serving PostgreSQL reads (``allowed_values``, ``engine/timezones.py``).
-* Each server knows what Aurora's functions report (``engine/aurora.py``): the cluster's EngineVersion
-  and its writer instance (the one row of ``aurora_replica_status()``), told before every start and
-  whenever the writer's endpoint opens or closes.
+* Each server knows what Aurora's functions report (``engine/aurora.py``): the cluster's EngineVersion,
+  the instance it is, and every member (``aurora_replica_status()``: the writer's row, then each reader
+  with a session id and its replay lag). It is told before every start and whenever an endpoint opens or
+  closes.
 * Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
   grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
   Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this.
@@ -26,13 +33,15 @@ listeners from ``auroral.gateway``, on this machine.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +55,12 @@ from auroral.engine import (
     LocalEngine,
     ParameterError,
     PgServer,
+    RestartPolicy,
     ServerStartError,
+    Standby,
     available,
     resolve,
 )
-from auroral.engine.aurora import Member, Topology
 from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
@@ -60,6 +70,7 @@ from auroral.gateway import EndpointConfig, Gateway
 from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
 from auroral.rds.addresses import Placement, PlacementError, bind_endpoint
 from auroral.rds.endpoints import certificate_names
+from auroral.rds.local_replicas import KIND_SERVERS, Layout, ReplicaSet, slot_name
 from auroral.rds.model import Cluster, Instance
 from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure, StatusListener
 from auroral.store import Store
@@ -67,7 +78,6 @@ from auroral.store import Store
 log = logging.getLogger(__name__)
 
 KIND_ADMIN = "rds-admin-password"
-
 # Aurora PostgreSQL majors AWS still offers.
 AURORA_MAJORS = (13, 14, 15, 16, 17)
 
@@ -107,13 +117,30 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+
+
+
+
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
-class LocalRuntime:
+def restart_policy_from_env() -> RestartPolicy | None:
+    """``AURORAL_RESTART_ATTEMPTS``: how often the supervisor restarts a crashed PostgreSQL (0: never,
+    which makes a dying writer fail over to a reader at once, after ``local_replicas.AUTO_FAILOVER_AFTER``)."""
+    value = os.environ.get("AURORAL_RESTART_ATTEMPTS", "")
+    if not value:
+        return None
+    if not value.isdigit() or int(value) > 100:
+        raise ValueError("AURORAL_RESTART_ATTEMPTS must be a number from 0 to 100")
+    return RestartPolicy(max_attempts=int(value))
+
+
+class LocalRuntime(ReplicaSet):
     def __init__(
         self,
         data_dir: Path,
@@ -137,11 +164,17 @@ class LocalRuntime:
                 installations = [i for i in installations if i.major >= 16]
         self._installations = installations
         self._engine = LocalEngine(data_dir, installations=installations,
-                                   on_status_change=self._engine_status)
+                                   on_status_change=self._engine_status, restart_policy=restart_policy_from_env())
         self._listeners: list[StatusListener] = []
         self._parameters: dict[str, dict[str, str]] = {}
         self._writer: dict[str, str] = {}  # cluster resource id -> writer instance resource id
-        self._writer_name: dict[str, str] = {}  # cluster resource id -> writer DBInstanceIdentifier
+        self._names: dict[str, str] = {}  # DbiResourceId -> DBInstanceIdentifier, while its endpoint is open
+        self._layouts: dict[str, tuple[str, Layout]] = {}  # cluster resource id -> (account, layout)
+        self._clusters: dict[str, Cluster] = {}  # cluster resource id -> the cluster, as last seen
+        self._lag: dict[str, dict[str, int]] = {}  # cluster resource id -> server id -> replay lag (ms)
+        self._lag_task: asyncio.Task[None] | None = None
+        self._watch: dict[str, asyncio.Task[None]] = {}  # cluster resource id -> writer-lost timer
+        self._busy: set[str] = set()  # clusters in a failover: their primary's events are ours
         self._allowed: dict[tuple[str, int], str | None] = {}
         # Network hooks, per endpoint: supplied by the network layer (security groups, IAM auth).
         self.decide_for: Callable[[Cluster, Instance], Decide] = lambda c, i: allow_all
@@ -189,11 +222,25 @@ class LocalRuntime:
         # One RDS provider per region listens; each ignores the clusters of the others.
         self._listeners.append(fn)
 
-    def _engine_status(self, cluster_id: str, status: str, reason: str) -> None:
+    def _engine_status(self, server_id: str, status: str, reason: str) -> None:
+        """A server's event. The primary's are the cluster's; a standby's are logged only (its instance
+        stays as it is: unconfirmed what Aurora shows for a reader whose process restarts)."""
+        try:
+            cluster_id = self._engine.get_server(server_id).cluster_id
+        except EngineError:
+            cluster_id = server_id
+        known = self._layouts.get(cluster_id)
+        if (known is not None and known[1].primary != server_id) or cluster_id in self._busy:
+            return
+        if status == "failed":
+            self._watch_writer(cluster_id, server_id)
+        if status == "starting" and reason.startswith("restart attempt"):
+            return  # the supervisor tries: the cluster stays failed until the server runs again
         mapped = _STATUS.get(status)
         if mapped is not None:
             for listener in self._listeners:
                 listener(cluster_id, mapped, reason or None)
+
 
     def _admin_password(self, cluster: Cluster, *, create: bool = False) -> str:
         doc = self._store.get(KIND_ADMIN, cluster.account, cluster.resource_id)
@@ -206,30 +253,23 @@ class LocalRuntime:
                         {"sealed": self._sealer.seal_text(password, f"rdsadmin:{cluster.resource_id}")})
         return password
 
-    def _server(self, cluster: Cluster) -> PgServer:
-        try:
-            return self._engine.get_server(cluster.resource_id)
-        except EngineError:
-            raise RuntimeFailure(f"the PostgreSQL server of cluster {cluster.identifier} is not known") from None
+    # --- the layout: which server is what -----------------------------------------------------
 
-    def _topology(self, cluster: Cluster) -> Topology:
-        """What the cluster's server says it is (``aurora_version()``, ``aurora_db_instance_identifier()``,
-        ``aurora_replica_status()``): today one instance, the writer."""
-        writer = self._writer_name.get(cluster.resource_id, "")
-        return Topology(engine_version=cluster.engine_version, instance_identifier=writer,
-                        members=(Member(writer),) if writer else ())
 
-    async def _tell_topology(self, cluster: Cluster, server: PgServer) -> None:
-        try:
-            await server.set_topology(self._topology(cluster))
-        except (EngineError, psycopg.Error, OSError, ValueError) as exc:
-            raise RuntimeFailure(f"the server of {cluster.identifier} did not take its topology: "
-                                 f"{_first_line(exc)}") from exc
+
+
+
+
+
+
+
 
     # --- the ClusterRuntime interface --------------------------------------------------------
 
     async def create_cluster(self, cluster: Cluster, master_password: str) -> None:
         admin = self._admin_password(cluster, create=True)
+        self._save_layout(cluster, Layout(cluster.resource_id))
+        self._clusters[cluster.resource_id] = cluster
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         try:
             server = await self._engine.create_server(
@@ -244,13 +284,24 @@ class LocalRuntime:
         await self._run_with_parameters(server, cluster, restart=False, fresh=True)
 
     async def _ensure_server(self, cluster: Cluster) -> PgServer:
-        """The cluster's server object, recovering it from disk after a restart of auroral."""
+        """The cluster's primary, its servers recovered from disk after a restart of auroral, an
+        interrupted failover settled, and every other server told to follow the primary."""
+        self._clusters[cluster.resource_id] = cluster
         try:
-            return self._engine.get_server(cluster.resource_id)
+            self._engine.get_server(cluster.resource_id)
         except EngineError:
             admin = self._admin_password(cluster)
             await self._engine.recover({cluster.resource_id: admin}, start=False)
-            return self._server(cluster)
+        layout = self._layout(cluster)
+        if layout.failover is not None:
+            await self._settle_failover(cluster, layout)
+        primary = self._server(cluster)
+        await primary.follow(None)
+        for server in self._servers(cluster):
+            if server is not primary:
+                await server.follow(Standby(primary.socket_dir, slot_name(server.server_id)))
+        return primary
+
 
     async def _run_with_parameters(self, server: PgServer, cluster: Cluster, *, restart: bool,
                                    fresh: bool = False) -> None:
@@ -299,14 +350,41 @@ class LocalRuntime:
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
         await self._run_with_parameters(server, cluster, restart=False)
+        await self._run_standbys(cluster, restart=False)
+
+    async def _run_standbys(self, cluster: Cluster, *, restart: bool) -> None:
+        """Start (or restart) every standby with the cluster's parameters, after the primary. One that will
+        not start is logged (its instance fails when its endpoint opens); a server to clone is cloned."""
+        primary = self._server(cluster)
+        layout = self._layout(cluster)
+        await self._drop_stale_slots(cluster, primary)
+        for sid in list(layout.diverged):
+            try:
+                await self._bring_back(cluster, self._engine.get_server(sid), primary, clean=False)
+            except (EngineError, psycopg.Error, OSError) as exc:
+                log.warning("cluster %s: %s not brought back: %s", cluster.identifier, sid, _first_line(exc))
+                continue
+            layout.diverged.remove(sid)
+            self._save_layout(cluster, layout)
+        for server in self._servers(cluster):
+            if server is primary:
+                continue
+            try:
+                await self._run_with_parameters(server, cluster, restart=restart)
+            except RuntimeFailure as exc:
+                log.warning("cluster %s: standby %s did not start: %s", cluster.identifier, server.server_id,
+                            exc.reason)
+
 
     async def stop_cluster(self, cluster: Cluster) -> None:
+        # the primary first: a fast shutdown sends the standbys all of its WAL before it exits
         try:
-            server = self._engine.get_server(cluster.resource_id)
+            self._engine.get_server(cluster.resource_id)
         except EngineError:
             return
         try:
-            await server.stop()
+            for server in self._servers(cluster):
+                await server.stop()
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
 
@@ -325,6 +403,10 @@ class LocalRuntime:
             raise RuntimeFailure(str(exc)) from exc
         finally:
             self._parameters.pop(cluster.resource_id, None)
+        self._store.delete(KIND_SERVERS, cluster.account, cluster.resource_id)
+        self._layouts.pop(cluster.resource_id, None)
+        self._lag.pop(cluster.resource_id, None)
+        self._clusters.pop(cluster.resource_id, None)
         self._store.delete(KIND_ADMIN, cluster.account, cluster.resource_id)
 
     async def reboot_cluster(self, cluster: Cluster) -> None:
@@ -333,6 +415,14 @@ class LocalRuntime:
             server = await self._ensure_server(cluster)
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
+        await self._run_with_parameters(server, cluster, restart=True)
+        await self._run_standbys(cluster, restart=True)
+
+    async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
+        server = self.server_of(cluster, instance)
+        if server is None or server.status() == "not-initialized":
+            return
+        self._parameters[cluster.resource_id] = dict(cluster.parameters)
         await self._run_with_parameters(server, cluster, restart=True)
 
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
@@ -367,7 +457,8 @@ class LocalRuntime:
         if not changes:
             return
         try:
-            await self._server(cluster).set_parameters(changes)
+            for server in self._servers(cluster):
+                await server.set_parameters(changes)
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
 
@@ -379,8 +470,45 @@ class LocalRuntime:
         static parameter, so a change waits for the reboot that hands it to the server."""
         return lambda: max_connections_of(self._parameters.get(cluster_rid, {}))
 
+    async def _server_for(self, cluster: Cluster, instance: Instance) -> PgServer:
+        """The server ``instance`` runs on, made now if it has none: the primary for the cluster's first
+        writer (while no instance runs there), else a new standby of the primary (recorded first)."""
+        layout = self._layout(cluster)
+        sid = layout.instances.get(instance.resource_id)
+        if sid is None:
+            primary_free = layout.instance_on(layout.primary) is None
+            sid = layout.primary if instance.is_writer and primary_free else instance.resource_id
+            layout.instances[instance.resource_id] = sid
+            self._save_layout(cluster, layout)
+        try:
+            server = self._engine.get_server(sid)
+        except EngineError:
+            server = None
+        if server is not None and server.status() != "not-initialized":
+            return server
+        primary = self._server(cluster)
+        started = time.monotonic()
+        try:
+            server = await self._engine.create_replica(cluster.resource_id, sid, primary, slot_name(sid))
+        except (EngineError, psycopg.Error, OSError) as exc:
+            raise RuntimeFailure(f"the replica of {instance.identifier} could not be made: {_first_line(exc)}") from exc
+        log.info("cluster %s: replica %s streams from %s (%.2f s)", cluster.identifier, instance.identifier,
+                 primary.server_id, time.monotonic() - started)
+        return server
+
     async def open_endpoint(self, cluster: Cluster, instance: Instance) -> tuple[str, int]:
-        server = self._server(cluster)
+        self._clusters[cluster.resource_id] = cluster
+        server = await self._server_for(cluster, instance)
+        if server.status() != "running":
+            try:
+                await server.start()
+            except EngineError as exc:
+                raise RuntimeFailure(f"the server of {instance.identifier} does not run: {_first_line(exc)}") from exc
+        layout = self._layout(cluster)
+        if instance.is_writer and layout.primary != server.server_id and layout.instance_on(layout.primary) is None:
+            # the writer instance was deleted while the cluster was stopped and this reader flagged the
+            # writer in its place: promote it now (the instance-less primary is removed)
+            await self.failover(cluster, instance, rejoin=False)
         self._parameters.setdefault(cluster.resource_id, dict(cluster.parameters))
         target = server.socket_dir / f".s.PGSQL.{server.port}"
         cfg = EndpointConfig(
@@ -412,10 +540,11 @@ class LocalRuntime:
         except (OSError, PlacementError, LookupError) as exc:
             raise RuntimeFailure(f"cannot open an endpoint for {instance.identifier}: {exc}") from exc
         self._bound[instance.resource_id] = bound
-        if instance.is_writer:
+        self._names[instance.resource_id] = instance.identifier
+        if self._layout(cluster).primary == server.server_id:
             self._writer[cluster.resource_id] = instance.resource_id
-            self._writer_name[cluster.resource_id] = instance.identifier
-            await self._tell_topology(cluster, server)
+        await self._tell_topology_all(cluster)
+        self._start_lag_refresh()
         return bound
 
     async def _open_on_shared_host(self, open_at: Callable[[str, int], Awaitable[int]],
@@ -433,13 +562,53 @@ class LocalRuntime:
     async def close_endpoint(self, cluster: Cluster, instance: Instance) -> None:
         if self._writer.get(cluster.resource_id) == instance.resource_id:
             del self._writer[cluster.resource_id]
-            self._writer_name.pop(cluster.resource_id, None)
+        if self._names.pop(instance.resource_id, None) is not None:
             with contextlib.suppress(EngineError, RuntimeFailure):
-                server = self._server(cluster)
-                if server.status() == "running":
-                    await self._tell_topology(cluster, server)
+                await self._tell_topology_all(cluster)
         self._bound.pop(instance.resource_id, None)
         await self._gateway.close(instance.resource_id)
+
+    async def delete_instance(self, cluster: Cluster, instance: Instance) -> None:
+        """The instance is gone (its endpoint closed): a standby's server and its slot on the primary go
+        with it; the primary's instance leaves the primary serving as the cluster volume."""
+        layout = self._layout(cluster)
+        sid = layout.instances.pop(instance.resource_id, None)
+        self._save_layout(cluster, layout)
+        if sid is None or sid == layout.primary:
+            return
+        try:
+            await self._drop_server(cluster, sid)
+            primary = self._server(cluster)
+            if primary.status() == "running":
+                await primary.drop_slot(slot_name(sid))
+        except (EngineError, psycopg.Error, OSError) as exc:
+            raise RuntimeFailure(f"removing the server of {instance.identifier} failed: {_first_line(exc)}") from exc
+        self._lag.get(cluster.resource_id, {}).pop(sid, None)
+
+
+
+    # --- failover -------------------------------------------------------------------------------
+
+
+
+
+
+
+    # --- IAM database authentication: every server trusts the gateway for the same users ------------
+
+    def iam_users(self, cluster: Cluster) -> set[str]:
+        return self._server(cluster).iam_users()
+
+    async def set_iam_users(self, cluster: Cluster, names: Iterable[str], *, wait_user: str | None = None,
+                            listed: bool = True) -> None:
+        """``PgServer.set_iam_users`` on every server of the cluster (each instance's endpoint relays to
+        its own); a stopped one gets the list too, for its next start."""
+        names = set(names)
+        for server in self._servers(cluster):
+            if server.status() == "running":
+                await server.set_iam_users(names, wait_user=wait_user, listed=listed)
+            else:
+                server.write_iam_users(names)
 
     # --- for IAM database authentication (rds/iam_db_auth.py) ----------------------------------
 
@@ -469,5 +638,16 @@ class LocalRuntime:
     async def close(self) -> None:
         """auroral is shutting down: close every listener and stop every server (data stays)."""
         self._bound.clear()
+        for task in [self._lag_task, *self._watch.values()]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._lag_task = None
+        self._watch.clear()
         await self._gateway.close_all()
         await self._engine.close()
+
+    # --- replica lag ---------------------------------------------------------------------------
+
+

@@ -58,21 +58,24 @@ class IllegalTransition(RuntimeError):
 # instances only; auroral reports it for the cluster too, because the cluster's one server is what does
 # not start (its documented cluster statuses have no word for that; unconfirmed what Aurora shows).
 INCOMPATIBLE = "incompatible-parameters"
+FAILING_OVER = "failing-over"
 
 # Cluster statuses (a subset of AWS's vocabulary that auroral reaches through real events).
 CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
     "creating": frozenset({"available", "failed", "deleting", INCOMPATIBLE}),
     "available": frozenset(
         {"modifying", "resetting-master-credentials", "stopping", "deleting", "failed",
-         "inaccessible-encryption-credentials", INCOMPATIBLE}
+         "inaccessible-encryption-credentials", INCOMPATIBLE, FAILING_OVER}
     ),
+    # FailoverDBCluster, or the writer's server lost (rds/failover.py)
+    FAILING_OVER: frozenset({"available", "failed"}),
     "modifying": frozenset({"available", "failed"}),
     "resetting-master-credentials": frozenset({"available", "failed"}),
     "stopping": frozenset({"stopped", "failed"}),
     "stopped": frozenset({"starting", "deleting"}),
     "starting": frozenset({"available", "failed", INCOMPATIBLE}),
     # A failed server may come back when the runtime's supervisor restarts it.
-    "failed": frozenset({"available", "deleting", "starting", INCOMPATIBLE}),
+    "failed": frozenset({"available", "deleting", "starting", INCOMPATIBLE, FAILING_OVER}),
     # PostgreSQL will not run with the cluster's parameters: fix them and reboot (or delete).
     INCOMPATIBLE: frozenset({"available", "deleting", "failed"}),
     "inaccessible-encryption-credentials": frozenset({"available", "failed", "deleting"}),

@@ -32,6 +32,12 @@ person can act on; anything else is a bug):
   the writer's endpoint as ``cluster_endpoint``. Readers are further endpoints of the same server.
   ``close_endpoint`` and ``stop_cluster`` must be idempotent: after a restart of auroral an
   interrupted stop is finished by calling them for endpoints/servers that are not running.
+* Readers are servers of their own (streaming replicas of the writer's): ``open_endpoint`` of a
+  reader makes its server the first time, ``delete_instance`` (after ``close_endpoint``, when the
+  instance is deleted) removes it. ``failover`` makes a reader's server the primary (the control plane
+  then flips ``Instance.is_writer``); ``writer_of`` says which instance runs on the primary (after a
+  restart the control plane makes ``is_writer`` agree with it). The status event ``writer-lost`` means
+  the writer's server did not come back by itself: the control plane fails over.
 * In ``apply_parameters`` a value ``""`` means "back to PostgreSQL's built-in default" (the
   parameter was reset and AWS's engine default has no value).
 * ``create_cluster`` is the only call that sees the master password in plaintext
@@ -52,6 +58,8 @@ if TYPE_CHECKING:
     from auroral.rds.model import Cluster, Instance
 
 StatusListener = Callable[[str, str, "str | None"], None]
+# A status event: the writer's server did not come back by itself; the control plane fails over.
+WRITER_LOST = "writer-lost"
 
 
 class RuntimeFailure(Exception):
@@ -89,6 +97,10 @@ class ClusterRuntime(Protocol):
 
     async def reboot_cluster(self, cluster: Cluster) -> None: ...
 
+    async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
+        """Restart a reader's own server (with the cluster's current parameters)."""
+        ...
+
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         """Set the master user's password and restore its attributes and ``rds_superuser`` membership."""
         ...
@@ -121,6 +133,19 @@ class ClusterRuntime(Protocol):
         ...
 
     async def close_endpoint(self, cluster: Cluster, instance: Instance) -> None: ...
+
+    async def delete_instance(self, cluster: Cluster, instance: Instance) -> None:
+        """The instance is deleted (its endpoint already closed): remove what runs for it alone."""
+        ...
+
+    async def failover(self, cluster: Cluster, target: Instance, *, rejoin: bool = True) -> bool:
+        """Make ``target`` (a reader) the writer; the old writer becomes a reader of it (``rejoin``) or
+        is left stopped (its instance is being deleted). Returns whether the old writer serves again."""
+        ...
+
+    def writer_of(self, cluster: Cluster) -> str | None:
+        """The ``DbiResourceId`` of the instance running on the cluster's primary (None: unknown/none)."""
+        ...
 
     def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None:
         """The writer (cluster) endpoint once open, else None."""

@@ -22,22 +22,25 @@ from auroral.api.context import RequestContext
 from auroral.errors import AwsError
 from auroral.rds.base import rds_arn
 from auroral.rds.dns_records import RecordSink, publish
+from auroral.rds.failover import FailoverOperations
 from auroral.rds.model import (
     CLUSTER_TRANSITIONS,
+    FAILING_OVER,
     INCOMPATIBLE,
     INSTANCE_TRANSITIONS,
     KIND_CLUSTER,
     Cluster,
     Instance,
 )
-from auroral.rds.runtime import ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
+from auroral.rds.runtime import WRITER_LOST, ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
 from auroral.rds.tags import TagOperations
 from auroral.store import Store
 
 log = logging.getLogger("auroral.rds")
 
 _MASTER_PASSWORD_OPS = ("CreateDBCluster", "CreateDBInstance", "ModifyDBCluster", "ModifyDBInstance")
-_CLUSTER_OPS = ("DescribeDBClusters", "ModifyDBCluster", "DeleteDBCluster", "StartDBCluster", "StopDBCluster")
+_CLUSTER_OPS = ("DescribeDBClusters", "ModifyDBCluster", "DeleteDBCluster", "StartDBCluster", "StopDBCluster",
+                "FailoverDBCluster")
 _INSTANCE_OPS = ("DescribeDBInstances", "ModifyDBInstance", "DeleteDBInstance", "RebootDBInstance")
 _PG_OPS = (
     "DescribeDBClusterParameterGroups", "ModifyDBClusterParameterGroup", "ResetDBClusterParameterGroup",
@@ -61,7 +64,7 @@ RESOLVERS = {
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
 
-class RdsService(TagOperations):
+class RdsService(FailoverOperations, TagOperations):
     def __init__(
         self,
         store: Store,
@@ -139,7 +142,7 @@ class RdsService(TagOperations):
                 self._spawn_delete(cluster)
             elif status == "stopping":
                 self._spawn_stop(cluster)
-            elif status in ("modifying", "resetting-master-credentials"):
+            elif status in ("modifying", "resetting-master-credentials", FAILING_OVER):
                 reason = None
                 if status == "resetting-master-credentials":
                     reason = "auroral stopped while resetting the master credentials; set the password again"
@@ -172,7 +175,10 @@ class RdsService(TagOperations):
     # --- runtime events --------------------------------------------------------------------
 
     def _on_runtime_status(self, resource_id: str, status: str, reason: str | None) -> None:
-        """A real event observed by the runtime (a crash, a supervisor restart)."""
+        """A real event observed by the runtime (a crash, a supervisor restart, a lost writer)."""
+        if status == WRITER_LOST:
+            self._writer_lost(resource_id, reason)
+            return
         cluster = self._cluster_by_rid(resource_id)
         if cluster is None or cluster.status not in _EVENT_STATUSES or status not in _EVENT_STATUSES:
             return  # an operation of ours owns the status right now
@@ -187,8 +193,9 @@ class RdsService(TagOperations):
         self._mirror_members(cluster, old, status, reason)
 
     def _mirror_members(self, cluster: Cluster, old: str, new: str, reason: str | None) -> None:
+        # the events are the writer's server's: readers run servers of their own
         for member in self._members(cluster):
-            if member.status == old and new in INSTANCE_TRANSITIONS[old]:
+            if member.is_writer and member.status == old and new in INSTANCE_TRANSITIONS[old]:
                 member.transition(new, reason)
                 self._save_instance(member)
 
