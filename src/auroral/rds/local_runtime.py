@@ -55,7 +55,7 @@ from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
 from auroral.engine.postmaster import config_rejection, connect
 from auroral.engine.timezones import timezone_names
 from auroral.gateway import EndpointConfig, Gateway
-from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
+from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust, allow_all
 from auroral.rds.model import Cluster, Instance
 from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure, StatusListener
 from auroral.store import Store
@@ -140,6 +140,9 @@ class LocalRuntime:
         self.decide_for: Callable[[Cluster, Instance], Decide] = lambda c, i: allow_all
         self.authenticate_for: Callable[[Cluster, Instance], Authenticate | None] = lambda c, i: None
         self.unearned_trust_for: Callable[[Cluster, Instance], UnearnedTrust | None] = lambda c, i: None
+        # Where decide_for's verdict changes (for the listener's kernel filter); None: no filter.
+        self.source_space_for: Callable[[Cluster, Instance], Callable[[], SourceSpace | None] | None] = \
+            lambda c, i: None
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -385,6 +388,7 @@ class LocalRuntime:
             force_ssl=self._force_ssl(cluster.resource_id),
             max_connections=self._max_connections(cluster.resource_id),
             decide=self.decide_for(cluster, instance),
+            source_space=self.source_space_for(cluster, instance),
             authenticate=self.authenticate_for(cluster, instance),
             unearned_trust=self.unearned_trust_for(cluster, instance),
             reserved_users=RESERVED_ROLES,
@@ -412,6 +416,16 @@ class LocalRuntime:
                 if server.status() == "running":
                     await self._tell_topology(cluster, server)
         await self._gateway.close(instance.resource_id)
+
+    async def network_changed(self) -> None:
+        """Something the endpoints' network decisions read may have changed (an EC2 or RDS call): bring
+        the listeners' kernel filters up to date before the caller answers, so that the next connection
+        meets the new rules."""
+        await self._gateway.refresh_filters()
+
+    def network_changed_later(self) -> None:
+        """The same, soon (from any thread): for changes made outside an API call."""
+        self._gateway.schedule_refresh()
 
     # --- for IAM database authentication (rds/iam_db_auth.py) ----------------------------------
 
