@@ -63,6 +63,7 @@ class RegionServices:
         self.secrets.rotation.on_rotation_failed(self.managed_passwords.rotation_failed)
         self.rds = RdsService(store, regions.runtime, regions.directory, region, secrets=self.managed_passwords)
         self.rds.attach_network(Ec2Directory(self.ec2))
+        self.rds.on_network_view_change(regions.runtime.network_changed_later)
         self.rds.attach_ca(regions.ca_cert)
         self.network_policy = NetworkPolicy(self.ec2, self.rds, store, drop=drop_mode(os.environ))
         self.iam_db_auth = IamDbAuth(regions.runtime, store, regions.directory, regions.iam, regions.audit)

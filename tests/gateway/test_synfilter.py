@@ -168,6 +168,18 @@ def test_an_unchanged_key_is_not_recompiled(sgw: GatewayThread, sep: Open) -> No
     assert rules.asked > asked
 
 
+def test_endpoints_with_equal_keys_share_one_compilation(sgw: GatewayThread, sep: Open) -> None:
+    rules = Rules("127.0.0.1/32")
+    ports = [open_with(sep, rules)[1] for _ in range(3)]  # a cluster's instances: the same inputs
+    rules.set("127.0.0.2/32")
+    asked = rules.asked
+    sgw.call(sgw.gw.refresh_filters())
+    assert rules.asked - asked == 3  # the intervals 0.0.0.0, 127.0.0.2, 127.0.0.3: once for all three
+    for port in ports:
+        assert outcome(port, "127.0.0.2", timeout=0.5) == "connected"
+        assert outcome(port, "127.0.0.1", timeout=0.5) == "timeout"
+
+
 def test_close_mode_refusals_complete_the_handshake_and_are_closed(sgw: GatewayThread, sep: Open) -> None:
     rules = Rules("127.0.0.1/32", drop="close")
     eid, port = open_with(sep, rules)

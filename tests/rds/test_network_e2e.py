@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..conftest import Server, new_root_key, server_tmpdir, start_server, stop_server
 from .e2e_helpers import FAST, MASTER, PASSWORD, ident
-from .net_helpers import Relay, probe, vpc_with_app_and_db_groups, wait_probe
+from .net_helpers import Relay, probe, vpc_with_app_and_db_groups
 
 TRANSLATE = "127.10.0.0/16=10.0.0.0/16,127.20.0.0/24=203.0.113.0/24,127.30.0.0/24=192.168.50.0/24"
 APP_CLIENT = "127.10.1.10"  # 10.0.1.10: the application's network interface (app security group)
@@ -127,7 +128,8 @@ def test_only_the_app_security_group_gets_in(net: Net) -> None:
     with net.login(APP_CLIENT) as conn:  # verify-full against the installation's CA
         assert conn.execute("SELECT 1").fetchone() == (1,)
         assert conn.pgconn.ssl_in_use
-    # 10.0.1.11 is inside the VPC, but no network interface carries the app group: dropped, silently.
+    # 10.0.1.11 is inside the VPC, but no network interface carries the app group: its SYN is dropped, the
+    # handshake never completes (a connect timeout, not a connection accepted and then held or closed).
     assert probe(host, port, "127.10.1.11", timeout=1.0) == "timeout"
     with pytest.raises(psycopg.OperationalError):
         net.login("127.10.1.11").close()
@@ -140,6 +142,7 @@ def test_only_the_app_security_group_gets_in(net: Net) -> None:
     rejected = [r for r in net.flows("reject") if r["srcaddr"] == "127.10.1.11"]
     assert rejected, "no REJECT flow record"
     assert rejected[-1]["action"] == "REJECT" and rejected[-1]["account-id"] == "210987654321"
+    assert (rejected[-1]["packets"], rejected[-1]["phase"]) == (1, "open")  # the dropped SYN, seen once
     assert f"no rule of {net.db_sg} admits tcp 5432 from 10.0.1.11" in rejected[-1]["reason"]
     table = subprocess.run([sys.executable, "-m", "auroral.cli", "flows", "--data-dir", str(net.server.data_dir),
                             "--action", "reject"], capture_output=True, text=True, check=True).stdout
@@ -151,7 +154,7 @@ def test_cidr_rule_admits_a_subnet_and_revoking_keeps_established_connections(ne
     source = "127.10.2.20"
     assert probe(host, port, source, timeout=0.5) == "timeout"
     rule = net.ingress(net.db_sg, IpRanges=[{"CidrIp": "10.0.2.0/24", "Description": "batch subnet"}])
-    assert wait_probe(host, port, source, "ok", timeout=1.0) < 0.1
+    assert probe(host, port, source, timeout=1.0) == "ok"  # at once: no waiting for the rule to apply
     conn = net.login(source)
     try:
         net.revoke(net.db_sg, rule)
@@ -164,6 +167,19 @@ def test_cidr_rule_admits_a_subnet_and_revoking_keeps_established_connections(ne
         assert conn.execute("SELECT 2").fetchone() == (2,)
     finally:
         conn.close()
+
+
+def test_psql_from_a_refused_host_reports_a_connect_timeout(net: Net) -> None:
+    """psql itself (from 127.0.0.1 = 172.31.0.1: the default VPC, not routed to this one) gets libpq's
+    connect timeout, not "server closed the connection unexpectedly"."""
+    host, port = net.endpoint()
+    started = time.monotonic()
+    out = subprocess.run(["psql", f"host={host} port={port} user={MASTER} dbname=appdb connect_timeout=2",
+                          "-XAtc", "SELECT 1"], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "PGPASSWORD": PASSWORD})
+    assert out.returncode != 0 and "timeout expired" in out.stderr, out.stderr
+    assert time.monotonic() - started >= 1.9
+    assert any(r["srcaddr"] == "127.0.0.1" and "172.31.0.1" in r["reason"] for r in net.flows("reject"))
 
 
 def test_modify_cluster_security_groups_applies_to_every_instance(net: Net) -> None:

@@ -51,7 +51,8 @@ class SourceSpace:
     ``boundaries``: IPv4 addresses (as integers) such that ``decide`` gives the same verdict (``allow``
     and ``drop_mode``) for every source address between two consecutive ones, whatever the source port:
     the gateway asks ``decide`` once per interval. ``key`` names the inputs of that answer: while it stays
-    equal, the verdicts do too and nothing is recompiled (None: always recompile).
+    equal, the verdicts do too and nothing is recompiled; endpoints whose keys are equal get the same
+    verdicts, so one compilation serves them all (None: always compile).
     """
 
     boundaries: frozenset[int]

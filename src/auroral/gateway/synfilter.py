@@ -254,7 +254,8 @@ class SynGuard:
         self._this_second = 0
         self.rejected_syns = 0
         self.skipped = 0
-        self.refreshes = 0
+        self.compiles = 0
+        self.compile_seconds = 0.0
 
     @property
     def active(self) -> bool:
@@ -333,12 +334,12 @@ class SynGuard:
         if self._watch is None:
             return
         async with self._lock:
-            self.refreshes += 1
+            compiled: dict[Hashable, SourcePlan] = {}  # by key: equal keys, equal verdicts
             for ep in list(self._endpoints() if endpoints is None else endpoints):
                 if ep.listeners:  # not closed meanwhile
-                    await self._refresh_one(ep, force)
+                    await self._refresh_one(ep, force, compiled)
 
-    async def _refresh_one(self, ep: Endpoint, force: bool) -> None:
+    async def _refresh_one(self, ep: Endpoint, force: bool, compiled: dict[Hashable, SourcePlan]) -> None:
         cfg = ep.cfg
         plan: SourcePlan | None = None
         if cfg.source_space is not None:
@@ -348,13 +349,22 @@ class SynGuard:
                 if space is not None and not force and old is not None and space.key is not None \
                         and old.key == space.key:
                     return
-                if space is not None:
+                if space is not None and space.key is not None and space.key in compiled:
+                    plan = compiled[space.key]  # another endpoint's, with the same inputs
+                elif space is not None:
                     host, port = ep.listeners[0].getsockname()[:2]
 
                     def verdict_for(source: str) -> Any:
                         return cfg.decide(ConnectionInfo(cfg.endpoint_id, source, 0, str(host), int(port)))
 
+                    started = time.perf_counter()
                     plan = await compile_plan(space, verdict_for)
+                    self.compiles += 1
+                    self.compile_seconds += time.perf_counter() - started
+                    log.debug("gateway %s: source filter of %d ranges from %d boundaries", cfg.endpoint_id,
+                              len(plan.starts), len(space.boundaries))
+                    if space.key is not None:
+                        compiled[space.key] = plan
             except Exception:  # the accept-time decision still runs (and fails closed)
                 log.exception("gateway %s: cannot compile the source filter; SYNs are not filtered",
                               cfg.endpoint_id)
@@ -457,7 +467,8 @@ class SynGuard:
 
     def stats(self) -> dict[str, Any]:
         return {"active": self.active, "filtered_endpoints": len(self._filtered),
-                "rejected_syns": self.rejected_syns, "skipped": self.skipped}
+                "rejected_syns": self.rejected_syns, "skipped": self.skipped, "compiles": self.compiles,
+                "compile_seconds": round(self.compile_seconds, 6)}
 
     async def close(self) -> None:
         if self._watch is not None and self._loop is not None:

@@ -187,9 +187,10 @@ class NetworkPolicy:
             return SourceSpace(frozenset(), None)
         cnet, public = view
         vpc_id, groups = self._placement(cnet.account, cnet.vpc_id, cnet.security_group_ids)
-        # Everything decide reads: the EC2 state (one version for all of it), this endpoint's network view
-        # and the drop mode. Taken before the boundaries: a change made meanwhile changes the key again.
-        key = (self._network.version, cnet, public, self.drop)
+        # Everything decide reads: this region's EC2 state (one version for all of it), the endpoint's network
+        # view and the drop mode — the same for every instance of a cluster with the same public access.
+        # Taken before the boundaries: a change made meanwhile changes the key again.
+        key = (id(self), self._network.version, cnet, public, self.drop)
         return SourceSpace(frozenset(self._network.source_boundaries(cnet.account, vpc_id=vpc_id,
                                                                      security_group_ids=groups)), key)
 
