@@ -15,6 +15,7 @@ libpq cannot bind a source address, so:
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import threading
@@ -24,6 +25,9 @@ from typing import Any, Literal
 Outcome = Literal["ok", "timeout", "held", "closed", "refused"]
 
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
+# How a refused client fares: its SYN is dropped where auroral can observe the dropped SYNs (root:
+# CAP_NET_RAW), else it is accepted and held silently (auroral.gateway.synfilter).
+REFUSED: Outcome = "timeout" if os.geteuid() == 0 else "held"
 
 
 def probe(host: str, port: int, source: str, *, timeout: float = 1.0) -> Outcome:

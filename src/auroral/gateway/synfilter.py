@@ -37,7 +37,8 @@ Limits:
   beyond that the narrowest refused ranges are passed to the accept-time decision (held there) —
   coarser, never wrong; likewise if the kernel refuses the program's size (``net.core.optmem_max``);
 * the accept-time ``decide`` still runs for every accepted connection and stays the authority: a SYN the
-  filter let through because it was compiled before a change is held (or closed) there;
+  filter let through (compiled before a change, or arrived between the listener's ``listen`` and the
+  filter's attachment at endpoint open) is held (or closed) there;
 * a rule change that lands between a client's SYN and its final ACK drops the ACK (the listener's filter
   sees it too): that client's connection never completes either, where AWS would let it finish;
 * the REJECT record is written when the observer reads the SYN, which may be after a later rule change:
