@@ -245,3 +245,22 @@ def test_the_kernel_runs_the_program_as_the_interpreter_does() -> None:
                 assert bpf.detach(conn)  # the accepted socket started with the listener's filter
                 assert not bpf.detach(conn)
                 conn.close()
+
+
+def test_the_listener_filter_also_sees_the_handshakes_final_ack() -> None:
+    """Why a rule change between a client's SYN and its ACK leaves that client hanging (a documented limit):
+    a filter that keeps only segments with SYN set lets the client's connect() return but never lets the
+    server finish the handshake; without the filter the retransmitted SYN-ACK's ACK completes it."""
+    with socket.socket() as listener, socket.socket() as client:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        bpf.attach(listener, [(bpf.LD_B_ABS, 0, 0, 13), (bpf.JSET_K, 0, 1, 0x02), bpf.ret(True), bpf.ret(False)])
+        client.settimeout(2)
+        client.connect(listener.getsockname())
+        listener.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+        assert bpf.detach(listener)
+        listener.settimeout(5)
+        conn, _ = listener.accept()
+        conn.close()

@@ -246,6 +246,7 @@ class SynGuard:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._plans: dict[Endpoint, SourcePlan] = {}
         self._filtered: set[Endpoint] = set()  # endpoints whose listeners carry a filter now
+        self._attached_once = False  # accepted sockets may carry a filter
         self._by_addr: dict[tuple[str, int], Endpoint] = {}  # IPv4 listener address -> endpoint
         self._endpoints: Callable[[], Iterable[Endpoint]] = tuple
         self._lock = asyncio.Lock()
@@ -292,8 +293,9 @@ class SynGuard:
         self._watch_listeners()
 
     def accepted(self, ep: Endpoint, conn: socket.socket) -> None:
-        """A socket accepted from ``ep``'s listener: no filter from now on (stateful)."""
-        if ep in self._filtered:
+        """A socket accepted from ``ep``'s listener: no filter from now on (stateful). It carries the
+        listener's filter as it was at the end of its handshake, maybe one detached from the listener since."""
+        if self._attached_once:
             with contextlib.suppress(OSError):
                 bpf.detach(conn)
 
@@ -389,8 +391,7 @@ class SynGuard:
                     bpf.detach(sock)
             self._filtered.discard(ep)
 
-    @staticmethod
-    def _attach(ep: Endpoint, plan: SourcePlan) -> SourcePlan | None:
+    def _attach(self, ep: Endpoint, plan: SourcePlan) -> SourcePlan | None:
         """Attach ``plan`` to ``ep``'s IPv4 listeners, coarser if the kernel refuses its size; the plan
         attached, or None."""
         while True:
@@ -398,6 +399,7 @@ class SynGuard:
                 program = plan.program()
                 for sock in _ipv4_listeners(ep):
                     bpf.attach(sock, program)
+                    self._attached_once = True
             except OSError as exc:  # ENOMEM: the program is over net.core.optmem_max
                 if len(plan.starts) <= 2:
                     log.warning("gateway %s: cannot attach a source filter (%s)", ep.cfg.endpoint_id, exc)
