@@ -157,6 +157,18 @@ def test_rule_changes_apply_to_the_next_connection_and_established_ones_stay(sgw
     sgw.wait_idle(eid)
 
 
+def test_a_refresh_scheduled_from_another_thread(sgw: GatewayThread, sep: Open) -> None:
+    """A change made outside an API call (the EC2 state's change listeners call this from any thread)."""
+    rules = Rules("127.0.0.1/32")
+    _, port = open_with(sep, rules)
+    rules.set("127.0.0.2/32")
+    sgw.gw.schedule_refresh()
+    deadline = time.monotonic() + 5
+    while outcome(port, "127.0.0.2", timeout=0.3) != "connected":
+        assert time.monotonic() < deadline, "the scheduled refresh never ran"
+    assert outcome(port, "127.0.0.1", timeout=0.3) == "timeout"
+
+
 def test_an_unchanged_key_is_not_recompiled(sgw: GatewayThread, sep: Open) -> None:
     rules = Rules("127.0.0.1/32")
     open_with(sep, rules)

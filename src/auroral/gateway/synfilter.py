@@ -251,6 +251,7 @@ class SynGuard:
         self._endpoints: Callable[[], Iterable[Endpoint]] = tuple
         self._lock = asyncio.Lock()
         self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._seen: OrderedDict[tuple[str, int, str, int, int], float] = OrderedDict()
         self._second = 0
         self._this_second = 0
@@ -328,7 +329,7 @@ class SynGuard:
 
         def run() -> None:
             self._scheduled = False
-            loop.create_task(self.refresh())
+            self._spawn(loop.create_task(self.refresh()))
 
         loop.call_soon_threadsafe(run)
 
@@ -444,9 +445,13 @@ class SynGuard:
             self.skipped += 1
             return
         self._this_second += 1
-        asyncio.get_running_loop().create_task(self._reject(ep, syn, plan))
+        self._spawn(asyncio.get_running_loop().create_task(self._reject(ep, syn)))
 
-    async def _reject(self, ep: Endpoint, syn: Syn, plan: SourcePlan) -> None:
+    def _spawn(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reject(self, ep: Endpoint, syn: Syn) -> None:
         cfg = ep.cfg
         info = ConnectionInfo(cfg.endpoint_id, syn.src, syn.sport, syn.dst, syn.dport)
         try:
