@@ -121,18 +121,65 @@ SYN_TABLE = [
 ]
 
 
+EVERYONE = ((0,), (False,))  # ranges that keep no source: every SYN to these listeners is reported
+
+
 @pytest.mark.parametrize(("packet", "pkttype", "kept"), SYN_TABLE)
 def test_the_syn_filter(packet: bytes, pkttype: int, kept: bool) -> None:
-    program = bpf.syn_filter([(A, 5432), (B, 6000), (None, 7000)])
+    program = bpf.syn_filter([([(A, 5432), (B, 6000), (None, 7000)], *EVERYONE)])
     assert (run(program, packet, pkttype=pkttype) > 0) == kept
     assert run(bpf.syn_filter([]), packet, pkttype=pkttype) == 0
 
 
-def test_the_syn_filter_with_too_many_listeners_keeps_every_syn() -> None:
-    program = bpf.syn_filter([(A + i, 5432) for i in range(1000)])
+def test_the_syn_filter_reports_only_the_sources_a_listeners_plan_drops() -> None:
+    denied = int(ipaddress.IPv4Address("127.0.0.2"))
+    groups = [([(A, 5432), (None, 7000)], (0, denied, denied + 1), (True, False, True)),
+              ([(B, 6000)], (0, denied), (True, False))]  # 127.0.0.2 and up refused
+    program = bpf.syn_filter(groups)
+    assert run(program, ipv4_tcp(denied, A, 1, 5432)) > 0
+    assert run(program, ipv4_tcp(denied + 1, A, 1, 5432)) == 0  # admitted: the observer never sees it
+    assert run(program, ipv4_tcp(denied - 1, A, 1, 7000)) == 0
+    assert run(program, ipv4_tcp(denied + 5, B, 1, 6000)) > 0
+    assert run(program, ipv4_tcp(denied - 1, B, 1, 6000)) == 0
+    assert run(program, ipv4_tcp(denied + 5, B, 1, 5432)) == 0  # B:5432 is nobody's
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.tuples(st.sampled_from([A, B, None]), st.integers(1, 4)), min_size=1,
+                                   max_size=3), plans(max_ranges=60)), max_size=4),
+       st.randoms(use_true_random=False))
+def test_the_syn_filter_agrees_with_the_plans(drawn: list[tuple[list[tuple[int | None, int]], SourcePlan]],
+                                               rnd: random.Random) -> None:
+    # A port is one endpoint's (one listener's, or one wildcard's): the first group to name it gets it.
+    owner: dict[int, SourcePlan] = {}
+    groups: list[tuple[list[tuple[int | None, int]], SourcePlan]] = []
+    for listeners, plan in drawn:
+        mine = [(address, port) for address, port in listeners if owner.setdefault(port, plan) is plan]
+        groups.append((mine, plan))
+    program = bpf.syn_filter([(listeners, plan.starts, plan.keep) for listeners, plan in groups])
+    for dst in (A, B):
+        for port in (1, 2, 3, 4, 5):
+            named = [plan for listeners, plan in groups for listener in listeners if listener in ((dst, port),
+                                                                                                (None, port))]
+            for _, plan in groups:
+                for src in _probes(plan, rnd)[:20]:
+                    expected = bool(named) and not named[0].keeps(src)
+                    assert (run(program, ipv4_tcp(src, dst, 9, port)) > 0) == expected
+
+
+def test_too_large_a_program_falls_back_to_every_syn_to_the_listeners() -> None:
+    rnd = random.Random(3)
+    starts = (0, *sorted(rnd.sample(range(1, SPACE), 999)))
+    keep = tuple(i % 2 == 0 for i in range(1000))
+    groups = [([(A + i, 5432)], starts, keep) for i in range(4)]  # 4 x ~2000 instructions
+    program = bpf.syn_filter(groups)
     assert len(program) <= bpf.MAX_INSNS
-    assert run(program, ipv4_tcp(SRC, B, 1, 2)) > 0
-    assert run(program, ipv4_tcp(SRC, B, 1, 2, flags=0x10)) == 0
+    assert run(program, ipv4_tcp(SRC, A + 3, 1, 5432)) > 0  # whatever the source
+    assert run(program, ipv4_tcp(SRC, A + 4, 1, 5432)) == 0
+    many = bpf.syn_filter([([(A + i, 5432) for i in range(1000)], *EVERYONE)])
+    assert len(many) <= bpf.MAX_INSNS
+    assert run(many, ipv4_tcp(SRC, B, 1, 2)) > 0  # too many listeners even for that: every SYN
+    assert run(many, ipv4_tcp(SRC, B, 1, 2, flags=0x10)) == 0
 
 
 def test_parse_syn() -> None:

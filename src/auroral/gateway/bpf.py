@@ -87,21 +87,27 @@ def source_filter(starts: Sequence[int], keep: Sequence[bool]) -> list[Insn]:
     """Keep the segments whose IPv4 source is in a kept range. Range ``i`` is ``[starts[i], starts[i+1])``
     (the last one ends at 2**32); ``starts[0]`` is 0 and ``starts`` increases. About two instructions
     per range."""
+    _check_ranges(starts, keep)
+    if len(starts) == 1:
+        return [ret(keep[0])]
+    return [(LD_W_ABS, 0, 0, SKF_NET_OFF + 12), *_tree(starts, [KEEP_ALL if k else 0 for k in keep], 0,
+                                                          len(starts) - 1)]
+
+
+def _check_ranges(starts: Sequence[int], keep: Sequence[bool]) -> None:
     if not starts or starts[0] != 0 or len(starts) != len(keep):
         raise ValueError("starts must begin at 0 and have one keep flag each")
     if any(b <= a for a, b in itertools.pairwise(starts)) or starts[-1] >= 1 << 32:
         raise ValueError("starts must increase and stay below 2**32")
-    if len(starts) == 1:
-        return [ret(keep[0])]
-    return [(LD_W_ABS, 0, 0, SKF_NET_OFF + 12), *_tree(starts, keep, 0, len(starts) - 1)]
 
 
-def _tree(starts: Sequence[int], keep: Sequence[bool], lo: int, hi: int) -> list[Insn]:
-    """The search over ranges ``lo..hi`` (A holds the address): ``A >= starts[mid]`` goes right."""
+def _tree(starts: Sequence[int], values: Sequence[int], lo: int, hi: int) -> list[Insn]:
+    """Return ``values[i]`` for the range ``i`` among ``lo..hi`` that holds A: ``A >= starts[mid]`` goes
+    right."""
     if lo == hi:
-        return [ret(keep[lo])]
+        return [ret(values[lo])]
     mid = (lo + hi + 1) // 2
-    left, right = _tree(starts, keep, lo, mid - 1), _tree(starts, keep, mid, hi)
+    left, right = _tree(starts, values, lo, mid - 1), _tree(starts, values, mid, hi)
     if len(left) <= _MAX_JUMP:
         return [(JGE_K, len(left), 0, starts[mid]), *left, *right]
     # too far for a conditional jump: true falls onto a ``ja`` over the left subtree
@@ -119,26 +125,53 @@ def source_filter_size(ranges: int) -> int:
 # --- the SYN observer's filter ------------------------------------------------------------------
 
 _SYN_KEEP = 128  # bytes: the IP header (at most 60) and the TCP header's first 20
+Listener = tuple[int | None, int]  # (IPv4 address, None for any; port)
+_HEADER: list[Insn] = [  # A = X = 0 at the start; ends with X = the IP header's length
+    (LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE), (JEQ_K, 1, 0, PACKET_HOST), ret(False),
+    (LD_B_ABS, 0, 0, 9), (JEQ_K, 1, 0, socket.IPPROTO_TCP), ret(False),
+    (LD_H_ABS, 0, 0, 6), (JSET_K, 0, 1, 0x1FFF), ret(False),  # a later fragment: no TCP header
+    (LDX_B_MSH, 0, 0, 0),
+    (LD_B_IND, 0, 0, 13), (ALU_AND_K, 0, 0, 0x12), (JEQ_K, 1, 0, 0x02), ret(False),  # SYN without ACK
+]
 
 
-def syn_filter(listeners: Sequence[tuple[int | None, int]]) -> list[Insn]:
-    """For ``AF_PACKET``/``SOCK_DGRAM`` IPv4 packets: keep incoming TCP SYNs (SYN set, ACK clear) to one of
-    ``listeners`` — ``(address, port)``, address None for any — whole fragments only. Drop everything
-    else (an empty ``listeners`` drops everything)."""
-    prog: list[Insn] = [
-        (LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE), (JEQ_K, 1, 0, PACKET_HOST), ret(False),
-        (LD_B_ABS, 0, 0, 9), (JEQ_K, 1, 0, socket.IPPROTO_TCP), ret(False),
-        (LD_H_ABS, 0, 0, 6), (JSET_K, 0, 1, 0x1FFF), ret(False),  # a later fragment: no TCP header
-        (LDX_B_MSH, 0, 0, 0),  # X = IP header length
-        (LD_B_IND, 0, 0, 13), (ALU_AND_K, 0, 0, 0x12), (JEQ_K, 1, 0, 0x02), ret(False),
-    ]
-    for address, port in dict.fromkeys(listeners):
-        if address is None:
-            prog += [(LD_H_IND, 0, 0, 2), (JEQ_K, 0, 1, port), ret(_SYN_KEEP)]
-        else:
-            prog += [(LD_H_IND, 0, 0, 2), (JEQ_K, 0, 3, port), (LD_W_ABS, 0, 0, 16), (JEQ_K, 0, 1, address),
-                     ret(_SYN_KEEP)]
-    prog.append(ret(False))
-    if len(prog) > MAX_INSNS:  # that many listeners: keep every SYN, the reader sorts them out
-        return [*prog[:14], ret(_SYN_KEEP)]
-    return prog
+def syn_filter(groups: Sequence[tuple[Sequence[Listener], Sequence[int], Sequence[bool]]]) -> list[Insn]:
+    """For ``AF_PACKET``/``SOCK_DGRAM`` IPv4 packets (from the IP header on): keep the incoming TCP SYNs
+    (SYN set, ACK clear; whole fragments only) to a listener of a group ``(listeners, starts, keep)``
+    whose source address that group's ranges do *not* keep — the SYNs its listeners' filters drop, and
+    only those: an admitted client's SYN never wakes the observer. Drop everything else (no groups: all).
+    Too large a program for the kernel: the SYNs to any listener, whatever the source; too many listeners
+    even for that: every SYN."""
+    program = _syn_program(groups)
+    if len(program) <= MAX_INSNS:
+        return program
+    everyone = [listener for listeners, _, _ in groups for listener in listeners]
+    program = _syn_program([(everyone, (0,), (False,))])
+    return program if len(program) <= MAX_INSNS else [*_HEADER, ret(_SYN_KEEP)]
+
+
+def _syn_program(groups: Sequence[tuple[Sequence[Listener], Sequence[int], Sequence[bool]]]) -> list[Insn]:
+    program = list(_HEADER)
+    for listeners, starts, keep in groups:
+        _check_ranges(starts, keep)
+        if all(keep) or not listeners:
+            continue
+        values = [0 if k else _SYN_KEEP for k in keep]
+        tree = [ret(values[0])] if len(starts) == 1 else [(LD_W_ABS, 0, 0, 12),
+                                                          *_tree(starts, values, 0, len(starts) - 1)]
+        checks: list[list[Insn]] = []
+        for address, port in dict.fromkeys(listeners):
+            if address is None:
+                checks.append([(LD_H_IND, 0, 0, 2), (JEQ_K, 0, 1, port), (JA, 0, 0, 0)])
+            else:
+                checks.append([(LD_H_IND, 0, 0, 2), (JEQ_K, 0, 3, port), (LD_W_ABS, 0, 0, 16),
+                               (JEQ_K, 0, 1, address), (JA, 0, 0, 0)])
+        # each check ends with a ``ja`` to the tree, which follows the checks and a ``ja`` over it
+        after = sum(len(c) for c in checks)
+        for check in checks:
+            after -= len(check)
+            check[-1] = (JA, 0, 0, after + 1)
+            program += check
+        program += [(JA, 0, 0, len(tree)), *tree]
+    program.append(ret(False))
+    return program

@@ -20,9 +20,10 @@ On AWS a security group drops a refused client's SYN: the client sees a connect 
   at endpoint open, and :meth:`SynGuard.schedule` after changes made outside the API.
 * **REJECT flow records.** The kernel drops silently, so the SYNs are observed separately: an
   ``AF_PACKET`` socket (on every interface: ``lo`` and, with ``AURORAL_ENDPOINT_HOST``, the endpoint
-  host's own) with its own filter (:func:`auroral.gateway.bpf.syn_filter`) reports each incoming SYN
-  to a listener; if the listener's filter drops that source, the gateway writes the REJECT record
-  (phase "open", the SYN as its one packet) with the reason ``decide`` gives now. Retransmissions of a
+  host's own) with its own filter (:func:`auroral.gateway.bpf.syn_filter`: the listeners' addresses and
+  their plans' ranges, so an admitted client's SYN never wakes it) reports each incoming SYN that a
+  listener's filter drops; the gateway writes its REJECT record (phase "open", the SYN as its one
+  packet) with the reason ``decide`` gives now. Retransmissions of a
   SYN (same 4-tuple and sequence number) count once; at most :data:`MAX_SYN_RECORDS_PER_SECOND` records
   a second (the others are counted as ``skipped``).
 
@@ -176,7 +177,7 @@ class SynWatch:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self._listeners: tuple[tuple[int | None, int], ...] | None = None
+        self._program: bytes | None = None
 
     @classmethod
     def open(cls) -> SynWatch | None:
@@ -186,7 +187,7 @@ class SynWatch:
             log.info("gateway: no SYN observer (%s): refused connections are accepted and held", exc)
             return None
         try:
-            bpf.attach(sock, bpf.syn_filter([]))
+            bpf.attach(sock, bpf.syn_filter([]))  # nothing yet
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         except OSError as exc:
@@ -197,11 +198,13 @@ class SynWatch:
         watch.drain()  # what arrived before the filter
         return watch
 
-    def watch(self, listeners: Iterable[tuple[int | None, int]]) -> None:
-        wanted = tuple(sorted(set(listeners), key=lambda p: (p[1], p[0] or 0)))
-        if wanted != self._listeners:
-            bpf.attach(self.sock, bpf.syn_filter(wanted))
-            self._listeners = wanted
+    def watch(self, groups: Sequence[tuple[Sequence[bpf.Listener], Sequence[int], Sequence[bool]]]) -> None:
+        """Report the SYNs to each group's listeners from the sources its ranges do not keep."""
+        program = bpf.syn_filter(groups)
+        code = bpf.encode(program)
+        if code != self._program:
+            bpf.attach(self.sock, program)
+            self._program = code
 
     def read(self) -> list[Syn]:
         out: list[Syn] = []
@@ -285,7 +288,6 @@ class SynGuard:
 
     async def opened(self, ep: Endpoint) -> None:
         self._start()
-        self._watch_listeners()
         await self.refresh([ep], force=True)
 
     def closed(self, ep: Endpoint) -> None:
@@ -301,17 +303,23 @@ class SynGuard:
                 bpf.detach(conn)
 
     def _watch_listeners(self) -> None:
-        """Point the observer at the listeners open now."""
+        """Point the observer at the SYNs the listeners' filters drop now: listeners grouped by plan, each
+        group with its plan's ranges (an admitted client's SYN does not even reach the observer)."""
         if self._watch is None:
             return
         by_addr: dict[tuple[str, int], Endpoint] = {}
+        groups: dict[tuple[tuple[int, ...], tuple[bool, ...]], list[bpf.Listener]] = {}
         for ep in self._endpoints():
+            plan = self.plan(ep)
             for sock in _ipv4_listeners(ep):
                 host, port = sock.getsockname()[:2]
                 by_addr[(str(host), int(port))] = ep
+                if plan is not None:
+                    listener = (None if host == "0.0.0.0" else _addr(host), int(port))
+                    groups.setdefault((plan.starts, plan.keep), []).append(listener)
         self._by_addr = by_addr
         try:
-            self._watch.watch((None if host == "0.0.0.0" else _addr(host), port) for host, port in by_addr)
+            self._watch.watch([(listeners, starts, keep) for (starts, keep), listeners in groups.items()])
         except OSError as exc:
             log.warning("gateway: cannot update the SYN observer's filter: %s", exc)
 
@@ -342,6 +350,7 @@ class SynGuard:
             for ep in list(self._endpoints() if endpoints is None else endpoints):
                 if ep.listeners:  # not closed meanwhile
                     await self._refresh_one(ep, force, compiled)
+            self._watch_listeners()
 
     async def _refresh_one(self, ep: Endpoint, force: bool, compiled: dict[Hashable, SourcePlan]) -> None:
         cfg = ep.cfg
