@@ -41,7 +41,12 @@ Limits:
   filter let through (compiled before a change, or arrived between the listener's ``listen`` and the
   filter's attachment at endpoint open) is held (or closed) there;
 * a rule change that lands between a client's SYN and its final ACK drops the ACK (the listener's filter
-  sees it too): that client's connection never completes either, where AWS would let it finish;
+  sees it too): that client's connection never completes either, where AWS, tracking the connection from
+  its SYN, presumably lets it finish (unconfirmed);
+* a compilation asks ``decide`` once per interval, and the network policy's ``decide`` reads every rule
+  of the groups: O(rules²) per endpoint whose inputs changed, after every EC2 or RDS change (AWS's quotas,
+  60 rules a group and 5 groups an interface, keep that in milliseconds); endpoints with equal keys (a
+  cluster's instances) share one compilation;
 * the REJECT record is written when the observer reads the SYN, which may be after a later rule change:
   then its reason says so.
 """
