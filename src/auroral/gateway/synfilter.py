@@ -218,6 +218,9 @@ class SynWatch:
                 packet = self.sock.recv(256)
             except (BlockingIOError, InterruptedError):
                 break
+            except OSError as exc:  # e.g. an interface going away under a packet: the next read goes on
+                log.debug("gateway: SYN observer: %s", exc)
+                break
             syn = parse_syn(packet)
             if syn is not None:
                 out.append(syn)
