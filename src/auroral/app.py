@@ -44,6 +44,7 @@ from auroral.sts.service import StsService
 log = logging.getLogger(__name__)
 
 SERVER_FILE = "server.json"
+NETWORK_SERVICES = frozenset({"ec2", "rds"})  # whose changes the endpoints' network filters follow
 
 
 class AlreadyRunning(RuntimeError):
@@ -112,6 +113,7 @@ class App:
             authorizer=self.regions.authorizer,  # KMS key ARNs by key policy + IAM, the rest by IAM
             audit=self.audit,
             note_key_used=self.directory.note_key_used,
+            after_change=self._after_change,
         )
         # Names this run of the server: in server.json and the health answer, so that `auroral status`
         # recognizes the server of its data directory (not another one on the same address).
@@ -134,6 +136,12 @@ class App:
         services = await self.regions.serving(region)
         provider: Provider = services.providers[service]
         return provider
+
+    async def _after_change(self, service: str, operation: str) -> None:
+        """EC2 and RDS calls may change who may connect (security groups, routes, network interfaces,
+        a cluster's groups, public access): the listeners' kernel filters follow before the response."""
+        if service in NETWORK_SERVICES:
+            await self.runtime.network_changed()
 
     def health(self) -> Mapping[str, Any]:
         return {

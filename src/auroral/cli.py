@@ -338,8 +338,9 @@ def cmd_ca(args: argparse.Namespace) -> int:
 
 FLOWS_HELP = """\
 One row per flow record, oldest first. A connection has two records with the same connection id
-(column "conn"): phase "open" when it is accepted or rejected (no traffic yet; REJECT has only this
-one), and phase "close" when it ends, with its totals. Columns: time (UTC; the accept time of an open
+(column "conn"): phase "open" when it is accepted or rejected (no traffic yet), and phase "close" when
+it ends, with its totals. A refused client whose SYN was dropped (its handshake never completed) has
+one REJECT record, phase "open", counting that SYN (packets 1) and not its retransmissions. Columns: time (UTC; the accept time of an open
 record, the end of a close record), conn, phase, action (ACCEPT/REJECT), source and destination
 (address:port; destination is the endpoint's port), endpoint (the instance's DbiResourceId),
 bytes in/out (client to endpoint / endpoint to client; "-" when open), reason (the security group

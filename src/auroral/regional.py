@@ -21,7 +21,7 @@ from auroral.api.context import Authorizer
 from auroral.audit import AuditTrail
 from auroral.crypto import Sealer
 from auroral.ec2 import Ec2Service
-from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust
+from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.kms.authz import KeyPolicyAuthorizer
@@ -52,6 +52,9 @@ class RegionServices:
         store = regions.store.in_region(region, regions.home)
         # Loopback addresses are hosts of the default VPC unless AURORAL_NET_TRANSLATE says otherwise first.
         self.ec2 = Ec2Service(store, region, translation=translation_spec(os.environ))
+        # The endpoints' kernel filters follow EC2 changes made outside an API call too (the pipeline
+        # refreshes them synchronously after every EC2 or RDS call).
+        self.ec2.state.on_change(regions.runtime.network_changed_later)
         self.kms = KmsService(store, regions.sealer, region, regions.iam)
         self.secrets = SecretsManagerService(store, self.kms.keyring, region)
         regions.iam.register_resource_policy_source(
@@ -62,6 +65,7 @@ class RegionServices:
         self.secrets.rotation.on_rotation_failed(self.managed_passwords.rotation_failed)
         self.rds = RdsService(store, regions.runtime, regions.directory, region, secrets=self.managed_passwords)
         self.rds.attach_network(Ec2Directory(self.ec2))
+        self.rds.on_network_view_change(regions.runtime.network_changed_later)
         self.rds.attach_ca(regions.ca_cert)
         self.network_policy = NetworkPolicy(self.ec2, self.rds, store, drop=drop_mode(os.environ))
         # The DB instances' network interfaces and the addresses their endpoints listen on.
@@ -121,6 +125,8 @@ class Regions:
         runtime.authenticate_for = self._authenticate_for
         runtime.unearned_trust_for = self._unearned_trust_for
         runtime.placement_for = self._placement_for
+
+        runtime.source_space_for = self._source_space_for
         for region in sorted({self.home, *store.regions_in_use()}):
             self.get(region)
 
@@ -149,6 +155,9 @@ class Regions:
 
     def _decide_for(self, cluster: Cluster, instance: Instance) -> Decide:
         return self.get(cluster.region).network_policy.decide_for(cluster, instance)
+
+    def _source_space_for(self, cluster: Cluster, instance: Instance) -> Callable[[], SourceSpace | None]:
+        return self.get(cluster.region).network_policy.source_space_for(cluster, instance)
 
     def _authenticate_for(self, cluster: Cluster, instance: Instance) -> Authenticate | None:
         return self.get(cluster.region).iam_db_auth.hook_for(cluster, instance)

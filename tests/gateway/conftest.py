@@ -182,14 +182,15 @@ def native_relay() -> native.NativeRelay:
 @contextmanager
 def running_gateway(prefix: str, *, relay: native.NativeRelay | None = None,
                     loop: asyncio.AbstractEventLoop | None = None,
-                    limits: GatewayLimits | None = None) -> Iterator[GatewayThread]:
+                    limits: GatewayLimits | None = None, syn_filter: bool | None = None) -> Iterator[GatewayThread]:
     """A Gateway on its own event loop thread, with a throwaway data directory (``limits``: the
-    gateway-wide ones, else derived from the descriptor limit)."""
+    gateway-wide ones, else derived from the descriptor limit; ``syn_filter``: see ``Gateway``)."""
     data = Path(tempfile.mkdtemp(prefix=prefix))
     t = GatewayThread(data, loop=loop) if loop is not None else GatewayThread(data)
 
     async def make() -> Gateway:
-        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay, limits=limits)
+        return Gateway(t.tls, t.flows, startup_timeout=10.0, hold_timeout=30.0, relay=relay, limits=limits,
+                       syn_filter=syn_filter)
 
     t.gateway = t.call(make())
     try:

@@ -3,8 +3,10 @@
 libpq cannot bind a source address, so:
 
 * :func:`probe` opens a TCP connection from ``source`` itself and sends the PostgreSQL
-  ``SSLRequest``; the answer ("S"/"N") means the gateway admitted the connection, silence means
-  it was dropped (``timeout``), an EOF or reset that it was closed;
+  ``SSLRequest``; the answer ("S"/"N") means the gateway admitted the connection; a connect that
+  times out means the SYN was dropped (``timeout``: a refusal, as a security group refuses);
+  silence after the handshake that the connection was accepted and is held (``held``: a refusal
+  where the kernel filter is not in use), an EOF or reset that it was closed;
 * :class:`Relay` listens on 127.0.0.1 and forwards every connection to the endpoint from
   ``source``, so unmodified psql/psycopg log in "from" that address (TLS stays end to end: the
   relay only copies bytes).
@@ -13,15 +15,19 @@ libpq cannot bind a source address, so:
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import threading
 import time
 from typing import Any, Literal
 
-Outcome = Literal["ok", "timeout", "closed", "refused"]
+Outcome = Literal["ok", "timeout", "held", "closed", "refused"]
 
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
+# How a refused client fares: its SYN is dropped where auroral can observe the dropped SYNs (root:
+# CAP_NET_RAW), else it is accepted and held silently (auroral.gateway.synfilter).
+REFUSED: Outcome = "timeout" if os.geteuid() == 0 else "held"
 
 
 def probe(host: str, port: int, source: str, *, timeout: float = 1.0) -> Outcome:
@@ -38,7 +44,7 @@ def probe(host: str, port: int, source: str, *, timeout: float = 1.0) -> Outcome
             s.sendall(SSL_REQUEST)
             answer = s.recv(1)
         except TimeoutError:
-            return "timeout"
+            return "held"
         except (ConnectionResetError, BrokenPipeError):
             return "closed"
         if answer in (b"S", b"N"):

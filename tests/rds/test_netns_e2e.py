@@ -160,9 +160,11 @@ def test_a_host_outside_the_rules_times_out_until_its_interface_carries_the_app_
     started = time.monotonic()
     out = hosts.psql(hosts.b, db.conninfo(), "SELECT 1")
     assert out.returncode != 0 and "timeout expired" in out.stderr, out.stderr
-    assert time.monotonic() - started >= 2.5  # held silently, as a security group drops it
+    assert time.monotonic() - started >= 2.5  # its SYN dropped, as a security group drops it
     rejects = [f for f in db.flows("REJECT") if f["srcaddr"] == HOST_B]
     assert rejects and "10.231.2.10" in json.dumps(rejects[-1])
+    # the SYN seen on the link's interface (not lo): one record for it and its retransmissions
+    assert (rejects[-1]["packets"], rejects[-1]["dstaddr"]) == (1, ENDPOINT_HOST)
     db.ec2.authorize_security_group_ingress(GroupId=db.db_sg, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": db.app_sg}]}])
     out = hosts.psql(hosts.b, db.conninfo(), "SELECT 1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..conftest import Server, new_root_key, server_tmpdir, start_server, stop_server
 from .e2e_helpers import FAST, MASTER, PASSWORD, ident
-from .net_helpers import Relay, probe, vpc_with_app_and_db_groups, wait_probe
+from .net_helpers import REFUSED, Relay, probe, vpc_with_app_and_db_groups
 
 TRANSLATE = "127.10.0.0/16=10.0.0.0/16,127.20.0.0/24=203.0.113.0/24,127.30.0.0/24=192.168.50.0/24"
 APP_CLIENT = "127.10.1.10"  # 10.0.1.10: the application's network interface (app security group)
@@ -129,12 +130,13 @@ def test_only_the_app_security_group_gets_in(net: Net) -> None:
     with net.login(APP_CLIENT) as conn:  # verify-full against the installation's CA
         assert conn.execute("SELECT 1").fetchone() == (1,)
         assert conn.pgconn.ssl_in_use
-    # 10.0.1.11 is inside the VPC, but no network interface carries the app group: dropped, silently.
-    assert probe(host, port, "127.10.1.11", timeout=1.0) == "timeout"
+    # 10.0.1.11 is inside the VPC, but no network interface carries the app group: its SYN is dropped, the
+    # handshake never completes (a connect timeout, not a connection accepted and then held or closed).
+    assert probe(host, port, "127.10.1.11", timeout=1.0) == REFUSED
     with pytest.raises(psycopg.OperationalError):
         net.login("127.10.1.11").close()
     # From the host itself (127.0.0.1 = 172.31.0.1, the default VPC): another VPC, not routed.
-    assert probe(host, port, "127.0.0.1", timeout=0.5) == "timeout"
+    assert probe(host, port, "127.0.0.1", timeout=0.5) == REFUSED
 
     accepted = [r for r in net.flows("accept") if r["srcaddr"] == APP_CLIENT]
     assert accepted and accepted[-1]["interface-id"] == net.app_eni and accepted[-1]["dstport"] == 5432
@@ -142,6 +144,8 @@ def test_only_the_app_security_group_gets_in(net: Net) -> None:
     rejected = [r for r in net.flows("reject") if r["srcaddr"] == "127.10.1.11"]
     assert rejected, "no REJECT flow record"
     assert rejected[-1]["action"] == "REJECT" and rejected[-1]["account-id"] == "210987654321"
+    if REFUSED == "timeout":
+        assert (rejected[-1]["packets"], rejected[-1]["phase"]) == (1, "open")  # the dropped SYN, seen once
     assert f"no rule of {net.db_sg} admits tcp 5432 from 10.0.1.11" in rejected[-1]["reason"]
     table = subprocess.run([sys.executable, "-m", "auroral.cli", "flows", "--data-dir", str(net.server.data_dir),
                             "--action", "reject"], capture_output=True, text=True, check=True).stdout
@@ -151,21 +155,34 @@ def test_only_the_app_security_group_gets_in(net: Net) -> None:
 def test_cidr_rule_admits_a_subnet_and_revoking_keeps_established_connections(net: Net) -> None:
     host, port = net.endpoint()
     source = "127.10.2.20"
-    assert probe(host, port, source, timeout=0.5) == "timeout"
+    assert probe(host, port, source, timeout=0.5) == REFUSED
     rule = net.ingress(net.db_sg, IpRanges=[{"CidrIp": "10.0.2.0/24", "Description": "batch subnet"}])
-    assert wait_probe(host, port, source, "ok", timeout=1.0) < 0.1
+    assert probe(host, port, source, timeout=1.0) == "ok"  # at once: no waiting for the rule to apply
     conn = net.login(source)
     try:
         net.revoke(net.db_sg, rule)
         revoked = time.monotonic()
         # New connections see the change at once (the first probe after the revoke is refused) ...
-        assert probe(host, port, source, timeout=0.5) == "timeout"
-        assert probe(host, port, "127.10.2.21", timeout=0.5) == "timeout"
+        assert probe(host, port, source, timeout=0.5) == REFUSED
+        assert probe(host, port, "127.10.2.21", timeout=0.5) == REFUSED
         assert revoked > 0
         # ... while the established connection keeps working (security groups are stateful).
         assert conn.execute("SELECT 2").fetchone() == (2,)
     finally:
         conn.close()
+
+
+def test_psql_from_a_refused_host_reports_a_connect_timeout(net: Net) -> None:
+    """psql itself (from 127.0.0.1 = 172.31.0.1: the default VPC, not routed to this one) gets libpq's
+    connect timeout, not "server closed the connection unexpectedly"."""
+    host, port = net.endpoint()
+    started = time.monotonic()
+    out = subprocess.run(["psql", f"host={host} port={port} user={MASTER} dbname=appdb connect_timeout=2",
+                          "-XAtc", "SELECT 1"], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "PGPASSWORD": PASSWORD})
+    assert out.returncode != 0 and "timeout expired" in out.stderr, out.stderr
+    assert time.monotonic() - started >= 1.9
+    assert any(r["srcaddr"] == "127.0.0.1" and "172.31.0.1" in r["reason"] for r in net.flows("reject"))
 
 
 def test_modify_cluster_security_groups_applies_to_every_instance(net: Net) -> None:
@@ -180,7 +197,7 @@ def test_modify_cluster_security_groups_applies_to_every_instance(net: Net) -> N
     established = net.login(APP_CLIENT)
     try:
         for host, port in endpoints:
-            assert probe(host, port, outsider, timeout=0.5) == "timeout"
+            assert probe(host, port, outsider, timeout=0.5) == REFUSED
         net.rds.modify_db_cluster(DBClusterIdentifier=net.cluster, VpcSecurityGroupIds=[wide], ApplyImmediately=True)
         for host, port in endpoints:  # no restart of any endpoint: the next connection is admitted
             assert probe(host, port, outsider, timeout=0.5) == "ok"
@@ -191,7 +208,7 @@ def test_modify_cluster_security_groups_applies_to_every_instance(net: Net) -> N
         net.rds.modify_db_cluster(DBClusterIdentifier=net.cluster, VpcSecurityGroupIds=[net.db_sg],
                                   ApplyImmediately=True)
         for host, port in endpoints:
-            assert probe(host, port, outsider, timeout=0.5) == "timeout"
+            assert probe(host, port, outsider, timeout=0.5) == REFUSED
         assert established.execute("SELECT 3").fetchone() == (3,)  # never dropped
     finally:
         established.close()
@@ -213,13 +230,13 @@ def test_public_access_needs_an_internet_gateway(net: Net) -> None:
     igw = net.ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     net.ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=net.vpc)
     try:
-        assert probe(host, port, internet, timeout=0.5) == "timeout"  # private instance: not routed
+        assert probe(host, port, internet, timeout=0.5) == REFUSED  # private instance: not routed
         net.rds.modify_db_instance(DBInstanceIdentifier=net.instance, PubliclyAccessible=True, ApplyImmediately=True)
         assert probe(host, port, internet, timeout=0.5) == "ok"
         with net.login(internet) as conn:
             assert conn.execute("SELECT 4").fetchone() == (4,)
         net.ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net.vpc)
-        assert probe(host, port, internet, timeout=0.5) == "timeout"
+        assert probe(host, port, internet, timeout=0.5) == REFUSED
         reason = [r for r in net.flows("reject") if r["srcaddr"] == internet][-1]["reason"]
         assert "has no internet gateway" in reason and "203.0.113.5" in reason
     finally:
@@ -232,20 +249,20 @@ def test_vpn_static_route_admits_the_on_premises_network(net: Net) -> None:
     office = "127.30.0.5"  # 192.168.50.5
     rule = net.ingress(net.db_sg, IpRanges=[{"CidrIp": "192.168.0.0/16"}])
     try:
-        assert probe(host, port, office, timeout=0.5) == "timeout"
+        assert probe(host, port, office, timeout=0.5) == REFUSED
         cgw = net.ec2.create_customer_gateway(Type="ipsec.1", BgpAsn=65000, PublicIp="198.51.100.7")
         vgw = net.ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]["VpnGatewayId"]
         net.ec2.attach_vpn_gateway(VpnGatewayId=vgw, VpcId=net.vpc)
         vpn = net.ec2.create_vpn_connection(
             Type="ipsec.1", CustomerGatewayId=cgw["CustomerGateway"]["CustomerGatewayId"], VpnGatewayId=vgw,
             Options={"StaticRoutesOnly": True})["VpnConnection"]["VpnConnectionId"]
-        assert probe(host, port, office, timeout=0.5) == "timeout"  # no route yet
+        assert probe(host, port, office, timeout=0.5) == REFUSED  # no route yet
         net.ec2.create_vpn_connection_route(VpnConnectionId=vpn, DestinationCidrBlock="192.168.50.0/24")
         assert probe(host, port, office, timeout=0.5) == "ok"
         with net.login(office) as conn:
             assert conn.execute("SELECT 5").fetchone() == (5,)
         net.ec2.delete_vpn_connection_route(VpnConnectionId=vpn, DestinationCidrBlock="192.168.50.0/24")
-        assert probe(host, port, office, timeout=0.5) == "timeout"
+        assert probe(host, port, office, timeout=0.5) == REFUSED
     finally:
         net.revoke(net.db_sg, rule)
 

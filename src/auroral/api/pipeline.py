@@ -5,7 +5,10 @@
 
 Every step raises ``AwsError``; ``handle`` renders it in the service's protocol and still
 records the call on the audit trail. Anything else a handler raises becomes a logged
-``InternalFailure`` (500) with no traceback on the wire.
+``InternalFailure`` (500) with no traceback on the wire. After a call that may have changed something
+(any operation not read-only, failed ones included: a failure may come after a change), the
+``after_change`` hook runs before the response is returned (the endpoints' network filters follow the
+change before the caller can connect).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 _READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Lookup", "Simulate", "BatchGet", "Validate")
 
 CredentialLookup = Callable[[str], "tuple[sigv4.SigningKeyInfo, Principal] | None"]
+# (service, operation) after a call that may have changed something, before its response is returned
+AfterChange = Callable[[str, str], Awaitable[None]]
 # (service, region) -> that region's provider of a regional service
 RegionalProviders = Callable[[str, str], Awaitable["Provider"]]
 
@@ -63,6 +68,7 @@ class Pipeline:
         audit: AuditTrail,
         note_key_used: Callable[[str, str, str, dt.datetime], None] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        after_change: AfterChange | None = None,
     ) -> None:
         self.global_providers = dict(global_providers)
         self._regional = regional_providers
@@ -72,8 +78,20 @@ class Pipeline:
         self._note_key_used = note_key_used
         self._clock = clock
         self._table = table()
+        self._after_change = after_change
 
     async def handle(self, req: protocol.HttpRequest, peer: Peer) -> protocol.HttpResponse:
+        response, service, operation, spec = await self._handle(req, peer)
+        if self._after_change is not None and spec is not None and not spec.read_only \
+                and not operation.startswith(_READ_ONLY_PREFIXES):
+            try:
+                await self._after_change(service, operation)
+            except Exception:
+                log.exception("after %s.%s: the change hook failed", service, operation)
+        return response
+
+    async def _handle(self, req: protocol.HttpRequest,
+                      peer: Peer) -> tuple[protocol.HttpResponse, str, str, ActionSpec | None]:
         request_id = str(uuid.uuid4())
         service = protocol.detect_service(req) or "sts"
         # An unserved or undetectable service still gets a well-formed (query-protocol) error.
@@ -121,18 +139,18 @@ class Pipeline:
                 result = await result
             response = protocol.serialize_response(service, op_model, result or {}, request_id)
             self._record(ctx, service, operation, principal, access_key, peer, params, spec, authorized, None, None)
-            return response
+            return response, service, operation, spec
         except AwsError as err:
             self._record(ctx, service, operation, principal, access_key, peer, params, spec, authorized, err.code,
                          err.message)
-            return protocol.serialize_error(service_for_errors, err, request_id)
+            return protocol.serialize_error(service_for_errors, err, request_id), service, operation, spec
         except Exception:
             log.exception("internal error in %s.%s (request %s)", service, operation, request_id)
             failure = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
                                500, sender_fault=False)
             self._record(ctx, service, operation, principal, access_key, peer, params, spec, authorized,
                          failure.code, failure.message)
-            return protocol.serialize_error(service_for_errors, failure, request_id)
+            return protocol.serialize_error(service_for_errors, failure, request_id), service, operation, spec
 
     # --- steps ---------------------------------------------------------------------------
 

@@ -16,6 +16,14 @@ The address given to ``decide`` is the one the VPC would see: callers pass the r
 through ``translate`` first (``AURORAL_NET_TRANSLATE``, e.g. ``127.10.0.0/16=10.0.0.0/16``, so that
 loopback aliases stand for hosts inside a subnet). Lookups run on an index per account that is
 rebuilt only after an EC2 change (``version`` tells callers that one happened).
+
+``source_boundaries`` says where ``decide`` may change its verdict, as a function of the *real* source
+address (before translation), so that the gateway can compile the verdict into a kernel filter by
+asking ``decide`` once per interval (:mod:`auroral.gateway.synfilter`). Everything ``decide`` reads about
+the address is a membership test: in a VPC CIDR, in a VPN route, in a rule's CIDR, equal to a network
+interface's address, in a translation's source network. So between two consecutive boundaries — the
+ends of each of those networks, mapped back through every translation that can reach them, and the
+translations' own source networks — the verdict is constant (the source port is never read).
 """
 
 from __future__ import annotations
@@ -246,6 +254,43 @@ class Network:
                                 rule.id)
         names = ", ".join(security_group_ids) or "(no security groups)"
         return Decision(False, f"no rule of {names} admits tcp {port} from {address}", eni_id)
+
+    def source_boundaries(self, account: str, *, vpc_id: str, security_group_ids: Sequence[str]) -> set[int]:
+        """The real IPv4 source addresses (as integers, in 1..2**32-1) at which ``decide`` for this VPC and
+        these groups may change its verdict: constant between two consecutive ones (see the module doc).
+        Keep it in step with ``decide``: every network or address ``decide`` tests the client against must
+        be here (tests/ec2/test_source_boundaries.py checks it)."""
+        index = self._index(account)
+        targets: set[int] = set()  # in the address space the VPC sees (after translation)
+
+        def add(net: IpNetwork) -> None:
+            if net.version == 4:
+                targets.update((int(net.network_address), int(net.broadcast_address) + 1))
+
+        for net in index.vpc_nets.get(vpc_id, ()):
+            add(net)
+        for _, net in index.vpn_routes.get(vpc_id, ()):
+            add(net)
+        for group_id in security_group_ids:
+            for _, rule_net in index.ingress.get(group_id, ()):
+                if rule_net is not None:
+                    add(rule_net)
+        for (eni_vpc, address), _ in index.enis.items():
+            if eni_vpc == vpc_id and address.version == 4:
+                targets.update((int(address), int(address) + 1))
+        return self._preimages(targets)
+
+    def _preimages(self, targets: set[int]) -> set[int]:
+        """``targets`` in the real address space: as they are (addresses no translation covers) and mapped
+        back through every IPv4 translation whose target holds them, plus each translation's own ends."""
+        out = set(targets)
+        for src, dst in self._translation:
+            if src.version != 4:
+                continue
+            first, size, base = int(src.network_address), src.num_addresses, int(dst.network_address)
+            out.update((first, first + size))
+            out.update(first + t - base for t in targets if base <= t <= base + size)
+        return {b for b in out if 0 < b < 1 << 32}
 
     @staticmethod
     def _route(index: _Index, vpc_id: str, address: IpAddress, public: bool) -> str | None:

@@ -3,13 +3,15 @@
 The gateway knows nothing about security groups, public access or IAM: the owner (the RDS/EC2 layer)
 passes plain callables. ``decide`` runs once per connection, at accept time, before a single byte is read
 (security groups are stateful: a later rule change does not touch an established connection).
+``source_space`` lets the gateway compile ``decide`` into the listener's socket filter, so that a refused
+client's SYN is dropped by the kernel (see :mod:`auroral.gateway.synfilter`).
 ``authenticate`` runs after the startup packet and may hand the gateway an :class:`AuthPlan` saying
 "this user logs in with an IAM token; verify it with this, then log in upstream with that password".
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,6 +42,21 @@ class Verdict:
     reason: str
     interface_id: str | None = None
     drop_mode: Literal["timeout", "close"] = "timeout"
+
+
+@dataclass(frozen=True)
+class SourceSpace:
+    """Where ``decide``'s verdict may change, for the listener's kernel filter.
+
+    ``boundaries``: IPv4 addresses (as integers) such that ``decide`` gives the same verdict (``allow``
+    and ``drop_mode``) for every source address between two consecutive ones, whatever the source port:
+    the gateway asks ``decide`` once per interval. ``key`` names the inputs of that answer: while it stays
+    equal, the verdicts do too and nothing is recompiled; endpoints whose keys are equal get the same
+    verdicts, so one compilation serves them all (None: always compile).
+    """
+
+    boundaries: frozenset[int]
+    key: Hashable = None
 
 
 def allow_all(info: ConnectionInfo) -> Verdict:
@@ -99,3 +116,6 @@ class EndpointConfig:
     # allowed connection counts, from its accept (as a PostgreSQL backend counts from its fork); one over
     # the limit goes through its startup phase and gets FATAL 53300 "sorry, too many clients already".
     max_connections: Callable[[], int | None] = _no_limit
+    # Where ``decide`` changes its mind (None: no kernel filter, every SYN is answered and ``decide``
+    # runs at accept). Read whenever the gateway refreshes its filters (``Gateway.refresh_filters``).
+    source_space: Callable[[], SourceSpace | None] | None = None

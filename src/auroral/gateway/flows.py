@@ -6,6 +6,9 @@ when the connection ends (``phase`` "close") with start/end and the totals. ``by
 count the client → endpoint direction (the record's srcaddr → dstaddr); ``bytes-out``/``packets-out``
 the reply direction. "Packets" are receive/send calls, an approximation of TCP segments.
 ``dstport`` is the endpoint's virtual port (what AWS would show), ``srcaddr`` the real peer address.
+A refused client whose SYN the listener's kernel filter dropped (:mod:`auroral.gateway.synfilter`) never
+had a connection: it gets one REJECT record, phase "open", with that SYN as its one packet (``bytes``
+its IP length; retransmissions of the SYN are not counted again).
 
 :class:`FlowLog` keeps the last ``capacity`` records in memory and appends each as a JSON line to a file;
 when the file passes ``max_file_bytes`` it is moved to ``<name>.1`` (one generation kept).

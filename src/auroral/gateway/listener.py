@@ -3,7 +3,8 @@
 PostgreSQL servers listen only on Unix sockets; every network path to them goes through here, so this
 is where the network-level rules of Aurora are enforced: the accept-time verdict (security groups,
 public access), ``rds.force_ssl``, TLS with the installation's CA, and IAM database authentication.
-See :mod:`auroral.gateway.session` for the life of one connection.
+See :mod:`auroral.gateway.session` for the life of one connection, and :mod:`auroral.gateway.synfilter` for
+the kernel filter that drops a refused client's SYN before any of that (its handshake never completes).
 
 All methods must be called from the event loop that runs the gateway (``stats`` reads plain counters).
 """
@@ -22,6 +23,7 @@ from auroral.gateway.flows import FlowLog
 from auroral.gateway.limits import GatewayLimits
 from auroral.gateway.native import NativeRelay
 from auroral.gateway.session import Endpoint, Hub, Session
+from auroral.gateway.synfilter import SynGuard
 from auroral.gateway.tls import TlsMaterial, host_ips
 
 log = logging.getLogger(__name__)
@@ -58,16 +60,19 @@ async def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
 class Gateway:
     """``limits``: the gateway-wide bounds; by default derived from the descriptor limit in force now
     (raise it first: :func:`auroral.gateway.limits.raise_descriptor_limit`). Each endpoint's own limit
-    is its config's ``max_connections``."""
+    is its config's ``max_connections``. ``syn_filter``: drop refused clients' SYNs in the kernel (None:
+    when the SYN observer, which needs CAP_NET_RAW, can be opened; see :mod:`auroral.gateway.synfilter`)."""
 
     def __init__(self, tls: TlsMaterial, flows: FlowLog, *, startup_timeout: float = 10.0,
                  limits: GatewayLimits | None = None, hold_timeout: float = 30.0,
-                 backlog: int = 4096, relay: NativeRelay | None = None) -> None:
+                 backlog: int = 4096, relay: NativeRelay | None = None, syn_filter: bool | None = None) -> None:
         limits = limits or GatewayLimits.for_descriptors()
         self.hub = Hub(tls=tls, flows=flows, startup_timeout=startup_timeout, limits=limits,
                        hold_timeout=hold_timeout, relay=relay)
         self.backlog = backlog
         self._endpoints: dict[str, Endpoint] = {}
+        self.syn_guard = SynGuard(self.hub, enabled=syn_filter)
+        self.syn_guard.bind(self._endpoints.values)
 
     @property
     def limits(self) -> GatewayLimits:
@@ -92,9 +97,17 @@ class Gateway:
         # read before the verdict), and a transport made only to be taken apart again costs a login time.
         ep.listeners = await _listen(cfg.host, cfg.port, self.backlog)
         ep.port = int(ep.listeners[0].getsockname()[1])
+        self._endpoints[cfg.endpoint_id] = ep
+        try:
+            await self.syn_guard.opened(ep)  # the filter, before the first accept
+        except BaseException:
+            del self._endpoints[cfg.endpoint_id]
+            self.syn_guard.closed(ep)
+            for sock in ep.listeners:
+                sock.close()
+            raise
         for sock in ep.listeners:
             self._watch(ep, sock)
-        self._endpoints[cfg.endpoint_id] = ep
         log.info("gateway: %s listening on %s:%d → %s", cfg.endpoint_id, cfg.host, ep.port, cfg.target_socket)
         return ep.port
 
@@ -117,6 +130,7 @@ class Gateway:
                 else:  # ECONNABORTED and the like: that client is gone, the next one may not be
                     log.debug("gateway %s: accept failed: %s", ep.cfg.endpoint_id, exc)
                 return
+            self.syn_guard.accepted(ep, conn)
             try:
                 Session(self.hub, ep).start(conn, peer)
             except Exception:
@@ -139,6 +153,18 @@ class Gateway:
         if "server_names" in changes:
             self._prepare_tls(new)
         ep.cfg = new
+        if changes.keys() & {"decide", "source_space"}:
+            await self.syn_guard.refresh([ep], force=True)
+
+    async def refresh_filters(self) -> None:
+        """Recompile the listeners' source filters whose inputs changed. The owner awaits it after every
+        change that may change a decision, before telling anyone the change is done: the next SYN then
+        meets the new rules."""
+        await self.syn_guard.refresh()
+
+    def schedule_refresh(self) -> None:
+        """:meth:`refresh_filters` soon; callable from any thread (changes made outside an API call)."""
+        self.syn_guard.schedule()
 
     def _prepare_tls(self, cfg: EndpointConfig) -> None:
         if self.hub.relay is not None:
@@ -168,6 +194,7 @@ class Gateway:
             loop.remove_reader(sock.fileno())  # False for a paused one: nothing registered
             sock.close()
         ep.listeners, ep.paused = [], {}
+        self.syn_guard.closed(ep)
         if drop_connections:
             for session in list(ep.sessions):
                 session.drop()
@@ -188,6 +215,7 @@ class Gateway:
     async def close_all(self) -> None:
         for endpoint_id in list(self._endpoints):
             await self.close(endpoint_id)
+        await self.syn_guard.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters: per endpoint and in total. ``connections`` counts every accepted socket still open
@@ -221,6 +249,7 @@ class Gateway:
             "handshakes": self.hub.handshakes,
             "shed": self.hub.shed,
             "buffered_bytes": total_buffered,
+            "syn_filter": self.syn_guard.stats(),
         }
 
     def _endpoint(self, endpoint_id: str) -> Endpoint:

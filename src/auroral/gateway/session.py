@@ -1,5 +1,7 @@
 """One accepted connection, from the accept-time verdict to the relay.
 
+    (before any of this, a source the listener's kernel filter refuses never completes its handshake:
+    :mod:`auroral.gateway.synfilter`; what gets here is decided again)
     accept ── over the handshake limits (in total, per source address: ``limits``)? close at once
        │
     decide()──► denied: hold silently (bounded count, hold timeout) or close; REJECT flow

@@ -67,7 +67,7 @@ from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
 from auroral.engine.postmaster import config_rejection, connect
 from auroral.engine.timezones import timezone_names
 from auroral.gateway import EndpointConfig, Gateway
-from auroral.gateway.decision import Authenticate, Decide, UnearnedTrust, allow_all
+from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust, allow_all
 from auroral.rds.addresses import Placement, PlacementError, bind_endpoint
 from auroral.rds.endpoints import certificate_names
 from auroral.rds.local_replicas import KIND_SERVERS, Layout, ReplicaSet, slot_name
@@ -182,6 +182,10 @@ class LocalRuntime(ReplicaSet):
         self.unearned_trust_for: Callable[[Cluster, Instance], UnearnedTrust | None] = lambda c, i: None
         # Where an instance listens (rds/addresses.py); None: on 127.0.0.1 with a port of its own.
         self.placement_for: Callable[[Cluster, Instance], Placement] | None = None
+
+        # Where decide_for's verdict changes (for the listener's kernel filter); None: no filter.
+        self.source_space_for: Callable[[Cluster, Instance], Callable[[], SourceSpace | None] | None] = \
+            lambda c, i: None
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -522,6 +526,7 @@ class LocalRuntime(ReplicaSet):
             force_ssl=self._force_ssl(cluster.resource_id),
             max_connections=self._max_connections(cluster.resource_id),
             decide=self.decide_for(cluster, instance),
+            source_space=self.source_space_for(cluster, instance),
             authenticate=self.authenticate_for(cluster, instance),
             unearned_trust=self.unearned_trust_for(cluster, instance),
             reserved_users=RESERVED_ROLES,
@@ -609,6 +614,16 @@ class LocalRuntime(ReplicaSet):
                 await server.set_iam_users(names, wait_user=wait_user, listed=listed)
             else:
                 server.write_iam_users(names)
+
+    async def network_changed(self) -> None:
+        """Something the endpoints' network decisions read may have changed (an EC2 or RDS call): bring
+        the listeners' kernel filters up to date before the caller answers, so that the next connection
+        meets the new rules."""
+        await self._gateway.refresh_filters()
+
+    def network_changed_later(self) -> None:
+        """The same, soon (from any thread): for changes made outside an API call."""
+        self._gateway.schedule_refresh()
 
     # --- for IAM database authentication (rds/iam_db_auth.py) ----------------------------------
 

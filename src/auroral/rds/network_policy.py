@@ -10,9 +10,17 @@ For every accepted TCP connection, before a byte is read:
    the RDS service's in-memory network view, which every save refreshes), so a ModifyDBCluster,
    a ModifyDBInstance or a security-group rule change applies to the next connection, while
    established connections keep running (security groups are stateful);
-3. a denied connection is dropped the way a VPC drops it: held silently until the client gives up
-   (``timeout``, the default) or closed at once (``AURORAL_NET_DROP=close``). The flow record carries
+3. a denied connection is dropped the way a VPC drops it (``timeout``, the default): its SYN is dropped
+   by the listener's kernel filter, so the client's TCP handshake never completes and it sees a connect
+   timeout; or closed at once after the handshake (``AURORAL_NET_DROP=close``). The flow record carries
    the decision's reason and the client's network interface, if its address is one.
+
+The kernel filter is this same decision, asked once per interval of source addresses between the
+boundaries :meth:`auroral.ec2.network.Network.source_boundaries` finds (``source_space_for``), and
+recompiled when anything it reads changes (see :mod:`auroral.gateway.synfilter`, which also says when
+the filter is not used and a refused connection is accepted and held silently instead, as before: no
+``CAP_NET_RAW`` to observe the dropped SYNs for their REJECT records, an IPv6 client, a policy too large
+for a filter).
 
 Defaults, so that ``auroral up`` + create-db-cluster + psql work out of the box without an
 implicit hole in any security group:
@@ -35,13 +43,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from auroral.ec2 import Ec2Service
 from auroral.ec2.model import NetworkInterface, Subnet, new_id
 from auroral.ec2.network import TRANSLATE_ENV
-from auroral.gateway.decision import ConnectionInfo, Decide, Verdict
+from auroral.gateway.decision import ConnectionInfo, Decide, SourceSpace, Verdict
 from auroral.rds.model import Cluster, Instance
 from auroral.rds.subnet_groups import SubnetGroupOperations, SubnetInfo
 from auroral.store import Store
@@ -163,15 +171,42 @@ class NetworkPolicy:
 
         return decide
 
+    def source_space_for(self, cluster: Cluster, instance: Instance) -> Callable[[], SourceSpace | None]:
+        """Where ``decide_for``'s verdict changes, for the listener's kernel filter (read when the gateway
+        refreshes its filters)."""
+        cluster_rid, instance_rid = cluster.resource_id, instance.resource_id
+
+        def space() -> SourceSpace | None:
+            return self.source_space(cluster_rid, instance_rid)
+
+        return space
+
+    def source_space(self, cluster_rid: str, instance_rid: str) -> SourceSpace:
+        view = self._rds.network_view(cluster_rid, instance_rid)
+        if view is None:  # decide refuses everyone (and closes)
+            return SourceSpace(frozenset(), None)
+        cnet, public = view
+        vpc_id, groups = self._placement(cnet.account, cnet.vpc_id, cnet.security_group_ids)
+        # Everything decide reads: this region's EC2 state (one version for all of it), the endpoint's network
+        # view and the drop mode — the same for every instance of a cluster with the same public access.
+        # Taken before the boundaries: a change made meanwhile changes the key again.
+        key = (id(self), self._network.version, cnet, public, self.drop)
+        return SourceSpace(frozenset(self._network.source_boundaries(cnet.account, vpc_id=vpc_id,
+                                                                     security_group_ids=groups)), key)
+
+    def _placement(self, account: str, vpc_id: str | None, group_ids: Sequence[str]) -> tuple[str, Sequence[str]]:
+        """The endpoint's VPC and security groups (the default VPC's and its default group when unset)."""
+        self.ensure_host_interface(account)
+        vpc = vpc_id or self._network.default_vpc(account).id
+        return vpc, tuple(group_ids) or (self._network.default_security_group(account, vpc),)
+
     def decide(self, cluster_rid: str, instance_rid: str, info: ConnectionInfo) -> Verdict:
         view = self._rds.network_view(cluster_rid, instance_rid)
         if view is None:
             return Verdict(False, "the DB instance does not exist any more", None, "close")
         cnet, public = view
+        vpc_id, groups = self._placement(cnet.account, cnet.vpc_id, cnet.security_group_ids)
         account = cnet.account
-        self.ensure_host_interface(account)
-        vpc_id = cnet.vpc_id or self._network.default_vpc(account).id
-        groups: Sequence[str] = cnet.security_group_ids or (self._network.default_security_group(account, vpc_id),)
         client = self._network.translate(info.peer_ip)
         decision = self._network.decide(account, vpc_id=vpc_id, security_group_ids=groups,
                                         publicly_accessible=public, client_ip=client, port=cnet.port)

@@ -17,7 +17,7 @@ it over the EC2 service); without one (unit tests of other features) nothing is 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -182,9 +182,22 @@ class SubnetGroupOperations(RdsBase):
     def _cluster_net(cluster: Cluster) -> ClusterNet:
         return ClusterNet(cluster.account, cluster.vpc_id, tuple(cluster.vpc_security_group_ids), cluster.port)
 
+    def on_network_view_change(self, listener: Callable[[], None]) -> None:
+        """``listener()`` after a save that changed an endpoint's network facts (its cluster's VPC, security
+        groups or port, its own public access): the listeners' kernel filters follow changes made outside
+        an API call too (the API pipeline refreshes them after every call)."""
+        self.__dict__.setdefault("_net_listeners", []).append(listener)
+
+    def _network_view_changed(self) -> None:
+        for listener in self.__dict__.get("_net_listeners", ()):
+            listener()
+
     def _save_cluster(self, cluster: Cluster) -> None:
         super()._save_cluster(cluster)
-        self._net()[0][cluster.resource_id] = self._cluster_net(cluster)
+        new = self._cluster_net(cluster)
+        if self._net()[0].get(cluster.resource_id, new) != new:
+            self._network_view_changed()
+        self._net()[0][cluster.resource_id] = new
 
     def _drop_cluster(self, cluster: Cluster) -> None:
         super()._drop_cluster(cluster)
@@ -192,6 +205,8 @@ class SubnetGroupOperations(RdsBase):
 
     def _save_instance(self, instance: Instance) -> None:
         super()._save_instance(instance)
+        if self._net()[1].get(instance.resource_id, instance.publicly_accessible) != instance.publicly_accessible:
+            self._network_view_changed()
         self._net()[1][instance.resource_id] = instance.publicly_accessible
 
     def _drop_instance(self, instance: Instance) -> None:
