@@ -22,7 +22,7 @@ IMPLEMENTED = sorted(
 
 
 def test_every_implemented_operation_has_an_action_entry() -> None:
-    assert len(IMPLEMENTED) == 27  # + DB subnet groups (4) and DescribeCertificates
+    assert len(IMPLEMENTED) == 31  # + DB subnet groups (4), DescribeCertificates, custom cluster endpoints (4)
     assert sorted(ACTIONS) == IMPLEMENTED
     joined = table()
     for op in IMPLEMENTED:

@@ -22,6 +22,7 @@ from auroral.errors import AccessDenied, AwsError, invalid_parameter_combination
 from auroral.rds import validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.certificates import CertificateOperations
+from auroral.rds.cluster_endpoints import ClusterEndpointOperations
 from auroral.rds.engine_versions import default_group_name
 from auroral.rds.managed_secrets import KMS_NEEDS_MANAGED, ManagedSecretOperations
 from auroral.rds.model import (
@@ -75,7 +76,7 @@ def _opt_str(value: Any) -> str | None:
 
 
 class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, SubnetGroupOperations,
-                        CertificateOperations):
+                        CertificateOperations, ClusterEndpointOperations):
     # --- shared helpers --------------------------------------------------------------------
 
     def _ensure_service_linked_role(self, ctx: RequestContext) -> None:
@@ -95,7 +96,8 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
 
     def view_cluster(self, cluster: Cluster) -> dict[str, Any]:
         return cluster_view(cluster, self._members(cluster), self.runtime.cluster_endpoint(cluster),
-                            certificate=self.certificate_details())
+                            certificate=self.certificate_details(),
+                            custom_endpoints=self.custom_endpoint_dns_names(cluster))
 
     def _group_for(self, account: str, name: Any, major: int) -> str:
         if not name:
@@ -455,6 +457,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             if current.master_user_secret and self.secrets is not None:
                 self.secrets.delete_master_secret(current.account, current.master_user_secret["SecretArn"])
             self._drop_cluster(current)
+            self._drop_cluster_endpoints(current)
 
         self._spawn(rid, "delete", work)
 

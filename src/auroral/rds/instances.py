@@ -243,6 +243,7 @@ class InstanceOperations(ClusterOperations):
                 except RuntimeFailure as exc:
                     log.warning("instance %s: closing endpoint failed: %s", current.identifier, exc.reason)
             self._drop_instance(current)
+            self._forget_member(current)
             if owner is not None and current.is_writer:
                 await self._promote_reader(owner)
 

@@ -37,6 +37,7 @@ _PG_OPS = (
 )
 _SUBGRP_OPS = ("DescribeDBSubnetGroups", "ModifyDBSubnetGroup", "DeleteDBSubnetGroup")
 _TAG_OPS = ("AddTagsToResource", "RemoveTagsFromResource", "ListTagsForResource")
+_ENDPOINT_OPS = ("ModifyDBClusterEndpoint", "DeleteDBClusterEndpoint", "DescribeDBClusterEndpoints")
 # Reasons of clusters that failed to (re)start before incompatible-parameters existed: maybe their
 # parameters, so recovery tries them again.
 _START_FAILURES = ("starting failed: ", "reboot failed: ")
@@ -48,6 +49,7 @@ RESOLVERS = {
     "db-or-arn": ("db", True),
     "cluster-pg": ("cluster-pg", False),
     "subgrp": ("subgrp", False),
+    "cluster-endpoint": ("cluster-endpoint", False),
 }
 # Statuses the runtime's own events may move a cluster between (never one of our transitions).
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
@@ -79,6 +81,7 @@ class RdsService(TagOperations):
         for instance in self._instances(None):
             if instance.status == "deleting":  # its endpoint is not open any more
                 self._drop_instance(instance)
+                self._forget_member(instance)
         for cluster in self._clusters(None):
             members = self._members(cluster)
             if members and not any(m.is_writer for m in members):
@@ -112,6 +115,7 @@ class RdsService(TagOperations):
                 self._set_members(cluster, "starting", only=("failed",))
                 self._spawn_start(cluster.resource_id, "starting")
             self._recover_master_secret(cluster.resource_id)
+        self._recover_cluster_endpoints()
         await self.drain()
 
     def slr_deletion_check(self, account: str) -> Callable[[str], str | None]:
@@ -208,6 +212,11 @@ class RdsService(TagOperations):
             subnet_group = self._lookup(account, "subgrp", str(params.get("DBSubnetGroupName") or "").lower())
             if subnet_group is not None:
                 keys.update(_tag_keys("subgrp", subnet_group.tags, resource=True))
+        elif operation in _ENDPOINT_OPS:
+            endpoint = self._get_endpoint(account, self._named(ctx, params.get("DBClusterEndpointIdentifier"),
+                                                               "cluster-endpoint", "Modify"))
+            if endpoint is not None:
+                keys.update(_tag_keys("cluster-endpoint", endpoint.tags, resource=True))
         elif operation in _TAG_OPS:
             kind, name = self.tagged_resource(ctx, str(params.get("ResourceName") or ""))
             found = self._lookup(account, kind, name)

@@ -23,7 +23,8 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
 
 
 def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str, int] | None, *,
-                 certificate: dict[str, Any] | None = None) -> dict[str, Any]:
+                 certificate: dict[str, Any] | None = None, custom_endpoints: list[str] | None = None,
+                 ) -> dict[str, Any]:
     view: dict[str, Any] = {
         "AllocatedStorage": 1,
         "AvailabilityZones": list(cluster.availability_zones),
@@ -65,6 +66,8 @@ def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str,
         "CrossAccountClone": False,
         "DomainMemberships": [],
         "TagList": tag_list(cluster.tags),
+        # the DNS names of its custom endpoints (cluster_endpoints.py)
+        "CustomEndpoints": list(custom_endpoints or []),
         "StorageType": "aurora",
         "AutoMinorVersionUpgrade": True,
         "NetworkType": "IPV4",
