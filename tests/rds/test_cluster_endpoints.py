@@ -214,3 +214,37 @@ async def test_cluster_state_and_member_checks(env: Env) -> None:
     error = await env.fails("CreateDBClusterEndpoint", DBClusterIdentifier="c2", DBClusterEndpointIdentifier="e1",
                             EndpointType="ANY")
     assert error.code == "InvalidDBClusterStateFault" and "stopped" in error.message
+
+
+async def test_a_renamed_instance_stays_on_the_lists(env: Env) -> None:
+    await _cluster_with(env, "w1", "r1")
+    await env.call("CreateDBClusterEndpoint", DBClusterIdentifier="c1", DBClusterEndpointIdentifier="e1",
+                   EndpointType="ANY", StaticMembers=["r1", "w1"])
+    await env.service.drain()
+    await env.call("ModifyDBInstance", DBInstanceIdentifier="r1", NewDBInstanceIdentifier="r9", ApplyImmediately=True)
+    (view,) = (await env.call("DescribeDBClusterEndpoints", DBClusterEndpointIdentifier="e1"))["DBClusterEndpoints"]
+    assert view["StaticMembers"] == ["r9", "w1"]
+    assert env.service.custom_endpoint_members(_cluster(env))[_dns(env, "e1")] == ["r9", "w1"]
+
+
+async def test_describe_pages_across_clusters(env: Env) -> None:
+    expected: list[str] = []
+    for c in ("c1", "c2", "c3", "c4", "c5"):
+        await env.cluster(c)
+        expected += [f"{c} WRITER", f"{c} READER"]
+        for n in range(3):
+            await env.call("CreateDBClusterEndpoint", DBClusterIdentifier=c, DBClusterEndpointIdentifier=f"{c}-e{n}",
+                           EndpointType="ANY")
+            expected.append(f"{c} {c}-e{n}")
+    seen: list[str] = []
+    marker: dict[str, str] = {}
+    pages = 0
+    while True:
+        pages += 1
+        page = await env.call("DescribeDBClusterEndpoints", MaxRecords=20, **marker)
+        seen += [f"{e['DBClusterIdentifier']} {e.get('DBClusterEndpointIdentifier', e['EndpointType'])}"
+                 for e in page["DBClusterEndpoints"]]
+        if "Marker" not in page:
+            break
+        marker = {"Marker": page["Marker"]}
+    assert seen == expected and pages == 2  # 20 rows, then the other 5

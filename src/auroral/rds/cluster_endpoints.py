@@ -91,12 +91,7 @@ def endpoint_not_found(name: str) -> AwsError:
 
 def _members_param(value: Any) -> list[str]:
     """A member list, lower-cased (RDS stores identifiers so), duplicates dropped, order kept."""
-    out: list[str] = []
-    for item in value or []:
-        name = str(item).lower()
-        if name not in out:
-            out.append(name)
-    return out
+    return list(dict.fromkeys(str(item).lower() for item in value or []))
 
 
 def _custom_type(value: Any) -> str:
@@ -292,6 +287,20 @@ class ClusterEndpointOperations(RdsBase):
                 changed = True
         if changed:
             self._notify_endpoints(cluster)
+
+    def _rename_member(self, instance: Instance, old: str) -> None:
+        """An instance was renamed (ModifyDBInstance NewDBInstanceIdentifier): the lists follow it.
+        Unconfirmed whether AWS's do; lists naming an identifier that no longer exists would silently drop
+        the instance from a static endpoint and add it to an exclusion-list one."""
+        cluster = self._get_cluster(instance.account, instance.cluster_identifier)
+        if cluster is None:
+            return
+        for endpoint in self._endpoints_of(cluster):
+            if old in endpoint.static_members + endpoint.excluded_members:
+                endpoint.static_members = [instance.identifier if m == old else m for m in endpoint.static_members]
+                endpoint.excluded_members = [instance.identifier if m == old else m
+                                             for m in endpoint.excluded_members]
+                self._save_endpoint(endpoint)
 
     def _drop_cluster_endpoints(self, cluster: Cluster) -> None:
         """The cluster is gone: so are its custom endpoints."""

@@ -208,7 +208,8 @@ class InstanceOperations(ClusterOperations):
         with self.store.transaction():
             if new_ident and new_ident != instance.identifier:
                 self._drop_instance(instance)
-                instance.identifier = new_ident
+                old, instance.identifier = instance.identifier, new_ident
+                self._rename_member(instance, old)
             self._save_instance(instance)
         ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
         return {"DBInstance": self.view_instance(instance)}
