@@ -179,7 +179,7 @@ async def test_tags_by_arn(env: Env) -> None:
     assert error.code == "DBClusterEndpointNotFoundFault"
     keys = env.service.authz_keys(make_ctx(FakeAuthorizer()), "ModifyDBClusterEndpoint",
                                   {"DBClusterEndpointIdentifier": "E1"})
-    assert keys == {"rds:cluster-endpoint-tag/b": "2", "aws:ResourceTag/b": "2"}
+    assert keys == {"aws:ResourceTag/b": "2"}
 
 
 @pytest.mark.parametrize(("op", "params", "arns"), [

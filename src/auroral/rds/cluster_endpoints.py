@@ -13,6 +13,13 @@ States: ``creating → available``, ``available → modifying → available``, `
 withdraws the name's records) on the cluster's background queue; the status moves on once they have
 been told. ``custom_endpoint_members`` is what they resolve the name to.
 
+For the DNS side (``RdsService`` has these): ``custom_endpoint_members(cluster)`` maps each custom
+endpoint's DNS name to the identifiers of the instances reachable through it now (available ones);
+``add_custom_endpoint_listener(fn)`` has ``fn(cluster)`` called when the endpoints or their lists
+change. Instance status and role changes (an instance becoming available, a failover) change the
+members too without a call here: the DNS side refreshes on those with its instance hooks, and after
+a restart it reads every cluster's members once.
+
 Store documents: kind ``rds.cluster-endpoint`` keyed by ``(account, endpoint identifier)``. The
 record names its cluster by resource id, so a renamed cluster keeps its endpoints.
 """

@@ -215,8 +215,8 @@ class RdsService(TagOperations):
         elif operation in _ENDPOINT_OPS:
             endpoint = self._get_endpoint(account, self._named(ctx, params.get("DBClusterEndpointIdentifier"),
                                                                "cluster-endpoint", "Modify"))
-            if endpoint is not None:
-                keys.update(_tag_keys("cluster-endpoint", endpoint.tags, resource=True))
+            if endpoint is not None:  # no rds:<type>-tag/ key is documented for cluster-endpoint
+                keys.update({f"aws:ResourceTag/{k}": v for k, v in endpoint.tags.items()})
         elif operation in _TAG_OPS:
             kind, name = self.tagged_resource(ctx, str(params.get("ResourceName") or ""))
             found = self._lookup(account, kind, name)
