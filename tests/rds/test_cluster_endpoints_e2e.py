@@ -312,4 +312,18 @@ def test_a_deny_on_the_cluster_endpoint_arn(server: Server, rds: Any, db: Db, ma
         client.create_db_cluster_endpoint(DBClusterIdentifier=db.cluster_id, DBClusterEndpointIdentifier=ident("cep-t"),
                                           EndpointType="ANY", Tags=[{"Key": "k", "Value": "v"}])
     assert _error(info)[0] == "AccessDenied"
-    _delete(rds, denied, free)
+    readers_only = make_user({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "rds:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "rds:CreateDBClusterEndpoint", "Resource": "*",
+         "Condition": {"StringNotEqualsIgnoreCase": {"rds:EndpointType": "READER"}}},
+    ]})
+    client = server.client("rds", readers_only.access_key, readers_only.secret_key)
+    with pytest.raises(ClientError) as info:  # the rds:EndpointType condition key
+        client.create_db_cluster_endpoint(DBClusterIdentifier=db.cluster_id, DBClusterEndpointIdentifier=ident("cep-a"),
+                                          EndpointType="ANY")
+    assert _error(info)[0] == "AccessDenied"
+    allowed = ident("cep-r")
+    client.create_db_cluster_endpoint(DBClusterIdentifier=db.cluster_id, DBClusterEndpointIdentifier=allowed,
+                                      EndpointType="reader")
+    _available(rds, allowed)
+    _delete(rds, denied, free, allowed)
