@@ -50,6 +50,7 @@ class World:
     db: Db
     pg: str
     subgrp: str
+    endpoint: str  # a custom endpoint of db's cluster
     ec2: dict[str, str]
     sg_name: str
     secret_name: str
@@ -88,6 +89,7 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("rds", "AddTagsToResource"): {"Tags": [{"Key": "k", "Value": "v"}]},
     ("rds", "CreateDBCluster"): {"Engine": "aurora-postgresql", "MasterUsername": "master",
                                  "MasterUserPassword": PASSWORD},
+    ("rds", "CreateDBClusterEndpoint"): {"EndpointType": "ANY"},
     ("rds", "CreateDBClusterParameterGroup"): {"DBParameterGroupFamily": "aurora-postgresql16", "Description": "d"},
     ("rds", "CreateDBInstance"): {"DBInstanceClass": "db.r6g.large", "Engine": "aurora-postgresql"},
     ("rds", "CreateDBSubnetGroup"): {"DBSubnetGroupDescription": "d", "SubnetIds": ["subnet-0123456789abcdef0"]},
@@ -169,10 +171,12 @@ def _spellings(w: World, service: str, op: str, ref: Ref) -> Spellings:
     p = ref.param
     if service == "rds":
         name = {"cluster": w.db.cluster_id, "cluster-or-arn": w.db.cluster_id, "db": w.db.instance_id,
-                "db-or-arn": w.db.instance_id, "cluster-pg": w.pg, "subgrp": w.subgrp}.get(ref.kind)
+                "db-or-arn": w.db.instance_id, "cluster-pg": w.pg, "subgrp": w.subgrp,
+                "cluster-endpoint": w.endpoint}.get(ref.kind)
         if ref.kind == "arn":
             arns = [w.rds_arn(t, n) for t, n in (("cluster", w.db.cluster_id), ("db", w.db.instance_id),
-                                                 ("cluster-pg", w.pg), ("subgrp", w.subgrp))]
+                                                 ("cluster-pg", w.pg), ("subgrp", w.subgrp),
+                                                 ("cluster-endpoint", w.endpoint))]
             foreign = [a.replace(REGION, "us-west-2") for a in arns] + [a.replace("arn:aws:", "arn:aws-cn:") for a in arns]
             return ([{p: arn[: arn.rindex(":") + 1] + s} for arn in arns for s in _cases(arn[arn.rindex(":") + 1:])],
                     [{p: a} for a in foreign])
@@ -249,6 +253,9 @@ def _make_world(server: Server) -> Iterator[World]:
         Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]]
     subgrp = f"canon-net-{tag}"
     rds.create_db_subnet_group(DBSubnetGroupName=subgrp, DBSubnetGroupDescription="d", SubnetIds=default_subnets[:2])
+    endpoint = f"canon-ep-{tag}"
+    rds.create_db_cluster_endpoint(DBClusterIdentifier=db.cluster_id, DBClusterEndpointIdentifier=endpoint,
+                                   EndpointType="ANY")
     default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     vpc = ec2.create_vpc(CidrBlock="10.97.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.97.1.0/24")["Subnet"]["SubnetId"]
@@ -270,7 +277,7 @@ def _make_world(server: Server) -> Iterator[World]:
     kms.create_alias(AliasName=free_alias, TargetKeyId=free_key)
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"data")["CiphertextBlob"]
     w = World(
-        account=server.account, db=db, pg=pg, subgrp=subgrp,
+        account=server.account, db=db, pg=pg, subgrp=subgrp, endpoint=endpoint,
         ec2={"vpc": vpc, "default-vpc": default_vpc, "subnet": subnet, "sg": sg, "eni": eni, "igw": igw, "cgw": cgw,
              "vgw": vgw, "vpn": vpn},
         sg_name=sg_name, secret_name=secret_name, secret_arn=secret_arn, key_id=key["KeyId"], key_arn=key["Arn"],
@@ -281,7 +288,7 @@ def _make_world(server: Server) -> Iterator[World]:
              "vpn": "vpn-connection"}
     w.denied = [
         w.rds_arn("cluster", db.cluster_id), w.rds_arn("db", db.instance_id), w.rds_arn("cluster-pg", pg),
-        w.rds_arn("subgrp", subgrp),
+        w.rds_arn("subgrp", subgrp), w.rds_arn("cluster-endpoint", endpoint),
         *(_ec2_arn(w.account, kinds[k], rid) for k, rid in w.ec2.items()),
         secret_arn, f"arn:aws:secretsmanager:{REGION}:{w.account}:secret:{w.new_secret_prefix}*",
         key["Arn"], f"arn:aws:kms:{REGION}:{w.account}:{alias}",
@@ -318,7 +325,8 @@ def denied_user(server: Server, world: World) -> UserKeys:
 def test_every_resource_parameter_is_covered() -> None:
     """Every (operation, resource parameter) of the four services has spellings here: a new operation
     naming a resource cannot join the table without this matrix knowing how to spell it."""
-    kinds = {("rds", k) for k in ("cluster", "cluster-or-arn", "db", "db-or-arn", "cluster-pg", "subgrp", "arn")}
+    kinds = {("rds", k) for k in ("cluster", "cluster-or-arn", "db", "db-or-arn", "cluster-pg", "subgrp", "arn",
+                                  "cluster-endpoint")}
     kinds |= {("ec2", k) for k in (*_EC2_KEY, "resources", "security-groups")}
     kinds |= {("secretsmanager", "secret"), ("secretsmanager", "new-secret")}
     kinds |= {("kms", k) for k in ("key", "blob", "alias", "alias-target", "target")}

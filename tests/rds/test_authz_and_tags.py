@@ -22,7 +22,7 @@ IMPLEMENTED = sorted(
 
 
 def test_every_implemented_operation_has_an_action_entry() -> None:
-    assert len(IMPLEMENTED) == 28  # + DB subnet groups (4), DescribeCertificates and FailoverDBCluster
+    assert len(IMPLEMENTED) == 32  # + DB subnet groups (4), DescribeCertificates, FailoverDBCluster, custom cluster endpoints (4)
     assert sorted(ACTIONS) == IMPLEMENTED
     joined = table()
     for op in IMPLEMENTED:

@@ -1,7 +1,9 @@
 """Authorization table entries for RDS (Service Authorization Reference, "Amazon RDS").
 
 Resources: ``cluster`` ``arn:aws:rds:<region>:<account>:cluster:<id>``, ``db`` ``...:db:<id>``,
-``cluster-pg`` ``...:cluster-pg:<name>``, ``subgrp`` ``...:subgrp:<name>``. Each is a ``Ref`` that
+``cluster-pg`` ``...:cluster-pg:<name>``, ``subgrp`` ``...:subgrp:<name>``, ``cluster-endpoint``
+``...:cluster-endpoint:<name>`` (a custom endpoint: CreateDBClusterEndpoint is authorized on it and on
+its cluster, DescribeDBClusterEndpoints on it and, when named, the cluster). Each is a ``Ref`` that
 ``RdsService.resolve_resource`` turns into the canonical ARN of what the handler acts on: the
 identifier lower-cased as RDS stores it (``DEMO`` is ``cluster:demo``), an ARN accepted only where
 the handler accepts one (Describe*, ``ResourceName``) and only of this partition, region and account.
@@ -26,6 +28,7 @@ _DB_OR_ARN = Ref("DBInstanceIdentifier", "db-or-arn")
 _PG = Ref("DBClusterParameterGroupName", "cluster-pg")
 _SUBGRP = Ref("DBSubnetGroupName", "subgrp")
 _TAGGED = Ref("ResourceName", "arn")
+_ENDPOINT = Ref("DBClusterEndpointIdentifier", "cluster-endpoint")
 # "If tags are specified in the create action, RDS performs additional authorization on the
 # rds:AddTagsToResource action" (RDS user guide, "Grant permission to tag RDS resources during creation")
 _TAG_ON_CREATE = ("rds:AddTagsToResource", "Tags")
@@ -94,6 +97,18 @@ ACTIONS: dict[str, ActionSpec] = {
     "ModifyDBSubnetGroup": ActionSpec("rds:ModifyDBSubnetGroup", (_SUBGRP,), resource_tags=True),
     "DeleteDBSubnetGroup": ActionSpec("rds:DeleteDBSubnetGroup", (_SUBGRP,), resource_tags=True),
     "DescribeCertificates": ActionSpec("rds:DescribeCertificates", ("*",), read_only=True),
+    "CreateDBClusterEndpoint": ActionSpec(
+        "rds:CreateDBClusterEndpoint", (_ENDPOINT, _CLUSTER), keys={"rds:EndpointType": "EndpointType"},
+        request_tags="Tags", resource_tags=True, tag_on_create=_TAG_ON_CREATE,
+    ),
+    "DescribeDBClusterEndpoints": ActionSpec(
+        "rds:DescribeDBClusterEndpoints", (_ENDPOINT, Ref("DBClusterIdentifier", "cluster", optional=True)),
+        read_only=True,
+    ),
+    "ModifyDBClusterEndpoint": ActionSpec(
+        "rds:ModifyDBClusterEndpoint", (_ENDPOINT,), resource_tags=True,
+    ),
+    "DeleteDBClusterEndpoint": ActionSpec("rds:DeleteDBClusterEndpoint", (_ENDPOINT,), resource_tags=True),
     "AddTagsToResource": ActionSpec(
         "rds:AddTagsToResource", (_TAGGED,), request_tags="Tags"
     ),

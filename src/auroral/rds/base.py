@@ -94,6 +94,8 @@ _NOT_FOUND = {
     "db": ("DBInstanceNotFoundFault", "DBInstance {} not found."),
     "cluster-pg": ("DBParameterGroupNotFoundFault", "DBClusterParameterGroup not found: {}"),
     "subgrp": ("DBSubnetGroupNotFoundFault", "DB subnet group '{}' does not exist."),
+    # Unconfirmed wording, modelled on the cluster's.
+    "cluster-endpoint": ("DBClusterEndpointNotFoundFault", "DBClusterEndpoint {} not found."),
 }
 
 
@@ -130,6 +132,8 @@ class RdsBase:
         self.secrets = secrets
         self._tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        # told of changes to a cluster's custom endpoints (cluster_endpoints.py)
+        self._endpoint_listeners: list[Callable[[Cluster], None]] = []
 
     # --- background work -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from auroral.errors import AccessDenied, AwsError, invalid_parameter_combination
 from auroral.rds import validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.certificates import CertificateOperations
+from auroral.rds.cluster_endpoints import ClusterEndpointOperations
 from auroral.rds.endpoints import cluster_endpoint_name, reader_endpoint_name
 from auroral.rds.engine_versions import default_group_name
 from auroral.rds.managed_secrets import KMS_NEEDS_MANAGED, ManagedSecretOperations
@@ -76,7 +77,7 @@ def _opt_str(value: Any) -> str | None:
 
 
 class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, SubnetGroupOperations,
-                        CertificateOperations):
+                        CertificateOperations, ClusterEndpointOperations):
     # --- shared helpers --------------------------------------------------------------------
 
     def _ensure_service_linked_role(self, ctx: RequestContext) -> None:
@@ -99,7 +100,8 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         names = (cluster_endpoint_name(cluster.identifier, ident, cluster.region),
                  reader_endpoint_name(cluster.identifier, ident, cluster.region))
         return cluster_view(cluster, self._members(cluster), self.runtime.cluster_endpoint(cluster), names,
-                            certificate=self.certificate_details())
+                            certificate=self.certificate_details(),
+                            custom_endpoints=self.custom_endpoint_dns_names(cluster))
 
     def _group_for(self, account: str, name: Any, major: int) -> str:
         if not name:
@@ -499,6 +501,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             if current.master_user_secret and self.secrets is not None:
                 self.secrets.delete_master_secret(current.account, current.master_user_secret["SecretArn"])
             self._drop_cluster(current)
+            self._drop_cluster_endpoints(current)
 
         self._spawn(rid, "delete", work)
 

@@ -8,12 +8,14 @@ As Route 53 serves them for Aurora:
 * the cluster endpoint (``<cluster>.cluster-<id>...``) is a CNAME to the writer instance's name;
 * the reader endpoint (``<cluster>.cluster-ro-<id>...``) is a CNAME to each available reader's name (a
   rotation set: the resolver answers one at a time), or to the writer's when there is no available
-  reader, as Aurora's reader endpoint then connects to the writer.
+  reader, as Aurora's reader endpoint then connects to the writer;
+* a custom endpoint (``<endpoint>.cluster-custom-<id>...``) is a CNAME to each instance it may reach now
+  (``ClusterEndpointOperations.custom_endpoint_members``); with none it does not resolve.
 
 :class:`EndpointRecords` hands the whole set to the zone, under one owner per account and region
-(``rds:<account>:<region>``), whenever an instance or cluster is saved or dropped (an endpoint opened
-or closed, a writer changed, a rename); the zone ignores a set that did not change. Custom endpoints
-are another owner's.
+(``rds:<account>:<region>``), whenever an instance, cluster or custom endpoint is saved or dropped (an
+endpoint opened or closed, a writer changed, a rename, a member list changed); the zone ignores a set
+that did not change.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ def owner_of(account: str, region: str) -> str:
     return f"rds:{account}:{region}"
 
 
-def endpoint_records(ident: str, region: str, clusters: Iterable[Cluster],
-                     instances: Iterable[Instance]) -> dict[str, list[Record]]:
-    """Every record of the clusters' endpoints (``ident``: the account's id in the region)."""
+def endpoint_records(ident: str, region: str, clusters: Iterable[Cluster], instances: Iterable[Instance],
+                     custom: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> dict[str, list[Record]]:
+    """Every record of the clusters' endpoints (``ident``: the account's id in the region; ``custom``:
+    per cluster identifier, each custom endpoint's DNS name -> the instance identifiers it reaches)."""
     by_cluster: dict[str, list[Instance]] = {}
     records: dict[str, list[Record]] = {}
     for instance in instances:
@@ -66,13 +69,18 @@ def endpoint_records(ident: str, region: str, clusters: Iterable[Cluster],
         if targets:
             records[reader_endpoint_name(cluster.identifier, ident, region)] = [
                 CNAME(instance_endpoint_name(m.identifier, ident, region)) for m in targets]
+        for name, reach in (custom or {}).get(cluster.identifier, {}).items():
+            names = [instance_endpoint_name(m, ident, region) for m in reach]
+            cnames: list[Record] = [CNAME(n) for n in names if n in records]
+            if cnames:
+                records[name] = cnames
     return records
 
 
 def publish(sink: RecordSink, account: str, region: str, ident: str, clusters: Iterable[Cluster],
-            instances: Iterable[Instance]) -> None:
+            instances: Iterable[Instance], custom: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> None:
     """Replace the account's records in the region with the ones its clusters have now."""
     try:
-        sink.replace(owner_of(account, region), endpoint_records(ident, region, clusters, instances))
+        sink.replace(owner_of(account, region), endpoint_records(ident, region, clusters, instances, custom))
     except InvalidRecord as exc:  # identifiers are valid labels: a bug, but never a failed API call
         log.error("DNS records of %s in %s not published: %s", account, region, exc)

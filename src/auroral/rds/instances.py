@@ -211,7 +211,8 @@ class InstanceOperations(ClusterOperations):
         with self.store.transaction():
             if new_ident and new_ident != instance.identifier:
                 self._drop_instance(instance)
-                instance.identifier = new_ident
+                old, instance.identifier = instance.identifier, new_ident
+                self._rename_member(instance, old)
             self._save_instance(instance)
         ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
         return {"DBInstance": self.view_instance(instance)}
@@ -253,6 +254,7 @@ class InstanceOperations(ClusterOperations):
                     log.warning("instance %s: removing its server failed: %s", current.identifier, exc.reason)
             self._drop_instance(current)
             self._release_interface(current)
+            self._forget_member(current)
             if owner is not None and current.is_writer and not promoted:
                 owner = self._cluster_by_rid(rid) or owner
                 await self._promote_reader(owner)

@@ -48,6 +48,7 @@ _PG_OPS = (
 )
 _SUBGRP_OPS = ("DescribeDBSubnetGroups", "ModifyDBSubnetGroup", "DeleteDBSubnetGroup")
 _TAG_OPS = ("AddTagsToResource", "RemoveTagsFromResource", "ListTagsForResource")
+_ENDPOINT_OPS = ("ModifyDBClusterEndpoint", "DeleteDBClusterEndpoint", "DescribeDBClusterEndpoints")
 # Reasons of clusters that failed to (re)start before incompatible-parameters existed: maybe their
 # parameters, so recovery tries them again.
 _START_FAILURES = ("starting failed: ", "reboot failed: ")
@@ -59,6 +60,7 @@ RESOLVERS = {
     "db-or-arn": ("db", True),
     "cluster-pg": ("cluster-pg", False),
     "subgrp": ("subgrp", False),
+    "cluster-endpoint": ("cluster-endpoint", False),
 }
 # Statuses the runtime's own events may move a cluster between (never one of our transitions).
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
@@ -87,6 +89,7 @@ class RdsService(FailoverOperations, TagOperations):
         ``published`` waits until what the zone holds now resolves (the hosts block is written)."""
         self.zone = zone
         self._names_published = published
+        self.add_custom_endpoint_listener(lambda cluster: self._publish_records(cluster.account))
         for account in sorted({a for a, _, _ in self.store.list(KIND_CLUSTER)}):
             self._publish_records(account)
 
@@ -94,7 +97,9 @@ class RdsService(FailoverOperations, TagOperations):
         if self.zone is None:
             return
         ident = self.dns_id(account)
-        publish(self.zone, account, self.region, ident, self._clusters(account), self._instances(account))
+        clusters = self._clusters(account)
+        custom = {c.identifier: self.custom_endpoint_members(c) for c in clusters}
+        publish(self.zone, account, self.region, ident, clusters, self._instances(account), custom)
 
     # Every change of an instance or cluster may open or close an endpoint, move a writer or rename one.
     def _save_instance(self, instance: Instance) -> None:
@@ -126,6 +131,7 @@ class RdsService(FailoverOperations, TagOperations):
             if instance.status == "deleting":  # its endpoint is not open any more
                 self._drop_instance(instance)
                 self._release_interface(instance)
+                self._forget_member(instance)
         for cluster in self._clusters(None):
             members = self._members(cluster)
             if members and not any(m.is_writer for m in members):
@@ -159,6 +165,7 @@ class RdsService(FailoverOperations, TagOperations):
                 self._set_members(cluster, "starting", only=("failed",))
                 self._spawn_start(cluster.resource_id, "starting")
             self._recover_master_secret(cluster.resource_id)
+        self._recover_cluster_endpoints()
         await self.drain()
 
     def slr_deletion_check(self, account: str) -> Callable[[str], str | None]:
@@ -259,6 +266,11 @@ class RdsService(FailoverOperations, TagOperations):
             subnet_group = self._lookup(account, "subgrp", str(params.get("DBSubnetGroupName") or "").lower())
             if subnet_group is not None:
                 keys.update(_tag_keys("subgrp", subnet_group.tags, resource=True))
+        elif operation in _ENDPOINT_OPS:
+            endpoint = self._get_endpoint(account, self._named(ctx, params.get("DBClusterEndpointIdentifier"),
+                                                               "cluster-endpoint", "Modify"))
+            if endpoint is not None:  # no rds:<type>-tag/ key is documented for cluster-endpoint
+                keys.update({f"aws:ResourceTag/{k}": v for k, v in endpoint.tags.items()})
         elif operation in _TAG_OPS:
             kind, name = self.tagged_resource(ctx, str(params.get("ResourceName") or ""))
             found = self._lookup(account, kind, name)

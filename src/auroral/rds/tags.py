@@ -1,4 +1,5 @@
-"""Tags on clusters, instances, cluster parameter groups and DB subnet groups, addressed by ARN:
+"""Tags on clusters, instances, cluster parameter groups, DB subnet groups and custom cluster endpoints,
+addressed by ARN:
 AddTagsToResource, RemoveTagsFromResource, ListTagsForResource; plus the tag lookups the
 authorization step needs (``aws:ResourceTag/*``, ``rds:cluster-tag/*``, ``rds:db-tag/*``)."""
 
@@ -11,6 +12,7 @@ from auroral.api.context import RequestContext
 from auroral.errors import invalid_parameter_value
 from auroral.rds import validate
 from auroral.rds.base import RESOURCE_ARN, not_found
+from auroral.rds.cluster_endpoints import ClusterEndpoint
 from auroral.rds.instances import InstanceOperations
 from auroral.rds.model import Cluster, ClusterParameterGroup, Instance
 from auroral.rds.subnet_groups import DEFAULT_GROUP, KIND_SUBNET_GROUP, SubnetGroup
@@ -18,10 +20,10 @@ from auroral.rds.views import tag_list
 from auroral.regions import partition_of
 
 _MAX_TAGS = 50
-_TAGGABLE = ("cluster", "db", "cluster-pg", "subgrp")
+_TAGGABLE = ("cluster", "db", "cluster-pg", "subgrp", "cluster-endpoint")
 _NAME = re.compile(r"[A-Za-z0-9._ -]+")
 
-Taggable = Cluster | Instance | ClusterParameterGroup | SubnetGroup
+Taggable = Cluster | Instance | ClusterParameterGroup | SubnetGroup | ClusterEndpoint
 
 
 class TagOperations(InstanceOperations):
@@ -44,6 +46,8 @@ class TagOperations(InstanceOperations):
             return self._get_cluster(account, name)
         if kind == "db":
             return self._get_instance(account, name)
+        if kind == "cluster-endpoint":
+            return self._get_endpoint(account, name)
         if kind == "subgrp":  # the implicit default group is not stored: it has no tags
             return None if name.lower() == DEFAULT_GROUP else self._get_subnet_group(account, name)
         return self._get_group(account, name)
@@ -67,6 +71,8 @@ class TagOperations(InstanceOperations):
             self._save_cluster(item)
         elif isinstance(item, Instance):
             self._save_instance(item)
+        elif isinstance(item, ClusterEndpoint):
+            self._save_endpoint(item)
         elif isinstance(item, SubnetGroup):
             self.store.put(KIND_SUBNET_GROUP, item.account, item.name, item.to_doc())
         else:

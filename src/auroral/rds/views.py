@@ -24,9 +24,11 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
 
 
 def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str, int] | None,
-                 names: tuple[str, str], *, certificate: dict[str, Any] | None = None) -> dict[str, Any]:
+                 names: tuple[str, str], *, certificate: dict[str, Any] | None = None,
+                 custom_endpoints: list[str] | None = None) -> dict[str, Any]:
     """``endpoint``: where the writer listens, if it does (its port is the cluster's, except with one
-    shared endpoint address); ``names``: the cluster and reader endpoint names."""
+    shared endpoint address); ``names``: the cluster and reader endpoint names; ``custom_endpoints``:
+    the DNS names of the cluster's custom endpoints."""
     view: dict[str, Any] = {
         "AllocatedStorage": 1,
         "AvailabilityZones": list(cluster.availability_zones),
@@ -68,6 +70,8 @@ def cluster_view(cluster: Cluster, members: list[Instance], endpoint: tuple[str,
         "CrossAccountClone": False,
         "DomainMemberships": [],
         "TagList": tag_list(cluster.tags),
+        # the DNS names of its custom endpoints (cluster_endpoints.py)
+        "CustomEndpoints": list(custom_endpoints or []),
         "StorageType": "aurora",
         "AutoMinorVersionUpgrade": True,
         "NetworkType": "IPV4",
