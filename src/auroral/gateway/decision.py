@@ -73,7 +73,7 @@ class AuthPlan:
     a request for a password then fails the login).
     """
 
-    kind: Literal["iam"]
+    kind: Literal["iam", "unavailable"]  # unavailable: the instance cannot answer now (57P03)
     verify: Callable[[str], Awaitable[bool]]
     db_password: str | None = None
 

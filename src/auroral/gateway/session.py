@@ -587,6 +587,9 @@ class Session:
         auth_ok = b""  # ours to send, after an IAM login
         if self.cfg.authenticate is not None:
             plan = await _maybe_await(self.cfg.authenticate(info, self.tls, self.info.peer_ip))
+        if plan is not None and plan.kind == "unavailable":
+            self._refuse(pg.not_accepting_connections())
+            return
         if plan is not None and plan.kind == "iam" and not await self._client_password_ok(info, plan):
             return
         upstream = await self._connect_upstream()

@@ -172,6 +172,13 @@ def hba_reject_error(peer_ip: str, user: str, database: str, tls: bool) -> bytes
     )
 
 
+def not_accepting_connections() -> bytes:
+    """What PostgreSQL says while it cannot take connections (starting up, shutting down, recovering),
+    as a client of an instance in the middle of a failover sees it; drivers retry on 57P03."""
+    return error_response("57P03", "the database system is not accepting connections",
+                          routine="ProcessStartupPacket")
+
+
 def pam_failure(user: str) -> bytes:
     """What Aurora says for a rejected IAM token (``auth_failed`` is PostgreSQL's routine name)."""
     return error_response("28000", f'PAM authentication failed for user "{user}"', routine="auth_failed")

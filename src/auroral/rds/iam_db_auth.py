@@ -57,6 +57,7 @@ from auroral.rds.endpoints import (
     reader_endpoint_name,
 )
 from auroral.rds.model import KIND_CLUSTER, KIND_INSTANCE, Cluster, Instance
+from auroral.rds.runtime import RuntimeFailure
 from auroral.regions import partition_of
 from auroral.store import Store
 
@@ -74,7 +75,8 @@ class Runtime(Protocol):
     def iam_users(self, cluster: Cluster) -> set[str]: ...
     async def set_iam_users(self, cluster: Cluster, names: Iterable[str], *, wait_user: str | None = None,
                             listed: bool = True) -> None: ...
-    async def admin_connection(self, cluster: Cluster) -> psycopg.AsyncConnection[tuple[Any, ...]]: ...
+    async def admin_connection(self, cluster: Cluster, instance: Instance | None = None,
+                               ) -> psycopg.AsyncConnection[tuple[Any, ...]]: ...
     def endpoint_address(self, instance: Instance) -> tuple[str, int] | None: ...
     def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None: ...
 
@@ -121,7 +123,10 @@ class AdminConnection:
 
 @dataclass
 class _ClusterState:
-    admin: AdminConnection
+    # per instance: the membership check asks the server the connection goes to (a reader's own, which
+    # has the same roles), so that a login to a reader does not depend on the writer, during a failover
+    # least of all
+    admins: dict[str, AdminConnection] = field(default_factory=dict)
     listed: set[str] | None = None  # loaded from the engine on first use
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -174,7 +179,8 @@ class IamDbAuth:
 
     async def close(self) -> None:
         for state in self._states.values():
-            await state.admin.close()
+            for admin in state.admins.values():
+                await admin.close()
         self._states.clear()
 
     # --- per connection --------------------------------------------------------------------
@@ -191,7 +197,12 @@ class IamDbAuth:
         if user in RESERVED_ROLES:  # superusers are members of everything; the gateway refuses these first
             return self._failing(attempt, "the user is reserved for the database engine")
         try:
-            rows = await state.admin.query(_IS_IAM, (user,))
+            rows = await self._admin(state, cluster, instance).query(_IS_IAM, (user,))
+        except (psycopg.OperationalError, RuntimeFailure, OSError) as exc:
+            # the instance's server does not take connections now (a failover, a restart): neither would
+            # the login, whoever the user is; the client sees what PostgreSQL says then, and retries
+            log.warning("cluster %s: cannot check rds_iam membership of %r: %s", cluster.identifier, user, exc)
+            return AuthPlan(kind="unavailable", verify=_refuse)
         except psycopg.Error as exc:
             log.warning("cluster %s: cannot check rds_iam membership of %r: %s", cluster.identifier, user, exc)
             return self._failing(attempt, "the database could not be asked whether the user is in rds_iam")
@@ -353,9 +364,16 @@ class IamDbAuth:
     def _state(self, cluster: Cluster) -> _ClusterState:
         state = self._states.get(cluster.resource_id)
         if state is None:
-            state = _ClusterState(AdminConnection(lambda: self._runtime.admin_connection(cluster)))
+            state = _ClusterState()
             self._states[cluster.resource_id] = state
         return state
+
+    def _admin(self, state: _ClusterState, cluster: Cluster, instance: Instance) -> AdminConnection:
+        admin = state.admins.get(instance.resource_id)
+        if admin is None:
+            admin = AdminConnection(lambda: self._runtime.admin_connection(cluster, instance))
+            state.admins[instance.resource_id] = admin
+        return admin
 
     def _listed(self, cluster: Cluster, state: _ClusterState) -> set[str]:
         if state.listed is None:
