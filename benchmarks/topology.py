@@ -9,6 +9,9 @@ beside the same thing done by hand with the same PostgreSQL binaries in the same
 * failover — auroral: FailoverDBCluster until the cluster endpoint's name accepts a write on the new writer
   (target <= 5 s; Aurora documents "typically under 30 seconds"); by hand: fast shutdown of the primary,
   ``pg_ctl promote -w`` of the standby, a write on it.
+* connecting through AWS's driver wrapper (``aws-advanced-python-wrapper``, plugins ``failover``) to the
+  cluster endpoint, beside a plain psycopg connect to it (the wrapper adds its dialect and topology
+  queries: the difference is their cost).
 * replica lag — while ``pgbench -c 4`` writes to the writer for ``--seconds``, a probe inserts a marker row
   on the writer every 0.2 s and times until the reader shows it (what an application reading its own write
   from a reader sees); the same probe on the hand-made pair.
@@ -187,7 +190,7 @@ def by_hand(runs: int, seconds: int) -> dict[str, list[float]]:
 
 def auroral_runs(url: str, runs: int, seconds: int) -> dict[str, list[float]]:
     rds = rds_client(url)
-    out: dict[str, list[float]] = {"reader": [], "failover": [], "lag": []}
+    out: dict[str, list[float]] = {"reader": [], "failover": [], "lag": [], "plain": [], "wrapper": []}
     cid = f"topo-{secrets.token_hex(3)}"
     rds.create_db_cluster(DBClusterIdentifier=cid, Engine="aurora-postgresql", EngineVersion="16.4",
                           MasterUsername="master", MasterUserPassword=PASSWORD)
@@ -223,6 +226,8 @@ def auroral_runs(url: str, runs: int, seconds: int) -> dict[str, list[float]]:
         out["reader"].append(time.perf_counter() - t0)
         readers.append(str(address))
 
+    wrapper_connects(endpoint, port, runs * 5, out)
+
     env = {**os.environ, "PGPASSWORD": PASSWORD, "PGSSLMODE": "require"}
     tool = max(binaries.available(), key=lambda i: i.major).tool("pgbench")
     subprocess.run([str(tool), "-i", "-s", "2", "-h", endpoint, "-p", str(port), "-U", "master", "postgres"],
@@ -254,10 +259,34 @@ def auroral_runs(url: str, runs: int, seconds: int) -> dict[str, list[float]]:
     return out
 
 
-def _line(what: str, mine: list[float], theirs: list[float]) -> None:
+def wrapper_connects(host: str, port: int, n: int, out: dict[str, list[float]]) -> None:
+    import aws_advanced_python_wrapper as wrapper
+
+    conninfo = f"host={host} port={port} dbname=postgres user=master password={PASSWORD} sslmode=require"
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute("SELECT 1").fetchone()
+            out["plain"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            conn = wrapper.AwsWrapperConnection.connect(psycopg.Connection.connect, conninfo, plugins="failover",
+                                                        autocommit=True)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                    cursor.fetchone()
+            finally:
+                conn.close()
+            out["wrapper"].append(time.perf_counter() - t0)
+    finally:
+        wrapper.release_resources()
+
+
+def _line(what: str, mine: list[float], theirs: list[float], base: str = "by hand") -> None:
     a, b = statistics.median(mine), statistics.median(theirs)
-    print(f"{what:<34} auroral median {a * 1000:8.1f} ms (max {max(mine) * 1000:8.1f})   "
-          f"by hand {b * 1000:8.1f} ms (max {max(theirs) * 1000:8.1f})   ratio {a / b:5.2f}x")
+    print(f"{what:<36} auroral median {a * 1000:8.1f} ms (max {max(mine) * 1000:8.1f})   "
+          f"{base} {b * 1000:8.1f} ms (max {max(theirs) * 1000:8.1f})   ratio {a / b:5.2f}x")
 
 
 def main() -> None:
@@ -271,6 +300,7 @@ def main() -> None:
     _line("add a reader (create -> SELECT 1)", mine["reader"], hand["reader"])
     _line("failover (call -> write on new)", mine["failover"], hand["failover"])
     _line("replica lag under pgbench (visible)", mine["lag"], hand["lag"])
+    _line("connect: wrapper (failover plugin)", mine["wrapper"], mine["plain"], base="plain psycopg")
     target = statistics.median(mine["failover"])
     print(f"failover target <= 5 s: {'met' if target <= 5 else 'NOT met'} ({target:.2f} s)")
 
