@@ -193,7 +193,7 @@ def auroral_runs(url: str, runs: int, seconds: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"reader": [], "failover": [], "lag": [], "plain": [], "wrapper": []}
     cid = f"topo-{secrets.token_hex(3)}"
     rds.create_db_cluster(DBClusterIdentifier=cid, Engine="aurora-postgresql", EngineVersion="16.4",
-                          MasterUsername="master", MasterUserPassword=PASSWORD)
+                          MasterUsername="master", MasterUserPassword=PASSWORD, DatabaseName="bench")
     rds.create_db_instance(DBInstanceIdentifier=f"{cid}-w", DBClusterIdentifier=cid, Engine="aurora-postgresql",
                            DBInstanceClass="db.r6g.large")
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=f"{cid}-w", WaiterConfig=FAST)
@@ -201,7 +201,7 @@ def auroral_runs(url: str, runs: int, seconds: int) -> dict[str, list[float]]:
     endpoint, port = cluster["Endpoint"], cluster["Port"]
 
     def connect(host: str) -> psycopg.Connection[Any]:
-        return psycopg.connect(host=host, port=port, user="master", password=PASSWORD, dbname="postgres",
+        return psycopg.connect(host=host, port=port, user="master", password=PASSWORD, dbname="bench",
                                sslmode="require", connect_timeout=5, autocommit=True)
 
     readers = []
@@ -229,10 +229,16 @@ def auroral_runs(url: str, runs: int, seconds: int) -> dict[str, list[float]]:
     wrapper_connects(endpoint, port, runs * 5, out)
 
     env = {**os.environ, "PGPASSWORD": PASSWORD, "PGSSLMODE": "require"}
-    tool = max(binaries.available(), key=lambda i: i.major).tool("pgbench")
-    subprocess.run([str(tool), "-i", "-s", "2", "-h", endpoint, "-p", str(port), "-U", "master", "postgres"],
-                   check=True, capture_output=True, env=env)
-    load = pgbench(tool, ["-h", endpoint, "-p", str(port), "-U", "master", "postgres"], seconds, env)
+    # the endpoint wants TLS: the system's pgbench (Debian's links OpenSSL; the embedded wheel's does not)
+    system = shutil.which("pgbench")
+    if system is None:
+        raise SystemExit("pgbench with TLS support not found: apt-get install postgresql-client")
+    tool = Path(system)
+    init = subprocess.run([str(tool), "-i", "-s", "2", "-h", endpoint, "-p", str(port), "-U", "master", "bench"],
+                          capture_output=True, text=True, env=env)
+    if init.returncode != 0:
+        raise RuntimeError(f"pgbench -i failed: {init.stderr.strip()}")
+    load = pgbench(tool, ["-h", endpoint, "-p", str(port), "-U", "master", "bench"], seconds, env)
     out["lag"] = lag_probe(lambda: connect(endpoint), lambda: connect(readers[0]), seconds - 1)
     load.wait()
 
@@ -262,7 +268,7 @@ def auroral_runs(url: str, runs: int, seconds: int) -> dict[str, list[float]]:
 def wrapper_connects(host: str, port: int, n: int, out: dict[str, list[float]]) -> None:
     import aws_advanced_python_wrapper as wrapper
 
-    conninfo = f"host={host} port={port} dbname=postgres user=master password={PASSWORD} sslmode=require"
+    conninfo = f"host={host} port={port} dbname=bench user=master password={PASSWORD} sslmode=require"
     try:
         for _ in range(n):
             t0 = time.perf_counter()
