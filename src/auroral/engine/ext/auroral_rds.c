@@ -19,7 +19,22 @@
  *     ALTER ROLE/USER ... RENAME TO ...              only when the role has an MD5 password (the rename
  *                                                    clears it, as Aurora's documentation says)
  *
- * Everything else (ALTER ROLE ... SET, other attributes, GRANT) is left to PostgreSQL's own checks.
+ * Everything else (ALTER ROLE ... SET, other attributes, GRANT) is left to PostgreSQL's own checks,
+ * except for the replication role below.
+ *
+ * The replication role rdsrepladmin (peer-authenticated between a cluster's servers; granted the file
+ * functions pg_rewind reads its source with) is the engine's alone, whatever the setting: a user that
+ * is not a superuser gets
+ *
+ *     ERROR:  permission denied: role "rdsrepladmin" is reserved    (SQLSTATE 42501)
+ *
+ * for any GRANT or REVOKE of it or to it, CREATE ROLE ... IN ROLE/ROLE/ADMIN naming it, ALTER ROLE
+ * (or GROUP) of it or adding it to a group, ALTER ROLE ... SET of it, a rename from or to its name, and
+ * DROP ROLE of it. PostgreSQL 16+ refuses these by itself (only roles with ADMIN on a role may grant
+ * or alter it, and rdsadmin made it), but before 16 a CREATEROLE role (the master user) may grant
+ * itself any role that is not a superuser, then SET ROLE rdsrepladmin and read every file of the data
+ * directory (pg_authid's password verifiers, any table's pages) with pg_read_binary_file, or rename
+ * it and make a role of that name of its own.
  *
  * The client as the server sees it. Every connection reaches the server through auroral's endpoint
  * gateway over a private Unix socket, so PostgreSQL itself would see no client address and no TLS.
@@ -377,6 +392,114 @@ check_rds_password(void)
 			 errmsg("must be a member of rds_password to alter passwords")));
 }
 
+#define REPLICATION_ROLE "rdsrepladmin"
+
+static bool
+is_replication_spec(Node *node)
+{
+	RoleSpec   *spec;
+	Oid			oid;
+
+	if (node == NULL || !IsA(node, RoleSpec))
+		return false;
+	spec = (RoleSpec *) node;
+	switch (spec->roletype)
+	{
+		case ROLESPEC_CSTRING:
+			return strcmp(spec->rolename, REPLICATION_ROLE) == 0;
+		case ROLESPEC_PUBLIC:
+			return false;
+		default:				/* CURRENT_USER, SESSION_USER, CURRENT_ROLE */
+			oid = get_rolespec_oid(spec, true);
+			return OidIsValid(oid) && oid == get_role_oid(REPLICATION_ROLE, true);
+	}
+}
+
+static bool
+lists_replication_role(List *specs)
+{
+	ListCell   *cell;
+
+	foreach(cell, specs)
+	{
+		if (is_replication_spec((Node *) lfirst(cell)))
+			return true;
+	}
+	return false;
+}
+
+/* Role lists among the options of CREATE ROLE (IN ROLE, ROLE, ADMIN) and ALTER GROUP (ADD/DROP USER). */
+static bool
+options_name_replication_role(List *options)
+{
+	ListCell   *cell;
+
+	foreach(cell, options)
+	{
+		DefElem    *option = (DefElem *) lfirst(cell);
+
+		if ((strcmp(option->defname, "addroleto") == 0 || strcmp(option->defname, "rolemembers") == 0 ||
+			 strcmp(option->defname, "adminmembers") == 0) &&
+			option->arg != NULL && IsA(option->arg, List) &&
+			lists_replication_role((List *) option->arg))
+			return true;
+	}
+	return false;
+}
+
+static bool
+touches_replication_role(Node *parsetree)
+{
+	ListCell   *cell;
+
+	if (parsetree == NULL)
+		return false;
+	switch (nodeTag(parsetree))
+	{
+		case T_GrantRoleStmt:
+			{
+				GrantRoleStmt *stmt = (GrantRoleStmt *) parsetree;
+
+				foreach(cell, stmt->granted_roles)
+				{
+					AccessPriv *priv = (AccessPriv *) lfirst(cell);
+
+					if (priv->priv_name != NULL && strcmp(priv->priv_name, REPLICATION_ROLE) == 0)
+						return true;
+				}
+				return lists_replication_role(stmt->grantee_roles);
+			}
+		case T_CreateRoleStmt:
+			{
+				CreateRoleStmt *stmt = (CreateRoleStmt *) parsetree;
+
+				return strcmp(stmt->role, REPLICATION_ROLE) == 0 ||
+					options_name_replication_role(stmt->options);
+			}
+		case T_AlterRoleStmt:
+			{
+				AlterRoleStmt *stmt = (AlterRoleStmt *) parsetree;
+
+				return is_replication_spec((Node *) stmt->role) ||
+					options_name_replication_role(stmt->options);
+			}
+		case T_AlterRoleSetStmt:
+			return is_replication_spec((Node *) ((AlterRoleSetStmt *) parsetree)->role);
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) parsetree;
+
+				return stmt->renameType == OBJECT_ROLE &&
+					((stmt->subname != NULL && strcmp(stmt->subname, REPLICATION_ROLE) == 0) ||
+					 (stmt->newname != NULL && strcmp(stmt->newname, REPLICATION_ROLE) == 0));
+			}
+		case T_DropRoleStmt:
+			return lists_replication_role(((DropRoleStmt *) parsetree)->roles);
+		default:
+			return false;
+	}
+}
+
 static void
 auroral_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					   ProcessUtilityContext context, ParamListInfo params,
@@ -384,6 +507,10 @@ auroral_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 {
 	if (restrict_password_commands && is_password_command(pstmt->utilityStmt))
 		check_rds_password();
+	if (!superuser() && touches_replication_role(pstmt->utilityStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied: role \"%s\" is reserved", REPLICATION_ROLE)));
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
