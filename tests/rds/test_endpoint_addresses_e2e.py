@@ -323,3 +323,28 @@ def test_addresses_and_loopback_ranges_survive_a_restart(base: Path) -> None:
             pass
     finally:
         stop_server(server)
+
+
+def test_a_token_signed_for_localhost_is_not_good_at_every_cluster(srv: Server) -> None:
+    """Every endpoint listens on port 5432 of an address of its own, so ``localhost:5432`` names none of
+    them: a token signed for it would otherwise be replayable at every cluster of the account."""
+    rds = srv.client("rds")
+    db = create_db(rds, prefix="addr11", EnableIAMDatabaseAuthentication=True)
+    try:
+        bundle = str(srv.data_dir / "tls" / "rds-ca-bundle.pem")
+        with login(db.host, 5432, sslmode="verify-full", sslrootcert=bundle) as conn:
+            conn.execute("CREATE USER iamuser")
+            conn.execute("GRANT rds_iam TO iamuser")
+
+        def iam_login(signed_for: str) -> None:
+            token = rds.generate_db_auth_token(DBHostname=signed_for, Port=5432, DBUsername="iamuser",
+                                               Region="us-east-1")
+            with psycopg.connect(host=db.host, port=5432, user="iamuser", password=token, dbname="appdb",
+                                 sslmode="verify-full", sslrootcert=bundle, connect_timeout=10) as conn:
+                assert conn.execute("SELECT current_user").fetchone() == ("iamuser",)
+
+        iam_login(db.host)  # the endpoint's own name
+        with pytest.raises(psycopg.OperationalError, match='PAM authentication failed for user "iamuser"'):
+            iam_login("localhost")
+    finally:
+        delete_db(rds, db)

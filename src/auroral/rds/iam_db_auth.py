@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 ACTION = "rds-db:connect"
 TOKEN_LIFETIME = timedelta(minutes=15)
 MAX_TOKEN = 8192
+# the addresses "localhost" resolves to (an endpoint there is told apart by its port alone)
+_LOCALHOST_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 _IS_IAM = "SELECT pg_has_role(oid, 'rds_iam', 'USAGE') FROM pg_roles WHERE rolname = %s"
 
 
@@ -297,12 +299,20 @@ class IamDbAuth:
     def _host_names(self, cluster: Cluster, instance: Instance, address: tuple[str, int]) -> set[str]:
         """The host names a token for this endpoint may be signed for: the instance's DNS name, the
         reader endpoint's, the cluster endpoint's while the instance is the writer, and the address
-        (plus the bare identifiers and ``localhost``, as before the names)."""
+        (plus the bare identifiers, as before the names, and ``localhost`` when the endpoint listens on
+        the loopback address ``localhost`` stands for, where every endpoint has a port of its own).
+
+        ``localhost`` is never a name of an endpoint on an address of its own: there every endpoint
+        listens on the same port, so a token signed for ``localhost:5432`` would be good at every
+        cluster of the account, and one handed to one cluster could be replayed at another (AWS
+        scopes a token to the endpoint's host and port)."""
         current = self._current_instance(cluster.account, instance.resource_id) or instance
         ident = account_region_id(self._store, cluster.account, cluster.region)
-        names = {address[0], current.identifier, cluster.identifier, "localhost",
+        names = {address[0], current.identifier, cluster.identifier,
                  instance_endpoint_name(current.identifier, ident, cluster.region),
                  reader_endpoint_name(cluster.identifier, ident, cluster.region)}
+        if address[0] in _LOCALHOST_ADDRESSES:
+            names.add("localhost")
         if self._runtime.cluster_endpoint(cluster) == address:
             names.add(cluster_endpoint_name(cluster.identifier, ident, cluster.region))
         return names
