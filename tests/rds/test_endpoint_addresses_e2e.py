@@ -5,6 +5,7 @@ the port or the security groups change. A real ``auroral up`` whose translation 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
@@ -19,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ..conftest import Server, new_root_key, server_tmpdir, start_server, stop_server
-from .e2e_helpers import FAST, MASTER, PASSWORD, create_db, delete_db, ident, wait_instance_gone
+from .e2e_helpers import FAST, MASTER, PASSWORD, create_db, delete_db, ident, until, wait_instance_gone
 from .net_helpers import probe, vpc_with_app_and_db_groups, wait_probe
 
 TRANSLATE = "127.10.0.0/16=10.0.0.0/16"
@@ -348,3 +349,42 @@ def test_a_token_signed_for_localhost_is_not_good_at_every_cluster(srv: Server) 
             iam_login("localhost")
     finally:
         delete_db(rds, db)
+
+
+def test_a_token_signed_for_a_custom_endpoint_name_logs_in_there(srv: Server) -> None:
+    """A driver signs its token for the name it connects to: a custom endpoint's name is one of the
+    cluster's, good at the instances it leads to; another cluster's custom endpoint name is not."""
+    rds = srv.client("rds")
+    db = create_db(rds, prefix="addr12", EnableIAMDatabaseAuthentication=True)
+    other = create_db(rds, prefix="addr13", EnableIAMDatabaseAuthentication=True)
+    try:
+        bundle = str(srv.data_dir / "tls" / "rds-ca-bundle.pem")
+        with login(db.host, 5432, sslmode="verify-full", sslrootcert=bundle) as conn:
+            conn.execute("CREATE USER iamuser")
+            conn.execute("GRANT rds_iam TO iamuser")
+        names = {}
+        for cluster, ep in ((db, "mine12"), (other, "theirs13")):
+            rds.create_db_cluster_endpoint(DBClusterIdentifier=cluster.cluster_id, DBClusterEndpointIdentifier=ep,
+                                           EndpointType="ANY", StaticMembers=[cluster.instance_id])
+            names[ep] = until(lambda ep=ep: next(  # type: ignore[misc]
+                (e["Endpoint"] for e in rds.describe_db_cluster_endpoints(DBClusterEndpointIdentifier=ep)[
+                    "DBClusterEndpoints"] if e["Status"] == "available"), None), timeout=30, what=ep)
+        host = until(lambda: socket.gethostbyname(names["mine12"]), timeout=10, what="the custom name")
+        assert host == socket.gethostbyname(db.host)
+
+        def iam_login(signed_for: str) -> None:
+            token = rds.generate_db_auth_token(DBHostname=signed_for, Port=5432, DBUsername="iamuser",
+                                               Region="us-east-1")
+            with psycopg.connect(host=names["mine12"], port=5432, user="iamuser", password=token, dbname="appdb",
+                                 sslmode="verify-full", sslrootcert=bundle, connect_timeout=10) as conn:
+                assert conn.execute("SELECT current_user").fetchone() == ("iamuser",)
+
+        iam_login(names["mine12"])
+        with pytest.raises(psycopg.OperationalError, match='PAM authentication failed for user "iamuser"'):
+            iam_login(names["theirs13"])
+    finally:
+        for cluster, ep in ((db, "mine12"), (other, "theirs13")):
+            with contextlib.suppress(Exception):
+                rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=ep)
+        delete_db(rds, db)
+        delete_db(rds, other)

@@ -50,9 +50,11 @@ from auroral.gateway.decision import Authenticate, UnearnedTrust
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.iam.policy import access_denied_message
+from auroral.rds.cluster_endpoints import KIND_CLUSTER_ENDPOINT
 from auroral.rds.endpoints import (
     account_region_id,
     cluster_endpoint_name,
+    custom_endpoint_name,
     instance_endpoint_name,
     reader_endpoint_name,
 )
@@ -298,7 +300,9 @@ class IamDbAuth:
 
     def _host_names(self, cluster: Cluster, instance: Instance, address: tuple[str, int]) -> set[str]:
         """The host names a token for this endpoint may be signed for: the instance's DNS name, the
-        reader endpoint's, the cluster endpoint's while the instance is the writer, and the address
+        reader endpoint's, the cluster's custom endpoints' (a driver signs for the name it connects to:
+        like the reader endpoint's, they are the cluster's own names, whichever of its instances they
+        lead to now), the cluster endpoint's while the instance is the writer, and the address
         (plus the bare identifiers, as before the names, and ``localhost`` when the endpoint listens on
         the loopback address ``localhost`` stands for, where every endpoint has a port of its own).
 
@@ -311,6 +315,9 @@ class IamDbAuth:
         names = {address[0], current.identifier, cluster.identifier,
                  instance_endpoint_name(current.identifier, ident, cluster.region),
                  reader_endpoint_name(cluster.identifier, ident, cluster.region)}
+        for _, _, doc in self._store.list(KIND_CLUSTER_ENDPOINT, cluster.account):
+            if doc.get("cluster_resource_id") == cluster.resource_id and doc.get("status") != "deleting":
+                names.add(custom_endpoint_name(str(doc["identifier"]), ident, cluster.region))
         if address[0] in _LOCALHOST_ADDRESSES:
             names.add("localhost")
         if self._runtime.cluster_endpoint(cluster) == address:
