@@ -46,6 +46,7 @@ class FakeRuntime:
         self.refusals: dict[tuple[str, str], str] = {}  # (name, value) -> reason
         self.gates: dict[str, asyncio.Event] = {}  # op -> set when the op may finish (a slow provisioning)
         self.failovers: list[tuple[str, bool]] = []  # (target dbi resource id, rejoin)
+        self.renamed: list[tuple[str, str]] = []  # (dbi resource id, new identifier)
 
     def _maybe_fail(self, op: str, target: str) -> None:
         self.calls.append((op, target))
@@ -100,6 +101,10 @@ class FakeRuntime:
 
     async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
         self._maybe_fail("reboot_instance", instance.resource_id)
+
+    async def rename_instance(self, cluster: Cluster, instance: Instance) -> None:
+        self._maybe_fail("rename_instance", instance.resource_id)
+        self.renamed.append((instance.resource_id, instance.identifier))
 
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         self._maybe_fail("reset_master_password", cluster.resource_id)

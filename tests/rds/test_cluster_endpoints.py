@@ -222,6 +222,7 @@ async def test_a_renamed_instance_stays_on_the_lists(env: Env) -> None:
                    EndpointType="ANY", StaticMembers=["r1", "w1"])
     await env.service.drain()
     await env.call("ModifyDBInstance", DBInstanceIdentifier="r1", NewDBInstanceIdentifier="r9", ApplyImmediately=True)
+    await env.service.drain()  # renaming -> available
     (view,) = (await env.call("DescribeDBClusterEndpoints", DBClusterEndpointIdentifier="e1"))["DBClusterEndpoints"]
     assert view["StaticMembers"] == ["r9", "w1"]
     assert env.service.custom_endpoint_members(_cluster(env))[_dns(env, "e1")] == ["r9", "w1"]

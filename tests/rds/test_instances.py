@@ -104,6 +104,28 @@ async def test_modify_instance(env: Env) -> None:
     assert (await env.fails("DescribeDBInstances", DBInstanceIdentifier="i1")).code == "DBInstanceNotFound"
 
 
+async def test_a_rename_tells_the_runtime_and_the_instance_is_renaming_meanwhile(env: Env) -> None:
+    await env.cluster()
+    await env.instance()
+    rid = (await env.describe_instance())["DbiResourceId"]
+    out = await env.call("ModifyDBInstance", DBInstanceIdentifier="i1", NewDBInstanceIdentifier="I9",
+                         ApplyImmediately=True)
+    assert (out["DBInstance"]["DBInstanceIdentifier"], out["DBInstance"]["DBInstanceStatus"]) == ("i9", "renaming")
+    err = await env.fails("ModifyDBInstance", DBInstanceIdentifier="i9", PromotionTier=2)
+    assert err.code == "InvalidDBInstanceState"
+    await env.service.drain()
+    assert env.runtime.renamed == [(rid, "i9")]
+    assert (await env.describe_instance("i9"))["DBInstanceStatus"] == "available"
+    # the same name again is no rename: nothing to tell, nothing to wait for
+    out = await env.call("ModifyDBInstance", DBInstanceIdentifier="i9", NewDBInstanceIdentifier="i9")
+    assert out["DBInstance"]["DBInstanceStatus"] == "available" and env.runtime.renamed == [(rid, "i9")]
+    # a runtime that cannot tell its servers leaves the rename done, the instance available
+    env.runtime.fail["rename_instance"] = "the server is gone"
+    await env.call("ModifyDBInstance", DBInstanceIdentifier="i9", NewDBInstanceIdentifier="i8")
+    await env.service.drain()
+    assert (await env.describe_instance("i8"))["DBInstanceStatus"] == "available"
+
+
 async def test_reboot(env: Env) -> None:
     cluster = await env.cluster()
     await env.instance()

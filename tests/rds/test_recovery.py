@@ -75,3 +75,20 @@ async def test_recover_finishes_or_reports_interrupted_work(env: Env) -> None:
     kept = rsvc._instance(acct, "i-kept")
     assert kept.status == "available" and kept.resource_id in fresh.endpoints
     assert kept.is_writer  # the deleted writer's place was taken
+
+
+async def test_an_instance_renaming_when_auroral_stopped_serves_under_its_new_name(env: Env) -> None:
+    await env.cluster()
+    await env.instance()
+    svc, acct = env.service, "123456789012"
+    # the rename was stored (it is stored before it is acted on), its runtime half never ran
+    instance = svc._instance(acct, "i1")
+    svc._drop_instance(instance)
+    instance.identifier = "i9"
+    instance.transition("renaming")
+    svc._save_instance(instance)
+    fresh = FakeRuntime()
+    restarted = env.reopen(fresh)
+    await restarted.service.recover()
+    renamed = await restarted.describe_instance("i9")
+    assert renamed["DBInstanceStatus"] == "available" and renamed["DbiResourceId"] in fresh.endpoints

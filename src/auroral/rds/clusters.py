@@ -583,8 +583,8 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             self._save_cluster(current)
             await self._reconcile_writer(current)
             for member in self._members(current):
-                if member.status in ("starting", "creating", "available", "rebooting", "modifying", "failed",
-                                     INCOMPATIBLE):
+                if member.status in ("starting", "creating", "available", "rebooting", "modifying", "renaming",
+                                     "failed", INCOMPATIBLE):
                     await self._open_endpoint(current, member)
 
         self._spawn(rid, f"start-from-{expected}", work)

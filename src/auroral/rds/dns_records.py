@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # Instance statuses in which a reader with an address is a reader endpoint member: serving, or about to
 # (its endpoint opens, and its address is saved and published, just before it is reported available:
 # so the reader endpoint resolves to it by the time a waiter sees it available).
-_SERVING = frozenset({"available", "modifying", "backing-up", "creating", "rebooting", "starting"})
+_SERVING = frozenset({"available", "modifying", "backing-up", "creating", "rebooting", "renaming", "starting"})
 
 
 class RecordSink(Protocol):

@@ -175,7 +175,7 @@ class InstanceOperations(ClusterOperations):
             out["Marker"] = marker
         return out
 
-    def ModifyDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    async def ModifyDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         instance = self._instance(ctx.account, str(params.get("DBInstanceIdentifier") or ""))
         if instance.status != "available":
             raise not_available(instance)
@@ -208,14 +208,49 @@ class InstanceOperations(ClusterOperations):
             instance.publicly_accessible = params["PubliclyAccessible"] is True
         if "CopyTagsToSnapshot" in params:
             instance.copy_tags_to_snapshot = params["CopyTagsToSnapshot"] is True
+        renamed = bool(new_ident) and new_ident != instance.identifier
         with self.store.transaction():
-            if new_ident and new_ident != instance.identifier:
+            if renamed and new_ident:
+                # AWS: the old name is deleted at once, the instance reboots and is known by the new one
                 self._drop_instance(instance)
                 old, instance.identifier = instance.identifier, new_ident
                 self._rename_member(instance, old)
+                instance.transition("renaming")
             self._save_instance(instance)
         ctx.record_resource("AWS::RDS::DBInstance", instance.arn())
-        return {"DBInstance": self.view_instance(instance)}
+        answer = {"DBInstance": self.view_instance(instance)}
+        if renamed:
+            # answered once the instance serves under its new name (as creates are, rds/base.py _settle)
+            await self._settle(self._spawn_rename(instance))
+        return answer
+
+    def _spawn_rename(self, instance: Instance) -> asyncio.Task[None]:
+        """The runtime learns the new name (what Aurora's functions report, the TLS names) and closes the
+        instance's sessions: AWS reboots a renamed instance ("When you change the DB instance identifier,
+        an instance reboot occurs immediately" with ApplyImmediately; auroral applies every change at
+        once). The instance is available again once its new name resolves."""
+        account, dbi = instance.account, instance.resource_id
+        owner = self._get_cluster(account, instance.cluster_identifier)
+        rid = owner.resource_id if owner is not None else dbi
+
+        async def work() -> None:
+            current = self._instance_by_rid(account, dbi)
+            cluster = self._cluster_by_rid(rid)
+            if current is None or current.status != "renaming":
+                return
+            if cluster is not None:
+                try:
+                    await self.runtime.rename_instance(cluster, current)
+                except RuntimeFailure as exc:
+                    log.warning("instance %s: the rename did not reach its server: %s", current.identifier,
+                                exc.reason)
+            await self._names_resolve()
+            current = self._instance_by_rid(account, dbi)
+            if current is not None and current.status == "renaming":
+                current.transition("available")
+                self._save_instance(current)
+
+        return self._spawn(rid, "rename", work)
 
     def DeleteDBInstance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         instance = self._instance(ctx.account, str(params.get("DBInstanceIdentifier") or ""))

@@ -521,8 +521,7 @@ class LocalRuntime(ReplicaSet):
             port=0,
             target_socket=target,
             virtual_port=cluster.port,  # the listening port, except on a shared AURORAL_ENDPOINT_HOST
-            server_names=(*certificate_names(self._store, cluster.account, cluster.region),
-                          instance.identifier, cluster.identifier, "localhost"),
+            server_names=self._server_names(cluster, instance),
             force_ssl=self._force_ssl(cluster.resource_id),
             max_connections=self._max_connections(cluster.resource_id),
             decide=self.decide_for(cluster, instance),
@@ -551,6 +550,25 @@ class LocalRuntime(ReplicaSet):
         await self._tell_topology_all(cluster)
         self._start_lag_refresh()
         return bound
+
+    def _server_names(self, cluster: Cluster, instance: Instance) -> tuple[str, ...]:
+        """The names an endpoint's certificate covers: the account's wildcards (``endpoints.py``) and the
+        bare identifiers."""
+        return (*certificate_names(self._store, cluster.account, cluster.region),
+                instance.identifier, cluster.identifier, "localhost")
+
+    async def rename_instance(self, cluster: Cluster, instance: Instance) -> None:
+        """The instance has a new identifier: ``aurora_db_instance_identifier()`` on its server and
+        ``aurora_replica_status()`` on every server report it, its certificate names it, and its sessions
+        are closed (AWS reboots a renamed instance; clients reconnect by the new name)."""
+        self._clusters[cluster.resource_id] = cluster
+        if instance.resource_id not in self._names:
+            return  # not serving: open_endpoint names it when it opens
+        self._names[instance.resource_id] = instance.identifier
+        with contextlib.suppress(KeyError):
+            await self._gateway.update(instance.resource_id, server_names=self._server_names(cluster, instance))
+        await self._tell_topology_all(cluster)
+        await self._gateway.drop_sessions(instance.resource_id)
 
     async def _open_on_shared_host(self, open_at: Callable[[str, int], Awaitable[int]],
                                    instance: Instance) -> tuple[str, int]:

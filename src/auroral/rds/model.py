@@ -84,9 +84,11 @@ CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
 
 INSTANCE_TRANSITIONS: dict[str, frozenset[str]] = {
     "creating": frozenset({"available", "failed", "deleting", "stopped", INCOMPATIBLE}),
-    "available": frozenset({"modifying", "rebooting", "stopping", "deleting", "failed",
+    "available": frozenset({"modifying", "renaming", "rebooting", "stopping", "deleting", "failed",
                             "inaccessible-encryption-credentials", INCOMPATIBLE}),
     "modifying": frozenset({"available", "failed"}),
+    # ModifyDBInstance NewDBInstanceIdentifier: the instance restarts under its new name (AWS reboots it)
+    "renaming": frozenset({"available", "failed"}),
     "rebooting": frozenset({"available", "failed", INCOMPATIBLE}),
     "stopping": frozenset({"stopped", "failed"}),
     "stopped": frozenset({"starting", "deleting"}),

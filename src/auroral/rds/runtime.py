@@ -38,6 +38,8 @@ person can act on; anything else is a bug):
   then flips ``Instance.is_writer``); ``writer_of`` says which instance runs on the primary (after a
   restart the control plane makes ``is_writer`` agree with it). The status event ``writer-lost`` means
   the writer's server did not come back by itself: the control plane fails over.
+* ``rename_instance`` after ``Instance.identifier`` changed: endpoints and servers stay (they are keyed
+  by resource id), what they report of the instance takes the new name.
 * In ``apply_parameters`` a value ``""`` means "back to PostgreSQL's built-in default" (the
   parameter was reset and AWS's engine default has no value).
 * ``create_cluster`` is the only call that sees the master password in plaintext
@@ -99,6 +101,12 @@ class ClusterRuntime(Protocol):
 
     async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
         """Restart a reader's own server (with the cluster's current parameters)."""
+        ...
+
+    async def rename_instance(self, cluster: Cluster, instance: Instance) -> None:
+        """``instance.identifier`` is new (ModifyDBInstance NewDBInstanceIdentifier): what every server reports
+        of it (Aurora's functions) follows, and its established sessions are closed (AWS reboots a renamed
+        instance). Nothing to do for an instance whose endpoint is not open."""
         ...
 
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
