@@ -187,11 +187,7 @@ class LocalEngine:
 
     def pool(self) -> list[Installation]:
         """The installations at hand (nothing fetched now), newest major first, preferred first."""
-        if self._installations is not None:
-            found = list(self._installations)
-        else:
-            found = binaries.available(fetched=self.fetch_cache)
-        return [i for i in found if i.major >= self.min_major]
+        return [i for i in self._discovered() if i.major >= self.min_major]
 
     def majors(self) -> list[int]:
         """The majors this engine serves exactly: those at hand, and those it can fetch."""
@@ -230,6 +226,25 @@ class LocalEngine:
             raise NoInstallationError(f"PostgreSQL {major} is not installed (installed: {have}; fetching is "
                                       f"{'on' if self.fetching else 'off'}; {hint})")
         return best
+
+    def install(self, major: int, progress: fetch.Progress | None = None) -> Installation:
+        """``auroral engine install``: fetch ``major`` now unless an installation of it with server headers
+        is at hand (whether or not automatic fetching is on, and whatever ``min_major`` says)."""
+        at_hand = [i for i in self._discovered() if i.major == major and (i.headers or i.source == "env")]
+        if at_hand:
+            return at_hand[0]
+        if self.fetch_cache == self.root:
+            self._prepare()
+        prefix = fetch.fetch(major, self.fetch_cache, progress=progress)
+        inst = binaries.probe(prefix / "bin", "fetched")
+        if inst is None or inst.major != major:
+            raise fetch.FetchError(f"the fetched PostgreSQL {major} in {prefix} does not run")
+        binaries.available(refresh=True, fetched=self.fetch_cache)
+        return inst
+
+    def _discovered(self) -> list[Installation]:
+        return list(self._installations) if self._installations is not None else binaries.available(
+            fetched=self.fetch_cache)
 
     def installation(self, engine_version: str) -> Installation:
         """The installation serving ``engine_version``, runnable by the service user, among those at

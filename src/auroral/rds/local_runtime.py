@@ -132,6 +132,11 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def served_min_major() -> int:
+    """The oldest major served (``AURORAL_ALLOW_PG_BELOW_16``: see the module docstring)."""
+    return 0 if os.environ.get("AURORAL_ALLOW_PG_BELOW_16") == "1" else 16
+
+
 def restart_policy_from_env() -> RestartPolicy | None:
     """``AURORAL_RESTART_ATTEMPTS``: how often the supervisor restarts a crashed PostgreSQL (0: never,
     which makes a dying writer fail over to a reader at once, after ``local_replicas.AUTO_FAILOVER_AFTER``)."""
@@ -162,7 +167,7 @@ class LocalRuntime(ReplicaSet):
         self._host = endpoint_host
         self._bound: dict[str, tuple[str, int]] = {}  # instance resource id -> (address, port) listening
         # the gate applies to every source alike: discovered, preinstalled (AURORAL_ENGINE_DIR) and fetched
-        min_major = 0 if installations is not None or os.environ.get("AURORAL_ALLOW_PG_BELOW_16") == "1" else 16
+        min_major = 0 if installations is not None else served_min_major()
         self._engine = LocalEngine(data_dir, installations=installations, min_major=min_major,
                                    on_status_change=self._engine_status, restart_policy=restart_policy_from_env())
         self._listeners: list[StatusListener] = []
