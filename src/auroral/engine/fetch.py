@@ -262,7 +262,10 @@ def extract_tarball(raw: io.BufferedIOBase | io.RawIOBase | object, trees_dir: P
         os.chmod(work, 0o700)  # nobody sees it half-made
         tree = work / "tree"
         tree.mkdir(mode=0o700)
-        _extract_members(raw, tree, top)
+        try:
+            _extract_members(raw, tree, top)
+        except FileExistsError as exc:
+            raise UnsafeArchiveError(f"{exc.filename}: a member over another one") from None
         _check_links(tree)
         _finish_modes(tree)
         if not (tree / "bin" / "postgres").is_file():
