@@ -161,7 +161,7 @@ def per_major(majors: list[int], runs: int) -> None:
                 if not offered:
                     print(f"PostgreSQL {major}: no EngineVersion of it is offered (engine_versions.py): skipped")
                     continue
-                version = offered[-1]
+                version = max(offered, key=lambda v: tuple(int(x) for x in v.split(".")))
                 fetched = not any(i.major == major and i.headers for i in binaries.available(refresh=True))
                 first, _ = provision(rds, f"first{major}", version)
             with auroral(env) as url:  # a new auroral, the binaries in its cache already

@@ -85,11 +85,17 @@ def test_version_answers_the_engine_version_in_auroras_format(writer: PgServer, 
         assert error.sqlstate == "42501"
     with connect(writer) as master:
         master.execute(b"CREATE DATABASE aurora_version_later")
+        master.execute(b"CREATE DATABASE aurora_version_t0 TEMPLATE template0")  # as pg_restore's users do
         try:
-            with connect(writer, dbname="aurora_version_later") as conn:
-                assert conn.execute("SELECT version()").fetchone() == (AURORA_164,)
+            for dbname in ("aurora_version_later", "aurora_version_t0"):
+                with connect(writer, dbname=dbname) as conn:
+                    assert conn.execute("SELECT version()").fetchone() == (AURORA_164,), dbname
+                    assert conn.execute("SELECT aurora_version()").fetchone() == ("16.4.0",), dbname
         finally:
             master.execute(b"DROP DATABASE aurora_version_later")
+            master.execute(b"DROP DATABASE aurora_version_t0")
+        assert master.execute("SELECT datallowconn FROM pg_database WHERE datname = 'template0'"
+                              ).fetchone() == (False,)
 
 
 def test_every_database_has_them_owned_by_rdsadmin(writer: PgServer) -> None:

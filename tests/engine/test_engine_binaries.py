@@ -51,7 +51,7 @@ def test_engine_dir_and_headerless_last(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.delenv(ENV_ENGINE_DIR)
     monkeypatch.setenv(ENV_BINDIR, str(system))
     if system.is_dir():  # an explicit AURORAL_PG_BINDIR wins even without headers
-        assert [i for i in available(refresh=True) if i.major == 15][0].source == "env"
+        assert next(i for i in available(refresh=True) if i.major == 15).source == "env"
 
 
 def _fetched(major: int) -> Path:

@@ -44,7 +44,9 @@ def all_majors() -> Iterator[Server]:
 def test_each_major_runs_its_own_postgresql(all_majors: Server) -> None:
     rds = all_majors.client("rds")
     versions = rds.describe_db_engine_versions(Engine="aurora-postgresql")["DBEngineVersions"]
-    offered = {int(v["MajorEngineVersion"]): v["EngineVersion"] for v in versions}  # the newest of each
+    offered: dict[int, str] = {}
+    for v in sorted(versions, key=lambda v: tuple(int(x) for x in v["EngineVersion"].split("."))):
+        offered[int(v["MajorEngineVersion"])] = v["EngineVersion"]  # the newest of each
     assert {14, 15, 16, 17} <= set(offered), offered
     assert 13 not in offered  # no build of 13 to run: not offered rather than run on another major
     dbs = {major: create_db(rds, prefix=f"major{major}", engine_version=version, wait=False)
