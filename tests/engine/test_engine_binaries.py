@@ -85,3 +85,22 @@ def test_env_override_first(monkeypatch: pytest.MonkeyPatch) -> None:
 def _local_engine_is_an_engine(engine: LocalEngine, server: PgServer) -> tuple[Engine, Server]:
     """Checked by mypy: the local implementation satisfies the protocols."""
     return engine, server
+
+
+def test_root_uses_no_engine_dir_another_user_can_change(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As root, discovery runs ``postgres --version``: a tree another user can write is not used."""
+    if os.geteuid() != 0:
+        pytest.skip("only root is guarded")
+    bindir = tmp_path / "engines" / "16" / "bin"
+    bindir.mkdir(parents=True)
+    postgres = bindir / "postgres"
+    postgres.write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 16.77'\n")
+    postgres.chmod(0o755)
+    monkeypatch.setenv(ENV_ENGINE_DIR, str(tmp_path / "engines"))
+    assert [i.version for i in available(refresh=True) if i.source == "dir"] == ["16.77"]
+    for path, mode in ((bindir.parent, 0o777), (bindir, 0o775), (postgres, 0o757)):
+        path.chmod(mode)
+        assert not [i for i in available(refresh=True) if i.source == "dir"], path
+        path.chmod(0o755)
+    os.chown(bindir.parent, 65534, 65534)  # owned by nobody
+    assert not [i for i in available(refresh=True) if i.source == "dir"]

@@ -14,6 +14,9 @@ same major version:
 5. ``/usr/lib/postgresql/<major>/bin`` (Debian and Ubuntu packages);
 6. ``postgres`` on ``PATH`` and ``pg_config --bindir``.
 
+As root, installations from ``AURORAL_ENGINE_DIR`` and the fetch cache are used only if no other user can
+change them (every directory from ``/`` down, and the programs root runs at discovery).
+
 Within a major, an installation without server headers comes after every one that has them (an explicit
 ``AURORAL_PG_BINDIR`` excepted): the ``auroral_rds`` server module is compiled with those headers, and
 without it a server lacks part of Aurora's security model (``rds.restrict_password_commands``, and what the
@@ -29,9 +32,11 @@ environment overrides and the fetch cache. :func:`resolve` maps an Aurora ``Engi
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +44,7 @@ from pathlib import Path
 from auroral.engine import fetch
 from auroral.engine.errors import NoInstallationError
 
+log = logging.getLogger(__name__)
 ENV_BINDIR = "AURORAL_PG_BINDIR"
 ENV_ENGINE_DIR = "AURORAL_ENGINE_DIR"
 SYSTEM_ROOT = Path("/usr/lib/postgresql")
@@ -66,6 +72,11 @@ class Installation:
 
 
 def _probe(bindir: Path, source: str) -> Installation | None:
+    if source in _GUARDED and os.geteuid() == 0:
+        unsafe = _changeable_by_others(bindir)
+        if unsafe is not None:
+            log.warning("PostgreSQL in %s is not used: %s can be changed by another user", bindir, unsafe)
+            return None
     postgres = bindir / "postgres"
     if not (postgres.is_file() and os.access(postgres, os.X_OK)):
         return None
@@ -85,6 +96,31 @@ def _probe(bindir: Path, source: str) -> Installation | None:
     libdir, sharedir, include = _dirs(bindir, major)
     headers = include is not None and (include / "postgres.h").is_file()
     return Installation(major, version, bindir, libdir, sharedir, source, headers=headers)
+
+
+# sources auroral runs as root only from trees nobody else can change (see _changeable_by_others)
+_GUARDED = frozenset({"dir", "fetched"})
+
+
+def _changeable_by_others(bindir: Path) -> Path | None:
+    """Running as root, the first path from ``/`` down to ``bindir/postgres`` and ``bindir/pg_config`` that
+    another user could change (owned by someone else, or writable by group or others without the sticky
+    bit): root runs these programs at discovery. None when there is none."""
+    prefix = bindir.parent
+    paths = [*reversed(prefix.parents), prefix, bindir, bindir / "postgres", bindir / "pg_config"]
+    for path in paths:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return path
+        if st.st_uid not in (0, os.geteuid()):
+            return path
+        sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+        if st.st_mode & 0o022 and not sticky_dir and not stat.S_ISLNK(st.st_mode):
+            return path
+    return None
 
 
 def probe(bindir: Path, source: str) -> Installation | None:
