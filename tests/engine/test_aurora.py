@@ -66,6 +66,38 @@ def test_functions_answer_as_on_aurora(writer: PgServer, user: str) -> None:
         assert conn.execute("SELECT aurora_version()").fetchone() == ("16.4.0",)
 
 
+AURORA_164 = "PostgreSQL 16.4 on x86_64-pc-linux-gnu, compiled by x86_64-pc-linux-gnu-gcc (GCC) 9.5.0, 64-bit"
+
+
+@pytest.mark.parametrize("user", ["master", "app"])
+def test_version_answers_the_engine_version_in_auroras_format(writer: PgServer, user: str) -> None:
+    """version() tells the cluster's EngineVersion as Aurora formats it, whatever minor the binaries are;
+    SHOW server_version keeps the real one. Nobody but rdsadmin replaces it, in new databases too."""
+    login = ("postgres", "Master-Passw0rd!") if user == "master" else (APP, APP_PASSWORD)
+    with connect(writer, *login) as conn:
+        assert conn.execute("SELECT version()").fetchone() == (AURORA_164,)
+        assert conn.execute("SELECT pg_catalog.version()").fetchone() == (AURORA_164,)
+        real = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        assert real.split(".")[0] == str(writer.installation.major)
+        assert real.split(" ")[0] == writer.installation.version
+        error = pg_error(conn, "CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text LANGUAGE sql "
+                               "AS $$ SELECT 'x' $$")
+        assert error.sqlstate == "42501"
+    with connect(writer) as master:
+        master.execute(b"CREATE DATABASE aurora_version_later")
+        master.execute(b"CREATE DATABASE aurora_version_t0 TEMPLATE template0")  # as pg_restore's users do
+        try:
+            for dbname in ("aurora_version_later", "aurora_version_t0"):
+                with connect(writer, dbname=dbname) as conn:
+                    assert conn.execute("SELECT version()").fetchone() == (AURORA_164,), dbname
+                    assert conn.execute("SELECT aurora_version()").fetchone() == ("16.4.0",), dbname
+        finally:
+            master.execute(b"DROP DATABASE aurora_version_later")
+            master.execute(b"DROP DATABASE aurora_version_t0")
+        assert master.execute("SELECT datallowconn FROM pg_database WHERE datname = 'template0'"
+                              ).fetchone() == (False,)
+
+
 def test_every_database_has_them_owned_by_rdsadmin(writer: PgServer) -> None:
     with connect(writer) as master:
         master.execute(b"CREATE DATABASE aurora_later")

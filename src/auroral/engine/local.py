@@ -3,6 +3,8 @@
 Layout under the engine root (see :func:`engine_root`)::
 
     bin/<source>-<version>-<hash>/  a copy of a PostgreSQL installation the OS users cannot read in place
+    dist/, pg/<version>/       PostgreSQL majors fetched on first use (``fetch.py``; ``AURORAL_ENGINE_CACHE``
+                               puts them elsewhere), root-owned and world-readable: run in place
     ext/pg<major>-<hash>/      the auroral_rds server module, compiled for that major (see extension.py)
     templates/pg<major>/       one initialized data directory per major (see template.py)
     clusters/<resource id>/    the cluster's first server: pgdata/, log/, run/, osuser (see cluster.py)
@@ -39,10 +41,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from auroral.engine import binaries, extension, fsafe, osuser, postmaster, proc
+from auroral.engine import binaries, extension, fetch, fsafe, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
 from auroral.engine.cluster import CLONING_MARKER, PgServer, RestartPolicy, StatusCallback
-from auroral.engine.errors import EngineError, ServerExistsError, ServerNotFoundError
+from auroral.engine.errors import EngineError, NoInstallationError, ServerExistsError, ServerNotFoundError
 from auroral.engine.osuser import RunAs
 from auroral.engine.template import TemplateStore
 
@@ -145,7 +147,11 @@ class LocalEngine:
         runas: RunAs | None = None,
         on_status_change: StatusCallback | None = None,
         restart_policy: RestartPolicy | None = None,
+        min_major: int = 0,
     ) -> None:
+        """``installations``: exactly these (nothing is discovered or fetched); else discovered ones
+        (``binaries.available``) and, unless ``AURORAL_ENGINE_FETCH=0``, fetched ones. ``min_major``: no
+        older major is served, whatever its source."""
         self.data_dir = data_dir
         self.runas = runas or osuser.service_user()
         self.root = engine_root(data_dir, self.runas)
@@ -159,6 +165,9 @@ class LocalEngine:
                         self.runas.name, outside_root(data_dir))
         self.bin_dir = self.root.parent / "bin" if self.root.parent != data_dir else self.root / "bin"
         self._installations = installations
+        self.min_major = min_major
+        self.fetch_cache = fetch.cache_root(self.root)
+        self.fetching = installations is None and fetch.enabled()
         self._on_status_change = on_status_change
         self._restart_policy = restart_policy
         self._servers: dict[str, PgServer] = {}
@@ -176,9 +185,79 @@ class LocalEngine:
         osuser.check_traversable(self.clusters_dir, self.runas)
         self._prepared = True
 
+    def pool(self) -> list[Installation]:
+        """The installations at hand (nothing fetched now), newest major first, preferred first."""
+        return [i for i in self._discovered() if i.major >= self.min_major]
+
+    def majors(self) -> list[int]:
+        """The majors this engine serves exactly: those at hand, and those it can fetch."""
+        served = {i.major for i in self.pool()}
+        if self.fetching:
+            served |= {m for m in fetch.FETCHABLE if m >= self.min_major}
+        return sorted(served)
+
+    def choose(self, major: int, *, fetch_missing: bool) -> Installation:
+        """The installation of exactly ``major``. With ``fetch_missing`` (blocking: call it in a thread),
+        a major that is not at hand, or at hand only without server headers (no ``auroral_rds``: see
+        ``binaries``), is fetched first."""
+        if major < self.min_major:
+            raise NoInstallationError(f"PostgreSQL {major} is not served by this auroral (majors before 16 need "
+                                      "AURORAL_ALLOW_PG_BELOW_16=1)")
+        found = [i for i in self.pool() if i.major == major]
+        best = found[0] if found else None
+        weak = best is not None and not (best.headers or best.source == "env")
+        if (best is None or weak) and fetch_missing and self.fetching and major in fetch.FETCHABLE:
+            try:
+                prefix = fetch.fetch(major, self.fetch_cache)
+            except fetch.FetchError as exc:
+                if best is None:
+                    raise
+                log.warning("PostgreSQL %s: serving %s (no server headers: without the auroral_rds module) "
+                            "because a build with headers could not be fetched: %s", major, best.bindir, exc)
+                return best
+            fetched = binaries.available(refresh=True, fetched=self.fetch_cache)
+            best = next((i for i in fetched if i.major == major and i.bindir == (prefix / "bin").resolve()), None)
+            if best is None:
+                raise fetch.FetchError(f"the fetched PostgreSQL {major} in {prefix} does not run")
+        if best is None:
+            have = ", ".join(str(i.major) for i in self.pool()) or "none"
+            hint = (f"`auroral engine install {major}` fetches it ahead of time"
+                    if major in fetch.FETCHABLE else "no build of it can be fetched")
+            raise NoInstallationError(f"PostgreSQL {major} is not installed (installed: {have}; fetching is "
+                                      f"{'on' if self.fetching else 'off'}; {hint})")
+        return best
+
+    def install(self, major: int, progress: fetch.Progress | None = None) -> Installation:
+        """``auroral engine install``: fetch ``major`` now unless an installation of it with server headers
+        is at hand (whether or not automatic fetching is on, and whatever ``min_major`` says)."""
+        at_hand = [i for i in self._discovered() if i.major == major and (i.headers or i.source == "env")]
+        if at_hand:
+            return at_hand[0]
+        if self.fetch_cache == self.root:
+            self._prepare()
+        prefix = fetch.fetch(major, self.fetch_cache, progress=progress)
+        inst = binaries.probe(prefix / "bin", "fetched")
+        if inst is None or inst.major != major:
+            raise fetch.FetchError(f"the fetched PostgreSQL {major} in {prefix} does not run")
+        binaries.available(refresh=True, fetched=self.fetch_cache)
+        return inst
+
+    def _discovered(self) -> list[Installation]:
+        return list(self._installations) if self._installations is not None else binaries.available(
+            fetched=self.fetch_cache)
+
     def installation(self, engine_version: str) -> Installation:
-        """The installation serving ``engine_version``, runnable by the service user."""
-        return self._runnable_copy(binaries.resolve(engine_version, self._installations))
+        """The installation serving ``engine_version``, runnable by the service user, among those at
+        hand (nothing is fetched: see :meth:`installation_for`)."""
+        return self._runnable_copy(self.choose(binaries.parse_major(engine_version), fetch_missing=False))
+
+    async def installation_for(self, engine_version: str) -> Installation:
+        """:meth:`installation`, fetching the major first if needed (in a thread: the loop runs on)."""
+        major = binaries.parse_major(engine_version)
+        if self.fetching and self.fetch_cache == self.root:
+            self._prepare()
+        inst = await asyncio.to_thread(self.choose, major, fetch_missing=True)
+        return self._runnable_copy(inst)
 
     def _runnable_copy(self, inst: Installation) -> Installation:
         if inst.bindir not in self._runnable:
@@ -192,12 +271,9 @@ class LocalEngine:
             self._runnable[inst.bindir] = copy
         return self._runnable[inst.bindir]
 
-    def _for_major(self, major: int) -> Installation:
-        pool = self._installations if self._installations is not None else binaries.available()
-        for inst in pool:
-            if inst.major == major:
-                return self._runnable_copy(inst)
-        raise EngineError(f"no PostgreSQL {major} installation for an existing data directory")
+    async def _for_major(self, major: int) -> Installation:
+        """The installation for an existing data directory (its PG_VERSION): exactly that major."""
+        return await self.installation_for(str(major))
 
     def _server(self, cluster_id: str, inst: Installation, admin_password: str, runas: RunAs,
                 server_id: str | None = None) -> PgServer:
@@ -273,7 +349,7 @@ class LocalEngine:
         if cluster_id in self._servers or (self.clusters_dir / cluster_id).exists():
             raise ServerExistsError(f"cluster {cluster_id} already exists")
         self._prepare()
-        inst = self.installation(engine_version)
+        inst = await self.installation_for(engine_version)
         try:
             runas = await asyncio.to_thread(self._cluster_user, cluster_id, create=True)
         except BaseException:
@@ -403,7 +479,7 @@ class LocalEngine:
                 major = next(int(fsafe.read_text(d / "pgdata" / "PG_VERSION").strip())
                              for d in [entry, *replicas] if (d / "pgdata" / "PG_VERSION").exists())
                 runas = await asyncio.to_thread(self._cluster_user, cluster_id, create=False)
-                inst = self._for_major(major)
+                inst = await self._for_major(major)
                 servers = [self._server(cluster_id, inst, known[cluster_id], runas)]
                 servers += [self._server(cluster_id, inst, known[cluster_id], runas, d.name) for d in replicas]
             except (OSError, ValueError, EngineError, StopIteration) as exc:

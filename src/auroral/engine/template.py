@@ -13,6 +13,11 @@ is then 24 MB instead of 39 MB, and copying plus fsyncing those bytes is most of
 keep the segment size of their template for life; smaller segments only mean more WAL files (recycled
 as usual) under heavy writes.
 
+``template0`` gets Aurora's functions and ``version()`` too (``aurora.install_sql``, once, while nobody else
+can connect: a template is never reachable by users), so that a database created ``TEMPLATE template0``
+(``pg_restore``, ``createdb -T template0``) answers like every other one; the other databases get them at
+every start (``aurora.install``). template0 is frozen again afterwards.
+
 A template carries a revision stamp; changing the base configuration or ``bootstrap.sql`` means bumping
 :data:`TEMPLATE_REVISION`, and the next cluster rebuilds the template (existing clusters are untouched).
 """
@@ -24,11 +29,11 @@ import os
 import shutil
 from pathlib import Path
 
-from auroral.engine import bootstrap, conf, fsafe, postmaster
+from auroral.engine import aurora, bootstrap, conf, fsafe, postmaster
 from auroral.engine.binaries import Installation
 from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
 
-TEMPLATE_REVISION = "2"
+TEMPLATE_REVISION = "3"
 WAL_SEGMENT_MB = 1
 
 
@@ -122,6 +127,12 @@ class TemplateStore:
             await postmaster.wait_ready(process, build, socket_dir, log_path, check)
             async with await postmaster.connect(socket_dir, None) as connection:
                 await connection.execute(bootstrap.template_sql(inst.major).encode())
+                await connection.execute(b"ALTER DATABASE template0 WITH ALLOW_CONNECTIONS true")
+                async with await postmaster.connect(socket_dir, None, "template0") as template0:
+                    await template0.execute(aurora.SESSION_SETUP.encode())
+                    await template0.execute(aurora.install_sql().encode())
+                    await template0.execute(b"VACUUM FREEZE")
+                await connection.execute(b"ALTER DATABASE template0 WITH ALLOW_CONNECTIONS false")
         finally:
             await postmaster.shutdown(process)
         # the clone writes its own local settings and hba before its first start

@@ -26,9 +26,13 @@ listeners from ``auroral.gateway``, on this machine.
   the instance it is, and every member (``aurora_replica_status()``: the writer's row, then each reader
   with a session id and its replay lag). It is told before every start and whenever an endpoint opens or
   closes.
+* A cluster runs exactly the PostgreSQL major of its EngineVersion: an installed one (``engine/binaries.py``)
+  or one fetched on first use (``engine/fetch.py``; ``AURORAL_ENGINE_FETCH=0`` serves installed majors
+  only). ``available_majors`` is those majors, so DescribeDBEngineVersions offers nothing else.
 * Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
   grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
-  Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this.
+  Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this, for every
+  source of binaries alike (installed, preinstalled or fetched).
 """
 
 from __future__ import annotations
@@ -58,8 +62,6 @@ from auroral.engine import (
     RestartPolicy,
     ServerStartError,
     Standby,
-    available,
-    resolve,
 )
 from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
@@ -78,8 +80,9 @@ from auroral.store import Store
 log = logging.getLogger(__name__)
 
 KIND_ADMIN = "rds-admin-password"
-# Aurora PostgreSQL majors AWS still offers.
-AURORA_MAJORS = (13, 14, 15, 16, 17)
+# Aurora PostgreSQL majors AWS offers (18: unconfirmed whether Aurora offers it yet; served where the
+# engine has it, listed by engine_versions only if it knows 18's minors).
+AURORA_MAJORS = (13, 14, 15, 16, 17, 18)
 
 # Cluster parameters that are PostgreSQL settings (AWS's name == PostgreSQL's). Others (rds.*,
 # ssl*) belong to the gateway or are shown only.
@@ -129,6 +132,11 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def served_min_major() -> int:
+    """The oldest major served (``AURORAL_ALLOW_PG_BELOW_16``: see the module docstring)."""
+    return 0 if os.environ.get("AURORAL_ALLOW_PG_BELOW_16") == "1" else 16
+
+
 def restart_policy_from_env() -> RestartPolicy | None:
     """``AURORAL_RESTART_ATTEMPTS``: how often the supervisor restarts a crashed PostgreSQL (0: never,
     which makes a dying writer fail over to a reader at once, after ``local_replicas.AUTO_FAILOVER_AFTER``)."""
@@ -158,12 +166,9 @@ class LocalRuntime(ReplicaSet):
         # own. Without one, each instance listens on its own address (``placement_for``).
         self._host = endpoint_host
         self._bound: dict[str, tuple[str, int]] = {}  # instance resource id -> (address, port) listening
-        if installations is None:
-            installations = available()
-            if os.environ.get("AURORAL_ALLOW_PG_BELOW_16") != "1":
-                installations = [i for i in installations if i.major >= 16]
-        self._installations = installations
-        self._engine = LocalEngine(data_dir, installations=installations,
+        # the gate applies to every source alike: discovered, preinstalled (AURORAL_ENGINE_DIR) and fetched
+        min_major = 0 if installations is not None else served_min_major()
+        self._engine = LocalEngine(data_dir, installations=installations, min_major=min_major,
                                    on_status_change=self._engine_status, restart_policy=restart_policy_from_env())
         self._listeners: list[StatusListener] = []
         self._parameters: dict[str, dict[str, str]] = {}
@@ -190,20 +195,23 @@ class LocalRuntime(ReplicaSet):
     # --- bookkeeping -------------------------------------------------------------------------
 
     def available_majors(self) -> list[int]:
-        """Aurora majors this runtime serves. Each runs on the nearest installed PostgreSQL major
-        (the same major if installed, else the nearest newer one: ``engine.binaries.resolve``),
-        and Describe* keeps reporting the version that was asked for."""
-        if not self._installations:
-            return []
-        return list(AURORA_MAJORS)
+        """Aurora majors this runtime serves, each on exactly that PostgreSQL major: the installed ones
+        and, with fetching on, the ones it can fetch (``LocalEngine.majors``; 13 has no build to fetch)."""
+        return [m for m in self._engine.majors() if m in AURORA_MAJORS]
 
     def allowed_values(self, name: str, major: int) -> str | None:
-        if name != "timezone" or not self._installations:
+        if name != "timezone":
             return None
         key = (name, major)
         if key not in self._allowed:
+            pool = self._engine.pool()
+            # the major's own zone list; one not fetched yet reads another major's (the zone names
+            # come from the tz database, not from the major; unconfirmed: builds of other dates may differ)
+            inst = next((i for i in pool if i.major == major), pool[0] if pool else None)
+            if inst is None:
+                return None
             try:
-                names = timezone_names(resolve(str(major), self._installations))
+                names = timezone_names(inst)
             except (EngineError, ValueError):
                 names = frozenset()
             self._allowed[key] = ",".join(sorted(names)) or None
@@ -672,11 +680,11 @@ class LocalRuntime(ReplicaSet):
         return None if writer is None else self._bound.get(writer)
 
     async def warm_up(self) -> None:
-        """Build the template data directory of the newest installation ahead of the first create
-        (only the first start of an installation has anything to do)."""
-        if self._installations:
-            newest = max(self._installations, key=lambda i: i.major)
-            await self._engine.templates.ensure(self._engine.installation(str(newest.major)))
+        """Build the template data directory of the newest installed major ahead of the first create
+        (only the first start of an installation has anything to do; nothing is fetched here)."""
+        pool = self._engine.pool()
+        if pool:
+            await self._engine.templates.ensure(self._engine.installation(str(pool[0].major)))
 
     async def close(self) -> None:
         """auroral is shutting down: close every listener and stop every server (data stays)."""
