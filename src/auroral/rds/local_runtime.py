@@ -26,9 +26,10 @@ listeners from ``auroral.gateway``, on this machine.
   the instance it is, and every member (``aurora_replica_status()``: the writer's row, then each reader
   with a session id and its replay lag). It is told before every start and whenever an endpoint opens or
   closes.
-* Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
-  grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
-  Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this.
+* PostgreSQL 14 and 15 serve clusters only where the ``auroral_rds`` module can be built for them
+  (``engine/extension.py``): before 16 a ``CREATEROLE`` role can grant itself
+  ``pg_execute_server_program`` and run programs as the server's OS user, which the module refuses
+  (as RDS does). ``AURORAL_ALLOW_PG_BELOW_16=1`` serves them without it (tests of the unguarded engine).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ from auroral.engine import (
 from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
+from auroral.engine.extension import buildable
+from auroral.engine.extensions import ALLOWED_SETTING, offered
 from auroral.engine.postmaster import config_rejection, connect
 from auroral.engine.timezones import timezone_names
 from auroral.gateway import EndpointConfig, Gateway
@@ -89,6 +92,9 @@ PG_SETTINGS = frozenset({
     "statement_timeout", "timezone",
     # defined by auroral's server module auroral_rds (engine/extension.py); 0/1 are valid booleans
     "rds.restrict_password_commands",
+    # the extensions users may create (auroral_rds; engine/extensions.py) and the libraries preloaded
+    # (with auroral_rds, which SHOW does not show)
+    "rds.allowed_extensions", "shared_preload_libraries",
 })
 
 _WORD = re.compile(r"[^a-z0-9_.]+")
@@ -161,7 +167,7 @@ class LocalRuntime(ReplicaSet):
         if installations is None:
             installations = available()
             if os.environ.get("AURORAL_ALLOW_PG_BELOW_16") != "1":
-                installations = [i for i in installations if i.major >= 16]
+                installations = [i for i in installations if i.major >= 16 or buildable(i)]
         self._installations = installations
         self._engine = LocalEngine(data_dir, installations=installations,
                                    on_status_change=self._engine_status, restart_policy=restart_policy_from_env())
@@ -198,6 +204,8 @@ class LocalRuntime(ReplicaSet):
         return list(AURORA_MAJORS)
 
     def allowed_values(self, name: str, major: int) -> str | None:
+        if name == ALLOWED_SETTING:
+            return ",".join(["*", *offered(major)])
         if name != "timezone" or not self._installations:
             return None
         key = (name, major)
