@@ -18,6 +18,7 @@ import pytest
 
 from auroral.engine import Installation, LocalEngine, PgServer, RestartPolicy, Status, available
 
+
 def _one_per_major() -> list[Installation]:
     """The preferred installation of each major found (``available()`` lists them in that order)."""
     seen: dict[int, Installation] = {}

@@ -81,7 +81,6 @@ def test_master_creates_every_supported_extension(server: PgServer,
 
 def test_pg_stat_statements_read_and_reset(server: PgServer, scratch: psycopg.Connection[tuple[object, ...]]) -> None:
     scratch.execute("CREATE EXTENSION pg_stat_statements")
-    scratch.execute("ALTER EXTENSION pg_stat_statements UPDATE")
     with connect(server, "rdsadmin", ADMIN_PASSWORD, "extdb") as admin:
         admin.execute("SELECT 1 AS admin_marker_query")
     rows = scratch.execute("SELECT query FROM pg_stat_statements WHERE query LIKE %s",
@@ -90,6 +89,8 @@ def test_pg_stat_statements_read_and_reset(server: PgServer, scratch: psycopg.Co
     scratch.execute("SELECT pg_stat_statements_reset()")
     assert scratch.execute("SELECT count(*) FROM pg_stat_statements WHERE query LIKE %s",
                            ("%admin_marker_query%",)).fetchone() == (0,)
+    scratch.execute("ALTER EXTENSION pg_stat_statements UPDATE")
+    scratch.execute("SELECT pg_stat_statements_reset()")
     err = pg_error(scratch, "ALTER FUNCTION pg_stat_statements_reset SECURITY DEFINER")
     assert err.sqlstate == "42501"  # rdsadmin's object
 
@@ -152,7 +153,7 @@ def test_dblink_and_fdw_never_reach_the_server_without_a_password(
                      f"{sock} dbname=postgres user=rdsrepladmin password=x",  # peer for the server's OS user
                      f"{sock} dbname=postgres user={MASTER}",
                      f"host=127.0.0.1 port={server.port} dbname=postgres user=rdsadmin password=x",
-                     f"host=localhost dbname=postgres user=rdsadmin"):
+                     "host=localhost dbname=postgres user=rdsadmin"):
         err = pg_error(scratch, f"SELECT dblink_connect('x', '{conninfo}')")
         assert err.sqlstate in ("2F003", "08001", "28P01", "42501"), conninfo
         assert scratch.execute("SELECT dblink_get_connections()").fetchone() == (None,)
@@ -178,7 +179,7 @@ def test_elevated_scripts_give_no_escape(server: PgServer, scratch: psycopg.Conn
     """Booby traps in schemas the master owns, where the extensions' scripts run as rdsadmin: overloads of
     functions and operators a script might resolve to (search_path), objects a script would CREATE OR
     REPLACE (CVE-2022-2625), a schema name that breaks out of quotes (CVE-2023-39417)."""
-    trap = "BEGIN ALTER ROLE {m} SUPERUSER; RETURN $1; END".format(m=MASTER)
+    trap = f"BEGIN ALTER ROLE {MASTER} SUPERUSER; RETURN $1; END"
     scratch.execute("CREATE SCHEMA trap")
     for schema in ("public", "trap"):
         for fn, args in (("lower", "varchar"), ("upper", "varchar"), ("length", "varchar"),
@@ -214,3 +215,16 @@ def test_elevated_scripts_give_no_escape(server: PgServer, scratch: psycopg.Conn
         except psycopg.Error:
             pass
         assert scratch.execute(ESCALATED).fetchone() == (False,), name
+
+
+def test_not_into_the_system_schemas(scratch: psycopg.Connection[tuple[object, ...]]) -> None:
+    for statement in ("CREATE EXTENSION dblink SCHEMA pg_catalog",
+                      "SET search_path = pg_catalog; CREATE EXTENSION pg_stat_statements",
+                      "SET search_path = pg_temp; CREATE EXTENSION pgstattuple"):
+        with pytest.raises(psycopg.Error) as info:
+            scratch.execute(statement.encode())
+        if "pg_temp" not in statement:  # there PostgreSQL's script fails first (its functions not found)
+            assert info.value.sqlstate == "42501", statement
+            assert "permission denied to create" in info.value.diag.message_primary, statement
+        scratch.execute("RESET search_path")
+    assert scratch.execute("SELECT extname FROM pg_extension").fetchall() == [("plpgsql",)]

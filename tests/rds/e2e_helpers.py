@@ -21,6 +21,17 @@ PASSWORD = "Master-pass-1"
 FAST = {"Delay": 1, "MaxAttempts": 120}
 
 
+def served_engine_versions() -> list[str]:
+    """One Aurora EngineVersion (the newest auroral knows) per PostgreSQL major this machine has an
+    installation of (``AURORAL_PG_BINDIR``, the embedded wheel, system packages): the e2e tests that must
+    hold on every major are parametrized with these."""
+    from auroral.engine import available
+    from auroral.rds.engine_versions import MINORS
+
+    majors = sorted({inst.major for inst in available()} & set(MINORS))
+    return [MINORS[major][-1] for major in majors]
+
+
 def ident(prefix: str) -> str:
     """A unique AWS identifier (letters, digits, hyphens; starts with a letter)."""
     return f"{prefix}-{secrets.token_hex(4)}"

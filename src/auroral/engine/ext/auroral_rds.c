@@ -107,7 +107,9 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
@@ -750,6 +752,26 @@ extension_oids(void)
 	return oids;
 }
 
+/* pg_extension.extnamespace (get_extension_schema is not exported before PostgreSQL 16) */
+static Oid
+extension_schema(Oid extension)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			schema = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(extension));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return schema;
+}
+
 /* pg_extension.extowner (and its pg_shdepend entry) to ``owner``: what PostgreSQL does for a trusted
  * extension, whose extension row belongs to the caller while its objects are the bootstrap superuser's. */
 static void
@@ -805,7 +827,7 @@ grant_for_master(const char *name, Oid extension)
 		ListCell   *cell;
 
 		SPI_connect();
-		if (SPI_execute_with_args(GRANT_RESET_SQL, 1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		if (SPI_execute_with_args(GRANT_RESET_SQL, 1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "auroral_rds: could not list pg_stat_statements_reset");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -865,6 +887,16 @@ run_as_admin(bool creating, const char *extname, PlannedStmt *pstmt, const char 
 			continue;
 		/* CASCADE brought it in: it must be one the caller may create too */
 		check_extension_allowed(name);
+		/* not among the system's objects (SCHEMA pg_catalog, or pg_catalog first in search_path) */
+		{
+			Oid			schema = extension_schema(extension);
+
+			if (IsCatalogNamespace(schema) || IsToastNamespace(schema) || isAnyTempNamespace(schema))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to create extension \"%s\" in schema \"%s\"", name,
+								get_namespace_name(schema))));
+		}
 		set_extension_owner(extension, caller);
 		grant_for_master(name, extension);
 	}
