@@ -17,13 +17,16 @@ import psycopg
 import pytest
 
 from auroral.engine import Installation, LocalEngine, PgServer, RestartPolicy, Status, available
+from auroral.engine.extension import servable
 
 
 def _one_per_major() -> list[Installation]:
-    """The preferred installation of each major found (``available()`` lists them in that order)."""
+    """The preferred installation of each major found (``available()`` lists them in that order) that
+    may serve clusters (14/15: only where auroral_rds can be built, ``extension.servable``)."""
     seen: dict[int, Installation] = {}
     for inst in available():
-        seen.setdefault(inst.major, inst)
+        if servable(inst):
+            seen.setdefault(inst.major, inst)
     return list(seen.values())
 
 

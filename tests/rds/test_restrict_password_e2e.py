@@ -29,8 +29,8 @@ def _show(conn: psycopg.Connection[Any]) -> str:
     return str(row[0])
 
 
-@pytest.mark.parametrize("engine_version", served_engine_versions())
-def test_restrict_password_commands(rds: Any, engine_version: str) -> None:
+@pytest.mark.parametrize(("engine_version", "major"), served_engine_versions())
+def test_restrict_password_commands(rds: Any, engine_version: str, major: int) -> None:
     group = ident("e2e-pw")
     rds.create_db_cluster_parameter_group(
         DBClusterParameterGroupName=group, DBParameterGroupFamily=f"aurora-postgresql{engine_version.split('.')[0]}",
@@ -38,6 +38,7 @@ def test_restrict_password_commands(rds: Any, engine_version: str) -> None:
     db = create_db(rds, prefix="e2e-pw", DBClusterParameterGroupName=group, engine_version=engine_version)
     try:
         with db.connect() as master:
+            assert master.info.server_version // 10000 == major
             assert _show(master) == "off"
             master.execute("CREATE ROLE pw_admin LOGIN CREATEROLE PASSWORD 'Pw-admin-pass-1'")
             master.execute("CREATE ROLE pw_user LOGIN PASSWORD 'Pw-user-pass-1'")

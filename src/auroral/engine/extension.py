@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -97,6 +98,16 @@ def buildable(inst: Installation) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return bool(out) and (Path(out) / "postgres.h").is_file()
+
+
+ENV_ALLOW_BELOW_16 = "AURORAL_ALLOW_PG_BELOW_16"
+
+
+def servable(inst: Installation) -> bool:
+    """Whether ``inst`` may serve clusters: 16+ always; 14 and 15 only with this module (before 16 a
+    ``CREATEROLE`` master could grant itself ``pg_execute_server_program``), unless
+    ``AURORAL_ALLOW_PG_BELOW_16=1`` (tests of the unguarded engine)."""
+    return inst.major >= 16 or os.environ.get(ENV_ALLOW_BELOW_16) == "1" or buildable(inst)
 
 
 def _build(inst: Installation, library: Path) -> str | None:

@@ -189,7 +189,7 @@ class LocalEngine:
             if module is not None:
                 osuser.check_traversable(module.parent, self.runas)
                 copy = replace(copy, preload=(module,))
-            elif inst.major < 16 and os.environ.get("AURORAL_ALLOW_PG_BELOW_16") != "1":
+            elif inst.major < 16 and os.environ.get(extension.ENV_ALLOW_BELOW_16) != "1":
                 # a CREATEROLE master could grant itself pg_execute_server_program (see auroral_rds.c)
                 raise EngineError(f"PostgreSQL {inst.major} is served only with the auroral_rds module, which "
                                   "could not be built (it needs gcc and the server headers)")

@@ -65,7 +65,7 @@ from auroral.engine import (
 from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
-from auroral.engine.extension import buildable
+from auroral.engine.extension import servable
 from auroral.engine.extensions import ALLOWED_SETTING, offered
 from auroral.engine.postmaster import config_rejection, connect
 from auroral.engine.timezones import timezone_names
@@ -165,9 +165,7 @@ class LocalRuntime(ReplicaSet):
         self._host = endpoint_host
         self._bound: dict[str, tuple[str, int]] = {}  # instance resource id -> (address, port) listening
         if installations is None:
-            installations = available()
-            if os.environ.get("AURORAL_ALLOW_PG_BELOW_16") != "1":
-                installations = [i for i in installations if i.major >= 16 or buildable(i)]
+            installations = [i for i in available() if servable(i)]
         self._installations = installations
         self._engine = LocalEngine(data_dir, installations=installations,
                                    on_status_change=self._engine_status, restart_policy=restart_policy_from_env())
