@@ -1,7 +1,7 @@
 """Fixtures for engine tests: one event loop and one LocalEngine for the session, real PostgreSQL.
 
-Every test runs against each installation found by ``available()`` (the embedded PostgreSQL 18 and a
-system PostgreSQL 15 when present). As root, each server runs as its own unprivileged OS user (templates as ``auroral-pg``).
+Every test runs against one installation of each major ``available()`` finds (the embedded PostgreSQL
+18, system packages, ``AURORAL_PG_BINDIR``). As root, each server runs as its own unprivileged OS user (templates as ``auroral-pg``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,22 @@ import psycopg
 import pytest
 
 from auroral.engine import Installation, LocalEngine, PgServer, RestartPolicy, Status, available
+from auroral.engine.extension import servable
 
-INSTALLATIONS = available()
+
+def _one_per_major() -> list[Installation]:
+    """The preferred installation of each major found (``available()`` lists them in that order) that
+    may serve clusters (14/15: only where auroral_rds can be built, ``extension.servable``)."""
+    seen: dict[int, Installation] = {}
+    for inst in available():
+        if servable(inst):
+            seen.setdefault(inst.major, inst)
+    return list(seen.values())
+
+
+# Every major this machine has (AURORAL_PG_BINDIR, the embedded wheel, system packages): the tests of
+# each module run once per major.
+INSTALLATIONS = _one_per_major()
 ADMIN_PASSWORD = "rdsadmin-Secret-1"
 MASTER = "postgres"
 MASTER_PASSWORD = "Master-Passw0rd!"

@@ -144,13 +144,24 @@ def test_app_role_least_privilege(server: PgServer, master: psycopg.Connection[t
     master.execute("DROP TABLE orders")
 
 
-def test_master_creates_databases_and_trusted_extensions(master: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_master_creates_databases_and_extensions(server: PgServer,
+                                                 master: psycopg.Connection[tuple[object, ...]]) -> None:
     master.execute("CREATE DATABASE scratch")
     master.execute("DROP DATABASE scratch")
     master.execute("CREATE EXTENSION citext")  # trusted: CREATE on the database suffices
     master.execute("DROP EXTENSION citext")
-    err = pg_error(master, "CREATE EXTENSION pg_stat_statements")  # untrusted: superuser only (stock)
-    assert err.sqlstate == "42501"
+    if not server.installation.preload:
+        err = pg_error(master, "CREATE EXTENSION pg_stat_statements")  # untrusted: superuser only (stock)
+        assert err.sqlstate == "42501"
+        return
+    # untrusted, but one of Aurora's: auroral_rds creates it for rds_superuser members
+    master.execute("CREATE EXTENSION pg_stat_statements")
+    master.execute("DROP EXTENSION pg_stat_statements")
+    for name in ("file_fdw", "plpython3u", "adminpack"):  # not Aurora's (where shipped at all)
+        err = pg_error(master, f"CREATE EXTENSION {name}")
+        assert err.sqlstate == "42501", name
+        assert err.diag.message_primary == f'permission denied to create extension "{name}"'
+        assert err.diag.message_hint == "This extension is not supported (see rds.extensions)."
 
 
 def test_master_sees_and_signals_sessions(server: PgServer, master: psycopg.Connection[tuple[object, ...]],
@@ -202,12 +213,34 @@ def test_granting_to_rdsadmin_is_not_blocked(master: psycopg.Connection[tuple[ob
 def test_master_cannot_obtain_server_program_roles(server: PgServer,
                                                    master: psycopg.Connection[tuple[object, ...]]) -> None:
     """pg_execute_server_program / pg_read_server_files / pg_write_server_files give shell and file
-    access as the PostgreSQL OS user. PostgreSQL <= 15 lets any CREATEROLE role grant them."""
+    access as the PostgreSQL OS user. PostgreSQL <= 15 lets any CREATEROLE role grant them; auroral_rds
+    refuses every way of doing it on every major (without the module, 14/15 are not served)."""
     if server.major < 16:
-        pytest.xfail("PostgreSQL <= 15: CREATEROLE may grant any non-superuser role (fixed in 16)")
-    for role in ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files"):
-        err = pg_error(master, f"GRANT {role} TO {MASTER}")
-        assert err.sqlstate == "42501"
+        assert server.installation.preload, "PostgreSQL < 16 served without auroral_rds"
+    master.execute("CREATE ROLE helper NOLOGIN")
+    try:
+        for role in ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files"):
+            for statement in (f"GRANT {role} TO {MASTER}", f"GRANT {role} TO helper WITH ADMIN OPTION",
+                              f"CREATE ROLE sneaky IN ROLE {role}", f"CREATE ROLE sneaky IN GROUP {role}",
+                              f"ALTER GROUP {role} ADD USER {MASTER}", f"ALTER ROLE {role} LOGIN PASSWORD 'x'",
+                              f"ALTER ROLE {role} SET work_mem = '1MB'", f"ALTER ROLE {role} RENAME TO gone"):
+                err = pg_error(master, statement)
+                assert err.sqlstate in ("42501", "42939"), statement  # 42939: PostgreSQL's "reserved"
+                if server.installation.preload and err.sqlstate == "42501" and not statement.startswith("ALTER"):
+                    assert err.diag.message_primary == f'permission denied to grant role "{role}"', statement
+        names = master.execute(
+            "SELECT r.rolname FROM pg_roles r WHERE pg_has_role(current_user, r.oid, 'MEMBER') "
+            "OR pg_has_role('helper', r.oid, 'MEMBER')").fetchall()
+        assert not {n for (n,) in names} & {"pg_execute_server_program", "pg_read_server_files",
+                                            "pg_write_server_files"}
+        for statement in ("COPY (SELECT 1) TO PROGRAM 'id'", "COPY (SELECT 1) TO '/tmp/auroral-x'",
+                          "SELECT pg_read_file('postgresql.conf')", "SELECT lo_import('/etc/passwd')",
+                          "CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'libc', 'getpid'"):
+            err = pg_error(master, statement)
+            assert err.sqlstate == "42501", statement
+    finally:
+        master.execute("DROP ROLE IF EXISTS sneaky")
+        master.execute("DROP ROLE helper")
 
 
 def _expected(table: dict[int, dict[str, tuple[str, str | None]]], major: int

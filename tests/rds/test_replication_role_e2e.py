@@ -1,7 +1,7 @@
 """The replication role ``rdsrepladmin`` is the engine's alone, through the endpoint.
 
 PostgreSQL 16+ refuses the master user (``CREATEROLE``) any grant, alteration or rename of a role it has
-no ADMIN option on. PostgreSQL 15 (served only with ``AURORAL_ALLOW_PG_BELOW_16=1``) lets a
+no ADMIN option on. PostgreSQL 14 and 15 (served only with the ``auroral_rds`` module) let a
 ``CREATEROLE`` role grant itself any non-superuser role: without ``auroral_rds``'s guard the master
 could ``GRANT rdsrepladmin TO master``, ``SET ROLE rdsrepladmin`` and read the data directory with the
 file functions granted for pg_rewind, or rename the role away and make one of that name of its own.
@@ -9,18 +9,14 @@ file functions granted for pg_rewind, or rename the role away and make one of th
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import errors
 
-from tests.conftest import new_root_key, server_tmpdir, start_server, stop_server
-
-from .e2e_helpers import create_db
+from .e2e_helpers import create_db, served_engine_versions
 
 ATTACKS = (
     "GRANT rdsrepladmin TO master",
@@ -33,21 +29,6 @@ ATTACKS = (
     "GRANT rds_superuser TO rdsrepladmin",
     "DROP ROLE rdsrepladmin",
 )
-
-
-@pytest.fixture(scope="module")
-def pg15_rds() -> Iterator[Any]:
-    if not Path("/usr/lib/postgresql/15/bin/postgres").exists():
-        pytest.skip("no PostgreSQL 15 installation")
-    key, secret = new_root_key()
-    base = server_tmpdir()
-    srv = start_server(base / "data", access_key=key, secret_key=secret, account="111122223344",
-                       extra_env={"AURORAL_ALLOW_PG_BELOW_16": "1"})
-    try:
-        yield srv.client("rds")
-    finally:
-        stop_server(srv)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _attack(rds: Any, engine_version: str, major_check: Callable[[int], bool]) -> None:
@@ -73,11 +54,8 @@ def _attack(rds: Any, engine_version: str, major_check: Callable[[int], bool]) -
         master.execute("DROP ROLE app_role2")
 
 
-def test_master_cannot_take_the_replication_role_pg15(pg15_rds: Any) -> None:
-    _attack(pg15_rds, "15.4", lambda major: major == 15)
-
-
-def test_master_cannot_take_the_replication_role(server: Any) -> None:
-    """PostgreSQL 16+ refuses all of it by itself; the guard answers first, and leaves the master's
-    own role management alone."""
-    _attack(server.client("rds"), "16.4", lambda major: major >= 16)
+@pytest.mark.parametrize(("engine_version", "major"), served_engine_versions())
+def test_master_cannot_take_the_replication_role(server: Any, engine_version: str, major: int) -> None:
+    """On every major served: PostgreSQL 16+ refuses all of it by itself (the guard answers first),
+    14/15 only through the guard; the master's own role management is left alone."""
+    _attack(server.client("rds"), engine_version, lambda running: running == major)

@@ -1,7 +1,7 @@
 """``rds.restrict_password_commands`` end to end: a cluster parameter group turns it on (static:
 pending-reboot until the writer reboots), then a ``CREATEROLE`` role without ``rds_password`` cannot
 change passwords through the endpoint, until it is granted ``rds_password``. Needs the ``auroral_rds``
-module (gcc and the server headers of the PostgreSQL that serves 16.x)."""
+module (gcc and the server headers of each PostgreSQL installation); runs on every major served."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from .e2e_helpers import FAST, create_db, delete_db, ident, until, wait_status
+from .e2e_helpers import FAST, create_db, delete_db, ident, served_engine_versions, until, wait_status
 
 PARAM = "rds.restrict_password_commands"
 MESSAGE = "must be a member of rds_password to alter passwords"
@@ -29,13 +29,16 @@ def _show(conn: psycopg.Connection[Any]) -> str:
     return str(row[0])
 
 
-def test_restrict_password_commands(rds: Any) -> None:
+@pytest.mark.parametrize(("engine_version", "major"), served_engine_versions())
+def test_restrict_password_commands(rds: Any, engine_version: str, major: int) -> None:
     group = ident("e2e-pw")
-    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group,
-                                          DBParameterGroupFamily="aurora-postgresql16", Description="e2e")
-    db = create_db(rds, prefix="e2e-pw", DBClusterParameterGroupName=group)
+    rds.create_db_cluster_parameter_group(
+        DBClusterParameterGroupName=group, DBParameterGroupFamily=f"aurora-postgresql{engine_version.split('.')[0]}",
+        Description="e2e")
+    db = create_db(rds, prefix="e2e-pw", DBClusterParameterGroupName=group, engine_version=engine_version)
     try:
         with db.connect() as master:
+            assert master.info.server_version // 10000 == major
             assert _show(master) == "off"
             master.execute("CREATE ROLE pw_admin LOGIN CREATEROLE PASSWORD 'Pw-admin-pass-1'")
             master.execute("CREATE ROLE pw_user LOGIN PASSWORD 'Pw-user-pass-1'")

@@ -52,7 +52,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from auroral.engine import aurora, bootstrap, conf, fsafe, postmaster
+from auroral.engine import aurora, bootstrap, conf, extensions, fsafe, postmaster
 from auroral.engine.binaries import Installation
 from auroral.engine.errors import ParameterError, ServerStartError, ServerStateError
 from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
@@ -68,7 +68,7 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _RESERVED_PARAMS = frozenset(
     {"listen_addresses", "port", "unix_socket_directories", "unix_socket_permissions", "unix_socket_group",
      "cluster_name", "hba_file", "ident_file", "data_directory", "config_file", "external_pid_file",
-     "shared_preload_libraries", "ssl", "archive_command", "restore_command", "log_directory"}
+     "ssl", "archive_command", "restore_command", "log_directory"}
 )
 PARAMS_JSON = "auroral.params.json"
 CLONING_MARKER = ".cloning"  # in a server's directory while pg_basebackup fills its data directory
@@ -493,6 +493,14 @@ class PgServer:
                 raise ParameterError(f"parameter {name!r} cannot be modified")
             if name.lower() == RESTRICT_PASSWORD_COMMANDS and value is not None:
                 self._check_restrict_password(value)
+            if name.lower() == extensions.PRELOAD_SETTING:
+                try:
+                    extensions.preload_libraries(value, self.installation.libdir)
+                except ValueError as exc:
+                    raise ParameterError(str(exc)) from None
+            if name.lower() == extensions.ALLOWED_SETTING and value is not None \
+                    and not extensions.allowed_extensions_ok(value):
+                raise ParameterError(f'invalid value for parameter "{extensions.ALLOWED_SETTING}": "{value}"')
         async with self._lock:
             old = self.parameters()
             new = dict(old)
@@ -534,9 +542,21 @@ class PgServer:
                 f"be built for PostgreSQL {self.major} (it needs gcc and the server headers)")
 
     def _write_local_conf(self) -> None:
-        extra = aurora.settings(self._topology, aurora.extension_names(self.installation.sharedir))
+        shipped = aurora.extension_names(self.installation.sharedir)
+        extra = aurora.settings(self._topology, extensions.supported(self.major, shipped))
         extra.update(self._replication_settings())
-        local = conf.local_conf(self.socket_dir, self.server_id, self.installation.preload, extra)
+        # the parameter group's libraries (checked when set; one that went missing is left out) after
+        # the engine's own module, which SHOW does not show (auroral_rds: auroral.preload_libraries)
+        try:
+            libraries = extensions.preload_libraries(self.parameters().get(extensions.PRELOAD_SETTING),
+                                                     self.installation.libdir)
+        except ValueError as exc:
+            log.warning("cluster %s: %s", self.cluster_id, exc)
+            libraries = extensions.preload_libraries(None, self.installation.libdir)
+        if self.installation.preload:
+            extra[extensions.USER_PRELOAD_SETTING] = ",".join(libraries)
+        preload = [*self.installation.preload, *(Path(name) for name in libraries)]
+        local = conf.local_conf(self.socket_dir, self.server_id, preload, extra)
         conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
 
     # ---- replication: standbys, promotion ---------------------------------------------------------
@@ -714,7 +734,9 @@ class PgServer:
 
     def _write_parameters(self, values: Mapping[str, str]) -> None:
         conf.write(self.pgdata / PARAMS_JSON, json.dumps(dict(values), sort_keys=True), self.runas)
-        conf.write(self.pgdata / conf.PARAMS_FILE, conf.render(values, "parameter group values"), self.runas)
+        # shared_preload_libraries goes to auroral.local.conf with the engine's own module (_write_local_conf)
+        settings = {name: value for name, value in values.items() if name.lower() != extensions.PRELOAD_SETTING}
+        conf.write(self.pgdata / conf.PARAMS_FILE, conf.render(settings, "parameter group values"), self.runas)
 
 
 def _same_setting(value: str | None, setting: Any, vartype: Any) -> bool:

@@ -100,7 +100,8 @@ def base_conf(major: int) -> str:
 
 def local_conf(socket_dir: Path, cluster_name: str, preload: Iterable[Path] = (),
                extra: Mapping[str, str] | None = None) -> str:
-    """``preload``: server modules (absolute paths) loaded at start, e.g. ``auroral_rds``; ``extra``:
+    """``preload``: server modules loaded at start: the engine's by absolute path (``auroral_rds``), then
+    those of the cluster's parameters by name (``pg_stat_statements``); ``extra``:
     settings only the engine gives (Aurora's ``rds.extensions``, the instance's identity: ``aurora``)."""
     return render(
         {

@@ -77,6 +77,30 @@ def ensure_built(installation: Installation, cache_dir: Path) -> Path | None:
     return None
 
 
+def buildable(inst: Installation) -> bool:
+    """Whether :func:`ensure_built` can build the module for ``inst`` (a compiler, ``pg_config`` and the
+    server headers are there), without building it."""
+    pg_config = inst.tool("pg_config")
+    if cbuild.missing_compiler() is not None or not pg_config.is_file():
+        return False
+    try:
+        out = subprocess.run([str(pg_config), "--includedir-server"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(out) and (Path(out) / "postgres.h").is_file()
+
+
+ENV_ALLOW_BELOW_16 = "AURORAL_ALLOW_PG_BELOW_16"
+
+
+def servable(inst: Installation) -> bool:
+    """Whether ``inst`` may serve clusters: 16+ always; 14 and 15 only with this module (before 16 a
+    ``CREATEROLE`` master could grant itself ``pg_execute_server_program``), unless
+    ``AURORAL_ALLOW_PG_BELOW_16=1`` (tests of the unguarded engine)."""
+    return inst.major >= 16 or os.environ.get(ENV_ALLOW_BELOW_16) == "1" or buildable(inst)
+
+
 def _build(inst: Installation, library: Path) -> str | None:
     """Compile into ``library``; the reason on failure."""
     missing = cbuild.missing_compiler()

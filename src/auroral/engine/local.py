@@ -186,8 +186,13 @@ class LocalEngine:
         self._prepared = True
 
     def pool(self) -> list[Installation]:
-        """The installations at hand (nothing fetched now), newest major first, preferred first."""
-        return [i for i in self._discovered() if i.major >= self.min_major]
+        """The installations at hand (nothing fetched now), newest major first, preferred first. Of those
+        discovered, a 14 or 15 without server headers is left out (no ``auroral_rds`` can be built for it,
+        and without it a master could reach the server's OS user: see ``_runnable_copy``)."""
+        pool = [i for i in self._discovered() if i.major >= self.min_major]
+        if self._installations is None and os.environ.get(extension.ENV_ALLOW_BELOW_16) != "1":
+            pool = [i for i in pool if i.major >= 16 or i.headers]
+        return pool
 
     def majors(self) -> list[int]:
         """The majors this engine serves exactly: those at hand, and those it can fetch."""
@@ -201,8 +206,9 @@ class LocalEngine:
         a major that is not at hand, or at hand only without server headers (no ``auroral_rds``: see
         ``binaries``), is fetched first."""
         if major < self.min_major:
-            raise NoInstallationError(f"PostgreSQL {major} is not served by this auroral (majors before 16 need "
-                                      "AURORAL_ALLOW_PG_BELOW_16=1)")
+            raise NoInstallationError(f"PostgreSQL {major} is not served by this auroral (majors before 16 need a C "
+                                      "compiler for the auroral_rds module, which keeps the master from the "
+                                      "server's OS user)")
         found = [i for i in self.pool() if i.major == major]
         best = found[0] if found else None
         weak = best is not None and not (best.headers or best.source == "env")
@@ -268,6 +274,10 @@ class LocalEngine:
             if module is not None:
                 osuser.check_traversable(module.parent, self.runas)
                 copy = replace(copy, preload=(module,))
+            elif inst.major < 16 and os.environ.get(extension.ENV_ALLOW_BELOW_16) != "1":
+                # a CREATEROLE master could grant itself pg_execute_server_program (see auroral_rds.c)
+                raise EngineError(f"PostgreSQL {inst.major} is served only with the auroral_rds module, which "
+                                  "could not be built (it needs gcc and the server headers)")
             self._runnable[inst.bindir] = copy
         return self._runnable[inst.bindir]
 

@@ -35,9 +35,14 @@ _SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1
 _FSYNC_THREADS = 8
 
 
-def _env() -> dict[str, str]:
-    # a clean environment: PGDATA, PGHOST, PGOPTIONS... of the caller must not leak into the server
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+def _env(inst: Installation | None = None) -> dict[str, str]:
+    # a clean environment: PGDATA, PGHOST, PGOPTIONS... of the caller must not leak into the server.
+    # The server's modules (dblink, postgres_fdw: libpq) find the installation's own libraries first: a
+    # relocated build's RUNPATH names its build prefix, and the system's older libpq lacks symbols.
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+    if inst is not None and (inst.libdir / "libpq.so.5").is_file():
+        env["LD_LIBRARY_PATH"] = str(inst.libdir)
+    return env
 
 
 async def run_tool(
@@ -158,7 +163,7 @@ async def launch(inst: Installation, pgdata: Path, runas: RunAs, log_path: Path)
         return await asyncio.create_subprocess_exec(
             str(inst.tool("postgres")), "-D", str(pgdata),
             stdin=asyncio.subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-            cwd="/", env=_env(), start_new_session=True, **runas.subprocess_kwargs(),
+            cwd="/", env=_env(inst), start_new_session=True, **runas.subprocess_kwargs(),
         )
     finally:
         os.close(log_fd)

@@ -75,6 +75,12 @@ DEFAULTS: tuple[ParameterDefault, ...] = (
     ),
     # AWS turned SSL enforcement on by default with PostgreSQL 15 (the 15+ parameter groups
     # ship rds.force_ssl=1); older families default to 0. AWS-BEHAVIOUR.md: choose 1 for 15+.
+    # '*': every extension of rds.extensions; a comma list narrows (auroral_rds refuses the others).
+    # Dynamic in AWS. AllowedValues: auroral's list for the family (local_runtime.allowed_values).
+    ParameterDefault(
+        "rds.allowed_extensions", "*", "dynamic", "list", None,
+        "list of extensions that are allowed to be installed", source="system",
+    ),
     ParameterDefault(
         "rds.force_ssl", "0", "dynamic", "boolean", "0,1", "Force SSL connections.",
         source="system", value_by_major=((15, "1"),),

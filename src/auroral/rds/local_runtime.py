@@ -29,10 +29,12 @@ listeners from ``auroral.gateway``, on this machine.
 * A cluster runs exactly the PostgreSQL major of its EngineVersion: an installed one (``engine/binaries.py``)
   or one fetched on first use (``engine/fetch.py``; ``AURORAL_ENGINE_FETCH=0`` serves installed majors
   only). ``available_majors`` is those majors, so DescribeDBEngineVersions offers nothing else.
-* Only PostgreSQL 16 and newer serve clusters by default: before 16 a ``CREATEROLE`` role can
-  grant itself ``pg_execute_server_program`` and run programs as the server's OS user, which
-  Aurora's master user must not be able to do. ``AURORAL_ALLOW_PG_BELOW_16=1`` lifts this, for every
-  source of binaries alike (installed, preinstalled or fetched).
+* PostgreSQL 14 and 15 serve clusters only where the ``auroral_rds`` module can be built for them (a C
+  compiler, and server headers: every fetched build has them): before 16 a ``CREATEROLE`` role can grant
+  itself ``pg_execute_server_program`` and run programs as the server's OS user, which the module refuses
+  (as RDS does). Without a compiler only 16 and newer are offered, and an installation of 14/15 without
+  headers is refused when a cluster would start on it (``LocalEngine._runnable_copy``).
+  ``AURORAL_ALLOW_PG_BELOW_16=1`` serves them without the module (tests of the unguarded engine).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from auroral import cbuild
 from auroral.crypto import Sealer
 from auroral.engine import (
     EngineError,
@@ -66,6 +69,8 @@ from auroral.engine import (
 from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
 from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
+from auroral.engine.extension import ENV_ALLOW_BELOW_16
+from auroral.engine.extensions import ALLOWED_SETTING, offered
 from auroral.engine.postmaster import config_rejection, connect
 from auroral.engine.timezones import timezone_names
 from auroral.gateway import EndpointConfig, Gateway
@@ -92,6 +97,9 @@ PG_SETTINGS = frozenset({
     "statement_timeout", "timezone",
     # defined by auroral's server module auroral_rds (engine/extension.py); 0/1 are valid booleans
     "rds.restrict_password_commands",
+    # the extensions users may create (auroral_rds; engine/extensions.py) and the libraries preloaded
+    # (with auroral_rds, which SHOW does not show)
+    "rds.allowed_extensions", "shared_preload_libraries",
 })
 
 _WORD = re.compile(r"[^a-z0-9_.]+")
@@ -133,8 +141,11 @@ def _free_port(host: str) -> int:
 
 
 def served_min_major() -> int:
-    """The oldest major served (``AURORAL_ALLOW_PG_BELOW_16``: see the module docstring)."""
-    return 0 if os.environ.get("AURORAL_ALLOW_PG_BELOW_16") == "1" else 16
+    """The oldest major offered: any, with a C compiler to build ``auroral_rds`` (or with
+    ``AURORAL_ALLOW_PG_BELOW_16=1``); else 16 (see the module docstring)."""
+    if os.environ.get(ENV_ALLOW_BELOW_16) == "1" or cbuild.missing_compiler() is None:
+        return 0
+    return 16
 
 
 def restart_policy_from_env() -> RestartPolicy | None:
@@ -200,6 +211,8 @@ class LocalRuntime(ReplicaSet):
         return [m for m in self._engine.majors() if m in AURORA_MAJORS]
 
     def allowed_values(self, name: str, major: int) -> str | None:
+        if name == ALLOWED_SETTING:
+            return ",".join(["*", *offered(major)])
         if name != "timezone":
             return None
         key = (name, major)

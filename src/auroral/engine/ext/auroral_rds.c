@@ -51,6 +51,49 @@
  * endpoint address and port the client connected to; it becomes the connection's local address
  * (inet_server_addr(), inet_server_port()), which over the Unix socket would be NULL.
  *
+ * Server-file and program roles (PostgreSQL 14 and 15 as safe as 16+). Before 16 a CREATEROLE role
+ * (the master user) may grant any role that is not a superuser, itself included, so it could take
+ * pg_execute_server_program (COPY ... TO PROGRAM: a shell as the server's OS user),
+ * pg_read_server_files or pg_write_server_files (any file of the data directory). As on RDS, a user
+ * that is not a superuser gets
+ *
+ *     ERROR:  permission denied to grant role "pg_execute_server_program"    (SQLSTATE 42501)
+ *     DETAIL:  Only superusers may grant roles that give access to the server's files or programs.
+ *
+ * for GRANT of such a role (or of any role that is a member of one, directly or not), CREATE ROLE ...
+ * IN ROLE naming one, ALTER GROUP <one> ADD USER, and ALTER ROLE / ALTER ROLE ... SET / RENAME of one.
+ * The same holds on every major (16+ refuses these by itself; the guard answers first). Everything
+ * else CREATEROLE gives on 14/15 (attributes of non-superuser roles, memberships in other roles) gives
+ * no superuser privilege: SUPERUSER, REPLICATION and BYPASSRLS still need a superuser, superuser roles
+ * cannot be altered, granted or signalled, and rdsrepladmin is reserved (above).
+ *
+ * Extensions as on Aurora. rds.extensions (written by auroral: Aurora's extensions for this major that
+ * the installation ships, auroral/engine/extensions.py) and rds.allowed_extensions ('*' or a comma
+ * list: the cluster parameter) decide what a user that is not a superuser may CREATE EXTENSION:
+ *
+ *     ERROR:  permission denied to create extension "file_fdw"                (SQLSTATE 42501)
+ *     HINT:  This extension is not supported (see rds.extensions).
+ *     ERROR:  permission denied to create extension "hstore"
+ *     HINT:  This extension is not specified in "rds.allowed_extensions".
+ *
+ * A member of rds_superuser (has_privs_of_role) creating (CREATE EXTENSION, CASCADE included) or
+ * updating (ALTER EXTENSION ... UPDATE) such an extension runs the statement as the bootstrap
+ * superuser rdsadmin, the way PostgreSQL runs a trusted extension's script: PostgreSQL itself sets the
+ * script's search_path (the target schema, pg_catalog first, pg_temp last) and refuses CREATE OR
+ * REPLACE of objects the extension does not own (CVE-2022-2625) and unsafe @extschema@ substitutions
+ * (CVE-2023-39417); contrib's scripts are written to be safe in a schema hostile users can write
+ * (CVE-2020-14350). Then, as for a trusted extension, the extension is owned by the caller (who may
+ * DROP it) and its objects stay rdsadmin's. Every extension the statement created must itself be one of
+ * the allowed ones (CASCADE cannot bring in another). After the statement, still as rdsadmin, the
+ * grants Aurora's master user relies on: EXECUTE on pg_stat_statements_reset to rds_superuser, USAGE
+ * on the foreign-data wrappers postgres_fdw and dblink_fdw to rds_superuser (so the master can CREATE
+ * SERVER and USER MAPPING). What those functions and wrappers do stays PostgreSQL's: a user that is
+ * not a superuser connects only with a password the remote server asked for (dblink's and
+ * postgres_fdw's password_required checks), dblink_connect_u stays superuser-only.
+ *
+ * shared_preload_libraries shows what the cluster's parameters load (auroral.preload_libraries, written
+ * by auroral), as on Aurora: this module, loaded first, is not in it.
+ *
  * Aurora's settings: rds.extensions (shown in pg_settings, as Aurora shows it) and the settings
  * behind auroral's aurora_version(), aurora_db_instance_identifier() and aurora_replica_status()
  * (auroral/engine/aurora.py, sql/aurora.sql) are sighup settings: only auroral's configuration file
@@ -60,7 +103,22 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "foreign/foreign.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "fmgr.h"
 #include "libpq/crypt.h"
 #include "miscadmin.h"
@@ -107,6 +165,8 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static char *client_setting = NULL;
 static char *server_setting = NULL;
 static char *rds_extensions = NULL;
+static char *allowed_extensions = NULL;
+static char *user_preload = NULL;
 static char *aurora_version = NULL;
 static char *instance_identifier = NULL;
 static char *replicas = NULL;
@@ -500,6 +560,379 @@ touches_replication_role(Node *parsetree)
 	}
 }
 
+
+/* ---- server-file and program roles (see the header) ----------------------------------------------- */
+static const char *const FILE_ROLES[] = {
+	"pg_execute_server_program", "pg_read_server_files", "pg_write_server_files", REPLICATION_ROLE, NULL
+};
+
+/* The reserved role that ``roleid`` is or is a member of (directly or not, whatever INHERIT); NULL if none. */
+static const char *
+file_role_of(Oid roleid)
+{
+	for (int i = 0; FILE_ROLES[i] != NULL; i++)
+	{
+		Oid			role = get_role_oid(FILE_ROLES[i], true);
+
+		if (OidIsValid(role) && OidIsValid(roleid) &&
+			(roleid == role || is_member_of_role_nosuper(roleid, role)))
+			return FILE_ROLES[i];
+	}
+	return NULL;
+}
+
+static const char *
+file_role_of_spec(Node *node)
+{
+	if (node == NULL || !IsA(node, RoleSpec) || ((RoleSpec *) node)->roletype == ROLESPEC_PUBLIC)
+		return NULL;
+	return file_role_of(get_rolespec_oid((RoleSpec *) node, true));
+}
+
+static const char *
+file_role_in(List *specs)
+{
+	ListCell   *cell;
+
+	foreach(cell, specs)
+	{
+		const char *found = file_role_of_spec((Node *) lfirst(cell));
+
+		if (found != NULL)
+			return found;
+	}
+	return NULL;
+}
+
+/* The reserved role the statement would grant (or alter); NULL if none. */
+static const char *
+grants_file_role(Node *parsetree)
+{
+	ListCell   *cell;
+
+	if (parsetree == NULL)
+		return NULL;
+	switch (nodeTag(parsetree))
+	{
+		case T_GrantRoleStmt:
+			{
+				GrantRoleStmt *stmt = (GrantRoleStmt *) parsetree;
+
+				if (!stmt->is_grant)
+					return NULL;
+				foreach(cell, stmt->granted_roles)
+				{
+					AccessPriv *priv = (AccessPriv *) lfirst(cell);
+					const char *found;
+
+					if (priv->priv_name == NULL)
+						continue;
+					found = file_role_of(get_role_oid(priv->priv_name, true));
+					if (found != NULL)
+						return found;
+				}
+				return NULL;
+			}
+		case T_CreateRoleStmt:
+			foreach(cell, ((CreateRoleStmt *) parsetree)->options)
+			{
+				DefElem    *option = (DefElem *) lfirst(cell);
+
+				if (strcmp(option->defname, "addroleto") == 0 && option->arg != NULL &&
+					IsA(option->arg, List))
+				{
+					const char *found = file_role_in((List *) option->arg);
+
+					if (found != NULL)
+						return found;
+				}
+			}
+			return NULL;
+		case T_AlterRoleStmt:	/* ALTER ROLE <it> ..., ALTER GROUP <it> ADD USER ... */
+			return file_role_of_spec((Node *) ((AlterRoleStmt *) parsetree)->role);
+		case T_AlterRoleSetStmt:
+			return file_role_of_spec((Node *) ((AlterRoleSetStmt *) parsetree)->role);
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) parsetree;
+
+				if (stmt->renameType != OBJECT_ROLE || stmt->subname == NULL)
+					return NULL;
+				return file_role_of(get_role_oid(stmt->subname, true));
+			}
+		default:
+			return NULL;
+	}
+}
+
+/* ---- extensions as on Aurora (see the header) ------------------------------------------------------ */
+
+/* Whether the comma-separated ``list`` names ``name`` (surrounding blanks ignored; "*" names all when
+ * ``star``). No allocation, no backtracking. */
+static bool
+list_names(const char *list, const char *name, bool star)
+{
+	size_t		len = strlen(name);
+	const char *p = list;
+
+	if (list == NULL)
+		return false;
+	while (*p != '\0')
+	{
+		const char *start;
+		const char *end;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		start = p;
+		while (*p != '\0' && *p != ',')
+			p++;
+		end = p;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if ((size_t) (end - start) == len && strncmp(start, name, len) == 0)
+			return true;
+		if (star && end - start == 1 && *start == '*')
+			return true;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+static bool
+extension_supported(const char *name)
+{
+	return list_names(rds_extensions, name, false);
+}
+
+static bool
+extension_allowed(const char *name)
+{
+	return list_names(allowed_extensions, name, true);
+}
+
+static void
+check_extension_allowed(const char *name)
+{
+	if (!extension_supported(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create extension \"%s\"", name),
+				 errhint("This extension is not supported (see rds.extensions).")));
+	/* Unconfirmed: AWS's exact wording for an extension left out of rds.allowed_extensions */
+	if (!extension_allowed(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create extension \"%s\"", name),
+				 errhint("This extension is not specified in \"rds.allowed_extensions\".")));
+}
+
+static bool
+is_rds_superuser(void)
+{
+	Oid			role = get_role_oid("rds_superuser", true);
+
+	return OidIsValid(role) && has_privs_of_role(GetUserId(), role);
+}
+
+/* The OIDs of every extension of this database. */
+static List *
+extension_oids(void)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tuple;
+	List	   *oids = NIL;
+
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		oids = lappend_oid(oids, ((Form_pg_extension) GETSTRUCT(tuple))->oid);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return oids;
+}
+
+/* pg_extension.extnamespace (get_extension_schema is not exported before PostgreSQL 16) */
+static Oid
+extension_schema(Oid extension)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			schema = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(extension));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return schema;
+}
+
+/* pg_extension.extowner (and its pg_shdepend entry) to ``owner``: what PostgreSQL does for a trusted
+ * extension, whose extension row belongs to the caller while its objects are the bootstrap superuser's. */
+static void
+set_extension_owner(Oid extension, Oid owner)
+{
+	Relation	rel = table_open(ExtensionRelationId, RowExclusiveLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(extension));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "could not find extension %u", extension);
+	tuple = heap_copytuple(tuple);
+	((Form_pg_extension) GETSTRUCT(tuple))->extowner = owner;
+	CatalogTupleUpdate(rel, &tuple->t_self, tuple);
+	systable_endscan(scan);
+	table_close(rel, RowExclusiveLock);
+	changeDependencyOnOwner(ExtensionRelationId, extension, owner);
+	CommandCounterIncrement();
+}
+
+/* The statement text SPI runs (fixed text, pg_catalog-qualified: the caller's search_path applies). */
+static void
+run_sql(const char *query)
+{
+	if (SPI_execute(query, false, 0) < 0)
+		elog(ERROR, "auroral_rds: \"%s\" failed", query);
+}
+
+#define GRANT_RESET_SQL \
+	"SELECT pg_catalog.format('GRANT EXECUTE ON FUNCTION %I.%I(%s) TO rds_superuser', n.nspname, " \
+	"p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) " \
+	"FROM pg_catalog.pg_depend d, pg_catalog.pg_proc p, pg_catalog.pg_namespace n " \
+	"WHERE p.oid OPERATOR(pg_catalog.=) d.objid AND n.oid OPERATOR(pg_catalog.=) p.pronamespace " \
+	"AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass " \
+	"AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass " \
+	"AND d.deptype OPERATOR(pg_catalog.=) 'e' " \
+	"AND d.refobjid OPERATOR(pg_catalog.=) $1 " \
+	"AND p.proname OPERATOR(pg_catalog.=) 'pg_stat_statements_reset'"
+
+/* The grants Aurora's master user relies on, for an extension just created or updated (as rdsadmin). */
+static void
+grant_for_master(const char *name, Oid extension)
+{
+	if (strcmp(name, "pg_stat_statements") == 0)
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		values[1] = {ObjectIdGetDatum(extension)};
+		List	   *grants = NIL;
+		ListCell   *cell;
+
+		SPI_connect();
+		if (SPI_execute_with_args(GRANT_RESET_SQL, 1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "auroral_rds: could not list pg_stat_statements_reset");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			char	   *text = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+			if (text != NULL)
+				grants = lappend(grants, MemoryContextStrdup(TopTransactionContext, text));
+		}
+		foreach(cell, grants)
+			run_sql((const char *) lfirst(cell));
+		SPI_finish();
+	}
+	else if (strcmp(name, "postgres_fdw") == 0 || strcmp(name, "dblink") == 0)
+	{
+		const char *wrapper = strcmp(name, "dblink") == 0 ? "dblink_fdw" : "postgres_fdw";
+		char		query[128];
+
+		snprintf(query, sizeof(query),
+				 "GRANT USAGE ON FOREIGN DATA WRAPPER %s TO rds_superuser WITH GRANT OPTION", wrapper);
+		SPI_connect();
+		if (OidIsValid(get_foreign_data_wrapper_oid(wrapper, true)))
+			run_sql(query);
+		SPI_finish();
+	}
+}
+
+/* Run CREATE EXTENSION / ALTER EXTENSION ... UPDATE as the bootstrap superuser (see the header). */
+static void
+run_as_admin(bool creating, const char *extname, PlannedStmt *pstmt, const char *queryString,
+			 bool readOnlyTree, ProcessUtilityContext context, ParamListInfo params,
+			 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Oid			caller;
+	int			sec_context;
+	List	   *before = extension_oids();
+	List	   *after;
+	ListCell   *cell;
+
+	GetUserIdAndSecContext(&caller, &sec_context);
+	/* an error while elevated: the (sub)transaction's abort restores the caller */
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	CommandCounterIncrement();
+	after = extension_oids();
+	foreach(cell, after)
+	{
+		Oid			extension = lfirst_oid(cell);
+		char	   *name;
+
+		if (list_member_oid(before, extension))
+			continue;
+		name = get_extension_name(extension);
+		if (name == NULL)
+			continue;
+		/* CASCADE brought it in: it must be one the caller may create too */
+		check_extension_allowed(name);
+		/* not among the system's objects (SCHEMA pg_catalog, or pg_catalog first in search_path) */
+		{
+			Oid			schema = extension_schema(extension);
+
+			if (IsCatalogNamespace(schema) || IsToastNamespace(schema) || isAnyTempNamespace(schema))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to create extension \"%s\" in schema \"%s\"", name,
+								get_namespace_name(schema))));
+		}
+		set_extension_owner(extension, caller);
+		grant_for_master(name, extension);
+	}
+	if (!creating && OidIsValid(get_extension_oid(extname, true)))
+		grant_for_master(extname, get_extension_oid(extname, true));
+	SetUserIdAndSecContext(caller, sec_context);
+}
+
+/* Whether the statement is one this module runs as rdsadmin; refuses what is not allowed. */
+static bool
+extension_statement(Node *parsetree, bool *creating, const char **name)
+{
+	if (parsetree == NULL)
+		return false;
+	if (IsA(parsetree, CreateExtensionStmt))
+	{
+		CreateExtensionStmt *stmt = (CreateExtensionStmt *) parsetree;
+
+		if (stmt->if_not_exists && OidIsValid(get_extension_oid(stmt->extname, true)))
+			return false;		/* PostgreSQL's notice: nothing is created */
+		check_extension_allowed(stmt->extname);
+		*creating = true;
+		*name = stmt->extname;
+		return is_rds_superuser();
+	}
+	if (IsA(parsetree, AlterExtensionStmt))
+	{
+		AlterExtensionStmt *stmt = (AlterExtensionStmt *) parsetree;
+
+		*creating = false;
+		*name = stmt->extname;
+		return extension_supported(stmt->extname) && is_rds_superuser();
+	}
+	return false;
+}
+
 static void
 auroral_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					   ProcessUtilityContext context, ParamListInfo params,
@@ -511,6 +944,24 @@ auroral_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied: role \"%s\" is reserved", REPLICATION_ROLE)));
+	if (!superuser())
+	{
+		const char *role = grants_file_role(pstmt->utilityStmt);
+		bool		creating = false;
+		const char *extname = NULL;
+
+		if (role != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to grant role \"%s\"", role),
+					 errdetail("Only superusers may grant roles that give access to the server's files or programs.")));
+		if (extension_statement(pstmt->utilityStmt, &creating, &extname))
+		{
+			run_as_admin(creating, extname, pstmt, queryString, readOnlyTree, context, params, queryEnv,
+						 dest, qc);
+			return;
+		}
+	}
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
@@ -537,6 +988,21 @@ _PG_init(void)
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = auroral_ProcessUtility;
 
+	/*
+	 * What SHOW shared_preload_libraries answers: the libraries of the cluster's parameter group, without
+	 * this module (auroral writes both; load_libraries() works on its own copy of the list).
+	 */
+	DefineCustomStringVariable("auroral.preload_libraries",
+							   "The libraries of shared_preload_libraries the cluster's parameters name.",
+							   NULL,
+							   &user_preload,
+							   "",
+							   PGC_POSTMASTER,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+	if (user_preload != NULL)
+		SetConfigOption("shared_preload_libraries", user_preload, PGC_POSTMASTER, PGC_S_OVERRIDE);
+
 	/* Only the startup packet can set it (the gateway's; see the header). */
 	DefineCustomStringVariable(CLIENT_SETTING,
 							   "The client of this connection as auroral's endpoint gateway saw it.",
@@ -561,6 +1027,15 @@ _PG_init(void)
 							   NULL,
 							   &rds_extensions,
 							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+	/* '*' (any of rds.extensions) or a comma list; a cluster parameter, dynamic in AWS */
+	DefineCustomStringVariable("rds.allowed_extensions",
+							   "Extensions that can be installed (a comma-separated list, or * for all supported).",
+							   NULL,
+							   &allowed_extensions,
+							   "*",
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
