@@ -41,7 +41,7 @@ from pathlib import Path
 
 from auroral.engine import binaries, extension, fsafe, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
-from auroral.engine.cluster import CLONING_MARKER, PgServer, RestartPolicy, StatusCallback
+from auroral.engine.cluster import CLONING_MARKER, PgServer, RestartPolicy, StatusCallback, settle_upgrade
 from auroral.engine.errors import EngineError, ServerExistsError, ServerNotFoundError
 from auroral.engine.osuser import RunAs
 from auroral.engine.template import TemplateStore
@@ -327,6 +327,19 @@ class LocalEngine:
             raise
         return server
 
+    async def upgrade_server(self, server_id: str, engine_version: str) -> PgServer:
+        """Upgrade a stopped primary to the major serving ``engine_version`` (``PgServer.upgrade_major``):
+        the new installation is made runnable (and the server module built for it) first."""
+        server = self.get_server(server_id)
+        target = self.installation(engine_version)
+        if target.major != server.major:
+            await server.upgrade_major(target)
+        return server
+
+    def finish_upgrade(self, server: PgServer) -> None:
+        """The upgraded server runs: its old data directory goes."""
+        settle_upgrade(server.cluster_dir)
+
     async def delete_replica(self, server_id: str) -> None:
         """Stop and remove one further server of a cluster (not its first one)."""
         server = self._servers.get(server_id)
@@ -386,6 +399,9 @@ class LocalEngine:
                 report.deleted.append(cluster_id)
                 continue
             present.add(cluster_id)
+            settled = settle_upgrade(entry)  # a major upgrade interrupted by the restart
+            if settled is not None:
+                log.warning("cluster %s: %s", cluster_id, settled)
             if (entry / CLONING_MARKER).exists():  # the first server was being cloned afresh: not usable
                 await postmaster.clear_leftovers(pgdata)
                 shutil.rmtree(pgdata, ignore_errors=True)
@@ -432,6 +448,9 @@ class LocalEngine:
         for child in sorted(parent.iterdir()):
             if not child.is_dir() or not _CLUSTER_ID.match(child.name):
                 continue
+            settled = settle_upgrade(child)  # a primary after a failover is upgraded in its own directory
+            if settled is not None:
+                log.warning("server %s: %s", child.name, settled)
             if (child / DELETING_MARKER).exists() or (child / CLONING_MARKER).exists():
                 await postmaster.clear_leftovers(child / "pgdata")
                 shutil.rmtree(child, ignore_errors=True)
