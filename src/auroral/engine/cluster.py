@@ -742,10 +742,8 @@ class PgServer:
             conf.write(new / "postgresql.conf", conf.read(new / "postgresql.conf") + conf.INCLUDES, self.runas)
             conf.write(new / conf.BASE_FILE, conf.base_conf(target.major), self.runas)
             for name in (PARAMS_JSON, conf.PARAMS_FILE, conf.IAM_USERS_FILE):
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     conf.write(new / name, conf.read(self.pgdata / name), self.runas)
-                except FileNotFoundError:
-                    pass
             await postmaster.sync(target, new, self.runas)
             os.rename(self.pgdata, self.cluster_dir / OLD_DIR)
             os.rename(new, self.pgdata)

@@ -80,6 +80,16 @@ class EngineVersion:
         return f"{ENGINE}{self.major}"
 
 
+@dataclass(frozen=True)
+class UpgradePlan:
+    """An accepted ``ModifyDBCluster EngineVersion``: where the cluster goes, with which parameter group."""
+
+    version: str
+    major: int
+    parameter_group: str
+    is_major: bool
+
+
 def family_of(major: int) -> str:
     return f"{ENGINE}{major}"
 
