@@ -718,8 +718,16 @@ class PgServer:
             make_private_dir(work, self.runas)
             make_private_dir(self.socket_dir, self.runas)
             check_traversable(self.cluster_dir, self.runas)
-            # the same initdb as the templates (rdsadmin as the bootstrap superuser, 1 MB WAL segments)
-            await postmaster.initdb(target, new, self.runas, (f"--wal-segsize={WAL_SEGMENT_MB}",))
+            # the same initdb as the templates (rdsadmin as the bootstrap superuser, 1 MB WAL segments), with
+            # data checksums as the old directory has them (pg_upgrade needs both alike; 18's initdb turns
+            # them on by default)
+            checksums = (await self.control_data()).get("Data page checksum version", "0") != "0"
+            flags = [f"--wal-segsize={WAL_SEGMENT_MB}"]
+            if checksums:
+                flags.append("--data-checksums")
+            elif target.major >= 18:
+                flags.append("--no-data-checksums")
+            await postmaster.initdb(target, new, self.runas, tuple(flags))
             # pg_upgrade logs in as rdsadmin over the private socket (only the cluster's OS user reaches it)
             conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf("bootstrap"), self.runas)
             conf.write(new / "pg_hba.conf", conf.hba_conf("bootstrap"), self.runas)
