@@ -2,7 +2,7 @@
 ApplyImmediately) of a cluster holding a pgbench database of scale 70 (about 1 GB), until the cluster
 endpoint answers ``SELECT 1`` on the new major, beside a raw ``pg_upgrade`` by hand of the same amount of
 data with the same binaries (copy mode, the same ``-j``), in the same run, plus the start of the new
-server and a ``SELECT 1``.
+server and a ``SELECT 1`` (the by-hand time includes the ``initdb`` of the new cluster, as auroral's does).
 
     python benchmarks/upgrade.py [--scale 70] [--from 15.4] [--to 16.4]
 
@@ -126,9 +126,11 @@ def by_hand(scale: int, old: binaries.Installation, new: binaries.Installation) 
             f"-c listen_addresses='' -c unix_socket_directories={sock} -p 6432", "start")
 
     try:
-        for inst, pgdata in ((old, root / "old"), (new, root / "new")):
+        def initdb(inst: binaries.Installation, pgdata: Path) -> None:
             run(inst.tool("initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "--encoding=UTF8",
                 "--locale=C.UTF-8", "--wal-segsize=1")
+
+        initdb(old, root / "old")
         start(old, root / "old")
         t0 = time.perf_counter()
         run(old.tool("pgbench"), "-i", "-I", "dtGvp", "-s", str(scale), "-q", "-h", sock, "-p", "6432",
@@ -136,6 +138,7 @@ def by_hand(scale: int, old: binaries.Installation, new: binaries.Installation) 
         load = time.perf_counter() - t0
         t0 = time.perf_counter()
         run(old.tool("pg_ctl"), "-D", root / "old", "-m", "fast", "-w", "stop")
+        initdb(new, root / "new")  # part of the upgrade: the new major's empty cluster
         run(new.tool("pg_upgrade"), "-b", old.bindir, "-B", new.bindir, "-d", root / "old", "-D", root / "new",
             "-U", "postgres", "-s", sock, "-j", str(os.cpu_count() or 1), cwd=work)
         start(new, root / "new")
@@ -162,7 +165,7 @@ def main() -> None:
     old, new = installation(int(args.source.split(".")[0])), installation(int(args.target.split(".")[0]))
     print(f"pgbench scale {args.scale}; PostgreSQL {old.version} -> {new.version}; {os.cpu_count()} CPUs")
     hand_load, hand = by_hand(args.scale, old, new)
-    print(f"by hand: load {hand_load:.1f} s; pg_upgrade + start + SELECT 1: {hand:.1f} s")
+    print(f"by hand: load {hand_load:.1f} s; stop + initdb + pg_upgrade + start + SELECT 1: {hand:.1f} s")
     load, mine = with_auroral(args.scale, args.source, args.target)
     print(f"auroral: load {load:.1f} s; ModifyDBCluster {args.source} -> {args.target} until SELECT 1 on the "
           f"new major: {mine:.1f} s")

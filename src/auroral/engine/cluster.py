@@ -752,7 +752,8 @@ class PgServer:
             for name in (PARAMS_JSON, conf.PARAMS_FILE, conf.IAM_USERS_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     conf.write(new / name, conf.read(self.pgdata / name), self.runas)
-            await postmaster.sync(target, new, self.runas)
+            # pg_upgrade synced the new directory before it exited; conf.write fsyncs each file
+            _fsync_dir(new)
             os.rename(self.pgdata, self.cluster_dir / OLD_DIR)
             os.rename(new, self.pgdata)
             _fsync_dir(self.cluster_dir)
