@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,3 +222,41 @@ def test_metadata_as_boto3_reads_it(rds: Any) -> None:
     paginator = rds.get_paginator("describe_orderable_db_instance_options")
     pages = list(paginator.paginate(Engine="aurora-postgresql", EngineVersion="16.4", PaginationConfig={"PageSize": 20}))
     assert len(pages) > 1 and len({o["DBInstanceClass"] for p in pages for o in p["OrderableDBInstanceOptions"]}) > 20
+
+
+def test_auroral_killed_during_pg_upgrade_finishes_it_at_restart() -> None:
+    """kill -9 of auroral while pg_upgrade fills the new data directory: the next start stops what the
+    upgrade left running, discards the half-made directory, runs the upgrade again and loses nothing."""
+    needs(15, 16)
+    key, secret = new_root_key()
+    base = server_tmpdir()
+    env = {"AURORAL_ALLOW_PG_BELOW_16": "1"}
+    if BINDIRS:
+        env[binaries.ENV_BINDIR] = BINDIRS
+    srv = start_server(base / "data", access_key=key, secret_key=secret, account="222233335555", extra_env=env)
+    try:
+        rds = srv.client("rds")
+        db = create_db(rds, prefix="upg-kill", engine_version="15.4")
+        with db.connect() as conn:
+            conn.execute("CREATE TABLE kept AS SELECT g AS n FROM generate_series(1, 200000) g")
+        cluster_dir = base / "data" / "engine" / "clusters" / db.resource_id
+        rds.modify_db_cluster(DBClusterIdentifier=db.cluster_id, EngineVersion="16.4",
+                              AllowMajorVersionUpgrade=True, ApplyImmediately=True)
+        until(lambda: (cluster_dir / "pgdata.upgrade" / "PG_VERSION").exists(), timeout=120,
+              what="pg_upgrade's new data directory")
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+        port = int(srv.url.rsplit(":", 1)[1])
+        srv = start_server(base / "data", access_key=key, secret_key=secret, account="222233335555", port=port,
+                           extra_env=env)
+        rds = srv.client("rds")
+        _wait_upgraded(rds, db, "16.4")
+        with db.connect() as conn:
+            assert conn.info.server_version // 10000 == 16
+            assert conn.execute("SELECT count(*), sum(n) FROM kept").fetchone() == (200000, 200000 * 200001 // 2)
+        assert sorted(p.name for p in cluster_dir.iterdir() if p.name.startswith("pgdata")) == ["pgdata"]
+        delete_db(rds, db)
+    finally:
+        stop_server(srv)
+        shutil.rmtree(base, ignore_errors=True)

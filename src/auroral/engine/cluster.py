@@ -43,6 +43,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from auroral.engine import aurora, bootstrap, conf, fsafe, postmaster
+from auroral.engine import aurora, bootstrap, conf, fsafe, postmaster, proc
 from auroral.engine.binaries import Installation
 from auroral.engine.errors import ParameterError, ServerStartError, ServerStateError
 from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
@@ -857,6 +858,25 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+async def stop_upgrade_leftovers(cluster_dir: Path) -> None:
+    """Before :func:`settle_upgrade` at recovery: a ``pg_upgrade`` (and the programs it runs, all working in
+    its work directory) that outlived a killed auroral is killed, and the postmasters it started are
+    stopped, so that nothing writes the directories being settled."""
+    if not (cluster_dir / UPGRADE_MARKER).exists():
+        return
+    work = cluster_dir / _UPGRADE_WORK
+    if work.is_dir():
+        deadline = time.monotonic() + 10
+        while (left := proc.processes_in(work)) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.05)
+    for pgdata in (cluster_dir / UPGRADE_DIR, cluster_dir / "pgdata"):
+        if pgdata.is_dir():
+            await postmaster.clear_leftovers(pgdata)
 
 
 def settle_upgrade(cluster_dir: Path) -> str | None:

@@ -41,7 +41,14 @@ from pathlib import Path
 
 from auroral.engine import binaries, extension, fsafe, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
-from auroral.engine.cluster import CLONING_MARKER, PgServer, RestartPolicy, StatusCallback, settle_upgrade
+from auroral.engine.cluster import (
+    CLONING_MARKER,
+    PgServer,
+    RestartPolicy,
+    StatusCallback,
+    settle_upgrade,
+    stop_upgrade_leftovers,
+)
 from auroral.engine.errors import EngineError, ServerExistsError, ServerNotFoundError
 from auroral.engine.osuser import RunAs
 from auroral.engine.template import TemplateStore
@@ -399,6 +406,7 @@ class LocalEngine:
                 report.deleted.append(cluster_id)
                 continue
             present.add(cluster_id)
+            await stop_upgrade_leftovers(entry)
             settled = settle_upgrade(entry)  # a major upgrade interrupted by the restart
             if settled is not None:
                 log.warning("cluster %s: %s", cluster_id, settled)
@@ -448,6 +456,7 @@ class LocalEngine:
         for child in sorted(parent.iterdir()):
             if not child.is_dir() or not _CLUSTER_ID.match(child.name):
                 continue
+            await stop_upgrade_leftovers(child)
             settled = settle_upgrade(child)  # a primary after a failover is upgraded in its own directory
             if settled is not None:
                 log.warning("server %s: %s", child.name, settled)
