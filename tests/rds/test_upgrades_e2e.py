@@ -137,15 +137,17 @@ def test_minor_upgrade_immediately_and_pending(rds: Any) -> None:
         delete_db(rds, db)
 
 
-def test_major_upgrade_keeps_the_data(rds: Any) -> None:
-    needs(15, 16)
-    db = create_db(rds, prefix="upg-major", engine_version="15.4")
+@pytest.mark.parametrize(("source", "target"), [("15.4", "16.4"), ("14.6", "15.4"), ("16.4", "17.4")])
+def test_major_upgrade_keeps_the_data(rds: Any, source: str, target: str) -> None:
+    old_major, new_major = int(source.split(".")[0]), int(target.split(".")[0])
+    needs(old_major, new_major)
+    db = create_db(rds, prefix="upg-major", engine_version=source)
     reader = ident("upg-major-r")
     try:
         rds.create_db_instance(DBInstanceIdentifier=reader, DBClusterIdentifier=db.cluster_id,
                                Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
         with db.connect() as conn:
-            assert conn.info.server_version // 10000 == 15
+            assert conn.info.server_version // 10000 == old_major
             conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
             conn.execute("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 1000) g")
             conn.execute("CREATE ROLE app LOGIN PASSWORD 'App-pass-1234'")
@@ -154,41 +156,41 @@ def test_major_upgrade_keeps_the_data(rds: Any) -> None:
             conn.execute("GRANT rds_iam TO iam_user")
 
         # AWS's refusals
-        assert _error(rds, DBClusterIdentifier=db.cluster_id, EngineVersion="16.4", ApplyImmediately=True) == (
+        assert _error(rds, DBClusterIdentifier=db.cluster_id, EngineVersion=target, ApplyImmediately=True) == (
             "InvalidParameterCombination",
             "The AllowMajorVersionUpgrade flag must be present when upgrading to a new major version.")
-        assert _error(rds, DBClusterIdentifier=db.cluster_id, EngineVersion="14.6", ApplyImmediately=True,
-                      AllowMajorVersionUpgrade=True) == (
-            "InvalidParameterCombination", "Cannot upgrade aurora-postgresql from 15.4 to 14.6")
-        group = ident("upg-g15")
-        rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group, Description="15",
-                                              DBParameterGroupFamily="aurora-postgresql15")
-        code, message = _error(rds, DBClusterIdentifier=db.cluster_id, EngineVersion="16.4", ApplyImmediately=True,
+        assert _error(rds, DBClusterIdentifier=db.cluster_id, EngineVersion="13.9", ApplyImmediately=True,
+                      AllowMajorVersionUpgrade=True)[1] in (
+            f"Cannot upgrade aurora-postgresql from {source} to 13.9", "Cannot find version 13.9 for aurora-postgresql")
+        group = ident("upg-gold")
+        rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group, Description="old",
+                                              DBParameterGroupFamily=f"aurora-postgresql{old_major}")
+        code, message = _error(rds, DBClusterIdentifier=db.cluster_id, EngineVersion=target, ApplyImmediately=True,
                                AllowMajorVersionUpgrade=True, DBClusterParameterGroupName=group)
-        assert code == "InvalidParameterCombination" and "aurora-postgresql16" in message
+        assert code == "InvalidParameterCombination" and f"aurora-postgresql{new_major}" in message
 
         until(lambda: rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0]["DBInstanceStatus"]
               == "available", timeout=120, what="the reader available")
         started = time.monotonic()
-        out = rds.modify_db_cluster(DBClusterIdentifier=db.cluster_id, EngineVersion="16.4",
+        out = rds.modify_db_cluster(DBClusterIdentifier=db.cluster_id, EngineVersion=target,
                                     AllowMajorVersionUpgrade=True, ApplyImmediately=True)
         assert out["DBCluster"]["Status"] == "upgrading"
-        cluster = _wait_upgraded(rds, db, "16.4")
-        print(f"major upgrade 15.4 -> 16.4 of a small cluster with a reader: {time.monotonic() - started:.1f} s")
-        assert cluster["DBClusterParameterGroup"] == "default.aurora-postgresql16"
+        cluster = _wait_upgraded(rds, db, target)
+        print(f"major upgrade {source} -> {target} of a small cluster with a reader: {time.monotonic() - started:.1f} s")
+        assert cluster["DBClusterParameterGroup"] == f"default.aurora-postgresql{new_major}"
         instance = rds.describe_db_instances(DBInstanceIdentifier=db.instance_id)["DBInstances"][0]
-        assert instance["EngineVersion"] == "16.4"
+        assert instance["EngineVersion"] == target
 
         with db.connect() as conn:  # the master's password still logs in
-            assert str(conn.execute("SHOW server_version").fetchone()[0]).startswith("16.")  # type: ignore[index]
+            assert str(conn.execute("SHOW server_version").fetchone()[0]).startswith(f"{new_major}.")  # type: ignore[index]
             assert conn.execute("SELECT count(*), max(name) FROM items").fetchone() == (1000, "item 999")
             assert conn.execute("SELECT rolname FROM pg_roles WHERE pg_has_role('iam_user', oid, 'member') "
                                 "AND rolname = 'rds_iam'").fetchone() == ("rds_iam",)
             assert conn.execute("SELECT pg_has_role(current_user, 'rds_superuser', 'member')").fetchone() == (True,)
             assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
             version = conn.execute("SELECT aurora_version()").fetchone()
-            assert version is not None and str(version[0]).startswith("16.4")
-            conn.execute("CREATE ROLE after_upgrade LOGIN PASSWORD 'After-pass-1234'")  # CREATEROLE as on 16
+            assert version is not None and str(version[0]).startswith(target)
+            conn.execute("CREATE ROLE after_upgrade LOGIN PASSWORD 'After-pass-1234'")  # CREATEROLE on the new major
             conn.execute("DROP ROLE after_upgrade")
         with psycopg.connect(host=db.host, port=db.port, user="app", password="App-pass-1234", dbname=db.database,
                              sslmode="require", connect_timeout=10) as app:
@@ -198,7 +200,7 @@ def test_major_upgrade_keeps_the_data(rds: Any) -> None:
         endpoint = rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0]["Endpoint"]
         with psycopg.connect(host=endpoint["Address"], port=endpoint["Port"], user=db.master, password=db.password,
                              dbname=db.database, sslmode="require", connect_timeout=10) as conn:
-            assert conn.info.server_version // 10000 == 16
+            assert conn.info.server_version // 10000 == new_major
             assert conn.execute("SELECT pg_is_in_recovery(), count(*) FROM items").fetchone() == (True, 1000)
     finally:
         for member in _cluster(rds, db)["DBClusterMembers"]:
