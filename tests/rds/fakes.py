@@ -99,6 +99,13 @@ class FakeRuntime:
         self._maybe_incompatible("reboot_cluster", cluster.resource_id)
         server.running = True
 
+    async def upgrade_cluster(self, cluster: Cluster) -> None:
+        self._maybe_fail("upgrade_cluster", cluster.resource_id)
+        server = self.servers[cluster.resource_id]
+        server.reboots += 1
+        server.parameters = dict(cluster.parameters)
+        server.running = True
+
     async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
         self._maybe_fail("reboot_instance", instance.resource_id)
 

@@ -11,6 +11,7 @@ from auroral.api.actions import table
 from auroral.api.protocol import service_model
 from auroral.errors import AwsError
 from auroral.rds.actions import ACTIONS
+from auroral.rds.engine_versions import MINORS
 from auroral.rds.service import RdsService
 
 from .conftest import Env
@@ -22,7 +23,8 @@ IMPLEMENTED = sorted(
 
 
 def test_every_implemented_operation_has_an_action_entry() -> None:
-    assert len(IMPLEMENTED) == 32  # + DB subnet groups (4), DescribeCertificates, FailoverDBCluster, custom cluster endpoints (4)
+    assert len(IMPLEMENTED) == 35  # + DB subnet groups (4), DescribeCertificates, FailoverDBCluster, custom cluster endpoints (4),
+    # DescribeOrderableDBInstanceOptions, DescribePendingMaintenanceActions, ApplyPendingMaintenanceAction
     assert sorted(ACTIONS) == IMPLEMENTED
     joined = table()
     for op in IMPLEMENTED:
@@ -132,10 +134,11 @@ async def test_engine_versions_follow_the_runtime(env: Env) -> None:
     only16 = await env.call("DescribeDBEngineVersions", DBParameterGroupFamily="aurora-postgresql16")
     assert {v["MajorEngineVersion"] for v in only16["DBEngineVersions"]} == {"16"}
     default = await env.call("DescribeDBEngineVersions", DefaultOnly=True)
-    assert [v["EngineVersion"] for v in default["DBEngineVersions"]] == ["16.8"]
+    # AWS's default (a 17 minor) is not served by this runtime: the newest version served is the default
+    assert [v["EngineVersion"] for v in default["DBEngineVersions"]] == [MINORS[16][-1]]
     created = await env.call("CreateDBCluster", DBClusterIdentifier="d", Engine="aurora-postgresql",
                              MasterUsername="master", MasterUserPassword="Secret-pass1")
-    assert created["DBCluster"]["EngineVersion"] == "16.8"
+    assert created["DBCluster"]["EngineVersion"] == MINORS[16][-1]
     await env.service.drain()
 
 

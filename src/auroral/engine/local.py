@@ -43,7 +43,14 @@ from pathlib import Path
 
 from auroral.engine import binaries, extension, fetch, fsafe, osuser, postmaster, proc
 from auroral.engine.binaries import Installation
-from auroral.engine.cluster import CLONING_MARKER, PgServer, RestartPolicy, StatusCallback
+from auroral.engine.cluster import (
+    CLONING_MARKER,
+    PgServer,
+    RestartPolicy,
+    StatusCallback,
+    settle_upgrade,
+    stop_upgrade_leftovers,
+)
 from auroral.engine.errors import EngineError, NoInstallationError, ServerExistsError, ServerNotFoundError
 from auroral.engine.osuser import RunAs
 from auroral.engine.template import TemplateStore
@@ -413,6 +420,19 @@ class LocalEngine:
             raise
         return server
 
+    async def upgrade_server(self, server_id: str, engine_version: str) -> PgServer:
+        """Upgrade a stopped primary to the major serving ``engine_version`` (``PgServer.upgrade_major``):
+        the new installation is made runnable (and the server module built for it) first."""
+        server = self.get_server(server_id)
+        target = await self.installation_for(engine_version)  # fetched first if needed
+        if target.major != server.major:
+            await server.upgrade_major(target)
+        return server
+
+    def finish_upgrade(self, server: PgServer) -> None:
+        """The upgraded server runs: its old data directory goes."""
+        settle_upgrade(server.cluster_dir)
+
     async def delete_replica(self, server_id: str) -> None:
         """Stop and remove one further server of a cluster (not its first one)."""
         server = self._servers.get(server_id)
@@ -472,6 +492,10 @@ class LocalEngine:
                 report.deleted.append(cluster_id)
                 continue
             present.add(cluster_id)
+            await stop_upgrade_leftovers(entry)
+            settled = settle_upgrade(entry)  # a major upgrade interrupted by the restart
+            if settled is not None:
+                log.warning("cluster %s: %s", cluster_id, settled)
             if (entry / CLONING_MARKER).exists():  # the first server was being cloned afresh: not usable
                 await postmaster.clear_leftovers(pgdata)
                 shutil.rmtree(pgdata, ignore_errors=True)
@@ -518,6 +542,10 @@ class LocalEngine:
         for child in sorted(parent.iterdir()):
             if not child.is_dir() or not _CLUSTER_ID.match(child.name):
                 continue
+            await stop_upgrade_leftovers(child)
+            settled = settle_upgrade(child)  # a primary after a failover is upgraded in its own directory
+            if settled is not None:
+                log.warning("server %s: %s", child.name, settled)
             if (child / DELETING_MARKER).exists() or (child / CLONING_MARKER).exists():
                 await postmaster.clear_leftovers(child / "pgdata")
                 shutil.rmtree(child, ignore_errors=True)

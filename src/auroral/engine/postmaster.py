@@ -46,14 +46,16 @@ def _env(inst: Installation | None = None) -> dict[str, str]:
 
 
 async def run_tool(
-    inst: Installation, tool: str, args: list[str], runas: RunAs, *, stdin: bytes | None = None
+    inst: Installation, tool: str, args: list[str], runas: RunAs, *, stdin: bytes | None = None,
+    cwd: Path | None = None,
 ) -> str:
-    """Run a PostgreSQL program as ``runas``; return its output or raise with it."""
+    """Run a PostgreSQL program as ``runas`` (in ``cwd``, default ``/``); return its output or raise with
+    it. ``pg_upgrade`` needs a working directory it may write (its logs, before PostgreSQL 15)."""
     process = await asyncio.create_subprocess_exec(
         str(inst.tool(tool)), *args,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        cwd="/", env=_env(), **runas.subprocess_kwargs(),
+        cwd=str(cwd or "/"), env=_env(), **runas.subprocess_kwargs(),
     )
     out, _ = await process.communicate(stdin)
     text = out.decode("utf-8", errors="replace")

@@ -88,6 +88,15 @@ ACTIONS: dict[str, ActionSpec] = {
         "rds:DescribeEngineDefaultClusterParameters", ("*",), read_only=True
     ),
     "DescribeDBEngineVersions": ActionSpec("rds:DescribeDBEngineVersions", ("*",), read_only=True),
+    "DescribeOrderableDBInstanceOptions": ActionSpec(
+        "rds:DescribeOrderableDBInstanceOptions", ("*",), read_only=True
+    ),
+    # Service Authorization Reference: on the db or cluster the action names (ResourceIdentifier, an ARN)
+    "DescribePendingMaintenanceActions": ActionSpec("rds:DescribePendingMaintenanceActions", ("*",),
+                                                    read_only=True),
+    "ApplyPendingMaintenanceAction": ActionSpec(
+        "rds:ApplyPendingMaintenanceAction", (Ref("ResourceIdentifier", "arn"),)
+    ),
     "CreateDBSubnetGroup": ActionSpec(
         "rds:CreateDBSubnetGroup", (_SUBGRP,), request_tags="Tags", tag_on_create=_TAG_ON_CREATE
     ),

@@ -443,6 +443,48 @@ class LocalRuntime(ReplicaSet):
         await self._run_with_parameters(server, cluster, restart=True)
         await self._run_standbys(cluster, restart=True)
 
+    async def upgrade_cluster(self, cluster: Cluster) -> None:
+        """Run the cluster on ``cluster.engine_version`` (the target; every endpoint is closed). The same
+        major: every server restarts on that major's installation. A newer major: every server stops, the
+        standbys are removed (their instances' endpoints clone new ones from the upgraded primary when they
+        open), ``pg_upgrade`` runs on the primary (``PgServer.upgrade_major``), and the primary starts on
+        the new major with the cluster's (new) parameters, the Aurora functions and the role options of
+        that major. Run again after a restart of auroral, it picks up where it stopped."""
+        self._clusters[cluster.resource_id] = cluster
+        self._parameters[cluster.resource_id] = dict(cluster.parameters)
+        try:
+            primary = await self._ensure_server(cluster)
+            target = await self._engine.installation_for(cluster.engine_version)  # fetched if needed
+        except EngineError as exc:
+            raise RuntimeFailure(str(exc)) from exc
+        if target.major == primary.major:
+            self._engine.finish_upgrade(primary)  # an upgrade done before a restart leaves its old directory
+            await self._run_with_parameters(primary, cluster, restart=True)
+            await self._run_standbys(cluster, restart=True)
+            return
+        started = time.monotonic()
+        try:
+            for server in self._servers(cluster):  # the primary first: the standbys get all of its WAL
+                await server.stop()
+            for server in self._servers(cluster):
+                if server is not primary:
+                    await self._drop_server(cluster, server.server_id)
+                    self._lag.get(cluster.resource_id, {}).pop(server.server_id, None)
+            await self._engine.upgrade_server(primary.server_id, cluster.engine_version)
+        except EngineError as exc:
+            detail = getattr(exc, "log_tail", "") or ""
+            raise RuntimeFailure(f"the major version upgrade failed: {_first_line(exc)} {detail[-600:]}".strip()) from exc
+        except OSError as exc:
+            raise RuntimeFailure(f"the major version upgrade failed: {exc}") from exc
+        await self._run_with_parameters(primary, cluster, restart=False)
+        try:
+            await primary.rebootstrap(cluster.master_username)
+        except (EngineError, psycopg.Error) as exc:
+            raise RuntimeFailure(f"after the upgrade, the roles could not be updated: {_first_line(exc)}") from exc
+        self._engine.finish_upgrade(primary)
+        log.info("cluster %s: upgraded to PostgreSQL %s in %.1f s", cluster.identifier, target.major,
+                 time.monotonic() - started)
+
     async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
         server = self.server_of(cluster, instance)
         if server is None or server.status() == "not-initialized":

@@ -59,14 +59,17 @@ class IllegalTransition(RuntimeError):
 # not start (its documented cluster statuses have no word for that; unconfirmed what Aurora shows).
 INCOMPATIBLE = "incompatible-parameters"
 FAILING_OVER = "failing-over"
+UPGRADING = "upgrading"  # an engine version upgrade runs (cluster and instances)
 
 # Cluster statuses (a subset of AWS's vocabulary that auroral reaches through real events).
 CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
     "creating": frozenset({"available", "failed", "deleting", INCOMPATIBLE}),
     "available": frozenset(
         {"modifying", "resetting-master-credentials", "stopping", "deleting", "failed",
-         "inaccessible-encryption-credentials", INCOMPATIBLE, FAILING_OVER}
+         "inaccessible-encryption-credentials", INCOMPATIBLE, FAILING_OVER, UPGRADING}
     ),
+    # ModifyDBCluster EngineVersion / ApplyPendingMaintenanceAction (rds/upgrades.py)
+    UPGRADING: frozenset({"available", "failed"}),
     # FailoverDBCluster, or the writer's server lost (rds/failover.py)
     FAILING_OVER: frozenset({"available", "failed"}),
     "modifying": frozenset({"available", "failed"}),
@@ -85,7 +88,8 @@ CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
 INSTANCE_TRANSITIONS: dict[str, frozenset[str]] = {
     "creating": frozenset({"available", "failed", "deleting", "stopped", INCOMPATIBLE}),
     "available": frozenset({"modifying", "renaming", "rebooting", "stopping", "deleting", "failed",
-                            "inaccessible-encryption-credentials", INCOMPATIBLE}),
+                            "inaccessible-encryption-credentials", INCOMPATIBLE, UPGRADING}),
+    UPGRADING: frozenset({"available", "failed"}),
     "modifying": frozenset({"available", "failed"}),
     # ModifyDBInstance NewDBInstanceIdentifier: the instance restarts under its new name (AWS reboots it)
     "renaming": frozenset({"available", "failed"}),

@@ -99,6 +99,15 @@ class ClusterRuntime(Protocol):
 
     async def reboot_cluster(self, cluster: Cluster) -> None: ...
 
+    async def upgrade_cluster(self, cluster: Cluster) -> None:
+        """Run the cluster on ``cluster.engine_version`` / ``cluster.major`` (the target of an engine version
+        upgrade, with the target's parameters; every endpoint closed). A minor upgrade restarts every
+        server on that major's installation; a major upgrade runs ``pg_upgrade`` (data, roles and passwords
+        kept) and leaves the primary running, the readers to be made again when their endpoints open.
+        Called again after an interrupted run, it finishes it. RuntimeFailure: the cluster's data is as it
+        was before (the old major), its servers stopped."""
+        ...
+
     async def reboot_instance(self, cluster: Cluster, instance: Instance) -> None:
         """Restart a reader's own server (with the cluster's current parameters)."""
         ...

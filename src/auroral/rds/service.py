@@ -9,6 +9,7 @@ events, the authorization hooks and the service-linked-role guard.
            └ ClusterOperations (+ ManagedSecretOperations)                            clusters.py
               └ InstanceOperations                                                    instances.py
                  └ TagOperations                                                      tags.py
+                 └ UpgradeOperations  engine version upgrades, pending maintenance     upgrades.py
                     └ RdsService                                                      service.py
 """
 
@@ -29,11 +30,13 @@ from auroral.rds.model import (
     INCOMPATIBLE,
     INSTANCE_TRANSITIONS,
     KIND_CLUSTER,
+    UPGRADING,
     Cluster,
     Instance,
 )
 from auroral.rds.runtime import WRITER_LOST, ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
 from auroral.rds.tags import TagOperations
+from auroral.rds.upgrades import UpgradeOperations
 from auroral.store import Store
 
 log = logging.getLogger("auroral.rds")
@@ -66,7 +69,7 @@ RESOLVERS = {
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
 
-class RdsService(FailoverOperations, TagOperations):
+class RdsService(UpgradeOperations, FailoverOperations, TagOperations):
     def __init__(
         self,
         store: Store,
@@ -146,6 +149,8 @@ class RdsService(FailoverOperations, TagOperations):
                 self._set_members(cluster, "failed", only=("creating",))
             elif status == "deleting":
                 self._spawn_delete(cluster)
+            elif status == UPGRADING:  # the runtime's upgrade picks up where it stopped
+                self._spawn_upgrade(cluster)
             elif status == "stopping":
                 self._spawn_stop(cluster)
             elif status in ("modifying", "resetting-master-credentials", FAILING_OVER):
