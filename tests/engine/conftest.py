@@ -1,7 +1,7 @@
 """Fixtures for engine tests: one event loop and one LocalEngine for the session, real PostgreSQL.
 
-Every test runs against one installation of each major ``available()`` finds (the embedded PostgreSQL
-18, system packages, ``AURORAL_PG_BINDIR``). As root, each server runs as its own unprivileged OS user (templates as ``auroral-pg``).
+Every test runs against one installation of each major auroral serves (the embedded PostgreSQL 18,
+system packages, ``AURORAL_PG_BINDIR``, and the builds it fetches: 14 to 18). As root, each server runs as its own unprivileged OS user (templates as ``auroral-pg``).
 """
 
 from __future__ import annotations
@@ -16,22 +16,34 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from auroral.engine import Installation, LocalEngine, PgServer, RestartPolicy, Status, available
+from auroral.engine import Installation, LocalEngine, PgServer, RestartPolicy, Status, available, fetch
 from auroral.engine.extension import servable
 
 
 def _one_per_major() -> list[Installation]:
     """The preferred installation of each major found (``available()`` lists them in that order) that
-    may serve clusters (14/15: only where auroral_rds can be built, ``extension.servable``)."""
+    may serve clusters (14/15: only where auroral_rds can be built, ``extension.servable``), after
+    fetching every major auroral can fetch that is not here with server headers (into the tests' shared
+    cache, tests/conftest.py; ``AURORAL_ENGINE_FETCH=0``: only what is installed)."""
+    cache_dir = os.environ.get(fetch.ENV_CACHE, "")
+    cache = Path(cache_dir) if cache_dir else None
+    if cache is not None:
+        have = {i.major for i in available(fetched=cache) if i.headers}
+        for major in fetch.fetchable_majors():
+            if major not in have:
+                try:
+                    fetch.fetch(major, cache)
+                except fetch.FetchError as exc:  # offline: the majors at hand are tested
+                    print(f"PostgreSQL {major} is not tested: {exc}")
     seen: dict[int, Installation] = {}
-    for inst in available():
+    for inst in available(refresh=True, fetched=cache):
         if servable(inst):
             seen.setdefault(inst.major, inst)
     return list(seen.values())
 
 
-# Every major this machine has (AURORAL_PG_BINDIR, the embedded wheel, system packages): the tests of
-# each module run once per major.
+# Every major auroral serves (AURORAL_PG_BINDIR, the embedded wheel, system packages, fetched builds):
+# the tests of each module, the escalation tests among them, run once per major.
 INSTALLATIONS = _one_per_major()
 ADMIN_PASSWORD = "rdsadmin-Secret-1"
 MASTER = "postgres"

@@ -43,6 +43,14 @@ def uid_of(pid: int) -> int:
     raise AssertionError(f"no Uid for {pid}")
 
 
+def _live_uid(pid: int) -> int | None:
+    """``uid_of``, or None for a child that exited since it was listed (a startup or WAL-summary process)."""
+    try:
+        return uid_of(pid)
+    except (ProcessLookupError, FileNotFoundError):
+        return None
+
+
 @pytest.fixture
 def victim(tmp_path: Path) -> Path:
     private = tmp_path / "root-only"
@@ -149,7 +157,7 @@ def test_each_cluster_runs_as_its_own_os_user(
         assert len(users) == 2 and engine.runas.uid not in users and 0 not in users
         for srv in (server, other):
             assert srv.pid is not None and uid_of(srv.pid) == srv.runas.uid
-            assert {uid_of(p) for p in proc.children(srv.pid)} == {srv.runas.uid}
+            assert {uid for p in proc.children(srv.pid) if (uid := _live_uid(p)) is not None} == {srv.runas.uid}
             st = srv.pgdata.stat()
             assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (srv.runas.uid, 0o700)
             assert pwd.getpwuid(srv.runas.uid).pw_name == srv.runas.name

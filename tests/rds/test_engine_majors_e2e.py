@@ -29,11 +29,10 @@ GCC = {14: "7.4.0"}  # Aurora's compiler in version(), 9.5.0 from 15 on (see eng
 
 @pytest.fixture(scope="module")
 def all_majors() -> Iterator[Server]:
-    """A server that serves every major it can (AURORAL_ALLOW_PG_BELOW_16: 14 and 15 too)."""
+    """A server as a user starts it: 14 and 15 are served with the auroral_rds module (gcc is here)."""
     key, secret = new_root_key()
     base = server_tmpdir()
-    srv = start_server(base / "data", access_key=key, secret_key=secret, account="222233334444",
-                       extra_env={"AURORAL_ALLOW_PG_BELOW_16": "1"})
+    srv = start_server(base / "data", access_key=key, secret_key=secret, account="222233334444")
     try:
         yield srv
     finally:
@@ -49,6 +48,7 @@ def test_each_major_runs_its_own_postgresql(all_majors: Server) -> None:
         offered[int(v["MajorEngineVersion"])] = v["EngineVersion"]  # the newest of each
     assert {14, 15, 16, 17} <= set(offered), offered
     assert 13 not in offered  # no build of 13 to run: not offered rather than run on another major
+    dumped: list[int] = []
     dbs = {major: create_db(rds, prefix=f"major{major}", engine_version=version, wait=False)
            for major, version in sorted(offered.items())}
     try:
@@ -70,9 +70,29 @@ def test_each_major_runs_its_own_postgresql(all_majors: Server) -> None:
                 # the fetched builds have server headers: auroral_rds is built and loaded on every major
                 assert conn.execute("SELECT count(*) FROM pg_settings WHERE name = 'rds.extensions'"
                                     ).fetchone() == (1,), major
+                conn.execute("CREATE TABLE dumped (n int PRIMARY KEY)")
+                conn.execute("INSERT INTO dumped VALUES (42)")
+            client_dump = _client_pg_dump(major)
+            if client_dump is not None:  # the client machine's pg_dump of the same major (Debian's 15)
+                out = subprocess.run([str(client_dump), "--no-password", "-t", "dumped",
+                                      f"host={db.host} port={db.port} user={db.master} dbname={db.database} "
+                                      "sslmode=require"],
+                                     capture_output=True, text=True, timeout=60, check=False,
+                                     env={**os.environ, "PGPASSWORD": db.password})
+                assert out.returncode == 0, out.stderr
+                assert "CREATE TABLE public.dumped" in out.stdout and "42" in out.stdout
+                dumped.append(major)
+        # Debian 12's postgresql-client is 15 (the CI machine installs it)
+        assert 15 in dumped or _client_pg_dump(15) is None
     finally:
         for db in dbs.values():
             delete_db(rds, db)
+
+
+def _client_pg_dump(major: int) -> Path | None:
+    """A pg_dump of ``major`` installed on this machine as a client (Debian's postgresql-client-<major>)."""
+    path = Path(f"/usr/lib/postgresql/{major}/bin/pg_dump")
+    return path if path.is_file() else None
 
 
 def test_a_fetch_that_fails_leaves_the_cluster_failed(tmp_path: Path) -> None:
@@ -114,7 +134,7 @@ def test_engine_install_and_list(tmp_path: Path) -> None:
     seventeen = [row for row in doc["installations"] if row["major"] == 17]
     assert seventeen[0]["headers"] and seventeen[0]["serves"] and seventeen[0]["version"].startswith("17.")
     assert Path(seventeen[0]["path"], "bin", "postgres").is_file()
-    assert doc["fetchable"] == [16, 17, 18]  # 14 and 15 held back (AURORAL_ALLOW_PG_BELOW_16)
+    assert doc["fetchable"] == [14, 15, 16, 17, 18]  # 14 and 15 too: gcc builds auroral_rds for them
     table = _cli("list", "--data-dir", str(data), env=env)
     assert table.stdout.splitlines()[0].split() == ["MAJOR", "VERSION", "SOURCE", "HEADERS", "SERVES", "PATH"]
     # offline: fetching off, nothing fetchable; install of a major that is not there fails cleanly

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -218,14 +217,11 @@ def test_reset_master_password_restores_privileges(rds: Any, db: Db) -> None:
 
 
 def test_reset_master_after_it_revoked_its_own_privileges_pg15() -> None:
-    """On PostgreSQL 15 (served only with AURORAL_ALLOW_PG_BELOW_16=1) the master *can* drop its
-    CREATEROLE/CREATEDB and ``rds_superuser``: the reset must restore them."""
-    if not Path("/usr/lib/postgresql/15/bin/postgres").exists():
-        pytest.skip("no PostgreSQL 15 installation")
+    """On PostgreSQL 15 (fetched on first use, served with the auroral_rds module) the master *can* drop
+    its CREATEROLE/CREATEDB and ``rds_superuser``: the reset must restore them."""
     key, secret = new_root_key()
     base = server_tmpdir()
-    srv = start_server(base / "data", access_key=key, secret_key=secret, account="111122223333",
-                       extra_env={"AURORAL_ALLOW_PG_BELOW_16": "1"})
+    srv = start_server(base / "data", access_key=key, secret_key=secret, account="111122223333")
     try:
         rds = srv.client("rds")
         db = create_db(rds, prefix="e2e-pg15", engine_version="15.4")
