@@ -417,10 +417,15 @@ def cmd_engine_list(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     rows = []
-    first: set[int] = set()
+    # what ``LocalEngine.choose`` takes for each major: the first of the pool, unless it lacks server
+    # headers and a build with them would be fetched instead
+    chosen: dict[int, Path] = {}
+    for inst in engine.pool():
+        if inst.major not in chosen and (inst.headers or inst.source == "env" or not engine.fetching
+                                         or inst.major not in fetch.FETCHABLE):
+            chosen[inst.major] = inst.bindir
     for inst in engine._discovered():
-        serves = inst.major not in first and inst.major >= engine.min_major
-        first.add(inst.major)
+        serves = chosen.get(inst.major) == inst.bindir
         rows.append({"major": inst.major, "version": inst.version, "source": inst.source,
                      "headers": inst.headers, "serves": serves, "path": str(inst.bindir.parent)})
     fetchable = [m for m in fetch.fetchable_majors() if m >= engine.min_major]

@@ -87,6 +87,7 @@ _PERMS = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{
 # Required parameters that name no resource, per operation.
 BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("rds", "AddTagsToResource"): {"Tags": [{"Key": "k", "Value": "v"}]},
+    ("rds", "ApplyPendingMaintenanceAction"): {"ApplyAction": "db-upgrade", "OptInType": "immediate"},
     ("rds", "CreateDBCluster"): {"Engine": "aurora-postgresql", "MasterUsername": "master",
                                  "MasterUserPassword": PASSWORD},
     ("rds", "CreateDBClusterEndpoint"): {"EndpointType": "ANY"},
