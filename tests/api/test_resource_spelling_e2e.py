@@ -86,6 +86,7 @@ _PERMS = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{
 
 # Required parameters that name no resource, per operation.
 BASE: dict[tuple[str, str], dict[str, Any]] = {
+    ("rds", "AddRoleToDBCluster"): {"RoleArn": "arn:aws:iam::123456789012:role/canon", "FeatureName": "s3Import"},
     ("rds", "AddTagsToResource"): {"Tags": [{"Key": "k", "Value": "v"}]},
     ("rds", "ApplyPendingMaintenanceAction"): {"ApplyAction": "db-upgrade", "OptInType": "immediate"},
     ("rds", "CreateDBCluster"): {"Engine": "aurora-postgresql", "MasterUsername": "master",
@@ -100,6 +101,7 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("rds", "ModifyDBClusterParameterGroup"): {
         "Parameters": [{"ParameterName": "work_mem", "ParameterValue": "8192", "ApplyMethod": "immediate"}]},
     ("rds", "ModifyDBSubnetGroup"): {"SubnetIds": ["subnet-0123456789abcdef0"]},
+    ("rds", "RemoveRoleFromDBCluster"): {"RoleArn": "arn:aws:iam::123456789012:role/canon"},
     ("rds", "RemoveTagsFromResource"): {"TagKeys": ["k"]},
     ("ec2", "AuthorizeSecurityGroupEgress"): {"IpPermissions": _PERMS},
     ("ec2", "AuthorizeSecurityGroupIngress"): {"IpPermissions": _PERMS},

@@ -174,6 +174,7 @@ class FakeRuntime:
 class FakeDirectory:
     def __init__(self) -> None:
         self.roles: set[str] = set()
+        self.iam_roles: set[str] = set()  # ARNs of the IAM roles that exist
 
     def service_linked_role_exists(self, service_name: str) -> bool:
         return service_name in self.roles
@@ -181,6 +182,9 @@ class FakeDirectory:
     def create_service_linked_role(self, service_name: str) -> Any:
         self.roles.add(service_name)
         return service_name
+
+    def role_by_arn(self, arn: str) -> Any:
+        return arn if arn in self.iam_roles else None
 
 
 class FakeAuthorizer:

@@ -118,6 +118,13 @@ ACTIONS: dict[str, ActionSpec] = {
         "rds:ModifyDBClusterEndpoint", (_ENDPOINT,), resource_tags=True,
     ),
     "DeleteDBClusterEndpoint": ActionSpec("rds:DeleteDBClusterEndpoint", (_ENDPOINT,), resource_tags=True),
+    # AddRoleToDBCluster's dependent action iam:PassRole on the role is authorized by the handler
+    # (rds/cluster_roles.py), with iam:PassedToService = rds.amazonaws.com
+    "AddRoleToDBCluster": ActionSpec("rds:AddRoleToDBCluster", (_CLUSTER,)),
+    "RemoveRoleFromDBCluster": ActionSpec("rds:RemoveRoleFromDBCluster", (_CLUSTER,)),
+    # no resource-level permissions (Service Authorization Reference): "*"
+    "DescribeEvents": ActionSpec("rds:DescribeEvents", ("*",), read_only=True),
+    "DescribeEventCategories": ActionSpec("rds:DescribeEventCategories", ("*",), read_only=True),
     "AddTagsToResource": ActionSpec(
         "rds:AddTagsToResource", (_TAGGED,), request_tags="Tags"
     ),

@@ -19,7 +19,7 @@ from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.errors import AccessDenied, AwsError, invalid_parameter_combination, invalid_parameter_value
-from auroral.rds import validate
+from auroral.rds import events, validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.certificates import CertificateOperations
 from auroral.rds.cluster_endpoints import ClusterEndpointOperations
@@ -296,6 +296,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 current = self._cluster_by_rid(rid)
                 if current is not None:
                     self._secret_password_applied(current)
+                    events.cluster_event(self.store, current, events.CLUSTER_CREATED)  # it exists, does not run
                 return
             except RuntimeFailure as exc:
                 self._fail_cluster(rid, exc.reason)
@@ -305,6 +306,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 current.transition("available")
                 self._save_cluster(current)
                 self._secret_password_applied(current)
+                events.cluster_event(self.store, current, events.CLUSTER_CREATED)
 
         return self._spawn(rid, "create", work)
 
@@ -368,6 +370,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         # immediately whatever ApplyImmediately says (static parameters still wait for a reboot).
         if new_ident and new_ident != cluster.identifier:
             members = self._members(cluster)
+            old_ident = cluster.identifier
             with self.store.transaction():
                 self._drop_cluster(cluster)
                 cluster.identifier = new_ident
@@ -375,6 +378,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                     m.cluster_identifier = new_ident
                     self._save_instance(m)
                 self._save_cluster(cluster)
+            events.cluster_event(self.store, cluster, events.CLUSTER_RENAMED, old=old_ident, new=new_ident)
         if "DeletionProtection" in params:
             cluster.deletion_protection = _bool(params["DeletionProtection"])
         if "EnableIAMDatabaseAuthentication" in params:
@@ -490,6 +494,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 self._save_cluster(current)
                 if reason is None:
                     self._secret_password_applied(current)
+                    events.cluster_event(self.store, current, events.MASTER_CREDENTIALS_RESET)
                 elif current.master_user_secret and current.master_user_secret.get("SecretStatus") == "creating":
                     self.set_secret_status(current.account, current.master_user_secret["SecretArn"],
                                            "impaired", reason)
@@ -539,6 +544,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                     log.warning("instance %s: closing endpoint failed: %s", member.identifier, exc.reason)
                 self._drop_instance(member)
                 self._release_interface(member)
+                events.instance_event(self.store, member, events.INSTANCE_DELETED)
             try:
                 await self.runtime.delete_cluster(current)
             except RuntimeFailure as exc:
@@ -549,6 +555,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             self._drop_cluster(current)
             self._drop_cluster_endpoints(current)
             self._forget_upgrade(current)
+            events.cluster_event(self.store, current, events.CLUSTER_DELETED)
 
         self._spawn(rid, "delete", work)
 
@@ -588,6 +595,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 self._set_members(current, "stopping", only=("available",))
                 self._set_members(current, "stopped", only=("stopping", "failed", "creating"))
                 self._save_cluster(current)
+                events.cluster_event(self.store, current, events.CLUSTER_STOPPED)
 
         self._spawn(rid, "stop", work)
 
@@ -628,6 +636,8 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 return
             current.transition("available")
             self._save_cluster(current)
+            if expected == "starting":  # StartDBCluster (recovery after a restart of auroral is no start)
+                events.cluster_event(self.store, current, events.CLUSTER_STARTED)
             await self._reconcile_writer(current)
             for member in self._members(current):
                 if member.status in ("starting", "creating", "available", "rebooting", "modifying", "renaming",

@@ -20,6 +20,7 @@ from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.errors import invalid_parameter_value
+from auroral.rds import events
 from auroral.rds.base import rds_error
 from auroral.rds.instances import InstanceOperations
 from auroral.rds.model import FAILING_OVER, Cluster, Instance
@@ -101,6 +102,7 @@ class FailoverOperations(InstanceOperations):
                 current.transition("available" if any(m.is_writer and m.status == "available" for m in members)
                                    else "failed", "failover: no available reader")
                 self._save_cluster(current)
+                events.cluster_event(self.store, current, events.FAILOVER_FAILED)
                 return
             await self._do_failover(current, target, rejoin=True)
 
@@ -110,6 +112,10 @@ class FailoverOperations(InstanceOperations):
         """Run the runtime's hand-over to ``target`` and record it (flags, statuses); the cluster ends
         ``available`` (or ``failed`` when there is no writer to go back to)."""
         rid = cluster.resource_id
+        writer = next((m for m in self._members(cluster) if m.is_writer), None)
+        same_az = writer is None or writer.availability_zone == target.availability_zone
+        events.cluster_event(self.store, cluster, events.FAILOVER_STARTED_SAME_AZ if same_az
+                             else events.FAILOVER_STARTED_CROSS_AZ, name=target.identifier)
         try:
             rejoined = await self.runtime.failover(cluster, target, rejoin=rejoin)
         except RuntimeFailure as exc:
@@ -119,6 +125,7 @@ class FailoverOperations(InstanceOperations):
                 writer_ok = any(m.is_writer and m.status == "available" for m in self._members(current))
                 current.transition("available" if writer_ok else "failed", f"failover failed: {exc.reason}")
                 self._save_cluster(current)
+            events.cluster_event(self.store, current or cluster, events.FAILOVER_FAILED)
             return False
         current = self._cluster_by_rid(rid)
         if current is None:
@@ -136,6 +143,7 @@ class FailoverOperations(InstanceOperations):
         if current.status == FAILING_OVER:
             current.transition("available")
             self._save_cluster(current)
+        events.cluster_event(self.store, current, events.FAILOVER_COMPLETED, name=target.identifier)
         log.warning("cluster %s: %s is the writer now", current.identifier, target.identifier)
         return True
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.errors import AwsError, invalid_parameter_combination, invalid_parameter_value
-from auroral.rds import validate
+from auroral.rds import events, validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.clusters import ClusterOperations
 from auroral.rds.endpoints import instance_endpoint_name
@@ -155,6 +155,9 @@ class InstanceOperations(ClusterOperations):
                 self._save_instance(current)
                 return
             await self._open_endpoint(owner, current)
+            current = self._instance_by_rid(account, dbi)
+            if current is not None and current.status == "available":
+                events.instance_event(self.store, current, events.INSTANCE_CREATED)
 
         return self._spawn(rid, "open-endpoint", work)
 
@@ -290,6 +293,7 @@ class InstanceOperations(ClusterOperations):
             self._drop_instance(current)
             self._release_interface(current)
             self._forget_member(current)
+            events.instance_event(self.store, current, events.INSTANCE_DELETED)
             if owner is not None and current.is_writer and not promoted:
                 owner = self._cluster_by_rid(rid) or owner
                 await self._promote_reader(owner)
@@ -374,10 +378,14 @@ class InstanceOperations(ClusterOperations):
                 for member in self._members(owner):
                     if member.status in (INCOMPATIBLE, "rebooting"):
                         await self._open_endpoint(owner, member)
+                current = self._instance_by_rid(account, dbi)
+                if current is not None and current.status == "available":
+                    events.instance_event(self.store, current, events.INSTANCE_RESTARTED)
                 return
             current = self._instance_by_rid(account, dbi)
             if current is not None and current.status == "rebooting":
                 current.transition("available")
                 self._save_instance(current)
+                events.instance_event(self.store, current, events.INSTANCE_RESTARTED)
 
         self._spawn(rid, "reboot", work)

@@ -144,6 +144,8 @@ class Cluster:
     parameters: dict[str, str] = field(default_factory=dict)
     pending_reboot: bool = False
     engine: str = ENGINE
+    # IAM roles associated with the cluster (AddRoleToDBCluster): {"RoleArn", "FeatureName", "Status"}
+    associated_roles: list[dict[str, str]] = field(default_factory=list)
 
     def arn(self) -> str:
         return f"arn:{partition_of(self.region)}:rds:{self.region}:{self.account}:cluster:{self.identifier}"
@@ -185,6 +187,7 @@ class Cluster:
             "status_reason": self.status_reason,
             "parameters": dict(self.parameters),
             "pending_reboot": self.pending_reboot,
+            "associated_roles": [dict(r) for r in self.associated_roles],
         }
 
     @classmethod
@@ -218,6 +221,7 @@ class Cluster:
             status_reason=d.get("status_reason"),
             parameters=dict(d.get("parameters") or {}),
             pending_reboot=bool(d.get("pending_reboot")),
+            associated_roles=[{str(k): str(v) for k, v in r.items()} for r in d.get("associated_roles") or []],
         )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.errors import AwsError, invalid_parameter_combination, invalid_parameter_value
-from auroral.rds import validate
+from auroral.rds import events, validate
 from auroral.rds.base import paginate, rds_error
 from auroral.rds.default_parameters import BY_NAME, DEFAULTS, ParameterDefault
 from auroral.rds.engine_versions import EngineVersionOperations
@@ -186,6 +186,10 @@ class ParameterGroupOperations(EngineVersionOperations):
             except RuntimeFailure as exc:
                 log.warning("cluster %s: applying parameters %s failed: %s", current.identifier,
                             sorted(frozen), exc.reason)
+                return
+            for member in self._members(current):  # the writer's server is the one that took them up
+                if member.is_writer:
+                    events.instance_event(self.store, member, events.PARAMETERS_APPLIED)
 
         self._spawn(rid, "apply-parameters", work)
 
@@ -280,10 +284,15 @@ class ParameterGroupOperations(EngineVersionOperations):
 
     def ModifyDBClusterParameterGroup(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         group = self._custom_group(ctx.account, str(params.get("DBClusterParameterGroupName") or ""))
-        for p, value, method in self._changes(group, params.get("Parameters"), reset=False):
+        changes = self._changes(group, params.get("Parameters"), reset=False)
+        for p, value, method in changes:
             assert value is not None
             group.values[p.name] = (value, method)
         self._save_group(group)
+        for p, value, method in changes:
+            # Cluster parameter groups have no event source type of their own (events.CATEGORIES).
+            events.emit(self.store, "db-parameter-group", group.name, group.arn(), events.PARAMETER_UPDATED,
+                        name=p.name, value=str(value), method=method)
         self._propagate(ctx.account, group.name)
         ctx.record_resource("AWS::RDS::DBClusterParameterGroup", group.arn())
         return {"DBClusterParameterGroupName": group.name}

@@ -178,6 +178,10 @@ class ServiceLinkedRoles(Protocol):
 
     def create_service_linked_role(self, service_name: str) -> Any: ...
 
+    def role_by_arn(self, arn: str) -> Any:
+        """The account's IAM role with exactly this ARN, or None (AddRoleToDBCluster's role must exist)."""
+        ...
+
 
 class ManagedClusterHost(Protocol):
     """What the managed-password side needs from the RDS control plane (``RdsService``)."""

@@ -11,6 +11,8 @@ events, the authorization hooks and the service-linked-role guard.
                  └ TagOperations                                                      tags.py
                  └ UpgradeOperations  engine version upgrades, pending maintenance     upgrades.py
                     └ RdsService                                                      service.py
+                       (+ EventOperations  DescribeEvents, DescribeEventCategories         events.py
+                        + ClusterRoleOperations  AddRoleToDBCluster, RemoveRoleFromDBCluster  cluster_roles.py)
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 from auroral.api.context import RequestContext
 from auroral.errors import AwsError
 from auroral.rds.base import rds_arn
+from auroral.rds.cluster_roles import ClusterRoleOperations
 from auroral.rds.dns_records import RecordSink, publish
+from auroral.rds.events import EventOperations
 from auroral.rds.failover import FailoverOperations
 from auroral.rds.model import (
     CLUSTER_TRANSITIONS,
@@ -43,7 +47,7 @@ log = logging.getLogger("auroral.rds")
 
 _MASTER_PASSWORD_OPS = ("CreateDBCluster", "CreateDBInstance", "ModifyDBCluster", "ModifyDBInstance")
 _CLUSTER_OPS = ("DescribeDBClusters", "ModifyDBCluster", "DeleteDBCluster", "StartDBCluster", "StopDBCluster",
-                "FailoverDBCluster")
+                "FailoverDBCluster", "AddRoleToDBCluster", "RemoveRoleFromDBCluster")
 _INSTANCE_OPS = ("DescribeDBInstances", "ModifyDBInstance", "DeleteDBInstance", "RebootDBInstance")
 _PG_OPS = (
     "DescribeDBClusterParameterGroups", "ModifyDBClusterParameterGroup", "ResetDBClusterParameterGroup",
@@ -69,7 +73,7 @@ RESOLVERS = {
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
 
-class RdsService(UpgradeOperations, FailoverOperations, TagOperations):
+class RdsService(UpgradeOperations, FailoverOperations, TagOperations, EventOperations, ClusterRoleOperations):
     def __init__(
         self,
         store: Store,

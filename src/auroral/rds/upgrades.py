@@ -26,6 +26,7 @@ from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.errors import invalid_parameter_value
+from auroral.rds import events
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.engine_versions import UpgradePlan, describe
 from auroral.rds.instances import InstanceOperations
@@ -82,6 +83,7 @@ class UpgradeOperations(InstanceOperations):
             cluster.transition(UPGRADING)
             self._save_cluster(cluster)
             self._set_members(cluster, UPGRADING, only=("available",))
+        events.cluster_event(self.store, cluster, events.UPGRADE_IN_PROGRESS)
         log.info("cluster %s: upgrading from %s to %s", cluster.identifier, cluster.engine_version, doc["target"])
         self._spawn_upgrade(cluster)
 
@@ -121,6 +123,7 @@ class UpgradeOperations(InstanceOperations):
         current = self._cluster_by_rid(rid)
         if current is None or current.status != UPGRADING:
             return
+        old_major = current.major
         with self.store.transaction():
             if target is not None:
                 current.engine_version, current.major = target.engine_version, target.major
@@ -132,6 +135,9 @@ class UpgradeOperations(InstanceOperations):
             self.store.delete(KIND_UPGRADE, current.account, rid)
             current.transition("available", reason)
             self._save_cluster(current)
+        if target is not None:
+            events.cluster_event(self.store, current, events.UPGRADED_MAJOR if target.major != old_major
+                                 else events.UPGRADED_MINOR)
         if target is None:
             self._refresh_parameters(current)
             try:
