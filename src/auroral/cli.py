@@ -1,4 +1,4 @@
-"""``auroral up | env | status | down | audit | ca | flows | dns | engine``."""
+"""``auroral up | env | status | down | audit | events | ca | flows | dns | engine``."""
 
 from __future__ import annotations
 
@@ -326,6 +326,43 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """The RDS events of the last 14 days with AWS's event IDs (RDS-EVENT-nnnn), which DescribeEvents'
+    answer has no field for (rds/events.py)."""
+    from auroral.rds.events import list_events
+    from auroral.regions import is_region
+    from auroral.store import Store
+
+    settings = _settings(args)
+    if not settings.store_path.exists():
+        print(f"no auroral data in {settings.data_dir}")
+        return 1
+    if args.max < 1:
+        print("auroral: --max must be at least 1", file=sys.stderr)
+        return 2
+    if args.region and not is_region(args.region):
+        print(f"auroral: unknown region {args.region}", file=sys.stderr)
+        return 2
+    store = Store(settings.store_path)
+    try:
+        home = store.get_meta("home_region") or settings.region
+        account = store.get_meta("account_id") or ""
+        found = list_events(store.in_region(args.region or home, home), account)
+    finally:
+        store.close()
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=14)
+    rows = [e for _, e in found if e.date >= cutoff
+            and (not args.source_identifier or e.source_id == args.source_identifier.lower())][-args.max:]
+    if args.json:
+        for e in rows:
+            print(json.dumps({"EventID": e.event_id, **e.view(), "Date": e.date.isoformat()}))
+        return 0
+    print(f"{'time (UTC)':<20} {'event id':<15} {'source type':<20} {'source':<28} message")
+    for e in rows:
+        print(f"{e.date:%Y-%m-%d %H:%M:%S}  {e.event_id:<15} {e.source_type:<20} {e.source_id[:28]:<28} {e.message}")
+    return 0
+
+
 def cmd_ca(args: argparse.Namespace) -> int:
     settings = _settings(args)
     bundle = settings.data_dir / "tls" / "rds-ca-bundle.pem"
@@ -475,6 +512,15 @@ def _dispatch(argv: list[str] | None) -> int:
     audit.add_argument("--event", help="only events with this name (e.g. CreateDBCluster)")
     audit.add_argument("--json", action="store_true", help="print CloudTrail records as JSON lines")
     audit.set_defaults(func=cmd_audit)
+    events = sub.add_parser("events", help="show the RDS events with their event IDs (oldest first)",
+                            description="The RDS events of the last 14 days, oldest first, with AWS's event IDs "
+                            "(RDS-EVENT-nnnn): what DescribeEvents answers, plus the ID it has no field for.")
+    common(events)
+    events.add_argument("--max", type=int, default=100, metavar="N", help="the newest N events (default 100)")
+    events.add_argument("--source-identifier", help="only events of this cluster, instance, parameter group...")
+    events.add_argument("--region", help="the region (default: the home region)")
+    events.add_argument("--json", action="store_true", help="print the events as JSON lines")
+    events.set_defaults(func=cmd_events)
     ca = sub.add_parser("ca", help="print the CA bundle that signs the endpoints' certificates")
     common(ca)
     ca.add_argument("--path", action="store_true", help="print the bundle's path instead")
