@@ -69,6 +69,10 @@ def test_lifecycle_events(server: Server, rds: Any) -> None:
         assert _messages(rds, "db-instance", reader) == ["DB instance created", "DB instance restarted"]
         assert _auroral_events(server, reader) == [("RDS-EVENT-0005", "DB instance created"),
                                                    ("RDS-EVENT-0006", "DB instance restarted")]
+        table = subprocess.run([sys.executable, "-m", "auroral.cli", "events", "--data-dir", str(server.data_dir)],
+                               capture_output=True, text=True, timeout=60, env=server.env, check=True).stdout
+        assert any("RDS-EVENT-0006" in line and reader in line and line.endswith("DB instance restarted")
+                   for line in table.splitlines())
         failovers = rds.describe_events(SourceType="db-cluster", EventCategories=["failover"])["Events"]
         assert [e["Message"] for e in failovers if e["SourceIdentifier"] == db.cluster_id] == \
             [m for _, m in cluster_events[1:]]

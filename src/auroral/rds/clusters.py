@@ -193,8 +193,11 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             current = self._instance_by_rid(instance.account, instance.resource_id)
             if current is None or current.status == "deleting":
                 return
+        created = current.status == "creating"
         current.transition("available")
         self._save_instance(current)
+        if created:  # also when its endpoint first opens at the cluster's start
+            events.instance_event(self.store, current, events.INSTANCE_CREATED)
 
     # --- operations ------------------------------------------------------------------------
 

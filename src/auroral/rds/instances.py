@@ -155,9 +155,6 @@ class InstanceOperations(ClusterOperations):
                 self._save_instance(current)
                 return
             await self._open_endpoint(owner, current)
-            current = self._instance_by_rid(account, dbi)
-            if current is not None and current.status == "available":
-                events.instance_event(self.store, current, events.INSTANCE_CREATED)
 
         return self._spawn(rid, "open-endpoint", work)
 
