@@ -157,6 +157,13 @@ async def test_errors(env: Env) -> None:
     assert err.code == "InvalidParameterValue"
     err = await env.fails("DescribeEvents", SourceType="db-cluster", SourceIdentifier="a--b")
     assert err.code == "InvalidParameterValue"
+    err = await env.fails("DescribeEvents", Duration=-1)
+    assert err.code == "InvalidParameterValue"
+    # hostile sizes are answers, not failures
+    assert (await env.call("DescribeEvents", Duration=2**62))["Events"] == []
+    year_one = datetime(1, 1, 1, tzinfo=UTC)
+    assert (await env.call("DescribeEvents", EndTime=year_one))["Events"] == []
+    assert (await env.call("DescribeEvents", EndTime=year_one, Duration=5))["Events"] == []
     err = await env.fails("DescribeEventCategories", SourceType="nothing")
     assert err.code == "InvalidParameterValue"
 

@@ -41,6 +41,7 @@ KIND_EVENT = "rds.event"
 # "Amazon RDS keeps events for 14 days" (Aurora user guide, "Viewing Amazon RDS events"); older ones go.
 RETENTION = timedelta(days=14)
 DEFAULT_DURATION_MINUTES = 60
+_RETENTION_MINUTES = int(RETENTION.total_seconds() // 60) + 1
 # Purging the expired events of an account means reading them all: at most once a minute per account.
 _PURGE_EVERY = 60.0
 
@@ -278,8 +279,12 @@ class EventOperations(RdsBase):
         end = _aware(params.get("EndTime")) or now
         start = _aware(params.get("StartTime"))
         if start is None:
-            minutes = DEFAULT_DURATION_MINUTES if duration is None else int(duration)
-            start = end - timedelta(minutes=minutes)
+            # nothing is older than the 14 days kept: a longer Duration (or an EndTime at year 1) asks for no more
+            minutes = DEFAULT_DURATION_MINUTES if duration is None else min(int(duration), _RETENTION_MINUTES)
+            try:
+                start = end - timedelta(minutes=minutes)
+            except OverflowError:
+                start = datetime.min.replace(tzinfo=UTC)
         if start > end:
             # Unconfirmed wording.
             raise invalid_parameter_combination("StartTime must be earlier than EndTime.")
