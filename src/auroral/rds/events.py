@@ -38,7 +38,7 @@ from auroral.rds.model import Cluster, Instance
 from auroral.store import Store
 
 KIND_EVENT = "rds.event"
-# "Amazon RDS keeps events for 14 days" (Aurora user guide, "Viewing Amazon RDS events"); older ones go.
+# DescribeEvents "Returns events ... for the past 14 days" (RDS API reference); older ones go.
 RETENTION = timedelta(days=14)
 DEFAULT_DURATION_MINUTES = 60
 _RETENTION_MINUTES = int(RETENTION.total_seconds() // 60) + 1
