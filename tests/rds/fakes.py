@@ -175,6 +175,8 @@ class FakeDirectory:
     def __init__(self) -> None:
         self.roles: set[str] = set()
         self.iam_roles: set[str] = set()  # ARNs of the IAM roles that exist
+        self.untrusting: set[str] = set()  # ... whose trust policy does not let the service assume them
+        self.assume_checks: list[tuple[str, str, dict[str, Any]]] = []
 
     def service_linked_role_exists(self, service_name: str) -> bool:
         return service_name in self.roles
@@ -183,8 +185,11 @@ class FakeDirectory:
         self.roles.add(service_name)
         return service_name
 
-    def role_by_arn(self, arn: str) -> Any:
-        return arn if arn in self.iam_roles else None
+    def service_may_assume(self, arn: str, service: str, context: dict[str, Any]) -> bool | None:
+        self.assume_checks.append((arn, service, dict(context)))
+        if arn not in self.iam_roles:
+            return None
+        return arn not in self.untrusting
 
 
 class FakeAuthorizer:

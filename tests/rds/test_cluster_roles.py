@@ -28,6 +28,14 @@ async def test_add_describe_remove(env: Env) -> None:
     pass_role = [c for c in env.authorizer.checks if c[0] == "iam:PassRole"]
     assert pass_role == [("iam:PassRole", [ROLE], {"iam:PassedToService": "rds.amazonaws.com"}),
                          ("iam:PassRole", [OTHER], {"iam:PassedToService": "rds.amazonaws.com"})]
+    assert env.directory.assume_checks[-1] == (OTHER, "rds.amazonaws.com", {
+        "aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:c1"})
+    # what RDS can do with a role now: a trust policy that no longer admits RDS, a deleted role
+    env.directory.untrusting.add(ROLE)
+    env.directory.iam_roles.discard(OTHER)
+    assert [r["Status"] for r in (await env.describe_cluster())["AssociatedRoles"]] == ["INVALID", "INVALID"]
+    env.directory.untrusting.clear()
+    env.directory.iam_roles.add(OTHER)
     # kept across a restart of auroral
     assert len((await env.reopen().describe_cluster())["AssociatedRoles"]) == 2
     err = await env.fails("RemoveRoleFromDBCluster", DBClusterIdentifier="c1", RoleArn=ROLE, FeatureName="s3Export")

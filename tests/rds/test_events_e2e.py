@@ -101,10 +101,18 @@ def test_lifecycle_events(server: Server, rds: Any) -> None:
         delete_db(rds, db)
 
 
-def _role(iam: Any) -> str:
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "rds.amazonaws.com"},
-                                                      "Action": "sts:AssumeRole"}]}
-    return str(iam.create_role(RoleName=ident("e2e-s3"), AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+def _trust(service: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+
+
+def _role(iam: Any, service: str = "rds.amazonaws.com") -> str:
+    return str(iam.create_role(RoleName=ident("e2e-s3"), AssumeRolePolicyDocument=_trust(service))["Role"]["Arn"])
+
+
+def _statuses(rds: Any, cluster_id: str) -> list[tuple[str, str]]:
+    roles = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["AssociatedRoles"]
+    return [(r["FeatureName"], r["Status"]) for r in roles]
 
 
 def test_add_role_needs_pass_role(server: Server, rds: Any, make_user: Any) -> None:
@@ -149,6 +157,16 @@ def test_add_role_needs_pass_role(server: Server, rds: Any, make_user: Any) -> N
         with pytest.raises(ClientError) as info:
             rds.add_role_to_db_cluster(DBClusterIdentifier=db.cluster_id, RoleArn=role, FeatureName="NoSuchFeature")
         assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+        # the status is whether RDS may assume the role now (its trust policy, evaluated by IAM)
+        ec2_role = _role(iam, "ec2.amazonaws.com")
+        rds.add_role_to_db_cluster(DBClusterIdentifier=db.cluster_id, RoleArn=ec2_role, FeatureName="s3Export")
+        assert _statuses(rds, db.cluster_id) == [("s3Import", "ACTIVE"), ("s3Export", "INVALID")]
+        iam.update_assume_role_policy(RoleName=ec2_role.rsplit("/", 1)[1], PolicyDocument=_trust("rds.amazonaws.com"))
+        assert _statuses(rds, db.cluster_id) == [("s3Import", "ACTIVE"), ("s3Export", "ACTIVE")]
+        iam.delete_role(RoleName=ec2_role.rsplit("/", 1)[1])
+        assert _statuses(rds, db.cluster_id) == [("s3Import", "ACTIVE"), ("s3Export", "INVALID")]
+        rds.remove_role_from_db_cluster(DBClusterIdentifier=db.cluster_id, RoleArn=ec2_role)
 
         as_user.remove_role_from_db_cluster(DBClusterIdentifier=db.cluster_id, RoleArn=role, FeatureName="s3Import")
         assert rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]["AssociatedRoles"] == []

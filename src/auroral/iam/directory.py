@@ -44,6 +44,7 @@ from auroral.iam.model import (
     utcnow,
 )
 from auroral.iam.policy import Policy, PolicyKind, parse_policy
+from auroral.iam.policy.evaluate import evaluate_trust
 from auroral.store import Store
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,15 @@ class Directory:
         if role is None or role.arn(self.account) != arn:
             return None
         return role
+
+    def service_may_assume(self, arn: str, service: str, context: dict[str, Any]) -> bool | None:
+        """Whether the role ``arn`` trusts ``service`` (``rds.amazonaws.com``) to assume it, with the
+        service's request context (``aws:SourceAccount``, ``aws:SourceArn``); None when there is no such
+        role (RDS's AssociatedRoles status)."""
+        role = self.role_by_arn(arn)
+        if role is None:
+            return None
+        return evaluate_trust(self.compile(role.trust, "trust"), service, None, context)
 
     def session(self, access_key_id: str) -> Session | None:
         return self.sessions.get(access_key_id)

@@ -227,6 +227,10 @@ class RdsBase:
         ``AWSServiceRoleForRDS`` while it does)."""
         return bool(self.store.list(KIND_CLUSTER, account) or self.store.list(KIND_INSTANCE, account))
 
+    def associated_role_views(self, cluster: Cluster) -> list[dict[str, str]]:
+        """DescribeDBClusters' AssociatedRoles (``rds/cluster_roles.py`` gives each its current status)."""
+        return [dict(r) for r in cluster.associated_roles]
+
     # --- instances -------------------------------------------------------------------------
 
     def _get_instance(self, account: str, ident: str) -> Instance | None:

@@ -7,9 +7,13 @@ Service Authorization Reference lists iam:PassRole as its dependent action): the
 through the same IAM evaluator, as the caller. A caller who may not pass the role gets AccessDenied for
 iam:PassRole and nothing changes.
 
-The role is recorded (``Status: ACTIVE``) for the feature the engine version supports
-(``SupportedFeatureNames``); auroral runs none of these features (S3 import/export, Lambda, machine
-learning), so the association is what Describe shows and what IAM decided, nothing more.
+The role is recorded for the feature the engine version supports (``SupportedFeatureNames``). Its
+``Status`` in DescribeDBClusters is what RDS could do with it now: ``ACTIVE`` while the role's trust policy
+lets ``rds.amazonaws.com`` assume it (with ``aws:SourceAccount`` and ``aws:SourceArn`` of the cluster, as
+RDS presents them), ``INVALID`` when it does not or the role was deleted since (botocore's DBClusterRole
+documentation: "the DB cluster is unable to assume the IAM role"). auroral runs none of these features
+(S3 import/export, Lambda, machine learning): the association is what Describe shows and what IAM
+decided, nothing more.
 """
 
 from __future__ import annotations
@@ -37,7 +41,18 @@ def _roles_unavailable(cluster: Cluster) -> AwsError:
                      f"or updates. Current DB cluster status: {cluster.status}")
 
 
+def _assume_context(cluster: Cluster) -> dict[str, Any]:
+    """The request context of RDS assuming a role for a cluster (the confused-deputy keys)."""
+    return {"aws:SourceAccount": cluster.account, "aws:SourceArn": cluster.arn()}
+
+
 class ClusterRoleOperations(RdsBase):
+    def associated_role_views(self, cluster: Cluster) -> list[dict[str, str]]:
+        context = _assume_context(cluster)
+        return [{"RoleArn": r["RoleArn"], "FeatureName": r.get("FeatureName", ""),
+                 "Status": "ACTIVE" if self.directory.service_may_assume(r["RoleArn"], PASSED_TO, context)
+                 else "INVALID"} for r in cluster.associated_roles]
+
     def _role_request(self, ctx: RequestContext, params: dict[str, Any]) -> tuple[Cluster, str, str | None]:
         cluster = self._cluster(ctx.account, str(params.get("DBClusterIdentifier") or ""))
         role_arn = str(params.get("RoleArn") or "")
@@ -63,7 +78,7 @@ class ClusterRoleOperations(RdsBase):
             raise invalid_parameter_value(f"The parameter RoleArn is not a valid IAM role ARN: {role_arn}")
         # The second authorization of this request, as the caller (AccessDenied for iam:PassRole on the role).
         ctx.authorize("iam:PassRole", [role_arn], {"iam:PassedToService": PASSED_TO})
-        if self.directory.role_by_arn(role_arn) is None:
+        if self.directory.service_may_assume(role_arn, PASSED_TO, _assume_context(cluster)) is None:
             # RDS's wording for a role it cannot use (Unconfirmed for this operation: captured from
             # CreateDBInstance/RestoreDBClusterFromSnapshot).
             raise invalid_parameter_value(
@@ -87,7 +102,7 @@ class ClusterRoleOperations(RdsBase):
             raise rds_error("DBClusterRoleQuotaExceededFault",
                             f"DB Cluster {cluster.identifier} has reached the maximum number of associated IAM "
                             f"roles ({MAX_ROLES}).")
-        cluster.associated_roles.append({"RoleArn": role_arn, "FeatureName": feature, "Status": "ACTIVE"})
+        cluster.associated_roles.append({"RoleArn": role_arn, "FeatureName": feature})
         self._save_cluster(cluster)
         ctx.record_resource("AWS::RDS::DBCluster", cluster.arn())
         return {}

@@ -102,6 +102,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         view = cluster_view(cluster, self._members(cluster), self.runtime.cluster_endpoint(cluster), names,
                             certificate=self.certificate_details(),
                             custom_endpoints=self.custom_endpoint_dns_names(cluster))
+        view["AssociatedRoles"] = self.associated_role_views(cluster)
         pending = self.pending_engine_version(cluster)
         if pending is not None:
             view["PendingModifiedValues"] = {**view.get("PendingModifiedValues", {}), "EngineVersion": pending}

@@ -144,7 +144,8 @@ class Cluster:
     parameters: dict[str, str] = field(default_factory=dict)
     pending_reboot: bool = False
     engine: str = ENGINE
-    # IAM roles associated with the cluster (AddRoleToDBCluster): {"RoleArn", "FeatureName", "Status"}
+    # IAM roles associated with the cluster (AddRoleToDBCluster): {"RoleArn", "FeatureName"} (the Status
+    # Describe shows is whether RDS may assume the role now: rds/cluster_roles.py)
     associated_roles: list[dict[str, str]] = field(default_factory=list)
 
     def arn(self) -> str:

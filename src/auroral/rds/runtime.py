@@ -178,8 +178,9 @@ class ServiceLinkedRoles(Protocol):
 
     def create_service_linked_role(self, service_name: str) -> Any: ...
 
-    def role_by_arn(self, arn: str) -> Any:
-        """The account's IAM role with exactly this ARN, or None (AddRoleToDBCluster's role must exist)."""
+    def service_may_assume(self, arn: str, service: str, context: dict[str, Any]) -> bool | None:
+        """Whether the IAM role ``arn`` trusts ``service`` to assume it (None: no such role), for
+        AddRoleToDBCluster and the AssociatedRoles status."""
         ...
 
 
