@@ -218,3 +218,25 @@ def test_record_event_refuses_unknown_source_types(tmp_path: Path) -> None:
             raise AssertionError(bad)
     finally:
         store.close()
+
+
+async def test_upgrade_and_rename_events(env: Env) -> None:
+    await env.cluster("c1", EngineVersion="15.4")
+    await env.instance("w")
+    await env.call("ModifyDBCluster", DBClusterIdentifier="c1", EngineVersion="16.4", AllowMajorVersionUpgrade=True,
+                   ApplyImmediately=True)
+    await env.service.drain()
+    await env.call("ModifyDBCluster", DBClusterIdentifier="c1", EngineVersion="16.6", ApplyImmediately=True)
+    await env.service.drain()
+    env.runtime.fail["upgrade_cluster"] = "pg_upgrade failed"
+    await env.call("ModifyDBCluster", DBClusterIdentifier="c1", EngineVersion="16.8", ApplyImmediately=True)
+    await env.service.drain()
+    await env.call("ModifyDBCluster", DBClusterIdentifier="c1", NewDBClusterIdentifier="c2", ApplyImmediately=True)
+    assert _stored(env)[2:] == [
+        ("c1", "RDS-EVENT-0177", "Database cluster upgrade is in progress"),
+        ("c1", "RDS-EVENT-0176", "Database cluster engine major version has been upgraded"),
+        ("c1", "RDS-EVENT-0177", "Database cluster upgrade is in progress"),
+        ("c1", "RDS-EVENT-0173", "Database cluster engine version has been upgraded"),
+        ("c1", "RDS-EVENT-0177", "Database cluster upgrade is in progress"),  # and nothing more: it failed
+        ("c2", "RDS-EVENT-0172", "Renamed cluster from c1 to c2"),
+    ]
