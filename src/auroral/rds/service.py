@@ -10,6 +10,7 @@ events, the authorization hooks and the service-linked-role guard.
               └ InstanceOperations                                                    instances.py
                  └ TagOperations                                                      tags.py
                  └ UpgradeOperations  engine version upgrades, pending maintenance     upgrades.py
+                 └ LogOperations  DescribeDBLogFiles, DownloadDBLogFilePortion          logs.py
                     └ RdsService                                                      service.py
 """
 
@@ -24,6 +25,7 @@ from auroral.errors import AwsError
 from auroral.rds.base import rds_arn
 from auroral.rds.dns_records import RecordSink, publish
 from auroral.rds.failover import FailoverOperations
+from auroral.rds.logs import LogOperations
 from auroral.rds.model import (
     CLUSTER_TRANSITIONS,
     FAILING_OVER,
@@ -44,7 +46,8 @@ log = logging.getLogger("auroral.rds")
 _MASTER_PASSWORD_OPS = ("CreateDBCluster", "CreateDBInstance", "ModifyDBCluster", "ModifyDBInstance")
 _CLUSTER_OPS = ("DescribeDBClusters", "ModifyDBCluster", "DeleteDBCluster", "StartDBCluster", "StopDBCluster",
                 "FailoverDBCluster")
-_INSTANCE_OPS = ("DescribeDBInstances", "ModifyDBInstance", "DeleteDBInstance", "RebootDBInstance")
+_INSTANCE_OPS = ("DescribeDBInstances", "ModifyDBInstance", "DeleteDBInstance", "RebootDBInstance",
+                 "DescribeDBLogFiles", "DownloadDBLogFilePortion")
 _PG_OPS = (
     "DescribeDBClusterParameterGroups", "ModifyDBClusterParameterGroup", "ResetDBClusterParameterGroup",
     "DeleteDBClusterParameterGroup", "DescribeDBClusterParameters",
@@ -69,7 +72,7 @@ RESOLVERS = {
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
 
-class RdsService(UpgradeOperations, FailoverOperations, TagOperations):
+class RdsService(UpgradeOperations, FailoverOperations, TagOperations, LogOperations):
     def __init__(
         self,
         store: Store,
