@@ -129,3 +129,10 @@ def test_expire_keeps_the_newest_file(tmp_path: Path) -> None:
     _write(tmp_path, NEW, ["y"])
     assert logfiles.expire(tmp_path, 1440) == [OLD]
     assert [f.name for f in logfiles.list_files(tmp_path)] == [NEW]
+
+
+def test_failure_lines_come_from_the_newest_file_only_for_failures(tmp_path: Path) -> None:
+    _write(tmp_path, OLD, ["2026-12-01 09:00:00 UTC::@:[1]:FATAL:  old"], age_minutes=60)
+    _write(tmp_path, NEW, ["2026-12-06 19:00:00 UTC:127.0.0.1(5):u@d:[2]:LOG:  statement: SELECT 'private'",
+                           "2026-12-06 19:00:01 UTC::@:[3]:PANIC:  could not write to file"])
+    assert logfiles.failure_lines(tmp_path) == "2026-12-06 19:00:01 UTC::@:[3]:PANIC:  could not write to file"

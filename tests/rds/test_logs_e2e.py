@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from .e2e_helpers import FAST, Db, create_db, delete_db, ident, until
 
 SECRETS = ("Sup3r-Secret-Xyzzy", "Another-Secret-Plugh", "BareSecretQuux", "DoBlockSecret", "DupSecret-Fnord",
-           "New-Master-Secret-1", "SCRAM-SHA-256$")
+           "New-Master-Secret-1", "SCRAM-SHA-256$", "ParamSecret-Zork", "CommentSecret-Grue", "MappingSecret-Frotz")
 NAME = re.compile(r"error/postgresql\.log\.\d{4}-\d\d-\d\d-\d{4}")
 # Aurora's log_line_prefix %t:%r:%u@%d:[%p]: (%r: the client as the endpoint saw it)
 PREFIXED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC:127\.0\.0\.1\(\d+\):master@appdb:\[\d+\]:LOG:  ",
@@ -74,6 +74,14 @@ def test_log_files_statements_and_no_passwords(rds: Any, server: Any) -> None:
             conn.execute("DO $$ BEGIN EXECUTE format('ALTER ROLE app_user PASSWORD %L', 'DoBlockSecret'); END $$")
             with pytest.raises(psycopg.errors.DuplicateObject):
                 conn.execute("CREATE ROLE app_user PASSWORD 'DupSecret-Fnord'")
+            conn.execute("ALTER /* a comment */ ROLE app_user PASSWORD 'CommentSecret-Grue'")
+            # extended protocol: the password as a bound parameter (PostgreSQL refuses $1 there)
+            with pytest.raises(psycopg.errors.Error):
+                conn.execute("ALTER ROLE app_user PASSWORD %s", ["ParamSecret-Zork"])
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
+            conn.execute("CREATE SERVER remote FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'x')")
+            conn.execute("CREATE USER MAPPING FOR master SERVER remote "
+                         "OPTIONS (user 'u', password 'MappingSecret-Frotz')")
         # the master's password set through the API (the control plane sends only a verifier, unlogged)
         rds.modify_db_cluster(DBClusterIdentifier=db.cluster_id, MasterUserPassword="New-Master-Secret-1",
                               ApplyImmediately=True)

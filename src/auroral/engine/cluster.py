@@ -394,7 +394,8 @@ class PgServer:
                 return
             if time.monotonic() - self._started_at > self._policy.stable_after:
                 attempts = 0
-            reason = f"postmaster exited unexpectedly with code {code}\n{postmaster.log_tail(self.log_path)}"
+            reason = (f"postmaster exited unexpectedly with code {code}\n{postmaster.log_tail(self.log_path)}\n"
+                      f"{self._collector_failure()}").rstrip()
             self._set_status("failed", reason)
             while True:
                 if attempts >= self._policy.max_attempts:
@@ -587,6 +588,12 @@ class PgServer:
             "log_file_mode": "0600",
             "log_truncate_on_rotation": "off",
         }
+
+    def _collector_failure(self) -> str:
+        try:
+            return logfiles.failure_lines(self.log_dir)
+        except OSError as exc:
+            return f"(log files not read: {exc})"
 
     def log_files(self) -> list[logfiles.LogFile]:
         return logfiles.list_files(self.log_dir)

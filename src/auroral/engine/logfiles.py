@@ -165,6 +165,28 @@ def tail(fd: int, lines: int, cap: int = MAX_PORTION) -> Portion:
     return Portion(data, size, False)
 
 
+_FAILURE_MARKS = ("PANIC:", "FATAL:", "terminated by signal", "exited with exit code", "was terminated")
+
+
+def failure_lines(directory: Path, lines: int = 10) -> str:
+    """The last lines of the newest log file that tell why a server went down (PANIC, FATAL, a child
+    process that died): the collector writes there once it runs, not to the postmaster's stderr. Only
+    those lines: the rest may be statements of users, and this text goes to auroral's own log."""
+    files = list_files(directory)
+    if not files:
+        return ""
+    newest = max(files, key=lambda f: (f.last_written_ms, f.name))
+    fd = open_file(directory, newest.name)
+    if fd is None:
+        return ""
+    try:
+        text = tail(fd, 200, cap=65536).data.decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
+    found = [line for line in text.splitlines() if any(mark in line for mark in _FAILURE_MARKS)]
+    return "\n".join(found[-lines:])
+
+
 def expire(directory: Path, retention_minutes: int, now: float | None = None) -> list[str]:
     """Remove the log files last written more than ``retention_minutes`` ago, except the newest one
     (the server may still write it); returns the names removed. Unlinking a name in the directory

@@ -1165,6 +1165,9 @@ auroral_emit_log(ErrorData *edata)
 	if (debug_query_string != NULL && sets_password(debug_query_string) >= 0)
 	{
 		edata->hide_stmt = true;
+		/* the bound parameters of an extended-protocol statement ("parameters: $1 = '...'") */
+		edata->detail = NULL;
+		edata->detail_log = NULL;
 		/* "syntax error at or near ..." may quote the password itself (PASSWORD secret, unquoted) */
 		if (edata->sqlerrcode == ERRCODE_SYNTAX_ERROR)
 		{
