@@ -136,3 +136,30 @@ def test_failure_lines_come_from_the_newest_file_only_for_failures(tmp_path: Pat
     _write(tmp_path, NEW, ["2026-12-06 19:00:00 UTC:127.0.0.1(5):u@d:[2]:LOG:  statement: SELECT 'private'",
                            "2026-12-06 19:00:01 UTC::@:[3]:PANIC:  could not write to file"])
     assert logfiles.failure_lines(tmp_path) == "2026-12-06 19:00:01 UTC::@:[3]:PANIC:  could not write to file"
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("log_line_prefix", "%m secret"), ("log_rotation_age", "0"), ("log_rotation_age", "1441"),
+    ("log_rotation_size", "100"), ("rds.log_retention_period", "60"), ("log_min_messages", "chatty"),
+    ("log_statement", "everything"),
+])
+async def test_logging_parameters_are_checked(env: Env, name: str, value: str) -> None:
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="g",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d")
+    err = await env.fails("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="g", Parameters=[
+        {"ParameterName": name, "ParameterValue": value, "ApplyMethod": "immediate"}])
+    assert err.code == "InvalidParameterValue"
+
+
+async def test_retention_follows_the_cluster_parameter(env: Env, tmp_path: Path) -> None:
+    await env.call("CreateDBClusterParameterGroup", DBClusterParameterGroupName="g",
+                   DBParameterGroupFamily="aurora-postgresql16", Description="d")
+    await env.call("ModifyDBClusterParameterGroup", DBClusterParameterGroupName="g", Parameters=[
+        {"ParameterName": "rds.log_retention_period", "ParameterValue": "1440", "ApplyMethod": "immediate"}])
+    await env.cluster(DBClusterParameterGroupName="g")
+    instance = await env.instance()
+    env.runtime.log_dirs[instance["DbiResourceId"]] = tmp_path
+    _write(tmp_path, NEW, ["new"])
+    _write(tmp_path, OLD, ["two days old"], age_minutes=2 * 24 * 60)  # kept by the default 4320, not by 1440
+    out = await env.call("DescribeDBLogFiles", DBInstanceIdentifier="i1")
+    assert [f["LogFileName"] for f in out["DescribeDBLogFiles"]] == [f"error/{NEW}"]

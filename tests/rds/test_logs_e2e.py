@@ -134,11 +134,14 @@ def test_log_files_statements_and_no_passwords(rds: Any, server: Any) -> None:
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
         # dynamic: log_statement=none and no durations from now on (a reload, no reboot)
-        _set(rds, group, log_statement="none", log_min_duration_statement="-1")
+        _set(rds, group, log_statement="none", log_min_duration_statement="-1", log_rotation_age="30",
+             log_rotation_size="50000", log_min_messages="notice")
 
         def quiet() -> bool:
             with db.connect() as conn:
-                return conn.execute("SHOW log_statement").fetchone() == ("none",)
+                shown = [conn.execute(f"SHOW {name}").fetchone() for name in (
+                    "log_statement", "log_rotation_age", "log_rotation_size", "log_min_messages")]
+                return shown == [("none",), ("30min",), ("50000kB",), ("notice",)]
 
         until(quiet, what="log_statement=none")
         with db.connect() as conn:
