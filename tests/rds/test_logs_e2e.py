@@ -57,7 +57,7 @@ def _set(rds: Any, group: str, **values: str) -> None:
         {"ParameterName": k, "ParameterValue": v, "ApplyMethod": "immediate"} for k, v in values.items()])
 
 
-def test_log_files_statements_and_no_passwords(rds: Any, server: Any) -> None:
+def test_log_files_statements_and_no_passwords(rds: Any, server: Any, make_user: Any) -> None:
     group = ident("e2e-logs")
     rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group,
                                           DBParameterGroupFamily="aurora-postgresql16", Description="logs")
@@ -148,6 +148,40 @@ def test_log_files_statements_and_no_passwords(rds: Any, server: Any) -> None:
             conn.execute("SELECT 'not-logged-77'")
             conn.execute("SELECT 'flush'")
         assert "not-logged-77" not in _download(rds, db.instance_id)
+
+        # IAM: rds:DescribeDBLogFiles / rds:DownloadDBLogFilePortion on the db ARN, tag conditions included
+        db_arn = rds.describe_db_instances(DBInstanceIdentifier=db.instance_id)["DBInstances"][0]["DBInstanceArn"]
+        rds.add_tags_to_resource(ResourceName=db_arn, Tags=[{"Key": "team", "Value": "blue"}])
+        user = make_user({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "rds:DescribeDBLogFiles", "Resource": db_arn},
+            {"Effect": "Allow", "Action": "rds:DownloadDBLogFilePortion", "Resource": "*",
+             "Condition": {"StringEquals": {"rds:db-tag/team": "red"}}}]})
+        limited = server.client("rds", access_key=user.access_key, secret_key=user.secret_key)
+        until(lambda: limited.describe_db_log_files(DBInstanceIdentifier=db.instance_id), what="the user's policy")
+        with pytest.raises(ClientError) as denied:
+            limited.download_db_log_file_portion(DBInstanceIdentifier=db.instance_id, LogFileName=name)
+        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+        assert f"rds:DownloadDBLogFilePortion on resource: {db_arn}" in denied.value.response["Error"]["Message"]
+        rds.add_tags_to_resource(ResourceName=db_arn, Tags=[{"Key": "team", "Value": "red"}])
+        assert "LogFileData" in limited.download_db_log_file_portion(DBInstanceIdentifier=db.instance_id,
+                                                                     LogFileName=name, NumberOfLines=1)
+
+        # rotation: log_rotation_age=1 starts a new file (named for its minute) within a minute
+        _set(rds, group, log_rotation_age="1", log_statement="all")
+        before = {f["LogFileName"] for f in files}
+
+        def rotated() -> set[str] | None:
+            with db.connect() as conn:
+                conn.execute("SELECT 'after-rotation'")
+            now = {f["LogFileName"] for f in
+                   rds.describe_db_log_files(DBInstanceIdentifier=db.instance_id)["DescribeDBLogFiles"]}
+            return (now - before) or None
+
+        new_files = until(rotated, timeout=150, what="a rotated log file")
+        assert all(NAME.fullmatch(n) for n in new_files)
+        newest = max(new_files)
+        page = rds.download_db_log_file_portion(DBInstanceIdentifier=db.instance_id, LogFileName=newest, Marker="0")
+        assert "after-rotation" in page["LogFileData"] or "after-rotation" in _download(rds, db.instance_id)
 
         # a reader has its own server, and its own log files
         reader = ident("e2e-logs-r")
