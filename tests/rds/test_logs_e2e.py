@@ -105,9 +105,10 @@ def test_log_files_statements_and_no_passwords(rds: Any, server: Any, make_user:
         assert "<statement that sets a password: not logged>" in text
         for secret in SECRETS:
             assert secret not in text, secret
-        # nor anywhere on disk: every PostgreSQL log file and the servers' stderr
+        # nor anywhere on disk: every PostgreSQL log file, the servers' stderr, auroral's own log
         on_disk = _files_on_disk(server.data_dir)
         assert any(p.name.startswith("postgresql.log.") for p in on_disk)
+        on_disk.append(server.log_path)  # auroral's own log
         for path in on_disk:
             raw = path.read_bytes()
             for secret in SECRETS:
