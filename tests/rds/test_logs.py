@@ -163,3 +163,10 @@ async def test_retention_follows_the_cluster_parameter(env: Env, tmp_path: Path)
     _write(tmp_path, OLD, ["two days old"], age_minutes=2 * 24 * 60)  # kept by the default 4320, not by 1440
     out = await env.call("DescribeDBLogFiles", DBInstanceIdentifier="i1")
     assert [f["LogFileName"] for f in out["DescribeDBLogFiles"]] == [f"error/{NEW}"]
+
+
+def test_names_are_the_collectors_only() -> None:
+    assert logfiles.is_log_name(NEW) and logfiles.is_log_name(NEW + ".csv")
+    for name in (NEW + ".json", NEW + "x", "postgresql.log.2026-12-06-190", "postgresql.log.2026-12-06-19000",
+                 "postgresql.log.2026/12/06-1900", "../" + NEW, "postgresql.log.２０２６-12-06-1900", ""):
+        assert not logfiles.is_log_name(name), name

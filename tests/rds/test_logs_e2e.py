@@ -23,7 +23,7 @@ from .e2e_helpers import FAST, Db, create_db, delete_db, ident, until
 
 SECRETS = ("Sup3r-Secret-Xyzzy", "Another-Secret-Plugh", "BareSecretQuux", "DoBlockSecret", "DupSecret-Fnord",
            "New-Master-Secret-1", "SCRAM-SHA-256$", "ParamSecret-Zork", "CommentSecret-Grue", "MappingSecret-Frotz")
-NAME = re.compile(r"error/postgresql\.log\.\d{4}-\d\d-\d\d-\d{4}")
+NAME = re.compile(r"error/postgresql\.log\.\d{4}-\d\d-\d\d-\d{4}(\.csv)?")
 # Aurora's log_line_prefix %t:%r:%u@%d:[%p]: (%r: the client as the endpoint saw it)
 PREFIXED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC:127\.0\.0\.1\(\d+\):master@appdb:\[\d+\]:LOG:  ",
                       re.MULTILINE)
@@ -183,6 +183,22 @@ def test_log_files_statements_and_no_passwords(rds: Any, server: Any, make_user:
         newest = max(new_files)
         page = rds.download_db_log_file_portion(DBInstanceIdentifier=db.instance_id, LogFileName=newest, Marker="0")
         assert "after-rotation" in page["LogFileData"] or "after-rotation" in _download(rds, db.instance_id)
+
+        # csvlog too: a .csv file next to the text one, with the same statements as CSV
+        _set(rds, group, log_destination="stderr,csvlog")
+
+        def csv_file() -> str | None:
+            with db.connect() as conn:
+                conn.execute("SELECT 'in-csv-99'")
+            names = [f["LogFileName"] for f in
+                     rds.describe_db_log_files(DBInstanceIdentifier=db.instance_id)["DescribeDBLogFiles"]]
+            return next((n for n in names if n.endswith(".csv")), None)
+
+        csv_name = until(csv_file, what="a csvlog file")
+        assert NAME.fullmatch(csv_name)
+        csv_text = rds.download_db_log_file_portion(DBInstanceIdentifier=db.instance_id, LogFileName=csv_name,
+                                                    Marker="0")["LogFileData"]
+        assert ',"master","appdb",' in csv_text and "in-csv-99" in csv_text
 
         # a reader has its own server, and its own log files
         reader = ident("e2e-logs-r")

@@ -72,7 +72,7 @@ _RESERVED_PARAMS = frozenset(
      "cluster_name", "hba_file", "ident_file", "data_directory", "config_file", "external_pid_file",
      "ssl", "archive_command", "restore_command", "log_directory",
      # the log files are auroral's to name, keep and read (logfiles.py)
-     "logging_collector", "log_filename", "log_file_mode", "log_destination", "log_truncate_on_rotation",
+     "logging_collector", "log_filename", "log_file_mode", "log_truncate_on_rotation",
      "syslog_facility", "syslog_ident", "event_source"}
 )
 PARAMS_JSON = "auroral.params.json"
@@ -579,10 +579,10 @@ class PgServer:
     def _logging_settings(self) -> dict[str, str]:
         """PostgreSQL's log files as Aurora keeps them (``logfiles.py``): the collector on (static: from the
         next start), in the server's own log directory, named as Aurora names them, readable by their
-        owner only. Rotation (``log_rotation_age``/``size``) and what is logged come from the parameters."""
+        owner only. Rotation (``log_rotation_age``/``size``), the format (``log_destination``: stderr, csvlog)
+        and what is logged come from the parameters."""
         return {
             "logging_collector": "on",
-            "log_destination": "stderr",
             "log_directory": str(self.log_dir),
             "log_filename": logfiles.FILENAME_PATTERN,
             "log_file_mode": "0600",

@@ -3,7 +3,7 @@
 Each server runs with ``logging_collector`` on and writes into its own log directory
 (``<server dir>/pglog``, the cluster's OS user's, ``0700``), one file per rotation named by
 :data:`FILENAME_PATTERN` (Aurora's ``log_filename``, not modifiable from Aurora PostgreSQL 17.4 on:
-``postgresql.log.2026-12-06-1900``). ``log_rotation_age`` (60 minutes unless the cluster's parameters
+``postgresql.log.2026-12-06-1900``, and ``postgresql.log.2026-12-06-1900.csv`` with ``csvlog``). ``log_rotation_age`` (60 minutes unless the cluster's parameters
 say otherwise) and ``log_rotation_size`` rotate them; :func:`expire` removes those last written longer
 ago than ``rds.log_retention_period`` minutes. The RDS API shows them as ``error/<file name>``.
 
@@ -36,11 +36,17 @@ _SHAPE = "dddd-dd-dd-dddd"
 DEFAULT_RETENTION_MINUTES = 4320
 
 
+CSV_SUFFIX = ".csv"  # log_destination=csvlog: the same name with .csv
+
+
 def is_log_name(name: str) -> bool:
-    """Whether ``name`` is a file name :data:`FILENAME_PATTERN` produces (checked character by character)."""
+    """Whether ``name`` is a file name :data:`FILENAME_PATTERN` produces, with ``.csv`` for csvlog (checked
+    character by character)."""
     if not name.startswith(PREFIX):
         return False
     rest = name[len(PREFIX):]
+    if rest.endswith(CSV_SUFFIX):
+        rest = rest[:-len(CSV_SUFFIX)]
     if len(rest) != len(_SHAPE):
         return False
     return all((c == "-" if s == "-" else ("0" <= c <= "9")) for c, s in zip(rest, _SHAPE, strict=True))

@@ -53,10 +53,14 @@ DEFAULTS: tuple[ParameterDefault, ...] = (
         "log_disconnections", "0", "dynamic", "boolean", "0,1",
         "Logs end of a session, including duration.",
     ),
-    # Aurora's prefix (the user guide's "Parameters for logging in Aurora PostgreSQL"); %r shows the client
-    # as auroral's endpoint saw it (auroral_rds makes it the connection's remote address). Not modifiable:
-    # unconfirmed for Aurora (RDS for PostgreSQL lists it so), and it keeps user text out of the server's
-    # configuration files.
+    # stderr (postgresql.log.<time>) and/or csvlog (postgresql.log.<time>.csv), as Aurora offers them
+    ParameterDefault(
+        "log_destination", "stderr", "dynamic", "list", "stderr,csvlog",
+        "Sets the destination for server log output.", source="system",
+    ),
+    # Aurora's prefix (the user guide's "Parameters for logging in Aurora PostgreSQL", which also says it
+    # cannot be changed); %r shows the client as auroral's endpoint saw it (auroral_rds makes it the
+    # connection's remote address).
     ParameterDefault(
         "log_line_prefix", "%t:%r:%u@%d:[%p]:", "dynamic", "string", None,
         "Controls information prefixed to each log line.", modifiable=False, source="system",

@@ -95,7 +95,7 @@ AURORA_MAJORS = (13, 14, 15, 16, 17, 18)
 # ssl*) belong to the gateway or are shown only.
 PG_SETTINGS = frozenset({
     "client_encoding", "idle_in_transaction_session_timeout", "log_connections", "log_disconnections",
-    "log_line_prefix", "log_min_duration_statement", "log_min_messages", "log_rotation_age",
+    "log_destination", "log_line_prefix", "log_min_duration_statement", "log_min_messages", "log_rotation_age",
     "log_rotation_size", "log_statement", "max_connections", "password_encryption",
     "statement_timeout", "timezone",
     # defined by auroral's server module auroral_rds (engine/extension.py); 0/1 are valid booleans
