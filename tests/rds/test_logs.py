@@ -168,5 +168,5 @@ async def test_retention_follows_the_cluster_parameter(env: Env, tmp_path: Path)
 def test_names_are_the_collectors_only() -> None:
     assert logfiles.is_log_name(NEW) and logfiles.is_log_name(NEW + ".csv")
     for name in (NEW + ".json", NEW + "x", "postgresql.log.2026-12-06-190", "postgresql.log.2026-12-06-19000",
-                 "postgresql.log.2026/12/06-1900", "../" + NEW, "postgresql.log.２０２６-12-06-1900", ""):
+                 "postgresql.log.2026/12/06-1900", "../" + NEW, "postgresql.log.\uff12\uff10\uff12\uff16-12-06-1900", ""):
         assert not logfiles.is_log_name(name), name
