@@ -12,8 +12,9 @@ Transitions happen only on real events (the postmaster became ready, exited, a s
 and are reported through ``on_status_change(server_id, status, reason)``, a plain callable that must
 not block. ``status()`` only reads.
 
-Layout under ``<cluster_dir>``: ``pgdata/`` (the data directory), ``log/postmaster.log`` (server stderr),
-``run/`` (the private socket directory, unless its path is too long for a Unix socket; see
+Layout under ``<cluster_dir>``: ``pgdata/`` (the data directory), ``log/postmaster.log`` (server stderr
+until the logging collector runs), ``pglog/`` (PostgreSQL's rotated log files, the server's user's,
+``0700``: :mod:`logfiles`), ``run/`` (the private socket directory, unless its path is too long for a Unix socket; see
 :func:`postmaster.socket_dir_for`). ``pgdata`` and ``run`` belong to the cluster's OS user, mode 0700; as
 root the cluster directory itself and ``log/`` are root's (``0711``, ``0700``), so the names root uses
 cannot be swapped by that user, and every file root writes or reads inside ``pgdata`` goes through
@@ -594,9 +595,6 @@ class PgServer:
             return logfiles.failure_lines(self.log_dir)
         except OSError as exc:
             return f"(log files not read: {exc})"
-
-    def log_files(self) -> list[logfiles.LogFile]:
-        return logfiles.list_files(self.log_dir)
 
     # ---- replication: standbys, promotion ---------------------------------------------------------
 

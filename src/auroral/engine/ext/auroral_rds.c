@@ -99,6 +99,15 @@
  * (auroral/engine/aurora.py, sql/aurora.sql) are sighup settings: only auroral's configuration file
  * sets them, no SET, ALTER ROLE/DATABASE ... SET or startup packet can.
  *
+ * Passwords stay out of the server log (an emit_log_hook, see "Passwords never reach the server log"
+ * below): a statement that sets a password (CREATE/ALTER ROLE|USER|GROUP ... PASSWORD, USER MAPPING
+ * OPTIONS (password ...), such a statement inside a DO block or a string) is logged as
+ *
+ *     LOG:  statement: <statement that sets a password: not logged>
+ *
+ * (log_statement, log_min_duration_statement's "duration: ..." lines, CONTEXT lines), without its
+ * STATEMENT line after an error, its bound parameters or the text near a syntax error in it.
+ *
  * Compiles against PostgreSQL 14 and newer (the ProcessUtility_hook signature of 14+).
  */
 #include "postgres.h"
