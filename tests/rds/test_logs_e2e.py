@@ -134,6 +134,17 @@ def test_log_files_statements_and_no_passwords(rds: Any, server: Any, make_user:
         assert info.value.response["Error"]["Code"] == "DBLogFileNotFoundFault"
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
+        # what the cluster's OS user plants in its log directory is never read by auroral (root)
+        planted = "postgresql.log.1999-01-01-0000"
+        for directory in {p.parent for p in on_disk if p.name.startswith("postgresql.log.")}:
+            os.symlink("/etc/shadow", directory / planted)
+        names = {f["LogFileName"] for f in rds.describe_db_log_files(
+            DBInstanceIdentifier=db.instance_id)["DescribeDBLogFiles"]}
+        assert f"error/{planted}" not in names
+        with pytest.raises(ClientError) as info:
+            rds.download_db_log_file_portion(DBInstanceIdentifier=db.instance_id, LogFileName=f"error/{planted}")
+        assert info.value.response["Error"]["Code"] == "DBLogFileNotFoundFault"
+
         # dynamic: log_statement=none and no durations from now on (a reload, no reboot)
         _set(rds, group, log_statement="none", log_min_duration_statement="-1", log_rotation_age="30",
              log_rotation_size="50000", log_min_messages="notice")
