@@ -97,6 +97,7 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("rds", "CreateDBSubnetGroup"): {"DBSubnetGroupDescription": "d", "SubnetIds": ["subnet-0123456789abcdef0"]},
     ("rds", "DeleteDBCluster"): {"SkipFinalSnapshot": True},
     ("rds", "DeleteDBInstance"): {"SkipFinalSnapshot": True},
+    ("rds", "DownloadDBLogFilePortion"): {"LogFileName": "error/postgresql.log.2026-01-01-0000"},
     ("rds", "ModifyDBCluster"): {"MasterUserPassword": "Attacker-pass-1", "ApplyImmediately": True},
     ("rds", "ModifyDBClusterParameterGroup"): {
         "Parameters": [{"ParameterName": "work_mem", "ParameterValue": "8192", "ApplyMethod": "immediate"}]},

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from auroral.api.context import Principal, RequestContext
@@ -47,6 +48,7 @@ class FakeRuntime:
         self.gates: dict[str, asyncio.Event] = {}  # op -> set when the op may finish (a slow provisioning)
         self.failovers: list[tuple[str, bool]] = []  # (target dbi resource id, rejoin)
         self.renamed: list[tuple[str, str]] = []  # (dbi resource id, new identifier)
+        self.log_dirs: dict[str, Path] = {}  # dbi resource id -> its log directory
 
     def _maybe_fail(self, op: str, target: str) -> None:
         self.calls.append((op, target))
@@ -169,6 +171,10 @@ class FakeRuntime:
 
     def set_status_listener(self, fn: StatusListener) -> None:
         self.listener = fn
+
+    def log_directory(self, cluster: Cluster, instance: Instance) -> Path | None:
+        """``log_dirs[instance resource id]``, set by a test (a directory it fills itself)."""
+        return self.log_dirs.get(instance.resource_id)
 
 
 class FakeDirectory:

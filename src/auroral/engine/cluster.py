@@ -12,8 +12,9 @@ Transitions happen only on real events (the postmaster became ready, exited, a s
 and are reported through ``on_status_change(server_id, status, reason)``, a plain callable that must
 not block. ``status()`` only reads.
 
-Layout under ``<cluster_dir>``: ``pgdata/`` (the data directory), ``log/postmaster.log`` (server stderr),
-``run/`` (the private socket directory, unless its path is too long for a Unix socket; see
+Layout under ``<cluster_dir>``: ``pgdata/`` (the data directory), ``log/postmaster.log`` (server stderr
+until the logging collector runs), ``pglog/`` (PostgreSQL's rotated log files, the server's user's,
+``0700``: :mod:`logfiles`), ``run/`` (the private socket directory, unless its path is too long for a Unix socket; see
 :func:`postmaster.socket_dir_for`). ``pgdata`` and ``run`` belong to the cluster's OS user, mode 0700; as
 root the cluster directory itself and ``log/`` are root's (``0711``, ``0700``), so the names root uses
 cannot be swapped by that user, and every file root writes or reads inside ``pgdata`` goes through
@@ -54,7 +55,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from auroral.engine import aurora, bootstrap, conf, extensions, fsafe, postmaster, proc
+from auroral.engine import aurora, bootstrap, conf, extensions, fsafe, logfiles, postmaster, proc
 from auroral.engine.binaries import Installation
 from auroral.engine.errors import ParameterError, ServerStartError, ServerStateError
 from auroral.engine.osuser import RunAs, check_traversable, current, make_private_dir
@@ -70,7 +71,10 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _RESERVED_PARAMS = frozenset(
     {"listen_addresses", "port", "unix_socket_directories", "unix_socket_permissions", "unix_socket_group",
      "cluster_name", "hba_file", "ident_file", "data_directory", "config_file", "external_pid_file",
-     "ssl", "archive_command", "restore_command", "log_directory"}
+     "ssl", "archive_command", "restore_command", "log_directory",
+     # the log files are auroral's to name, keep and read (logfiles.py)
+     "logging_collector", "log_filename", "log_file_mode", "log_truncate_on_rotation",
+     "syslog_facility", "syslog_ident", "event_source"}
 )
 PARAMS_JSON = "auroral.params.json"
 CLONING_MARKER = ".cloning"  # in a server's directory while pg_basebackup fills its data directory
@@ -156,6 +160,9 @@ class PgServer:
         self._policy = restart_policy or RestartPolicy()
         self.pgdata = cluster_dir / "pgdata"
         self.log_path = cluster_dir / "log" / "postmaster.log"
+        # PostgreSQL's own log files (logging_collector): the server's OS user writes them, auroral
+        # lists, reads and expires them (logfiles.py); what the RDS API shows as error/postgresql.log.*
+        self.log_dir = cluster_dir / logfiles.DIR_NAME
         self.socket_dir = postmaster.socket_dir_for(cluster_dir)
         self.port = conf.PORT
         self._process: asyncio.subprocess.Process | None = None
@@ -350,6 +357,7 @@ class PgServer:
         conf.write(self.pgdata / conf.IAM_USERS_FILE, conf.iam_users_conf(self.iam_users()), self.runas)
         conf.write(self.pgdata / "pg_hba.conf", conf.hba_conf(hba_mode), self.runas)
         make_private_dir(self.log_path.parent, current())
+        make_private_dir(self.log_dir, self.runas)
         process = await postmaster.launch(self.installation, self.pgdata, self.runas, self.log_path)
         self._process = process
         password = None if hba_mode == "bootstrap" else self._admin_password
@@ -387,7 +395,8 @@ class PgServer:
                 return
             if time.monotonic() - self._started_at > self._policy.stable_after:
                 attempts = 0
-            reason = f"postmaster exited unexpectedly with code {code}\n{postmaster.log_tail(self.log_path)}"
+            reason = (f"postmaster exited unexpectedly with code {code}\n{postmaster.log_tail(self.log_path)}\n"
+                      f"{self._collector_failure()}").rstrip()
             self._set_status("failed", reason)
             while True:
                 if attempts >= self._policy.max_attempts:
@@ -553,6 +562,7 @@ class PgServer:
         shipped = aurora.extension_names(self.installation.sharedir)
         extra = aurora.settings(self._topology, extensions.supported(self.major, shipped))
         extra.update(self._replication_settings())
+        extra.update(self._logging_settings())
         # the parameter group's libraries (checked when set; one that went missing is left out) after
         # the engine's own module, which SHOW does not show (auroral_rds: auroral.preload_libraries)
         try:
@@ -566,6 +576,25 @@ class PgServer:
         preload = [*self.installation.preload, *(Path(name) for name in libraries)]
         local = conf.local_conf(self.socket_dir, self.server_id, preload, extra)
         conf.write(self.pgdata / conf.LOCAL_FILE, local, self.runas)
+
+    def _logging_settings(self) -> dict[str, str]:
+        """PostgreSQL's log files as Aurora keeps them (``logfiles.py``): the collector on (static: from the
+        next start), in the server's own log directory, named as Aurora names them, readable by their
+        owner only. Rotation (``log_rotation_age``/``size``), the format (``log_destination``: stderr, csvlog)
+        and what is logged come from the parameters."""
+        return {
+            "logging_collector": "on",
+            "log_directory": str(self.log_dir),
+            "log_filename": logfiles.FILENAME_PATTERN,
+            "log_file_mode": "0600",
+            "log_truncate_on_rotation": "off",
+        }
+
+    def _collector_failure(self) -> str:
+        try:
+            return logfiles.failure_lines(self.log_dir)
+        except OSError as exc:
+            return f"(log files not read: {exc})"
 
     # ---- replication: standbys, promotion ---------------------------------------------------------
 
@@ -705,7 +734,7 @@ class PgServer:
         await self.stop()
         async with self._lock:
             await postmaster.clear_leftovers(self.pgdata)
-            for path in (self.pgdata, self.log_path.parent, self.socket_dir):
+            for path in (self.pgdata, self.log_path.parent, self.log_dir, self.socket_dir):
                 shutil.rmtree(path, ignore_errors=True)
             self._set_status("not-initialized", "discarded")
 

@@ -7,9 +7,9 @@ Layout under the engine root (see :func:`engine_root`)::
                                puts them elsewhere), root-owned and world-readable: run in place
     ext/pg<major>-<hash>/      the auroral_rds server module, compiled for that major (see extension.py)
     templates/pg<major>/       one initialized data directory per major (see template.py)
-    clusters/<resource id>/    the cluster's first server: pgdata/, log/, run/, osuser (see cluster.py)
+    clusters/<resource id>/    the cluster's first server: pgdata/, log/, pglog/, run/, osuser (see cluster.py)
         replicas/<server id>/  each further server of the cluster (a reader's hot standby; after a
-                               failover any of them may be the primary): pgdata/, log/, run/
+                               failover any of them may be the primary): pgdata/, log/, pglog/, run/
 
 Where the engine root is: PostgreSQL's OS users must reach it by path, and auroral changes no permission
 outside its own directories (no ACL on a ``0700`` home). Not running as root, it is ``<data_dir>/engine``

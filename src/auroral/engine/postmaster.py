@@ -228,12 +228,19 @@ async def clear_leftovers(pgdata: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+# The control plane's own sessions (rdsadmin, a superuser) log none of their statements, whatever the
+# cluster's parameters say: some carry password verifiers (bootstrap.py sends verifiers only, never a
+# password), none is the user's activity. Errors are still logged, without the statement.
+ADMIN_OPTIONS = "-c log_statement=none -c log_min_duration_statement=-1 -c log_min_error_statement=panic"
+
+
 async def connect(
     socket_dir: Path, password: str | None, dbname: str = "postgres", user: str = "rdsadmin"
 ) -> psycopg.AsyncConnection[tuple[object, ...]]:
+    options = ADMIN_OPTIONS if user == conf.ADMIN_PLACEHOLDER else ""
     return await psycopg.AsyncConnection.connect(
         host=str(socket_dir), port=conf.PORT, user=user, password=password, dbname=dbname,
-        autocommit=True, connect_timeout=10, application_name="auroral-engine",
+        autocommit=True, connect_timeout=10, application_name="auroral-engine", options=options,
     )
 
 

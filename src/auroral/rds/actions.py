@@ -74,6 +74,9 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "DeleteDBInstance": ActionSpec("rds:DeleteDBInstance", (_DB,)),
     "RebootDBInstance": ActionSpec("rds:RebootDBInstance", (_DB,)),
+    # Service Authorization Reference: on db* (condition keys rds:db-tag/<k>, aws:ResourceTag/<k>)
+    "DescribeDBLogFiles": ActionSpec("rds:DescribeDBLogFiles", (_DB,), read_only=True),
+    "DownloadDBLogFilePortion": ActionSpec("rds:DownloadDBLogFilePortion", (_DB,), read_only=True),
     "CreateDBClusterParameterGroup": ActionSpec(
         "rds:CreateDBClusterParameterGroup", (_PG,), request_tags="Tags", tag_on_create=_TAG_ON_CREATE
     ),

@@ -53,9 +53,36 @@ DEFAULTS: tuple[ParameterDefault, ...] = (
         "log_disconnections", "0", "dynamic", "boolean", "0,1",
         "Logs end of a session, including duration.",
     ),
+    # stderr (postgresql.log.<time>) and/or csvlog (postgresql.log.<time>.csv), as Aurora offers them
+    ParameterDefault(
+        "log_destination", "stderr", "dynamic", "list", "stderr,csvlog",
+        "Sets the destination for server log output.", source="system",
+    ),
+    # Aurora's prefix (the user guide's "Parameters for logging in Aurora PostgreSQL", which also says it
+    # cannot be changed); %r shows the client as auroral's endpoint saw it (auroral_rds makes it the
+    # connection's remote address).
+    ParameterDefault(
+        "log_line_prefix", "%t:%r:%u@%d:[%p]:", "dynamic", "string", None,
+        "Controls information prefixed to each log line.", modifiable=False, source="system",
+    ),
     ParameterDefault(
         "log_min_duration_statement", None, "dynamic", "integer", "-1-2147483647",
         "(ms) Sets the minimum execution time above which statements will be logged.",
+    ),
+    ParameterDefault(
+        "log_min_messages", None, "dynamic", "string",
+        "debug5,debug4,debug3,debug2,debug1,info,notice,warning,error,log,fatal,panic",
+        "Sets the message levels that are logged.",
+    ),
+    # Aurora: rotated hourly by default, 1-1440 minutes; by size (kB) 50,000-1,000,000 when set
+    # (unconfirmed: Aurora's value when unset; PostgreSQL's own default, 10 MB, applies here).
+    ParameterDefault(
+        "log_rotation_age", "60", "dynamic", "integer", "1-1440",
+        "(min) Automatic log file rotation will occur after N minutes.", source="system",
+    ),
+    ParameterDefault(
+        "log_rotation_size", None, "dynamic", "integer", "50000-1000000",
+        "(kB) Automatic log file rotation will occur after N kilobytes.",
     ),
     ParameterDefault(
         "log_statement", None, "dynamic", "string", "none,ddl,mod,all",
@@ -84,6 +111,11 @@ DEFAULTS: tuple[ParameterDefault, ...] = (
     ParameterDefault(
         "rds.force_ssl", "0", "dynamic", "boolean", "0,1", "Force SSL connections.",
         source="system", value_by_major=((15, "1"),),
+    ),
+    # Minutes a PostgreSQL log file is kept after it was last written (auroral expires them: logfiles.py).
+    ParameterDefault(
+        "rds.log_retention_period", "4320", "dynamic", "integer", "1440-10080",
+        "Amazon RDS will delete PostgreSQL log that are older than N minutes.", source="system",
     ),
     ParameterDefault(
         "rds.logical_replication", "0", "static", "boolean", "0,1",

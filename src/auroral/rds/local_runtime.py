@@ -65,6 +65,7 @@ from auroral.engine import (
     RestartPolicy,
     ServerStartError,
     Standby,
+    logfiles,
 )
 from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
 from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
@@ -85,6 +86,7 @@ from auroral.store import Store
 log = logging.getLogger(__name__)
 
 KIND_ADMIN = "rds-admin-password"
+LOG_EXPIRY_SECONDS = 60.0
 # Aurora PostgreSQL majors AWS offers (18: unconfirmed whether Aurora offers it yet; served where the
 # engine has it, listed by engine_versions only if it knows 18's minors).
 AURORA_MAJORS = (13, 14, 15, 16, 17, 18)
@@ -93,7 +95,8 @@ AURORA_MAJORS = (13, 14, 15, 16, 17, 18)
 # ssl*) belong to the gateway or are shown only.
 PG_SETTINGS = frozenset({
     "client_encoding", "idle_in_transaction_session_timeout", "log_connections", "log_disconnections",
-    "log_min_duration_statement", "log_statement", "max_connections", "password_encryption",
+    "log_destination", "log_line_prefix", "log_min_duration_statement", "log_min_messages", "log_rotation_age",
+    "log_rotation_size", "log_statement", "max_connections", "password_encryption",
     "statement_timeout", "timezone",
     # defined by auroral's server module auroral_rds (engine/extension.py); 0/1 are valid booleans
     "rds.restrict_password_commands",
@@ -189,6 +192,7 @@ class LocalRuntime(ReplicaSet):
         self._clusters: dict[str, Cluster] = {}  # cluster resource id -> the cluster, as last seen
         self._lag: dict[str, dict[str, int]] = {}  # cluster resource id -> server id -> replay lag (ms)
         self._lag_task: asyncio.Task[None] | None = None
+        self._expiry_task: asyncio.Task[None] | None = None  # removes log files past their retention
         self._watch: dict[str, asyncio.Task[None]] = {}  # cluster resource id -> writer-lost timer
         self._busy: set[str] = set()  # clusters in a failover: their primary's events are ours
         self._allowed: dict[tuple[str, int], str | None] = {}
@@ -537,6 +541,29 @@ class LocalRuntime(ReplicaSet):
         static parameter, so a change waits for the reboot that hands it to the server."""
         return lambda: max_connections_of(self._parameters.get(cluster_rid, {}))
 
+    # --- log files (engine/logfiles.py; the RDS API's side: rds/logs.py) ----------------------------
+
+    def log_directory(self, cluster: Cluster, instance: Instance) -> Path | None:
+        server = self.server_of(cluster, instance)
+        return None if server is None else server.log_dir
+
+    async def _expire_logs(self) -> None:
+        """Every :data:`LOG_EXPIRY_SECONDS`: each server's log files last written longer ago than its
+        cluster's ``rds.log_retention_period`` minutes are removed (the newest file always stays)."""
+        while True:
+            await asyncio.sleep(LOG_EXPIRY_SECONDS)
+            for rid in list(self._clusters):
+                value = self._parameters.get(rid, {}).get("rds.log_retention_period", "")
+                minutes = int(value) if value.isascii() and value.isdigit() else logfiles.DEFAULT_RETENTION_MINUTES
+                for server in self._engine.servers_of(rid):
+                    try:
+                        removed = await asyncio.to_thread(logfiles.expire, server.log_dir, minutes)
+                    except OSError as exc:
+                        log.warning("server %s: log files not expired: %s", server.server_id, exc)
+                        continue
+                    if removed:
+                        log.info("server %s: expired log files %s", server.server_id, ", ".join(removed))
+
     async def _server_for(self, cluster: Cluster, instance: Instance) -> PgServer:
         """The server ``instance`` runs on, made now if it has none: the primary for the cluster's first
         writer (while no instance runs there), else a new standby of the primary (recorded first)."""
@@ -612,6 +639,8 @@ class LocalRuntime(ReplicaSet):
             self._writer[cluster.resource_id] = instance.resource_id
         await self._tell_topology_all(cluster)
         self._start_lag_refresh()
+        if self._expiry_task is None or self._expiry_task.done():
+            self._expiry_task = asyncio.get_running_loop().create_task(self._expire_logs(), name="log-expiry")
         return bound
 
     def _server_names(self, cluster: Cluster, instance: Instance) -> tuple[str, ...]:
@@ -744,12 +773,13 @@ class LocalRuntime(ReplicaSet):
     async def close(self) -> None:
         """auroral is shutting down: close every listener and stop every server (data stays)."""
         self._bound.clear()
-        for task in [self._lag_task, *self._watch.values()]:
+        for task in [self._lag_task, self._expiry_task, *self._watch.values()]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._lag_task = None
+        self._expiry_task = None
         self._watch.clear()
         await self._gateway.close_all()
         await self._engine.close()

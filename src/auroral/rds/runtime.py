@@ -56,6 +56,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from auroral.api.context import RequestContext
     from auroral.rds.model import Cluster, Instance
 
@@ -169,6 +171,11 @@ class ClusterRuntime(Protocol):
         ...
 
     def set_status_listener(self, fn: StatusListener) -> None: ...
+
+    def log_directory(self, cluster: Cluster, instance: Instance) -> Path | None:
+        """Where the PostgreSQL server ``instance`` runs on writes its log files (``engine/logfiles.py``:
+        owned by the server's OS user, read only through descriptors); None: it has none (yet)."""
+        ...
 
 
 class ServiceLinkedRoles(Protocol):

@@ -10,6 +10,7 @@ events, the authorization hooks and the service-linked-role guard.
               └ InstanceOperations                                                    instances.py
                  └ TagOperations                                                      tags.py
                  └ UpgradeOperations  engine version upgrades, pending maintenance     upgrades.py
+                 └ LogOperations  DescribeDBLogFiles, DownloadDBLogFilePortion          logs.py
                     └ RdsService                                                      service.py
                        (+ EventOperations  DescribeEvents, DescribeEventCategories         events.py
                         + ClusterRoleOperations  AddRoleToDBCluster, RemoveRoleFromDBCluster  cluster_roles.py)
@@ -28,6 +29,7 @@ from auroral.rds.cluster_roles import ClusterRoleOperations
 from auroral.rds.dns_records import RecordSink, publish
 from auroral.rds.events import EventOperations
 from auroral.rds.failover import FailoverOperations
+from auroral.rds.logs import LogOperations
 from auroral.rds.model import (
     CLUSTER_TRANSITIONS,
     FAILING_OVER,
@@ -48,7 +50,8 @@ log = logging.getLogger("auroral.rds")
 _MASTER_PASSWORD_OPS = ("CreateDBCluster", "CreateDBInstance", "ModifyDBCluster", "ModifyDBInstance")
 _CLUSTER_OPS = ("DescribeDBClusters", "ModifyDBCluster", "DeleteDBCluster", "StartDBCluster", "StopDBCluster",
                 "FailoverDBCluster", "AddRoleToDBCluster", "RemoveRoleFromDBCluster")
-_INSTANCE_OPS = ("DescribeDBInstances", "ModifyDBInstance", "DeleteDBInstance", "RebootDBInstance")
+_INSTANCE_OPS = ("DescribeDBInstances", "ModifyDBInstance", "DeleteDBInstance", "RebootDBInstance",
+                 "DescribeDBLogFiles", "DownloadDBLogFilePortion")
 _PG_OPS = (
     "DescribeDBClusterParameterGroups", "ModifyDBClusterParameterGroup", "ResetDBClusterParameterGroup",
     "DeleteDBClusterParameterGroup", "DescribeDBClusterParameters",
@@ -73,7 +76,8 @@ RESOLVERS = {
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
 
-class RdsService(UpgradeOperations, FailoverOperations, TagOperations, EventOperations, ClusterRoleOperations):
+class RdsService(UpgradeOperations, FailoverOperations, TagOperations, LogOperations, EventOperations,
+                 ClusterRoleOperations):
     def __init__(
         self,
         store: Store,

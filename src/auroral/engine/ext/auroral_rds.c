@@ -99,6 +99,15 @@
  * (auroral/engine/aurora.py, sql/aurora.sql) are sighup settings: only auroral's configuration file
  * sets them, no SET, ALTER ROLE/DATABASE ... SET or startup packet can.
  *
+ * Passwords stay out of the server log (an emit_log_hook, see "Passwords never reach the server log"
+ * below): a statement that sets a password (CREATE/ALTER ROLE|USER|GROUP ... PASSWORD, USER MAPPING
+ * OPTIONS (password ...), such a statement inside a DO block or a string) is logged as
+ *
+ *     LOG:  statement: <statement that sets a password: not logged>
+ *
+ * (log_statement, log_min_duration_statement's "duration: ..." lines, CONTEXT lines), without its
+ * STATEMENT line after an error, its bound parameters or the text near a syntax error in it.
+ *
  * Compiles against PostgreSQL 14 and newer (the ProcessUtility_hook signature of 14+).
  */
 #include "postgres.h"
@@ -123,6 +132,7 @@
 #include "libpq/crypt.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -968,6 +978,229 @@ auroral_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
+/*
+ * Passwords never reach the server log. PostgreSQL logs a statement's text as the client sent it
+ * (log_statement, log_min_duration_statement, the STATEMENT line of an error), so CREATE ROLE ...
+ * PASSWORD 'secret' would be written to the log with its password. An emit_log_hook looks at the
+ * statement being run (debug_query_string) and at each message's text, context and internal query:
+ * where one of them sets a password (see sets_password), the statement text in the message is
+ * replaced (see redact) and the STATEMENT line left out; a syntax error in such a statement is
+ * reported without its position or the text near it (it may be the password). The scan is one pass
+ * with no backtracking and allocates nothing. What is changed is changed for the client too (the hook
+ * runs before the message is sent anywhere): a statement's own text is rarely in a client message.
+ */
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+static bool
+word_is(const char *w, int len, const char *lower)
+{
+	int			i;
+
+	for (i = 0; i < len; i++)
+	{
+		char		c = w[i];
+
+		if (lower[i] == '\0')
+			return false;
+		if (c >= 'A' && c <= 'Z')
+			c = (char) (c - 'A' + 'a');
+		if (c != lower[i])
+			return false;
+	}
+	return lower[len] == '\0';
+}
+
+static bool
+word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+		(unsigned char) c >= 0x80;
+}
+
+/*
+ * Where in "text" the first password-setting command starts, or -1. Words are read everywhere except
+ * in comments: also inside quoted strings, dollar-quoted bodies and quoted identifiers, so that
+ * EXECUTE 'ALTER ROLE ... PASSWORD ...' in a DO block or a function body counts. A command is CREATE or
+ * ALTER directly followed by ROLE, USER or GROUP (USER MAPPING too: its OPTIONS may hold a password),
+ * and it sets a password when the word PASSWORD follows it anywhere later in the text. Comments are
+ * recognised only outside quotes (so that "--" in a string does not hide what follows).
+ */
+static int
+sets_password(const char *text)
+{
+	int			i = 0;
+	int			n;
+	int			cmd_start = -1;		/* the CREATE/ALTER just read */
+	int			armed = -1;			/* start of a CREATE/ALTER ROLE|USER|GROUP seen */
+	char		quote = 0;			/* '\'' or '"' while inside one */
+	bool		escapes = false;	/* E'...' */
+	const char *dollar = NULL;		/* the $tag$ that ends the current dollar quote */
+	int			dollar_len = 0;
+
+	if (text == NULL)
+		return -1;
+	n = (int) strlen(text);
+	while (i < n)
+	{
+		char		c = text[i];
+
+		if (dollar == NULL && quote == 0)
+		{
+			if (c == '-' && i + 1 < n && text[i + 1] == '-')
+			{
+				while (i < n && text[i] != '\n')
+					i++;
+				continue;
+			}
+			if (c == '/' && i + 1 < n && text[i + 1] == '*')
+			{
+				int			depth = 1;
+
+				i += 2;
+				while (i < n && depth > 0)
+				{
+					if (text[i] == '/' && i + 1 < n && text[i + 1] == '*')
+					{
+						depth++;
+						i += 2;
+					}
+					else if (text[i] == '*' && i + 1 < n && text[i + 1] == '/')
+					{
+						depth--;
+						i += 2;
+					}
+					else
+						i++;
+				}
+				continue;
+			}
+			if (c == '\'' || c == '"')
+			{
+				escapes = (c == '\'' && i > 0 && (text[i - 1] == 'e' || text[i - 1] == 'E') &&
+						   (i < 2 || !word_char(text[i - 2])));
+				quote = c;
+				i++;
+				continue;
+			}
+			if (c == '$' && (i == 0 || !word_char(text[i - 1])))
+			{
+				int			j = i + 1;
+
+				while (j < n && word_char(text[j]) && !(j == i + 1 && text[j] >= '0' && text[j] <= '9'))
+					j++;
+				if (j < n && text[j] == '$')
+				{
+					dollar = text + i;
+					dollar_len = j - i + 1;
+					i = j + 1;
+					continue;
+				}
+			}
+		}
+		else if (dollar != NULL)
+		{
+			if (c == '$' && n - i >= dollar_len && strncmp(text + i, dollar, dollar_len) == 0)
+			{
+				dollar = NULL;
+				i += dollar_len;
+				continue;
+			}
+		}
+		else if (c == quote)
+		{
+			if (i + 1 < n && text[i + 1] == quote)
+				i += 2;			/* '' or "": the quote itself, still inside */
+			else
+			{
+				quote = 0;
+				i++;
+			}
+			continue;
+		}
+		else if (escapes && c == '\\' && i + 1 < n)
+		{
+			i += 2;
+			continue;
+		}
+
+		if (word_char(c))
+		{
+			int			start = i;
+			int			len;
+
+			while (i < n && word_char(text[i]))
+				i++;
+			len = i - start;
+			if (armed >= 0 && word_is(text + start, len, "password"))
+				return armed;
+			if (cmd_start >= 0 && (word_is(text + start, len, "role") || word_is(text + start, len, "user") ||
+								   word_is(text + start, len, "group")))
+			{
+				if (armed < 0)
+					armed = cmd_start;
+			}
+			cmd_start = (word_is(text + start, len, "create") || word_is(text + start, len, "alter")) ? start : -1;
+			continue;
+		}
+		if (!(c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'))
+			cmd_start = -1;		/* CREATE and ROLE must be adjacent words */
+		i++;
+	}
+	return -1;
+}
+
+static const char REDACTION[] = "<statement that sets a password: not logged>";
+
+/*
+ * "text" with everything from "from" on (a statement that sets a password, and whatever follows it)
+ * replaced by REDACTION. Allocated in ErrorContext (the hook runs there; PostgreSQL keeps room in it
+ * for error reporting), as the strings it replaces were: PostgreSQL frees them with the error.
+ */
+static char *
+redact(const char *text, int from)
+{
+	char	   *buf = MemoryContextAlloc(ErrorContext, from + sizeof(REDACTION));
+
+	memcpy(buf, text, from);
+	memcpy(buf + from, REDACTION, sizeof(REDACTION));
+	return buf;
+}
+
+static void
+auroral_emit_log(ErrorData *edata)
+{
+	int			at;
+
+	if (debug_query_string != NULL && sets_password(debug_query_string) >= 0)
+	{
+		edata->hide_stmt = true;
+		/* the bound parameters of an extended-protocol statement ("parameters: $1 = '...'") */
+		edata->detail = NULL;
+		edata->detail_log = NULL;
+		/* "syntax error at or near ..." may quote the password itself (PASSWORD secret, unquoted) */
+		if (edata->sqlerrcode == ERRCODE_SYNTAX_ERROR)
+		{
+			edata->message = redact("", 0);
+			edata->cursorpos = 0;
+		}
+	}
+	if (edata->message != NULL && (at = sets_password(edata->message)) >= 0)
+		edata->message = redact(edata->message, at);
+	if (edata->context != NULL && (at = sets_password(edata->context)) >= 0)
+		edata->context = redact(edata->context, at);
+	if (edata->internalquery != NULL && sets_password(edata->internalquery) >= 0)
+	{
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+	}
+	if (edata->detail != NULL && sets_password(edata->detail) >= 0)
+		edata->detail = NULL;
+	if (edata->detail_log != NULL && sets_password(edata->detail_log) >= 0)
+		edata->detail_log = NULL;
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
 void
 _PG_init(void)
 {
@@ -1066,6 +1299,8 @@ _PG_init(void)
 
 	prev_ClientAuthentication = ClientAuthentication_hook;
 	ClientAuthentication_hook = auroral_ClientAuthentication;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = auroral_emit_log;
 	prev_post_parse_analyze = post_parse_analyze_hook;
 	post_parse_analyze_hook = auroral_post_parse_analyze;
 #ifdef AURORAL_OWN_SSL_STATUS
