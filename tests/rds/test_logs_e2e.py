@@ -203,9 +203,15 @@ def test_log_files_statements_and_no_passwords(rds: Any, server: Any, make_user:
                 conn.execute("SELECT 'in-csv-99'")
             names = [f["LogFileName"] for f in
                      rds.describe_db_log_files(DBInstanceIdentifier=db.instance_id)["DescribeDBLogFiles"]]
-            return next((n for n in names if n.endswith(".csv")), None)
+            name = next((n for n in names if n.endswith(".csv")), None)
+            if name is None:
+                return None
+            # the collector creates the file before it writes to it: wait for the statement's line
+            text = str(rds.download_db_log_file_portion(DBInstanceIdentifier=db.instance_id, LogFileName=name,
+                                                        Marker="0")["LogFileData"] or "")
+            return name if "in-csv-99" in text else None
 
-        csv_name = until(csv_file, what="a csvlog file")
+        csv_name = until(csv_file, what="a csvlog file with the statement")
         assert NAME.fullmatch(csv_name)
         csv_text = rds.download_db_log_file_portion(DBInstanceIdentifier=db.instance_id, LogFileName=csv_name,
                                                     Marker="0")["LogFileData"]
