@@ -18,6 +18,7 @@ import pytest
 
 from auroral.engine import Installation, LocalEngine, PgServer, RestartPolicy, Status, available, fetch
 from auroral.engine.extension import servable
+from tests.conftest import ENGINE_CACHE
 
 
 def _one_per_major() -> list[Installation]:
@@ -25,16 +26,16 @@ def _one_per_major() -> list[Installation]:
     may serve clusters (14/15: only where auroral_rds can be built, ``extension.servable``), after
     fetching every major auroral can fetch that is not here with server headers (into the tests' shared
     cache, tests/conftest.py; ``AURORAL_ENGINE_FETCH=0``: only what is installed)."""
-    cache_dir = os.environ.get(fetch.ENV_CACHE, "")
-    cache = Path(cache_dir) if cache_dir else None
-    if cache is not None:
-        have = {i.major for i in available(fetched=cache) if i.headers}
-        for major in fetch.fetchable_majors():
-            if major not in have:
-                try:
-                    fetch.fetch(major, cache)
-                except fetch.FetchError as exc:  # offline: the majors at hand are tested
-                    print(f"PostgreSQL {major} is not tested: {exc}")
+    # tests/conftest.py exports the cache in pytest_configure, which runs after this module is imported
+    # when pytest is given tests/engine paths (an initial conftest): fall back to the same default
+    cache = Path(os.environ.get(fetch.ENV_CACHE) or ENGINE_CACHE)
+    have = {i.major for i in available(fetched=cache) if i.headers}
+    for major in fetch.fetchable_majors():
+        if major not in have:
+            try:
+                fetch.fetch(major, cache)
+            except fetch.FetchError as exc:  # offline: the majors at hand are tested
+                print(f"PostgreSQL {major} is not tested: {exc}")
     seen: dict[int, Installation] = {}
     for inst in available(refresh=True, fetched=cache):
         if servable(inst):

@@ -233,7 +233,7 @@ def test_restart_finds_each_cluster_user_and_moves_an_older_engine_directory(
         runner.run(first._remove_cluster_user(ids[1]))
         (old.cluster_dir / "osuser").unlink()
         service = first.runas
-        for dirpath, dirnames, filenames in os.walk(old.pgdata):
+        for dirpath, dirnames, filenames in (*os.walk(old.pgdata), *os.walk(old.cluster_dir / "pglog")):
             for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
                 os.chown(name, service.uid, service.gid, follow_symlinks=False)
         (data_dir / "engine").unlink()

@@ -333,7 +333,7 @@ class LocalEngine:
             # write them), or a create interrupted between the clone and its chown. Handed over through
             # descriptors (see fsafe.chown_tree)
             cluster_dir = record.parent
-            for sub in ("pgdata", "run"):
+            for sub in ("pgdata", "run", "pglog"):
                 if (cluster_dir / sub).is_dir():
                     fsafe.chown_tree(cluster_dir / sub, self.runas.uid, runas.uid, runas.gid)
         return runas

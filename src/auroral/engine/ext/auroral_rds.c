@@ -1174,8 +1174,15 @@ auroral_emit_log(ErrorData *edata)
 	if (debug_query_string != NULL && sets_password(debug_query_string) >= 0)
 	{
 		edata->hide_stmt = true;
-		/* the bound parameters of an extended-protocol statement ("parameters: $1 = '...'") */
-		edata->detail = NULL;
+		/*
+		 * The bound parameters of an extended-protocol statement ("parameters: $1 = '...'") are the
+		 * detail of the server-only lines (statement:, execute:, duration:). The detail of an error the
+		 * client gets is PostgreSQL's own ("Only roles with the SUPERUSER attribute ..."): the client
+		 * keeps it (this hook's changes reach the client too), and one that quotes a statement setting
+		 * a password is dropped below; detail_log goes to the server log only.
+		 */
+		if (edata->elevel < ERROR || !edata->output_to_client)
+			edata->detail = NULL;
 		edata->detail_log = NULL;
 		/* "syntax error at or near ..." may quote the password itself (PASSWORD secret, unquoted) */
 		if (edata->sqlerrcode == ERRCODE_SYNTAX_ERROR)
