@@ -45,7 +45,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -618,6 +618,98 @@ class PgServer:
             except BaseException as exc:
                 await self._halt()
                 self._set_status("failed", f"create failed: {exc}")
+                raise
+            self._want_running = True
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.server_id}")
+            self._set_status("running")
+
+    async def base_backup(self, sink: Callable[[bytes], Any]) -> None:
+        """A consistent copy of this running server's data directory, as one tar stream handed to ``sink``
+        chunk by chunk (``sink`` may be a coroutine function): ``pg_basebackup -Ft -X fetch`` to stdout over
+        the private socket as the replication role (peer), with a fast checkpoint. The server keeps serving;
+        the tar holds the WAL needed to make the copy consistent (a restored server replays it at its first
+        start). Nothing is written to disk here: what the sink does with the bytes is its business."""
+        if self._status != "running":
+            raise ServerStateError(f"server {self.server_id} is {self._status}")
+        async with await postmaster.connect(self.socket_dir, self._admin_password) as connection:
+            for statement in bootstrap.ENSURE_REPLICATION_ROLE:
+                await connection.execute(statement.encode())
+        process = await asyncio.create_subprocess_exec(
+            str(self.installation.tool("pg_basebackup")),
+            "-d", (f"host={self.socket_dir} port={conf.PORT} user={conf.REPLICATION_ROLE} "
+                   f"application_name={self.server_id}-snapshot"),
+            "-D", "-", "-F", "t", "-X", "fetch", "-c", "fast", "-w", "--no-manifest",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd="/", env=postmaster.tool_env(), **self.runas.subprocess_kwargs(),
+        )
+        assert process.stdout is not None and process.stderr is not None
+        errors = asyncio.create_task(process.stderr.read())
+        try:
+            while True:
+                chunk = await process.stdout.read(1 << 18)
+                if not chunk:
+                    break
+                result = sink(chunk)
+                if asyncio.iscoroutine(result):
+                    await result
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            errors.cancel()
+            raise
+        code = await process.wait()
+        text = (await errors).decode("utf-8", errors="replace")
+        if code != 0:
+            raise ServerStartError(f"pg_basebackup failed with exit code {code}", text[-4000:])
+
+    async def restore_backup(self, chunks: AsyncIterator[bytes]) -> None:
+        """Make this (not yet initialized) server from a tar stream made by :meth:`base_backup` (of another
+        cluster's server) and start it as a primary: the tar is unpacked by ``tar`` running as this server's
+        OS user into its own new data directory; the first start replays the WAL in it (``backup_label``).
+        Leaves it running. While it is unpacked the cloning marker says so (a restart removes a half copy)."""
+        async with self._lock:
+            if self._status != "not-initialized":
+                raise ServerStateError(f"server {self.server_id} is already initialized ({self._status})")
+            self._set_status("starting", "restoring")
+            try:
+                self._make_cluster_dir()
+                fsafe.write_file(self.cluster_dir / CLONING_MARKER, b"")
+                await postmaster.clear_leftovers(self.pgdata)
+                shutil.rmtree(self.pgdata, ignore_errors=True)
+                make_private_dir(self.pgdata, self.runas)
+                process = await asyncio.create_subprocess_exec(
+                    shutil.which("tar") or "/bin/tar", "-x", "-f", "-", "-C", str(self.pgdata),
+                    "--no-same-owner", "--no-overwrite-dir",
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE, cwd="/", **self.runas.subprocess_kwargs(),
+                )
+                assert process.stdin is not None and process.stderr is not None
+                errors = asyncio.create_task(process.stderr.read())
+                try:
+                    async for chunk in chunks:
+                        process.stdin.write(chunk)
+                        await process.stdin.drain()
+                    process.stdin.close()
+                except BaseException:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+                    errors.cancel()
+                    raise
+                code = await process.wait()
+                text = (await errors).decode("utf-8", errors="replace")
+                if code != 0:
+                    raise ServerStartError(f"tar failed with exit code {code}", text[-4000:])
+                for leftover in ("postmaster.pid", conf.STANDBY_SIGNAL, "recovery.signal"):
+                    fsafe.remove_file(self.pgdata / leftover)
+                self.standby = None
+                await postmaster.sync(self.installation, self.pgdata, self.runas)
+                await self._launch("final")
+                fsafe.remove_file(self.cluster_dir / CLONING_MARKER)
+            except BaseException as exc:
+                await self._halt()
+                self._set_status("failed", f"restore failed: {exc}")
                 raise
             self._want_running = True
             self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.server_id}")

@@ -47,7 +47,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,7 @@ class LocalRuntime(ReplicaSet):
         # An explicit endpoint address (AURORAL_ENDPOINT_HOST): every endpoint there, on a port of its
         # own. Without one, each instance listens on its own address (``placement_for``).
         self._host = endpoint_host
+        self.snapshot_dir = data_dir / "snapshots"  # sealed snapshot files (rds/snapshots.py)
         self._bound: dict[str, tuple[str, int]] = {}  # instance resource id -> (address, port) listening
         # the gate applies to every source alike: discovered, preinstalled (AURORAL_ENGINE_DIR) and fetched
         min_major = 0 if installations is not None else served_min_major()
@@ -307,6 +308,46 @@ class LocalRuntime(ReplicaSet):
         # the parameters come after the bootstrap: a value PostgreSQL will not run with leaves a
         # complete cluster that starts once the value is fixed
         await self._run_with_parameters(server, cluster, restart=False, fresh=True)
+
+    # --- snapshots: a base backup out, a new cluster in (rds/snapshots.py seals the bytes) -------------
+
+    def admin_password_of(self, cluster: Cluster) -> str:
+        """rdsadmin's password in the cluster's data (a snapshot carries it, sealed, to its restores)."""
+        return self._admin_password(cluster)
+
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
+        """A consistent base backup of the running primary, as a tar stream to ``sink``; it keeps serving."""
+        try:
+            try:
+                primary = self._server(cluster)
+            except (EngineError, RuntimeFailure):
+                primary = await self._ensure_server(cluster)  # not served since auroral started
+            started = False
+            if primary.status() != "running":  # a stopped cluster (a final snapshot): up for the backup only
+                await primary.start()
+                started = True
+            try:
+                await primary.base_backup(sink)
+            finally:
+                if started:
+                    await primary.stop()
+        except (EngineError, psycopg.Error, OSError) as exc:
+            raise RuntimeFailure(f"the snapshot of {cluster.identifier} failed: {_first_line(exc)}") from exc
+
+    async def restore_cluster(self, cluster: Cluster, chunks: AsyncIterator[bytes], admin_password: str) -> None:
+        """A new cluster whose primary is made from a snapshot's tar stream and started with the new
+        cluster's parameters. rdsadmin's password is the source's (it is in the data): stored first."""
+        self._store.put(KIND_ADMIN, cluster.account, cluster.resource_id,
+                        {"sealed": self._sealer.seal_text(admin_password, f"rdsadmin:{cluster.resource_id}")})
+        self._save_layout(cluster, Layout(cluster.resource_id))
+        self._clusters[cluster.resource_id] = cluster
+        self._parameters[cluster.resource_id] = dict(cluster.parameters)
+        try:
+            server = await self._engine.restore_server(cluster.resource_id, cluster.engine_version,
+                                                       admin_password=admin_password, chunks=chunks)
+        except (EngineError, OSError) as exc:
+            raise RuntimeFailure(f"the restore failed: {_first_line(exc)}") from exc
+        await self._run_with_parameters(server, cluster, restart=False)
 
     async def _ensure_server(self, cluster: Cluster) -> PgServer:
         """The cluster's primary, its servers recovered from disk after a restart of auroral, an

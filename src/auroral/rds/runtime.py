@@ -52,7 +52,7 @@ person can act on; anything else is a bug):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -169,6 +169,21 @@ class ClusterRuntime(Protocol):
         ...
 
     def set_status_listener(self, fn: StatusListener) -> None: ...
+
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
+        """Hand a consistent copy of the running cluster's data (a tar stream) to ``sink`` chunk by chunk
+        (``sink`` may return an awaitable); the cluster keeps serving."""
+        ...
+
+    async def restore_cluster(self, cluster: Cluster, chunks: AsyncIterator[bytes], admin_password: str) -> None:
+        """Create the new ``cluster``'s primary from a snapshot's tar stream and start it with the cluster's
+        parameters (rdsadmin's password in that data is ``admin_password``)."""
+        ...
+
+    def admin_password_of(self, cluster: Cluster) -> str:
+        """rdsadmin's password in the cluster's data (a snapshot keeps it for its restores)."""
+        ...
+
 
 
 class ServiceLinkedRoles(Protocol):

@@ -35,6 +35,7 @@ from auroral.rds.model import (
     Instance,
 )
 from auroral.rds.runtime import WRITER_LOST, ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
+from auroral.rds.snapshots import SnapshotOperations
 from auroral.rds.tags import TagOperations
 from auroral.rds.upgrades import UpgradeOperations
 from auroral.store import Store
@@ -64,12 +65,13 @@ RESOLVERS = {
     "cluster-pg": ("cluster-pg", False),
     "subgrp": ("subgrp", False),
     "cluster-endpoint": ("cluster-endpoint", False),
+    "cluster-snapshot": ("cluster-snapshot", True),
 }
 # Statuses the runtime's own events may move a cluster between (never one of our transitions).
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
 
-class RdsService(UpgradeOperations, FailoverOperations, TagOperations):
+class RdsService(SnapshotOperations, UpgradeOperations, FailoverOperations, TagOperations):
     def __init__(
         self,
         store: Store,
@@ -161,6 +163,12 @@ class RdsService(UpgradeOperations, FailoverOperations, TagOperations):
                 cluster.transition("available", reason)
                 self._save_cluster(cluster)
                 self._spawn_start(cluster.resource_id, "available")
+            elif status in ("available", "inaccessible-encryption-credentials") and self.key_problem(cluster):
+                # its KMS key is not usable: it does not serve until it is (encryption.py's watch)
+                if status == "available":
+                    cluster.transition("inaccessible-encryption-credentials", self.key_problem(cluster))
+                    self._save_cluster(cluster)
+                    self._set_members(cluster, "inaccessible-encryption-credentials", only=("available",))
             elif status in ("available", "starting", "inaccessible-encryption-credentials", INCOMPATIBLE):
                 # incompatible-parameters: the group may have been fixed meanwhile; if not, it stays so
                 self._spawn_start(cluster.resource_id, status)
@@ -171,7 +179,9 @@ class RdsService(UpgradeOperations, FailoverOperations, TagOperations):
                 self._spawn_start(cluster.resource_id, "starting")
             self._recover_master_secret(cluster.resource_id)
         self._recover_cluster_endpoints()
+        self.recover_snapshots()
         await self.drain()
+        self.start_key_watch()
 
     def slr_deletion_check(self, account: str) -> Callable[[str], str | None]:
         """A callback for IAM's DeleteServiceLinkedRole guard (``Directory.register_slr_deletion_check``)."""
@@ -223,6 +233,8 @@ class RdsService(UpgradeOperations, FailoverOperations, TagOperations):
         rtype, arn_ok = RESOLVERS[kind]
         if value is None or value == "":
             return [rds_arn(ctx, rtype, "*")]
+        if kind == "cluster-snapshot":  # an automated snapshot's name has colons (snapshots.py)
+            return [rds_arn(ctx, rtype, self.snapshot_ident(ctx, value))]
         return [rds_arn(ctx, rtype, self.ident(ctx, value, rtype, arn_ok=arn_ok))]
 
     def _named(self, ctx: RequestContext, value: Any, rtype: str, operation: str) -> str:
