@@ -90,3 +90,92 @@ def test_snapshot_restore_keeps_the_rows_written_before_it(rds: Any, server: Any
         assert rows(source) == ["before-1", marker, "after"]
     finally:
         delete_db(rds, restored)
+
+
+def test_errors_are_aws_s(rds: Any, source: Db) -> None:
+    with pytest.raises(ClientError) as info:
+        rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=ident("s"), DBClusterIdentifier="no-such-cluster")
+    assert _code(info) == "DBClusterNotFoundFault"
+    with pytest.raises(ClientError) as info:
+        rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="no-such-snapshot")
+    assert _code(info) == "DBClusterSnapshotNotFoundFault"
+    with pytest.raises(ClientError) as info:
+        rds.restore_db_cluster_from_snapshot(DBClusterIdentifier=ident("r"), SnapshotIdentifier="no-such-snapshot",
+                                             Engine=ENGINE)
+    assert _code(info) == "DBClusterSnapshotNotFoundFault"
+    with pytest.raises(ClientError) as info:
+        rds.delete_db_cluster(DBClusterIdentifier=source.cluster_id)
+    assert (_code(info), _message(info)) == (
+        "InvalidParameterCombination", "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+    with pytest.raises(ClientError) as info:
+        rds.delete_db_cluster(DBClusterIdentifier=source.cluster_id, SkipFinalSnapshot=True,
+                              FinalDBSnapshotIdentifier=ident("f"))
+    assert _code(info) == "InvalidParameterCombination"
+    for bad in (0, 36):
+        with pytest.raises(ClientError) as info:
+            rds.create_db_cluster(DBClusterIdentifier=ident("bad"), Engine=ENGINE, MasterUsername="master",
+                                  MasterUserPassword="Master-pass-1", BackupRetentionPeriod=bad)
+        assert _code(info) == "InvalidParameterValue"
+    snap = snapshot(rds, source.cluster_id)
+    with pytest.raises(ClientError) as info:
+        rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"],
+                                       DBClusterIdentifier=source.cluster_id)
+    assert _code(info) == "DBClusterSnapshotAlreadyExistsFault"
+    with pytest.raises(ClientError) as info:  # an unencrypted snapshot's copy cannot take a key
+        rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"],
+                                     TargetDBClusterSnapshotIdentifier=ident("c"), KmsKeyId="alias/aws/rds")
+    assert _code(info) == "InvalidParameterCombination"
+    rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"])
+    rds.get_waiter("db_cluster_snapshot_deleted").wait(DBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"],
+                                                       WaiterConfig=FAST)
+
+
+def test_sharing_and_listing(rds: Any, server: Any, source: Db) -> None:
+    snap = snapshot(rds, source.cluster_id, Tags=[{"Key": "own", "Value": "tag"}])
+    sid = snap["DBClusterSnapshotIdentifier"]
+    assert snap["TagList"] == [{"Key": "own", "Value": "tag"}]  # the request's tags win over the cluster's
+    out = rds.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier=sid, AttributeName="restore",
+                                                   ValuesToAdd=["210987654321", "all"])
+    assert out["DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"] == [
+        {"AttributeName": "restore", "AttributeValues": ["210987654321", "all"]}]
+    rds.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier=sid, AttributeName="restore",
+                                             ValuesToRemove=["all"])
+    attrs = rds.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier=sid)
+    assert attrs["DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"][0]["AttributeValues"] == [
+        "210987654321"]
+    listed = rds.describe_db_cluster_snapshots(DBClusterIdentifier=source.cluster_id, SnapshotType="manual")
+    assert sid in [s["DBClusterSnapshotIdentifier"] for s in listed["DBClusterSnapshots"]]
+    assert rds.describe_db_cluster_snapshots(DBClusterIdentifier=source.cluster_id,
+                                             SnapshotType="automated")["DBClusterSnapshots"] == []
+    rds.add_tags_to_resource(ResourceName=snap["DBClusterSnapshotArn"], Tags=[{"Key": "more", "Value": "x"}])
+    tags = rds.list_tags_for_resource(ResourceName=snap["DBClusterSnapshotArn"])["TagList"]
+    assert {"Key": "more", "Value": "x"} in tags
+    # the AWS CLI, unmodified, sees the same snapshot by its ARN
+    cli = server.cli_json("rds", "describe-db-cluster-snapshots", "--db-cluster-snapshot-identifier",
+                          snap["DBClusterSnapshotArn"])
+    assert cli["DBClusterSnapshots"][0]["DBClusterSnapshotIdentifier"] == sid
+    assert cli["DBClusterSnapshots"][0]["Status"] == "available"
+    rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=sid)
+
+
+def test_final_snapshot_on_delete(rds: Any) -> None:
+    db = create_db(rds, prefix="snapfin")
+    final = ident("snap-final")
+    try:
+        with db.connect() as conn:
+            conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, note text)")
+            conn.execute("INSERT INTO notes (note) VALUES ('kept')")
+        rds.delete_db_instance(DBInstanceIdentifier=db.instance_id, SkipFinalSnapshot=True)
+        wait_instance_gone(rds, db.instance_id)
+        out = rds.delete_db_cluster(DBClusterIdentifier=db.cluster_id, FinalDBSnapshotIdentifier=final)
+        assert out["DBCluster"]["Status"] == "deleting"
+        rds.get_waiter("db_cluster_deleted").wait(DBClusterIdentifier=db.cluster_id, WaiterConfig=FAST)
+        snap = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=final)["DBClusterSnapshots"][0]
+        assert snap["Status"] == "available" and snap["DBClusterIdentifier"] == db.cluster_id
+        restored = restore(rds, final)
+        try:
+            assert rows(restored) == ["kept"]
+        finally:
+            delete_db(rds, restored)
+    finally:
+        delete_db(rds, db)
