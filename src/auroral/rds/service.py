@@ -204,6 +204,8 @@ class RdsService(SnapshotOperations, UpgradeOperations, FailoverOperations, TagO
         cluster = self._cluster_by_rid(resource_id)
         if cluster is None or cluster.status not in _EVENT_STATUSES or status not in _EVENT_STATUSES:
             return  # an operation of ours owns the status right now
+        if cluster.status == "inaccessible-encryption-credentials":
+            return  # the key watch owns it: its servers start again only once the key is usable (encryption.py)
         if status == cluster.status:
             return
         if status not in CLUSTER_TRANSITIONS[cluster.status]:
