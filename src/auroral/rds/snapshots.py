@@ -25,6 +25,7 @@ from auroral.errors import AwsError, invalid_parameter_combination, invalid_para
 from auroral.rds import validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.envelope import SealedArtifactError, SealedWriter, read_sealed
+from auroral.rds.managed_password import crash_point
 from auroral.rds.model import ENGINE, Cluster, new_resource_id, utcnow
 from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure
 from auroral.rds.snapshot_model import AUTOMATED, KIND_SNAPSHOT, MANUAL, ClusterSnapshot, new_sid
@@ -149,9 +150,16 @@ class SnapshotOperations(TagOperations):
             snap.data_key = wrapped.to_doc()
             snap.admin = keys.sealer.seal_text(self.runtime.admin_password_of(cluster), self._admin_aad(snap))
             self._save_snapshot(snap)
+            crash_point("snapshot:recorded")
             writer = await asyncio.to_thread(SealedWriter, path, data_key)
+
+            async def sink(chunk: bytes) -> None:
+                await asyncio.to_thread(writer.write, chunk)
+                if writer.plaintext_bytes > (4 << 20):
+                    crash_point("snapshot:streaming")  # a .partial file on disk
+
             try:
-                await self.runtime.snapshot_cluster(cluster, lambda chunk: asyncio.to_thread(writer.write, chunk))
+                await self.runtime.snapshot_cluster(cluster, sink)
                 await asyncio.to_thread(writer.close)
             except BaseException:
                 await asyncio.to_thread(writer.abort)
