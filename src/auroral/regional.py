@@ -93,6 +93,7 @@ class RegionServices:
 
     async def stop(self) -> None:
         await self.rds.stop_key_watch()
+        await self.rds.stop_backup_schedule()
         await self.secrets.rotation.stop()
         await self.rds.drain()
         await self.iam_db_auth.close()

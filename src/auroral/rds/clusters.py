@@ -365,6 +365,8 @@ class ClusterOperations(EncryptionOperations, ManagedSecretOperations, Parameter
             # (a major upgrade takes the group of the new family with it: _plan_upgrade checked it)
             new_group = self._group_for(ctx.account, params["DBClusterParameterGroupName"], cluster.major)
         new_port = validate.port(params["Port"]) if params.get("Port") is not None else None
+        new_retention = validate.backup_retention(params.get("BackupRetentionPeriod"))
+        new_window = validate.backup_window(params.get("PreferredBackupWindow"))
         new_groups: list[str] | None = None
         if params.get("VpcSecurityGroupIds") is not None:
             new_groups = self._checked_security_groups(cluster, params["VpcSecurityGroupIds"])
@@ -386,6 +388,10 @@ class ClusterOperations(EncryptionOperations, ManagedSecretOperations, Parameter
             cluster.deletion_protection = _bool(params["DeletionProtection"])
         if "EnableIAMDatabaseAuthentication" in params:
             cluster.iam_auth = _bool(params["EnableIAMDatabaseAuthentication"])
+        if new_retention is not None:
+            cluster.backup_retention_period = new_retention
+        if new_window is not None:
+            cluster.preferred_backup_window = new_window
         if "CopyTagsToSnapshot" in params:
             cluster.copy_tags_to_snapshot = _bool(params["CopyTagsToSnapshot"])
         if new_groups is not None:

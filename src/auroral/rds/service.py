@@ -21,6 +21,7 @@ from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.errors import AwsError
+from auroral.rds.backups import BackupOperations
 from auroral.rds.base import rds_arn
 from auroral.rds.dns_records import RecordSink, publish
 from auroral.rds.failover import FailoverOperations
@@ -35,7 +36,6 @@ from auroral.rds.model import (
     Instance,
 )
 from auroral.rds.runtime import WRITER_LOST, ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
-from auroral.rds.snapshots import SnapshotOperations
 from auroral.rds.tags import TagOperations
 from auroral.rds.upgrades import UpgradeOperations
 from auroral.store import Store
@@ -71,7 +71,7 @@ RESOLVERS = {
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
 
-class RdsService(SnapshotOperations, UpgradeOperations, FailoverOperations, TagOperations):
+class RdsService(BackupOperations, UpgradeOperations, FailoverOperations, TagOperations):
     def __init__(
         self,
         store: Store,
@@ -182,6 +182,7 @@ class RdsService(SnapshotOperations, UpgradeOperations, FailoverOperations, TagO
         self.recover_snapshots()
         await self.drain()
         self.start_key_watch()
+        self.start_backup_schedule()
 
     def slr_deletion_check(self, account: str) -> Callable[[str], str | None]:
         """A callback for IAM's DeleteServiceLinkedRole guard (``Directory.register_slr_deletion_check``)."""

@@ -140,9 +140,9 @@ class SnapshotOperations(TagOperations):
     async def _take(self, cluster: Cluster, snap: ClusterSnapshot) -> None:
         """Back up ``cluster`` into ``snap``'s sealed file; the record says ``available`` or ``failed`` after.
         The data key (and for an encrypted cluster RDS's grant for the snapshot) is recorded first."""
-        keys = self._keys()
-        path = self._path(snap)
         try:
+            keys = self._keys()
+            path = self._path(snap)
             if snap.kms_key_id:
                 key = keys.keyring.resolve(snap.account, snap.kms_key_id)
                 snap.kms_grant_id = keys.grant(key, name=f"rds-snapshot-{snap.sid}")
@@ -164,7 +164,7 @@ class SnapshotOperations(TagOperations):
             except BaseException:
                 await asyncio.to_thread(writer.abort)
                 raise
-        except (RuntimeFailure, KeyUnusable, OSError, AwsError) as exc:
+        except (RuntimeFailure, KeyUnusable, SnapshotError, OSError, AwsError) as exc:
             reason = exc.reason if isinstance(exc, RuntimeFailure) else str(exc)
             self._finish_snapshot(snap, "failed", reason)
             log.warning("snapshot %s of %s failed: %s", snap.identifier, cluster.identifier, reason)
