@@ -384,7 +384,8 @@ class LocalEngine:
         return server
 
     async def restore_server(self, cluster_id: str, engine_version: str, *, admin_password: str,
-                             chunks: AsyncIterator[bytes]) -> PgServer:
+                             chunks: AsyncIterator[bytes], wal: AsyncIterator[tuple[str, bytes]] | None = None,
+                             target_time: str | None = None) -> PgServer:
         """A new running server of a new cluster, made from a base backup's tar stream (a snapshot of
         another cluster: ``PgServer.restore_backup``), as the new cluster's own OS user. ``admin_password``
         is rdsadmin's in that data (the source cluster's)."""
@@ -403,7 +404,7 @@ class LocalEngine:
         server = self._server(cluster_id, inst, admin_password, runas)
         self._servers[cluster_id] = server
         try:
-            await server.restore_backup(chunks)
+            await server.restore_backup(chunks, wal, target_time)
         except BaseException:
             self._servers.pop(cluster_id, None)
             await self._delete(server)

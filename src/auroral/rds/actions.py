@@ -144,6 +144,14 @@ ACTIONS: dict[str, ActionSpec] = {
         keys={"rds:DatabaseEngine": "Engine"},
         request_tags="Tags", tag_on_create=_TAG_ON_CREATE,
     ),
+    # on the new cluster and the source (Service Authorization Reference: cluster*)
+    "RestoreDBClusterToPointInTime": ActionSpec(
+        "rds:RestoreDBClusterToPointInTime",
+        (_CLUSTER, Ref("SourceDBClusterIdentifier", "cluster-or-arn", optional=True),
+         Ref("DBClusterParameterGroupName", "cluster-pg", optional=True),
+         Ref("DBSubnetGroupName", "subgrp", optional=True)),
+        request_tags="Tags", tag_on_create=_TAG_ON_CREATE,
+    ),
     "ModifyDBClusterSnapshotAttribute": ActionSpec("rds:ModifyDBClusterSnapshotAttribute", (_SNAPSHOT,)),
     "DescribeDBClusterSnapshotAttributes": ActionSpec(
         "rds:DescribeDBClusterSnapshotAttributes", (_SNAPSHOT,), read_only=True,

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 
 from auroral.rds.model import Cluster, utcnow
 from auroral.rds.snapshot_model import AUTOMATED, ClusterSnapshot
-from auroral.rds.snapshots import SnapshotOperations
 from auroral.rds.validate import window_start_minutes
+from auroral.rds.wal_archive import WalArchiveOperations
 
 log = logging.getLogger("auroral.rds")
 
@@ -44,7 +44,7 @@ def automated_name(cluster: Cluster, when: datetime) -> str:
     return f"rds:{cluster.identifier}-{when:%Y-%m-%d-%H-%M}"
 
 
-class BackupOperations(SnapshotOperations):
+class BackupOperations(WalArchiveOperations):
     backup_check_seconds: float = float(os.environ.get("AURORAL_BACKUP_CHECK_SECONDS") or 60)
     _backup_task: asyncio.Task[None] | None = None
 
@@ -79,6 +79,7 @@ class BackupOperations(SnapshotOperations):
                 if snap.status in ("available", "failed") and expired(snap, cluster.backup_retention_period, now):
                     log.info("cluster %s: automated snapshot %s expired", cluster.identifier, snap.identifier)
                     self._delete_snapshot(snap)
+            self._expire_wal(cluster, now)
             if cluster.status != "available" or any(s.status == "creating" for s in mine):
                 continue
             last = max((s.created for s in mine if s.status != "failed"), default=None)
