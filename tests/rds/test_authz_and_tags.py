@@ -23,9 +23,9 @@ IMPLEMENTED = sorted(
 
 
 def test_every_implemented_operation_has_an_action_entry() -> None:
-    assert len(IMPLEMENTED) == 42  # + DB subnet groups (4), DescribeCertificates, FailoverDBCluster, custom cluster endpoints (4),
+    assert len(IMPLEMENTED) == 43  # + DB subnet groups (4), DescribeCertificates, FailoverDBCluster, custom cluster endpoints (4),
     # DescribeOrderableDBInstanceOptions, DescribePendingMaintenanceActions, ApplyPendingMaintenanceAction,
-    # cluster snapshots (7)
+    # cluster snapshots (7), RestoreDBClusterToPointInTime
     assert sorted(ACTIONS) == IMPLEMENTED
     joined = table()
     for op in IMPLEMENTED:
