@@ -74,6 +74,8 @@ _RESERVED_PARAMS = frozenset(
 )
 PARAMS_JSON = "auroral.params.json"
 RECOVERY_SIGNAL = "recovery.signal"
+# "0": no continuous WAL archiving (no point-in-time restore); for measuring what archiving costs
+ENV_WAL_ARCHIVING = "AURORAL_WAL_ARCHIVING"
 WAL_SPOOL = "walspool"
 WAL_RESTORE = "walrestore"
 ARCHIVE_TIMEOUT = "60"  # seconds: an idle-ish cluster's WAL is archived at least this often
@@ -594,6 +596,8 @@ class PgServer:
     def _archive_settings(self) -> dict[str, str]:
         """Every server archives its finished WAL segments (a primary does; a standby from its promotion on)
         into its spool directory; auroral's paths only, no user text."""
+        if os.environ.get(ENV_WAL_ARCHIVING) == "0":  # benchmarks: the cost of archiving, measured
+            return {"archive_mode": "off"}
         spool = str(self.wal_spool)
         settings = {
             "archive_mode": "on",
