@@ -183,3 +183,30 @@ def test_a_disabled_key_blocks_the_cluster_and_reenabling_recovers(rds: Any, kms
         kms.enable_key(KeyId=key["KeyId"])
     serving_again(rds, encrypted)
     assert "survives" in rows(encrypted)
+
+
+def test_rds_uses_the_key_through_its_grant_and_deletion_pending_blocks(rds: Any, kms: Any, key: dict[str, Any],
+                                                                        encrypted: Db) -> None:
+    """Revoking RDS's grant makes the key unusable for RDS (the cluster stops serving) until a grant to
+    AWSServiceRoleForRDS exists again; a key pending deletion blocks it until the deletion is cancelled and
+    the key enabled again."""
+    serving_again(rds, encrypted)
+    with encrypted.connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO notes (note) VALUES ('grant-row')")
+    slr = [g for g in kms.list_grants(KeyId=key["KeyId"])["Grants"]
+           if g["GranteePrincipal"].endswith("/AWSServiceRoleForRDS")]
+    for grant in slr:
+        kms.revoke_grant(KeyId=key["KeyId"], GrantId=grant["GrantId"])
+    until(lambda: _status(rds, encrypted.cluster_id) == INACCESSIBLE, timeout=60, what="inaccessible")
+    kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=slr[0]["GranteePrincipal"],
+                     Operations=["Decrypt", "Encrypt", "GenerateDataKey", "DescribeKey", "CreateGrant"])
+    serving_again(rds, encrypted)
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    try:
+        until(lambda: _status(rds, encrypted.cluster_id) == INACCESSIBLE, timeout=60, what="inaccessible")
+    finally:
+        kms.cancel_key_deletion(KeyId=key["KeyId"])
+        kms.enable_key(KeyId=key["KeyId"])
+    serving_again(rds, encrypted)
+    assert "grant-row" in rows(encrypted)
