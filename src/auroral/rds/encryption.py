@@ -68,6 +68,10 @@ class EncryptionOperations(RdsBase):
         """Why RDS cannot use the cluster's key now (None: it can, or the cluster is unencrypted)."""
         if not cluster.kms_key_id or self.storage_keys is None:
             return None
+        if cluster.kms_grant_id is None:
+            # a cluster of an auroral that took KmsKeyId without using it (no grant, maybe not even a key ARN):
+            # its data never depended on the key, so the key's state does not stop it
+            return None
         return self.storage_keys.inaccessible(cluster.account, cluster.kms_key_id)
 
     # --- the watch --------------------------------------------------------------------------------
