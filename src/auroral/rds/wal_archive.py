@@ -131,7 +131,18 @@ class WalArchiveOperations(SnapshotOperations):
             writer.abort()
             raise
         os.utime(path, (archived_at, archived_at))
+        if not name.endswith("history"):
+            latest = self._latest_wal()
+            latest[rid] = max(latest.get(rid, 0.0), archived_at)
         return True
+
+    def _latest_wal(self) -> dict[str, float]:
+        """Cluster rid -> when its last archived segment was archived (a scan of the directory once, then kept
+        up to date as segments arrive): Describe does not list a large archive every time."""
+        cache: dict[str, float] | None = self.__dict__.get("_latest_wal_cache")
+        if cache is None:
+            cache = self.__dict__["_latest_wal_cache"] = {}
+        return cache
 
     def _wal_files(self, rid: str) -> list[tuple[str, float, Path]]:
         """(name, archived at, path) of the cluster's archived WAL files, in name order."""
@@ -154,9 +165,15 @@ class WalArchiveOperations(SnapshotOperations):
     def restorable_window(self, cluster: Cluster) -> tuple[datetime | None, datetime | None]:
         bases = [s.created for s in self._snapshots(cluster.account)
                  if s.cluster_resource_id == cluster.resource_id and s.status == "available"]
-        files = [mtime for name, mtime, _ in self._wal_files(cluster.resource_id) if not name.endswith("history")]
-        earliest = min(bases) if bases else None
-        latest = datetime.fromtimestamp(max(files), UTC) if files else None
+        if not bases:
+            return None, None  # nothing to start a restore from
+        cache = self._latest_wal()
+        if cluster.resource_id not in cache:
+            files = [mtime for name, mtime, _ in self._wal_files(cluster.resource_id) if not name.endswith("history")]
+            cache[cluster.resource_id] = max(files, default=0.0)
+        stamp = cache[cluster.resource_id]
+        earliest = min(bases)
+        latest = datetime.fromtimestamp(stamp, UTC) if stamp else None
         if earliest is not None and latest is not None and latest < earliest:
             latest = earliest
         return earliest, latest
@@ -187,6 +204,7 @@ class WalArchiveOperations(SnapshotOperations):
         if self.snapshot_dir is not None:
             shutil.rmtree(self._wal_dir(cluster.resource_id), ignore_errors=True)
         self.store.delete(KIND_WAL_KEY, cluster.account, cluster.resource_id)
+        self._latest_wal().pop(cluster.resource_id, None)
         if self._wal_key_cache is not None:
             self._wal_key_cache.pop(cluster.resource_id, None)
 
