@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from .e2e_helpers import FAST, Db, create_db, delete_db, ident, wait_instance_gone
+from .e2e_helpers import FAST, Db, create_db, delete_db, ident, until, wait_instance_gone
 
 ENGINE = "aurora-postgresql"
 
@@ -174,6 +174,30 @@ def test_final_snapshot_on_delete(rds: Any) -> None:
         restored = restore(rds, final)
         try:
             assert rows(restored) == ["kept"]
+        finally:
+            delete_db(rds, restored)
+    finally:
+        delete_db(rds, db)
+
+
+def test_final_snapshot_of_a_stopped_cluster(rds: Any) -> None:
+    """A stopped cluster's server is started for the backup only; the data comes back in the restore."""
+    db = create_db(rds, prefix="snapstop")
+    final = ident("snap-stopfinal")
+    try:
+        with db.connect() as conn:
+            conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, note text)")
+            conn.execute("INSERT INTO notes (note) VALUES ('stopped-but-kept')")
+        rds.stop_db_cluster(DBClusterIdentifier=db.cluster_id)
+        until(lambda: rds.describe_db_clusters(DBClusterIdentifier=db.cluster_id)["DBClusters"][0]["Status"]
+              == "stopped", timeout=60, what="stopped")
+        rds.delete_db_instance(DBInstanceIdentifier=db.instance_id, SkipFinalSnapshot=True)
+        wait_instance_gone(rds, db.instance_id)
+        rds.delete_db_cluster(DBClusterIdentifier=db.cluster_id, FinalDBSnapshotIdentifier=final)
+        rds.get_waiter("db_cluster_deleted").wait(DBClusterIdentifier=db.cluster_id, WaiterConfig=FAST)
+        restored = restore(rds, final)
+        try:
+            assert rows(restored) == ["stopped-but-kept"]
         finally:
             delete_db(rds, restored)
     finally:

@@ -84,6 +84,29 @@ def test_kill_during_a_snapshot_the_restart_takes_it(home: Home, crash_at: str) 
         stop_server(srv)
 
 
+def test_kill_during_a_copy_the_restart_finishes_it(home: Home) -> None:
+    srv = home.start(**{CRASH_ENV: "copy:recorded"})
+    rds = srv.client("rds")
+    db = create_db(rds, prefix="copycrash")
+    with db.connect() as conn:
+        conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO notes (note) VALUES ('copied')")
+    sid, copy = ident("copycrash-s"), ident("copycrash-c")
+    rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=sid, DBClusterIdentifier=db.cluster_id)
+    rds.get_waiter("db_cluster_snapshot_available").wait(DBClusterSnapshotIdentifier=sid, WaiterConfig=FAST)
+    with contextlib.suppress(Exception):
+        rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=sid, TargetDBClusterSnapshotIdentifier=copy)
+    _dead(srv)
+    srv = home.start()
+    try:
+        rds = srv.client("rds")
+        rds.get_waiter("db_cluster_snapshot_available").wait(DBClusterSnapshotIdentifier=copy, WaiterConfig=FAST)
+        restored = restore(rds, copy)
+        assert rows(restored) == ["copied"]
+    finally:
+        stop_server(srv)
+
+
 def test_a_disabled_key_holds_across_a_restart(home: Home) -> None:
     srv = home.start()
     rds, kms = srv.client("rds"), srv.client("kms")

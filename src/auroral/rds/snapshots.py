@@ -349,6 +349,7 @@ class SnapshotOperations(TagOperations):
         admin = keys.sealer.open_text(source.admin, self._admin_aad(source))
         target.admin = keys.sealer.seal_text(admin, self._admin_aad(target))
         self._finish_snapshot(target, "copying", None)
+        crash_point("copy:recorded")
         writer = SealedWriter(self._path(target), new_key)
         try:
             for chunk in read_sealed(self._path(source), old_key):
