@@ -210,3 +210,40 @@ def test_rds_uses_the_key_through_its_grant_and_deletion_pending_blocks(rds: Any
         kms.enable_key(KeyId=key["KeyId"])
     serving_again(rds, encrypted)
     assert "grant-row" in rows(encrypted)
+
+
+def test_point_in_time_restore_of_an_encrypted_cluster(rds: Any, kms: Any, server: Any, key: dict[str, Any],
+                                                       encrypted: Db) -> None:
+    """The WAL archive is sealed under a data key of the cluster's KMS key: the restore needs the key."""
+    serving_again(rds, encrypted)
+    snapshot(rds, encrypted.cluster_id)
+    with encrypted.connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO notes (note) VALUES ('in-the-wal')")
+    other = kms.create_key(Description="pitr key")["KeyMetadata"]
+    cid, iid = ident("enc-pitr"), ident("enc-pitr-i")
+    out = rds.restore_db_cluster_to_point_in_time(DBClusterIdentifier=cid, SourceDBClusterIdentifier=encrypted.cluster_id,
+                                                  UseLatestRestorableTime=True, KmsKeyId=other["Arn"])["DBCluster"]
+    assert out["KmsKeyId"] == other["Arn"] and out["StorageEncrypted"] is True
+    rds.get_waiter("db_cluster_available").wait(DBClusterIdentifier=cid, WaiterConfig=FAST)
+    rds.create_db_instance(DBInstanceIdentifier=iid, DBClusterIdentifier=cid, Engine=ENGINE,
+                           DBInstanceClass="db.r6g.large")
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=iid, WaiterConfig=FAST)
+    found = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+    restored = Db(cid, iid, found["Endpoint"], found["Port"], found["DbClusterResourceId"], PASSWORD)
+    try:
+        assert "in-the-wal" in rows(restored)
+    finally:
+        delete_db(rds, restored)
+    archive = server.data_dir / "snapshots" / "wal" / encrypted.resource_id
+    assert all(b"in-the-wal" not in f.read_bytes() for f in archive.iterdir())
+    kms.disable_key(KeyId=key["KeyId"])
+    try:
+        with pytest.raises(ClientError) as info:
+            rds.restore_db_cluster_to_point_in_time(DBClusterIdentifier=ident("enc-pitr-x"),
+                                                    SourceDBClusterIdentifier=encrypted.cluster_id,
+                                                    UseLatestRestorableTime=True)
+        assert _code(info) == "KMSKeyNotAccessibleFault"
+    finally:
+        kms.enable_key(KeyId=key["KeyId"])
+    serving_again(rds, encrypted)
