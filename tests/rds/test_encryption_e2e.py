@@ -236,7 +236,8 @@ def test_point_in_time_restore_of_an_encrypted_cluster(rds: Any, kms: Any, serve
     finally:
         delete_db(rds, restored)
     archive = server.data_dir / "snapshots" / "wal" / encrypted.resource_id
-    assert all(b"in-the-wal" not in f.read_bytes() for f in archive.iterdir())
+    files = list(archive.iterdir())
+    assert files and all(b"in-the-wal" not in f.read_bytes() for f in files)
     kms.disable_key(KeyId=key["KeyId"])
     try:
         with pytest.raises(ClientError) as info:
