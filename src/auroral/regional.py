@@ -35,6 +35,7 @@ from auroral.rds.managed_password import ManagedPasswords
 from auroral.rds.model import Cluster, Instance
 from auroral.rds.network_policy import Ec2Directory, NetworkPolicy, drop_mode, translation_spec
 from auroral.rds.service import RdsService
+from auroral.rds.storage_keys import StorageKeys
 from auroral.regions import partition_of
 from auroral.secrets.service import SecretsManagerService
 from auroral.store import Store
@@ -67,6 +68,8 @@ class RegionServices:
         self.rds.attach_network(Ec2Directory(self.ec2))
         self.rds.on_network_view_change(regions.runtime.network_changed_later)
         self.rds.attach_ca(regions.ca_cert)
+        # encryption at rest: StorageEncrypted clusters' KMS keys, the sealed snapshots
+        self.rds.attach_snapshots(StorageKeys(self.kms.keyring, regions.sealer), regions.runtime.snapshot_dir)
         self.network_policy = NetworkPolicy(self.ec2, self.rds, store, drop=drop_mode(os.environ))
         # The DB instances' network interfaces and the addresses their endpoints listen on.
         self.addresses = EndpointAddresses(self.ec2, self.rds, store, region)
@@ -89,6 +92,8 @@ class RegionServices:
         await self.secrets.rotation.start()  # after recover: resumed rotations need the clusters running
 
     async def stop(self) -> None:
+        await self.rds.stop_key_watch()
+        await self.rds.stop_backup_schedule()
         await self.secrets.rotation.stop()
         await self.rds.drain()
         await self.iam_db_auth.close()

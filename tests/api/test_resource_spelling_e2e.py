@@ -51,6 +51,7 @@ class World:
     pg: str
     subgrp: str
     endpoint: str  # a custom endpoint of db's cluster
+    snapshot: str  # a snapshot of db's cluster
     ec2: dict[str, str]
     sg_name: str
     secret_name: str
@@ -104,6 +105,8 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("rds", "ModifyDBSubnetGroup"): {"SubnetIds": ["subnet-0123456789abcdef0"]},
     ("rds", "RemoveRoleFromDBCluster"): {"RoleArn": "arn:aws:iam::123456789012:role/canon"},
     ("rds", "RemoveTagsFromResource"): {"TagKeys": ["k"]},
+    ("rds", "RestoreDBClusterFromSnapshot"): {"Engine": "aurora-postgresql"},
+    ("rds", "ModifyDBClusterSnapshotAttribute"): {"AttributeName": "restore"},
     ("ec2", "AuthorizeSecurityGroupEgress"): {"IpPermissions": _PERMS},
     ("ec2", "AuthorizeSecurityGroupIngress"): {"IpPermissions": _PERMS},
     ("ec2", "RevokeSecurityGroupEgress"): {"IpPermissions": _PERMS},
@@ -173,6 +176,12 @@ Spellings = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 def _spellings(w: World, service: str, op: str, ref: Ref) -> Spellings:
     p = ref.param
+    if service == "rds" and ref.kind == "cluster-snapshot":
+        arn = w.rds_arn("cluster-snapshot", w.snapshot)
+        accepted = [{p: s} for s in _cases(w.snapshot)] + [{p: arn}, {p: w.rds_arn("cluster-snapshot", w.snapshot.upper())}]
+        refused = [{p: arn.replace(REGION, "us-west-2")}, {p: arn.replace(f":{w.account}:", ":210987654321:")},
+                   {p: w.rds_arn("cluster", w.snapshot)}]
+        return accepted, refused
     if service == "rds":
         name = {"cluster": w.db.cluster_id, "cluster-or-arn": w.db.cluster_id, "db": w.db.instance_id,
                 "db-or-arn": w.db.instance_id, "cluster-pg": w.pg, "subgrp": w.subgrp,
@@ -180,7 +189,8 @@ def _spellings(w: World, service: str, op: str, ref: Ref) -> Spellings:
         if ref.kind == "arn":
             arns = [w.rds_arn(t, n) for t, n in (("cluster", w.db.cluster_id), ("db", w.db.instance_id),
                                                  ("cluster-pg", w.pg), ("subgrp", w.subgrp),
-                                                 ("cluster-endpoint", w.endpoint))]
+                                                 ("cluster-endpoint", w.endpoint),
+                                                 ("cluster-snapshot", w.snapshot))]
             foreign = [a.replace(REGION, "us-west-2") for a in arns] + [a.replace("arn:aws:", "arn:aws-cn:") for a in arns]
             return ([{p: arn[: arn.rindex(":") + 1] + s} for arn in arns for s in _cases(arn[arn.rindex(":") + 1:])],
                     [{p: a} for a in foreign])
@@ -260,6 +270,10 @@ def _make_world(server: Server) -> Iterator[World]:
     endpoint = f"canon-ep-{tag}"
     rds.create_db_cluster_endpoint(DBClusterIdentifier=db.cluster_id, DBClusterEndpointIdentifier=endpoint,
                                    EndpointType="ANY")
+    snapshot = f"canon-snap-{tag}"
+    rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=snapshot, DBClusterIdentifier=db.cluster_id)
+    rds.get_waiter("db_cluster_snapshot_available").wait(DBClusterSnapshotIdentifier=snapshot,
+                                                         WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     vpc = ec2.create_vpc(CidrBlock="10.97.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.97.1.0/24")["Subnet"]["SubnetId"]
@@ -281,7 +295,7 @@ def _make_world(server: Server) -> Iterator[World]:
     kms.create_alias(AliasName=free_alias, TargetKeyId=free_key)
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"data")["CiphertextBlob"]
     w = World(
-        account=server.account, db=db, pg=pg, subgrp=subgrp, endpoint=endpoint,
+        account=server.account, db=db, pg=pg, subgrp=subgrp, endpoint=endpoint, snapshot=snapshot,
         ec2={"vpc": vpc, "default-vpc": default_vpc, "subnet": subnet, "sg": sg, "eni": eni, "igw": igw, "cgw": cgw,
              "vgw": vgw, "vpn": vpn},
         sg_name=sg_name, secret_name=secret_name, secret_arn=secret_arn, key_id=key["KeyId"], key_arn=key["Arn"],
@@ -292,7 +306,7 @@ def _make_world(server: Server) -> Iterator[World]:
              "vpn": "vpn-connection"}
     w.denied = [
         w.rds_arn("cluster", db.cluster_id), w.rds_arn("db", db.instance_id), w.rds_arn("cluster-pg", pg),
-        w.rds_arn("subgrp", subgrp), w.rds_arn("cluster-endpoint", endpoint),
+        w.rds_arn("subgrp", subgrp), w.rds_arn("cluster-endpoint", endpoint), w.rds_arn("cluster-snapshot", snapshot),
         *(_ec2_arn(w.account, kinds[k], rid) for k, rid in w.ec2.items()),
         secret_arn, f"arn:aws:secretsmanager:{REGION}:{w.account}:secret:{w.new_secret_prefix}*",
         key["Arn"], f"arn:aws:kms:{REGION}:{w.account}:{alias}",
@@ -300,6 +314,7 @@ def _make_world(server: Server) -> Iterator[World]:
     try:
         yield w
     finally:
+        rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snapshot)
         delete_db(rds, db)
 
 
@@ -330,7 +345,7 @@ def test_every_resource_parameter_is_covered() -> None:
     """Every (operation, resource parameter) of the four services has spellings here: a new operation
     naming a resource cannot join the table without this matrix knowing how to spell it."""
     kinds = {("rds", k) for k in ("cluster", "cluster-or-arn", "db", "db-or-arn", "cluster-pg", "subgrp", "arn",
-                                  "cluster-endpoint")}
+                                  "cluster-endpoint", "cluster-snapshot")}
     kinds |= {("ec2", k) for k in (*_EC2_KEY, "resources", "security-groups")}
     kinds |= {("secretsmanager", "secret"), ("secretsmanager", "new-secret")}
     kinds |= {("kms", k) for k in ("key", "blob", "alias", "alias-target", "target")}

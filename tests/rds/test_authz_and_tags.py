@@ -23,10 +23,10 @@ IMPLEMENTED = sorted(
 
 
 def test_every_implemented_operation_has_an_action_entry() -> None:
-    assert len(IMPLEMENTED) == 41  # + DB subnet groups (4), DescribeCertificates, FailoverDBCluster, custom cluster endpoints (4),
+    assert len(IMPLEMENTED) == 49  # + DB subnet groups (4), DescribeCertificates, FailoverDBCluster, custom cluster endpoints (4),
     # DescribeOrderableDBInstanceOptions, DescribePendingMaintenanceActions, ApplyPendingMaintenanceAction,
     # DescribeEvents, DescribeEventCategories, AddRoleToDBCluster, RemoveRoleFromDBCluster,
-    # DescribeDBLogFiles, DownloadDBLogFilePortion
+    # DescribeDBLogFiles, DownloadDBLogFilePortion, cluster snapshots (7), RestoreDBClusterToPointInTime
     assert sorted(ACTIONS) == IMPLEMENTED
     joined = table()
     for op in IMPLEMENTED:

@@ -46,7 +46,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -77,6 +77,12 @@ _RESERVED_PARAMS = frozenset(
      "syslog_facility", "syslog_ident", "event_source"}
 )
 PARAMS_JSON = "auroral.params.json"
+RECOVERY_SIGNAL = "recovery.signal"
+# "0": no continuous WAL archiving (no point-in-time restore); for measuring what archiving costs
+ENV_WAL_ARCHIVING = "AURORAL_WAL_ARCHIVING"
+WAL_SPOOL = "walspool"
+WAL_RESTORE = "walrestore"
+ARCHIVE_TIMEOUT = "60"  # seconds: an idle-ish cluster's WAL is archived at least this often
 CLONING_MARKER = ".cloning"  # in a server's directory while pg_basebackup fills its data directory
 # A major version upgrade (PgServer.upgrade_major): the marker holds the target major while pg_upgrade
 # fills UPGRADE_DIR; the old data directory becomes OLD_DIR only once the new one is complete.
@@ -107,6 +113,15 @@ class Standby:
 
     primary_socket_dir: Path
     slot: str
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """A point-in-time restore: archived WAL in ``restore_dir`` (fetched by ``restore_command``), replayed up
+    to ``target_time`` (an ISO timestamp; None: all of it), then the server is promoted."""
+
+    restore_dir: Path
+    target_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +189,11 @@ class PgServer:
         self._status: Status = "stopped" if (self.pgdata / "PG_VERSION").exists() else "not-initialized"
         self._reason = ""
         self._topology = aurora.Topology()
+        # Continuous WAL archiving: PostgreSQL's archiver copies each finished segment here (the cluster's
+        # own OS user's directory, as private as pgdata); auroral seals it into its WAL archive and removes
+        # it (rds/wal_archive.py). ``recovery``: a point-in-time restore in progress (restore_backup).
+        self.wal_spool = cluster_dir / WAL_SPOOL
+        self.recovery: Recovery | None = None
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -344,6 +364,7 @@ class PgServer:
         self._make_cluster_dir()
         check_traversable(self.cluster_dir, self.runas)
         make_private_dir(self.socket_dir, self.runas)
+        make_private_dir(self.wal_spool, self.runas)
         self._write_local_conf()
         conf.write(self.pgdata / "pg_ident.conf", conf.ident_conf(_gateway_os_user(), self.runas.name), self.runas)
         # the owner says this server is the primary, yet it is a standby (told to lead while it was stopped):
@@ -351,6 +372,8 @@ class PgServer:
         promote = self.standby is None and (self.pgdata / conf.STANDBY_SIGNAL).exists()
         if self.standby is not None:
             conf.write(self.pgdata / conf.STANDBY_SIGNAL, "", self.runas)
+        if self.recovery is not None:
+            conf.write(self.pgdata / RECOVERY_SIGNAL, "", self.runas)
         # kept across restarts (the IAM module's list), rewritten with only the well-formed names (a
         # file of an older auroral may hold lines a role name with a line break put there), and so that
         # a symlink there is replaced
@@ -377,7 +400,7 @@ class PgServer:
                 await connection.execute("SELECT pg_catalog.pg_promote(true, 60)")
         # every start: databases of a data directory older than the functions get them too (a standby
         # has its primary's, and could not write them)
-        if self.standby is None:
+        if self.standby is None and self.recovery is None:
             await aurora.install(lambda dbname: postmaster.connect(self.socket_dir, password, dbname))
             # from the first start on, so that nobody else can create a role of that name
             async with await postmaster.connect(self.socket_dir, password) as connection:
@@ -563,6 +586,7 @@ class PgServer:
         extra = aurora.settings(self._topology, extensions.supported(self.major, shipped))
         extra.update(self._replication_settings())
         extra.update(self._logging_settings())
+        extra.update(self._archive_settings())
         # the parameter group's libraries (checked when set; one that went missing is left out) after
         # the engine's own module, which SHOW does not show (auroral_rds: auroral.preload_libraries)
         try:
@@ -597,6 +621,24 @@ class PgServer:
             return f"(log files not read: {exc})"
 
     # ---- replication: standbys, promotion ---------------------------------------------------------
+
+    def _archive_settings(self) -> dict[str, str]:
+        """Every server archives its finished WAL segments (a primary does; a standby from its promotion on)
+        into its spool directory; auroral's paths only, no user text."""
+        if os.environ.get(ENV_WAL_ARCHIVING) == "0":  # benchmarks: the cost of archiving, measured
+            return {"archive_mode": "off"}
+        spool = str(self.wal_spool)
+        settings = {
+            "archive_mode": "on",
+            "archive_command": f'cp "%p" "{spool}/%f.part" && mv "{spool}/%f.part" "{spool}/%f"',
+            "archive_timeout": ARCHIVE_TIMEOUT,
+        }
+        if self.recovery is not None:
+            settings["restore_command"] = f'cp "{self.recovery.restore_dir}/%f" "%p"'
+            if self.recovery.target_time is not None:
+                settings["recovery_target_time"] = self.recovery.target_time
+                settings["recovery_target_action"] = "promote"
+        return settings
 
     def _replication_settings(self) -> dict[str, str]:
         """Every server may become a primary or a standby: the same settings on both, only the
@@ -651,6 +693,157 @@ class PgServer:
             self._want_running = True
             self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.server_id}")
             self._set_status("running")
+
+    async def base_backup(self, sink: Callable[[bytes], Any]) -> None:
+        """A consistent copy of this running server's data directory, as one tar stream handed to ``sink``
+        chunk by chunk (``sink`` may be a coroutine function): ``pg_basebackup -Ft -X fetch`` to stdout over
+        the private socket as the replication role (peer), with a fast checkpoint. The server keeps serving;
+        the tar holds the WAL needed to make the copy consistent (a restored server replays it at its first
+        start). Nothing is written to disk here: what the sink does with the bytes is its business."""
+        if self._status != "running":
+            raise ServerStateError(f"server {self.server_id} is {self._status}")
+        async with await postmaster.connect(self.socket_dir, self._admin_password) as connection:
+            for statement in bootstrap.ENSURE_REPLICATION_ROLE:
+                await connection.execute(statement.encode())
+        process = await asyncio.create_subprocess_exec(
+            str(self.installation.tool("pg_basebackup")),
+            "-d", (f"host={self.socket_dir} port={conf.PORT} user={conf.REPLICATION_ROLE} "
+                   f"application_name={self.server_id}-snapshot"),
+            "-D", "-", "-F", "t", "-X", "fetch", "-c", "fast", "-w", "--no-manifest",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd="/", env=postmaster.tool_env(), **self.runas.subprocess_kwargs(),
+        )
+        assert process.stdout is not None and process.stderr is not None
+        errors = asyncio.create_task(process.stderr.read())
+        try:
+            while True:
+                chunk = await process.stdout.read(1 << 18)
+                if not chunk:
+                    break
+                result = sink(chunk)
+                if asyncio.iscoroutine(result):
+                    await result
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            errors.cancel()
+            raise
+        code = await process.wait()
+        text = (await errors).decode("utf-8", errors="replace")
+        if code != 0:
+            raise ServerStartError(f"pg_basebackup failed with exit code {code}", text[-4000:])
+
+    async def restore_backup(self, chunks: AsyncIterator[bytes], wal: AsyncIterator[tuple[str, bytes]] | None = None,
+                             target_time: str | None = None) -> None:
+        """Make this (not yet initialized) server from a tar stream made by :meth:`base_backup` (of another
+        cluster's server) and start it as a primary: the tar is unpacked by ``tar`` running as this server's
+        OS user into its own new data directory; the first start replays the WAL in it (``backup_label``).
+        Leaves it running. While it is unpacked the cloning marker says so (a restart removes a half copy).
+
+        With ``wal`` (archived segments, by name): a point-in-time restore. The segments go to a private
+        directory of the server's user, the server starts in archive recovery (``recovery.signal``,
+        ``restore_command``) up to ``target_time`` (None: to the end of the archive) and is promoted; then the
+        directory goes and the server runs as a primary of a timeline of its own."""
+        async with self._lock:
+            if self._status != "not-initialized":
+                raise ServerStateError(f"server {self.server_id} is already initialized ({self._status})")
+            self._set_status("starting", "restoring")
+            try:
+                self._make_cluster_dir()
+                fsafe.write_file(self.cluster_dir / CLONING_MARKER, b"")
+                await postmaster.clear_leftovers(self.pgdata)
+                shutil.rmtree(self.pgdata, ignore_errors=True)
+                make_private_dir(self.pgdata, self.runas)
+                process = await asyncio.create_subprocess_exec(
+                    shutil.which("tar") or "/bin/tar", "-x", "-f", "-", "-C", str(self.pgdata),
+                    "--no-same-owner", "--no-overwrite-dir",
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE, cwd="/", **self.runas.subprocess_kwargs(),
+                )
+                assert process.stdin is not None and process.stderr is not None
+                errors = asyncio.create_task(process.stderr.read())
+                try:
+                    async for chunk in chunks:
+                        process.stdin.write(chunk)
+                        await process.stdin.drain()
+                    process.stdin.close()
+                except BaseException:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+                    errors.cancel()
+                    raise
+                code = await process.wait()
+                text = (await errors).decode("utf-8", errors="replace")
+                if code != 0:
+                    raise ServerStartError(f"tar failed with exit code {code}", text[-4000:])
+                for leftover in ("postmaster.pid", conf.STANDBY_SIGNAL, "recovery.signal"):
+                    fsafe.remove_file(self.pgdata / leftover)
+                self.standby = None
+                if wal is not None:
+                    restore_dir = self.cluster_dir / WAL_RESTORE
+                    shutil.rmtree(restore_dir, ignore_errors=True)
+                    make_private_dir(restore_dir, self.runas)
+                    uid, gid = self.runas.ownership()
+                    async for name, data in wal:
+                        await asyncio.to_thread(fsafe.write_file, restore_dir / name, data, uid=uid, gid=gid)
+                    self.recovery = Recovery(restore_dir, target_time)
+                await postmaster.sync(self.installation, self.pgdata, self.runas)
+                await self._launch("final")
+                if self.recovery is not None:
+                    await self._finish_recovery()
+                fsafe.remove_file(self.cluster_dir / CLONING_MARKER)
+            except BaseException as exc:
+                await self._halt()
+                self._set_status("failed", f"restore failed: {exc}")
+                raise
+            self._want_running = True
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.server_id}")
+            self._set_status("running")
+
+    async def _finish_recovery(self, timeout: float = 900.0) -> None:
+        """Wait until the archive recovery has ended (promoted at its target or at the archive's end), then
+        run as a primary: the recovery settings go, the Aurora functions and the replication role come."""
+        deadline = time.monotonic() + timeout
+        while True:
+            process = self._process
+            if process is None or process.returncode is not None:
+                raise ServerStartError("the server stopped during the point-in-time recovery",
+                                       postmaster.log_tail(self.log_path))
+            try:
+                rows = await self.run_admin_sql("SELECT pg_catalog.pg_is_in_recovery()")
+                if rows and rows[0][0] is False:
+                    break
+            except psycopg.OperationalError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServerStartError("the point-in-time recovery did not end in time",
+                                       postmaster.log_tail(self.log_path))
+            await asyncio.sleep(0.2)
+        restore_dir = self.recovery.restore_dir if self.recovery is not None else None
+        self.recovery = None
+        self._write_local_conf()
+        await self.run_admin_sql("SELECT pg_catalog.pg_reload_conf()")
+        await aurora.install(lambda dbname: postmaster.connect(self.socket_dir, self._admin_password, dbname))
+        async with await postmaster.connect(self.socket_dir, self._admin_password) as connection:
+            for statement in bootstrap.ENSURE_REPLICATION_ROLE:
+                await connection.execute(statement.encode())
+        if restore_dir is not None:
+            shutil.rmtree(restore_dir, ignore_errors=True)
+
+    async def switch_wal(self) -> str:
+        """Close the current WAL segment after a commit record of now (so that a point-in-time restore to any
+        earlier moment finds a commit after it); the name of the segment to be archived."""
+        await self.run_admin_sql("SELECT pg_catalog.txid_current()")  # a commit record, now
+        rows = await self.run_admin_sql("SELECT pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn())")
+        await self.run_admin_sql("SELECT pg_catalog.pg_switch_wal()")
+        return str(rows[0][0])
+
+    async def archived_up_to(self) -> str | None:
+        """The last WAL file the archiver handed over (``pg_stat_archiver``)."""
+        rows = await self.run_admin_sql("SELECT last_archived_wal FROM pg_catalog.pg_stat_archiver")
+        return str(rows[0][0]) if rows and rows[0][0] else None
 
     async def ensure_slot(self, slot: str) -> None:
         """A physical replication slot ``slot`` on this primary, reserving WAL from now on; a slot of

@@ -45,6 +45,11 @@ def _env(inst: Installation | None = None) -> dict[str, str]:
     return env
 
 
+def tool_env(inst: Installation | None = None) -> dict[str, str]:
+    """The clean environment PostgreSQL's programs run in (see ``_env``)."""
+    return _env(inst)
+
+
 async def run_tool(
     inst: Installation, tool: str, args: list[str], runas: RunAs, *, stdin: bytes | None = None,
     cwd: Path | None = None,

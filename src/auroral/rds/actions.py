@@ -29,6 +29,7 @@ _PG = Ref("DBClusterParameterGroupName", "cluster-pg")
 _SUBGRP = Ref("DBSubnetGroupName", "subgrp")
 _TAGGED = Ref("ResourceName", "arn")
 _ENDPOINT = Ref("DBClusterEndpointIdentifier", "cluster-endpoint")
+_SNAPSHOT = Ref("DBClusterSnapshotIdentifier", "cluster-snapshot")
 # "If tags are specified in the create action, RDS performs additional authorization on the
 # rds:AddTagsToResource action" (RDS user guide, "Grant permission to tag RDS resources during creation")
 _TAG_ON_CREATE = ("rds:AddTagsToResource", "Tags")
@@ -52,7 +53,9 @@ ACTIONS: dict[str, ActionSpec] = {
         "rds:ModifyDBCluster", (_CLUSTER, Ref("DBClusterParameterGroupName", "cluster-pg", optional=True)),
         resource_tags=True,
     ),
-    "DeleteDBCluster": ActionSpec("rds:DeleteDBCluster", (_CLUSTER,)),
+    # with a final snapshot, on the snapshot too (Service Authorization Reference: cluster*, cluster-snapshot*)
+    "DeleteDBCluster": ActionSpec(
+        "rds:DeleteDBCluster", (_CLUSTER, Ref("FinalDBSnapshotIdentifier", "cluster-snapshot", optional=True))),
     "StartDBCluster": ActionSpec("rds:StartDBCluster", (_CLUSTER,)),
     "StopDBCluster": ActionSpec("rds:StopDBCluster", (_CLUSTER,)),
     "FailoverDBCluster": ActionSpec("rds:FailoverDBCluster", (_CLUSTER,)),
@@ -128,6 +131,41 @@ ACTIONS: dict[str, ActionSpec] = {
     # no resource-level permissions (Service Authorization Reference): "*"
     "DescribeEvents": ActionSpec("rds:DescribeEvents", ("*",), read_only=True),
     "DescribeEventCategories": ActionSpec("rds:DescribeEventCategories", ("*",), read_only=True),
+    # Snapshots (rds/snapshots.py): on the cluster-snapshot, and the cluster an action names
+    "CreateDBClusterSnapshot": ActionSpec(
+        "rds:CreateDBClusterSnapshot", (_CLUSTER, _SNAPSHOT), request_tags="Tags", tag_on_create=_TAG_ON_CREATE,
+    ),
+    "DescribeDBClusterSnapshots": ActionSpec(
+        "rds:DescribeDBClusterSnapshots", (Ref("DBClusterSnapshotIdentifier", "cluster-snapshot", optional=True),),
+        read_only=True,
+    ),
+    "CopyDBClusterSnapshot": ActionSpec(
+        "rds:CopyDBClusterSnapshot",
+        (Ref("SourceDBClusterSnapshotIdentifier", "cluster-snapshot"),
+         Ref("TargetDBClusterSnapshotIdentifier", "cluster-snapshot")),
+        request_tags="Tags", tag_on_create=_TAG_ON_CREATE,
+    ),
+    "DeleteDBClusterSnapshot": ActionSpec("rds:DeleteDBClusterSnapshot", (_SNAPSHOT,)),
+    "RestoreDBClusterFromSnapshot": ActionSpec(
+        "rds:RestoreDBClusterFromSnapshot",
+        (_CLUSTER, Ref("SnapshotIdentifier", "cluster-snapshot"),
+         Ref("DBClusterParameterGroupName", "cluster-pg", optional=True),
+         Ref("DBSubnetGroupName", "subgrp", optional=True)),
+        keys={"rds:DatabaseEngine": "Engine"},
+        request_tags="Tags", tag_on_create=_TAG_ON_CREATE,
+    ),
+    # on the new cluster and the source (Service Authorization Reference: cluster*)
+    "RestoreDBClusterToPointInTime": ActionSpec(
+        "rds:RestoreDBClusterToPointInTime",
+        (_CLUSTER, Ref("SourceDBClusterIdentifier", "cluster-or-arn", optional=True),
+         Ref("DBClusterParameterGroupName", "cluster-pg", optional=True),
+         Ref("DBSubnetGroupName", "subgrp", optional=True)),
+        request_tags="Tags", tag_on_create=_TAG_ON_CREATE,
+    ),
+    "ModifyDBClusterSnapshotAttribute": ActionSpec("rds:ModifyDBClusterSnapshotAttribute", (_SNAPSHOT,)),
+    "DescribeDBClusterSnapshotAttributes": ActionSpec(
+        "rds:DescribeDBClusterSnapshotAttributes", (_SNAPSHOT,), read_only=True,
+    ),
     "AddTagsToResource": ActionSpec(
         "rds:AddTagsToResource", (_TAGGED,), request_tags="Tags"
     ),

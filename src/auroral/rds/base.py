@@ -96,6 +96,7 @@ _NOT_FOUND = {
     "subgrp": ("DBSubnetGroupNotFoundFault", "DB subnet group '{}' does not exist."),
     # Unconfirmed wording, modelled on the cluster's.
     "cluster-endpoint": ("DBClusterEndpointNotFoundFault", "DBClusterEndpoint {} not found."),
+    "cluster-snapshot": ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshot {} not found."),
 }
 
 

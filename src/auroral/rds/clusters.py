@@ -23,6 +23,7 @@ from auroral.rds import events, validate
 from auroral.rds.base import filter_values, name_from_arn_or_id, paginate, rds_error
 from auroral.rds.certificates import CertificateOperations
 from auroral.rds.cluster_endpoints import ClusterEndpointOperations
+from auroral.rds.encryption import INACCESSIBLE, EncryptionOperations
 from auroral.rds.endpoints import cluster_endpoint_name, reader_endpoint_name
 from auroral.rds.engine_versions import UpgradePlan, default_group_name
 from auroral.rds.managed_secrets import KMS_NEEDS_MANAGED, ManagedSecretOperations
@@ -76,7 +77,7 @@ def _opt_str(value: Any) -> str | None:
     return str(value) if value else None
 
 
-class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, SubnetGroupOperations,
+class ClusterOperations(EncryptionOperations, ManagedSecretOperations, ParameterGroupOperations, SubnetGroupOperations,
                         CertificateOperations, ClusterEndpointOperations):
     # --- shared helpers --------------------------------------------------------------------
 
@@ -231,8 +232,11 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
         port = validate.port(params.get("Port"))
         group = self._group_for(ctx.account, params.get("DBClusterParameterGroupName"), version.major)
         tags = validate.tags(params.get("Tags"))
+        retention = validate.backup_retention(params.get("BackupRetentionPeriod"))
+        window = validate.backup_window(params.get("PreferredBackupWindow"))
         if self._get_cluster(ctx.account, ident) is not None:
             raise rds_error("DBClusterAlreadyExistsFault", "DB Cluster already exists")
+        encrypted, key_arn = self._storage_key(ctx, params)
         # The subnet group's VPC, validated security groups (default: the VPC's default group), its zones.
         placement = self._place(ctx.account, params.get("DBSubnetGroupName"), params.get("VpcSecurityGroupIds"))
         zones = placement.zones or [f"{self.region}{z}" for z in "abc"]
@@ -253,8 +257,10 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             subnet_group=placement.subnet_group,
             vpc_id=placement.vpc_id,
             availability_zones=requested_zones or zones,
-            storage_encrypted=_bool(params.get("StorageEncrypted")) or bool(params.get("KmsKeyId")),
-            kms_key_id=str(params["KmsKeyId"]) if params.get("KmsKeyId") else None,
+            storage_encrypted=encrypted,
+            kms_key_id=key_arn,
+            backup_retention_period=retention if retention is not None else 1,
+            preferred_backup_window=window or "07:00-07:30",
             iam_auth=_bool(params.get("EnableIAMDatabaseAuthentication")),
             deletion_protection=_bool(params.get("DeletionProtection")),
             copy_tags_to_snapshot=_bool(params.get("CopyTagsToSnapshot")),
@@ -262,6 +268,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             tags=tags,
         )
         self._ensure_service_linked_role(ctx)  # last check before anything is created
+        self._grant_storage_key(cluster)  # RDS's grant on the key, for the cluster's lifetime
         self._refresh_parameters(cluster)
         if managed:
             assert self.secrets is not None
@@ -364,6 +371,8 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             # (a major upgrade takes the group of the new family with it: _plan_upgrade checked it)
             new_group = self._group_for(ctx.account, params["DBClusterParameterGroupName"], cluster.major)
         new_port = validate.port(params["Port"]) if params.get("Port") is not None else None
+        new_retention = validate.backup_retention(params.get("BackupRetentionPeriod"))
+        new_window = validate.backup_window(params.get("PreferredBackupWindow"))
         new_groups: list[str] | None = None
         if params.get("VpcSecurityGroupIds") is not None:
             new_groups = self._checked_security_groups(cluster, params["VpcSecurityGroupIds"])
@@ -387,6 +396,10 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             cluster.deletion_protection = _bool(params["DeletionProtection"])
         if "EnableIAMDatabaseAuthentication" in params:
             cluster.iam_auth = _bool(params["EnableIAMDatabaseAuthentication"])
+        if new_retention is not None:
+            cluster.backup_retention_period = new_retention
+        if new_window is not None:
+            cluster.preferred_backup_window = new_window
         if "CopyTagsToSnapshot" in params:
             cluster.copy_tags_to_snapshot = _bool(params["CopyTagsToSnapshot"])
         if new_groups is not None:
@@ -512,14 +525,15 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 "Cannot delete protected Cluster, please disable deletion protection and try again."
             )
         skip = _bool(params.get("SkipFinalSnapshot"))
-        if not skip and not params.get("FinalDBSnapshotIdentifier"):
+        final = params.get("FinalDBSnapshotIdentifier")
+        if not skip and not final:
             raise invalid_parameter_combination(
                 "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified."
             )
-        if not skip:
-            # Snapshots are not implemented; refusing beats deleting data the caller meant to keep.
+        if skip and final:
+            # Observed (crossplane-contrib/provider-aws#1423).
             raise invalid_parameter_combination(
-                "Final snapshots are not supported by auroral yet: delete with SkipFinalSnapshot."
+                "You cannot specify both FinalDBSnapshotIdentifier and SkipFinalSnapshot"
             )
         if any(m.status != "deleting" for m in self._members(cluster)):
             raise rds_error(
@@ -528,11 +542,30 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             )
         if cluster.status not in _DELETABLE:
             raise wrong_cluster_state(cluster, ", ".join(_DELETABLE))
+        snapshot = self._plan_final_snapshot(ctx, cluster, params) if final else None
+        if snapshot is not None:
+            self._save_snapshot(snapshot)  # "creating": the delete takes it before the data goes
+            cluster.final_snapshot = snapshot.identifier
+            ctx.record_resource("AWS::RDS::DBClusterSnapshot", snapshot.arn())
+        cluster.keep_automated_backups = str(params.get("DeleteAutomatedBackups")).lower() == "false"
         cluster.transition("deleting")
         self._save_cluster(cluster)
         ctx.record_resource("AWS::RDS::DBCluster", cluster.arn())
         self._spawn_delete(cluster)
         return {"DBCluster": self.view_cluster(cluster)}
+
+    # DeleteDBCluster's final snapshot (snapshots.py)
+    def _plan_final_snapshot(self, ctx: RequestContext, cluster: Cluster, params: dict[str, Any]) -> Any:
+        raise invalid_parameter_combination("Final snapshots are not supported by this auroral installation.")
+
+    def _save_snapshot(self, snapshot: Any) -> None:
+        raise NotImplementedError
+
+    async def _take_final(self, cluster: Cluster) -> bool:
+        return True
+
+    def _drop_automated(self, cluster: Cluster) -> None:
+        """The cluster's automated snapshots go with it unless DeleteAutomatedBackups=false (snapshots.py)."""
 
     def _spawn_delete(self, cluster: Cluster) -> None:
         rid = cluster.resource_id
@@ -549,6 +582,10 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 self._drop_instance(member)
                 self._release_interface(member)
                 events.instance_event(self.store, member, events.INSTANCE_DELETED)
+            if not await self._take_final(current):
+                return  # the data stays: the final snapshot failed (the reason is on the cluster)
+            if not current.keep_automated_backups:
+                self._drop_automated(current)
             try:
                 await self.runtime.delete_cluster(current)
             except RuntimeFailure as exc:
@@ -556,6 +593,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
                 return
             if current.master_user_secret and self.secrets is not None:
                 self.secrets.delete_master_secret(current.account, current.master_user_secret["SecretArn"])
+            self._retire_storage_grant(current)
             self._drop_cluster(current)
             self._drop_cluster_endpoints(current)
             self._forget_upgrade(current)
@@ -645,7 +683,7 @@ class ClusterOperations(ManagedSecretOperations, ParameterGroupOperations, Subne
             await self._reconcile_writer(current)
             for member in self._members(current):
                 if member.status in ("starting", "creating", "available", "rebooting", "modifying", "renaming",
-                                     "failed", INCOMPATIBLE):
+                                     "failed", INCOMPATIBLE, INACCESSIBLE):
                     await self._open_endpoint(current, member)
 
         self._spawn(rid, f"start-from-{expected}", work)

@@ -47,7 +47,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ from auroral.engine import (
     RestartPolicy,
     ServerStartError,
     Standby,
+    fsafe,
     logfiles,
 )
 from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
@@ -87,6 +88,12 @@ log = logging.getLogger(__name__)
 
 KIND_ADMIN = "rds-admin-password"
 LOG_EXPIRY_SECONDS = 60.0
+# cluster rid, WAL file name, its content, when it was archived -> stored?
+WalListener = Callable[[str, str, bytes, float], bool]
+WAL_SHIP_SECONDS = 1.0
+# what an archiver leaves in its spool: segments (24 hex digits), timeline histories, backup labels
+WAL_FILE = re.compile(r"[0-9A-F]{24}(?:\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history")
+WAL_FILE_LIMIT = 64 << 20
 # Aurora PostgreSQL majors AWS offers (18: unconfirmed whether Aurora offers it yet; served where the
 # engine has it, listed by engine_versions only if it knows 18's minors).
 AURORA_MAJORS = (13, 14, 15, 16, 17, 18)
@@ -179,12 +186,15 @@ class LocalRuntime(ReplicaSet):
         # An explicit endpoint address (AURORAL_ENDPOINT_HOST): every endpoint there, on a port of its
         # own. Without one, each instance listens on its own address (``placement_for``).
         self._host = endpoint_host
+        self.snapshot_dir = data_dir / "snapshots"  # sealed snapshot files (rds/snapshots.py)
         self._bound: dict[str, tuple[str, int]] = {}  # instance resource id -> (address, port) listening
         # the gate applies to every source alike: discovered, preinstalled (AURORAL_ENGINE_DIR) and fetched
         min_major = 0 if installations is not None else served_min_major()
         self._engine = LocalEngine(data_dir, installations=installations, min_major=min_major,
                                    on_status_change=self._engine_status, restart_policy=restart_policy_from_env())
         self._listeners: list[StatusListener] = []
+        self._wal_listeners: list[WalListener] = []
+        self._ship_task: asyncio.Task[None] | None = None
         self._parameters: dict[str, dict[str, str]] = {}
         self._writer: dict[str, str] = {}  # cluster resource id -> writer instance resource id
         self._names: dict[str, str] = {}  # DbiResourceId -> DBInstanceIdentifier, while its endpoint is open
@@ -311,6 +321,121 @@ class LocalRuntime(ReplicaSet):
         # the parameters come after the bootstrap: a value PostgreSQL will not run with leaves a
         # complete cluster that starts once the value is fixed
         await self._run_with_parameters(server, cluster, restart=False, fresh=True)
+
+    # --- snapshots: a base backup out, a new cluster in (rds/snapshots.py seals the bytes) -------------
+
+    def admin_password_of(self, cluster: Cluster) -> str:
+        """rdsadmin's password in the cluster's data (a snapshot carries it, sealed, to its restores)."""
+        return self._admin_password(cluster)
+
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
+        """A consistent base backup of the running primary, as a tar stream to ``sink``; it keeps serving."""
+        try:
+            try:
+                primary = self._server(cluster)
+            except (EngineError, RuntimeFailure):
+                primary = await self._ensure_server(cluster)  # not served since auroral started
+            started = False
+            if primary.status() != "running":  # a stopped cluster (a final snapshot): up for the backup only
+                await primary.start()
+                started = True
+            try:
+                await primary.base_backup(sink)
+            finally:
+                if started:
+                    await primary.stop()
+        except (EngineError, psycopg.Error, OSError) as exc:
+            raise RuntimeFailure(f"the snapshot of {cluster.identifier} failed: {_first_line(exc)}") from exc
+
+    async def restore_cluster(self, cluster: Cluster, chunks: AsyncIterator[bytes], admin_password: str,
+                              wal: AsyncIterator[tuple[str, bytes]] | None = None,
+                              target_time: str | None = None) -> None:
+        """A new cluster whose primary is made from a snapshot's tar stream and started with the new
+        cluster's parameters. rdsadmin's password is the source's (it is in the data): stored first.
+        ``wal``: archived segments to replay up to ``target_time`` (a point-in-time restore)."""
+        self._store.put(KIND_ADMIN, cluster.account, cluster.resource_id,
+                        {"sealed": self._sealer.seal_text(admin_password, f"rdsadmin:{cluster.resource_id}")})
+        self._save_layout(cluster, Layout(cluster.resource_id))
+        self._clusters[cluster.resource_id] = cluster
+        self._parameters[cluster.resource_id] = dict(cluster.parameters)
+        try:
+            server = await self._engine.restore_server(cluster.resource_id, cluster.engine_version,
+                                                       admin_password=admin_password, chunks=chunks, wal=wal,
+                                                       target_time=target_time)
+        except (EngineError, OSError) as exc:
+            raise RuntimeFailure(f"the restore failed: {_first_line(exc)}") from exc
+        await self._run_with_parameters(server, cluster, restart=False)
+
+    # --- continuous WAL archiving: the archivers' spools into the WAL archive (rds/wal_archive.py) ------
+
+    def add_wal_listener(self, fn: WalListener) -> None:
+        """``fn(cluster_rid, name, data, archived_at) -> bool``: a finished WAL file of a cluster's server;
+        True once it is stored (the spool copy is then removed), False to be offered it again later."""
+        self._wal_listeners.append(fn)
+
+    def _start_shipping(self) -> None:
+        if self._ship_task is None or self._ship_task.done():
+            self._ship_task = asyncio.get_running_loop().create_task(self._ship_loop(), name="wal-shipping")
+
+    async def _ship_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WAL_SHIP_SECONDS)
+            for cluster in list(self._clusters.values()):
+                try:
+                    await self.ship_wal(cluster)
+                except Exception:
+                    log.exception("cluster %s: shipping WAL failed", cluster.identifier)
+
+    async def ship_wal(self, cluster: Cluster) -> int:
+        """Hand every finished WAL file in the spools of the cluster's servers to the listeners, oldest first;
+        how many were stored. The spools belong to the cluster's OS user: read through fsafe (no symlinks,
+        regular files only), names checked."""
+        if not self._wal_listeners:
+            return 0
+        stored = 0
+        for server in self._engine.servers_of(cluster.resource_id):
+            spool = server.wal_spool
+            try:
+                names = sorted(n for n in os.listdir(spool) if WAL_FILE.fullmatch(n))
+            except OSError:
+                continue
+            for name in names:
+                try:
+                    with fsafe.directory(spool) as dfd:
+                        archived_at = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mtime
+                    data = fsafe.read_bytes(spool / name, limit=WAL_FILE_LIMIT)
+                except OSError as exc:
+                    log.warning("cluster %s: WAL file %s unreadable: %s", cluster.identifier, name, exc)
+                    continue
+                if any(listener(cluster.resource_id, name, data, archived_at) for listener in self._wal_listeners):
+                    fsafe.remove_file(spool / name)
+                    stored += 1
+                else:
+                    break  # in order: the next ones wait for this one
+        return stored
+
+    async def flush_wal(self, cluster: Cluster, timeout: float = 30.0) -> bool:
+        """Make the primary's WAL up to now archived and stored (a commit record of now first): for a restore
+        to the latest restorable time. False if that did not happen in time (or the primary does not run)."""
+        try:
+            primary = self._server(cluster)
+        except (EngineError, RuntimeFailure):
+            return False
+        if primary.status() != "running":
+            return False
+        self._start_shipping()
+        try:
+            name = await primary.switch_wal()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                done = await primary.archived_up_to()
+                if done is not None and done[:24] >= name:
+                    await self.ship_wal(cluster)
+                    return True
+                await asyncio.sleep(0.1)
+        except (EngineError, psycopg.Error) as exc:
+            log.warning("cluster %s: flushing WAL failed: %s", cluster.identifier, _first_line(exc))
+        return False
 
     async def _ensure_server(self, cluster: Cluster) -> PgServer:
         """The cluster's primary, its servers recovered from disk after a restart of auroral, an
@@ -641,6 +766,7 @@ class LocalRuntime(ReplicaSet):
         self._start_lag_refresh()
         if self._expiry_task is None or self._expiry_task.done():
             self._expiry_task = asyncio.get_running_loop().create_task(self._expire_logs(), name="log-expiry")
+        self._start_shipping()
         return bound
 
     def _server_names(self, cluster: Cluster, instance: Instance) -> tuple[str, ...]:
@@ -773,13 +899,14 @@ class LocalRuntime(ReplicaSet):
     async def close(self) -> None:
         """auroral is shutting down: close every listener and stop every server (data stays)."""
         self._bound.clear()
-        for task in [self._lag_task, self._expiry_task, *self._watch.values()]:
+        for task in [self._lag_task, self._expiry_task, self._ship_task, *self._watch.values()]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._lag_task = None
         self._expiry_task = None
+        self._ship_task = None
         self._watch.clear()
         await self._gateway.close_all()
         await self._engine.close()

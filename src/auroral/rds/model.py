@@ -130,7 +130,12 @@ class Cluster:
     vpc_id: str | None = None
     availability_zones: list[str] = field(default_factory=list)
     storage_encrypted: bool = False
-    kms_key_id: str | None = None
+    kms_key_id: str | None = None  # the key ARN of an encrypted cluster
+    kms_grant_id: str | None = None  # RDS's grant on it (rds/storage_keys.py)
+    backup_retention_period: int = 1
+    preferred_backup_window: str = "07:00-07:30"
+    final_snapshot: str | None = None  # DeleteDBCluster FinalDBSnapshotIdentifier, taken before the data goes
+    keep_automated_backups: bool = False  # DeleteDBCluster DeleteAutomatedBackups=false
     iam_auth: bool = False
     deletion_protection: bool = False
     copy_tags_to_snapshot: bool = False
@@ -178,6 +183,11 @@ class Cluster:
             "availability_zones": list(self.availability_zones),
             "storage_encrypted": self.storage_encrypted,
             "kms_key_id": self.kms_key_id,
+            "kms_grant_id": self.kms_grant_id,
+            "backup_retention_period": self.backup_retention_period,
+            "preferred_backup_window": self.preferred_backup_window,
+            "final_snapshot": self.final_snapshot,
+            "keep_automated_backups": self.keep_automated_backups,
             "iam_auth": self.iam_auth,
             "deletion_protection": self.deletion_protection,
             "copy_tags_to_snapshot": self.copy_tags_to_snapshot,
@@ -212,6 +222,11 @@ class Cluster:
             availability_zones=list(d.get("availability_zones") or []),
             storage_encrypted=bool(d.get("storage_encrypted")),
             kms_key_id=d.get("kms_key_id"),
+            kms_grant_id=d.get("kms_grant_id"),
+            backup_retention_period=int(d.get("backup_retention_period", 1)),
+            preferred_backup_window=str(d.get("preferred_backup_window") or "07:00-07:30"),
+            final_snapshot=d.get("final_snapshot"),
+            keep_automated_backups=bool(d.get("keep_automated_backups")),
             iam_auth=bool(d.get("iam_auth")),
             deletion_protection=bool(d.get("deletion_protection")),
             copy_tags_to_snapshot=bool(d.get("copy_tags_to_snapshot")),

@@ -52,7 +52,7 @@ person can act on; anything else is a bug):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -176,6 +176,34 @@ class ClusterRuntime(Protocol):
         """Where the PostgreSQL server ``instance`` runs on writes its log files (``engine/logfiles.py``:
         owned by the server's OS user, read only through descriptors); None: it has none (yet)."""
         ...
+
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
+        """Hand a consistent copy of the running cluster's data (a tar stream) to ``sink`` chunk by chunk
+        (``sink`` may return an awaitable); the cluster keeps serving."""
+        ...
+
+    async def restore_cluster(self, cluster: Cluster, chunks: AsyncIterator[bytes], admin_password: str,
+                              wal: AsyncIterator[tuple[str, bytes]] | None = None,
+                              target_time: str | None = None) -> None:
+        """Create the new ``cluster``'s primary from a snapshot's tar stream and start it with the cluster's
+        parameters (rdsadmin's password in that data is ``admin_password``); with ``wal`` (archived WAL files
+        by name), replay them up to ``target_time`` first (a point-in-time restore)."""
+        ...
+
+    def add_wal_listener(self, fn: Callable[[str, str, bytes, float], bool]) -> None:
+        """Told of every finished WAL file of every cluster (continuous archiving): ``fn(cluster_rid, name,
+        data, archived_at)`` returns whether it stored it."""
+        ...
+
+    async def flush_wal(self, cluster: Cluster) -> bool:
+        """Archive the primary's WAL up to now (with a commit record of now) and hand it to the listeners;
+        False if the primary does not run or it did not happen in time."""
+        ...
+
+    def admin_password_of(self, cluster: Cluster) -> str:
+        """rdsadmin's password in the cluster's data (a snapshot keeps it for its restores)."""
+        ...
+
 
 
 class ServiceLinkedRoles(Protocol):

@@ -24,6 +24,7 @@ from typing import Any
 
 from auroral.api.context import RequestContext
 from auroral.errors import AwsError
+from auroral.rds.backups import BackupOperations
 from auroral.rds.base import rds_arn
 from auroral.rds.cluster_roles import ClusterRoleOperations
 from auroral.rds.dns_records import RecordSink, publish
@@ -71,13 +72,14 @@ RESOLVERS = {
     "cluster-pg": ("cluster-pg", False),
     "subgrp": ("subgrp", False),
     "cluster-endpoint": ("cluster-endpoint", False),
+    "cluster-snapshot": ("cluster-snapshot", True),
 }
 # Statuses the runtime's own events may move a cluster between (never one of our transitions).
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
 
 
-class RdsService(UpgradeOperations, FailoverOperations, TagOperations, LogOperations, EventOperations,
-                 ClusterRoleOperations):
+class RdsService(BackupOperations, UpgradeOperations, FailoverOperations, TagOperations, LogOperations,
+                 EventOperations, ClusterRoleOperations):
     def __init__(
         self,
         store: Store,
@@ -169,6 +171,12 @@ class RdsService(UpgradeOperations, FailoverOperations, TagOperations, LogOperat
                 cluster.transition("available", reason)
                 self._save_cluster(cluster)
                 self._spawn_start(cluster.resource_id, "available")
+            elif status in ("available", "inaccessible-encryption-credentials") and self.key_problem(cluster):
+                # its KMS key is not usable: it does not serve until it is (encryption.py's watch)
+                if status == "available":
+                    cluster.transition("inaccessible-encryption-credentials", self.key_problem(cluster))
+                    self._save_cluster(cluster)
+                    self._set_members(cluster, "inaccessible-encryption-credentials", only=("available",))
             elif status in ("available", "starting", "inaccessible-encryption-credentials", INCOMPATIBLE):
                 # incompatible-parameters: the group may have been fixed meanwhile; if not, it stays so
                 self._spawn_start(cluster.resource_id, status)
@@ -179,7 +187,10 @@ class RdsService(UpgradeOperations, FailoverOperations, TagOperations, LogOperat
                 self._spawn_start(cluster.resource_id, "starting")
             self._recover_master_secret(cluster.resource_id)
         self._recover_cluster_endpoints()
+        self.recover_snapshots()
         await self.drain()
+        self.start_key_watch()
+        self.start_backup_schedule()
 
     def slr_deletion_check(self, account: str) -> Callable[[str], str | None]:
         """A callback for IAM's DeleteServiceLinkedRole guard (``Directory.register_slr_deletion_check``)."""
@@ -202,6 +213,8 @@ class RdsService(UpgradeOperations, FailoverOperations, TagOperations, LogOperat
         cluster = self._cluster_by_rid(resource_id)
         if cluster is None or cluster.status not in _EVENT_STATUSES or status not in _EVENT_STATUSES:
             return  # an operation of ours owns the status right now
+        if cluster.status == "inaccessible-encryption-credentials":
+            return  # the key watch owns it: its servers start again only once the key is usable (encryption.py)
         if status == cluster.status:
             return
         if status not in CLUSTER_TRANSITIONS[cluster.status]:
@@ -231,6 +244,8 @@ class RdsService(UpgradeOperations, FailoverOperations, TagOperations, LogOperat
         rtype, arn_ok = RESOLVERS[kind]
         if value is None or value == "":
             return [rds_arn(ctx, rtype, "*")]
+        if kind == "cluster-snapshot":  # an automated snapshot's name has colons (snapshots.py)
+            return [rds_arn(ctx, rtype, self.snapshot_ident(ctx, value))]
         return [rds_arn(ctx, rtype, self.ident(ctx, value, rtype, arn_ok=arn_ok))]
 
     def _named(self, ctx: RequestContext, value: Any, rtype: str, operation: str) -> str:

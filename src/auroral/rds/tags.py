@@ -15,15 +15,16 @@ from auroral.rds.base import RESOURCE_ARN, not_found
 from auroral.rds.cluster_endpoints import ClusterEndpoint
 from auroral.rds.instances import InstanceOperations
 from auroral.rds.model import Cluster, ClusterParameterGroup, Instance
+from auroral.rds.snapshot_model import KIND_SNAPSHOT, ClusterSnapshot
 from auroral.rds.subnet_groups import DEFAULT_GROUP, KIND_SUBNET_GROUP, SubnetGroup
 from auroral.rds.views import tag_list
 from auroral.regions import partition_of
 
 _MAX_TAGS = 50
-_TAGGABLE = ("cluster", "db", "cluster-pg", "subgrp", "cluster-endpoint")
+_TAGGABLE = ("cluster", "db", "cluster-pg", "subgrp", "cluster-endpoint", "cluster-snapshot")
 _NAME = re.compile(r"[A-Za-z0-9._ -]+")
 
-Taggable = Cluster | Instance | ClusterParameterGroup | SubnetGroup | ClusterEndpoint
+Taggable = Cluster | Instance | ClusterParameterGroup | SubnetGroup | ClusterEndpoint | ClusterSnapshot
 
 
 class TagOperations(InstanceOperations):
@@ -48,6 +49,9 @@ class TagOperations(InstanceOperations):
             return self._get_instance(account, name)
         if kind == "cluster-endpoint":
             return self._get_endpoint(account, name)
+        if kind == "cluster-snapshot":
+            doc = self.store.get(KIND_SNAPSHOT, account, name.lower())
+            return None if doc is None else ClusterSnapshot.from_doc(doc)
         if kind == "subgrp":  # the implicit default group is not stored: it has no tags
             return None if name.lower() == DEFAULT_GROUP else self._get_subnet_group(account, name)
         return self._get_group(account, name)
@@ -73,6 +77,8 @@ class TagOperations(InstanceOperations):
             self._save_instance(item)
         elif isinstance(item, ClusterEndpoint):
             self._save_endpoint(item)
+        elif isinstance(item, ClusterSnapshot):
+            self.store.put(KIND_SNAPSHOT, item.account, item.identifier, item.to_doc())
         elif isinstance(item, SubnetGroup):
             self.store.put(KIND_SUBNET_GROUP, item.account, item.name, item.to_doc())
         else:

@@ -137,3 +137,40 @@ def tags(value: Any) -> dict[str, str]:
             raise invalid_parameter_value(f"Tag keys cannot start with 'aws:' or 'rds:': {key}")
         out[key] = val
     return out
+
+
+def backup_retention(value: Any) -> int | None:
+    """``BackupRetentionPeriod``: 1 to 35 days for Aurora (None: not given). Unconfirmed wording."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if not text.isascii() or not text.lstrip("-").isdigit() or not 1 <= int(text) <= 35:
+        raise invalid_parameter_value(f"Invalid backup retention period: {text}. Valid values are 1 to 35 days.")
+    return int(text)
+
+
+def _minutes(hhmm: str) -> int | None:
+    if len(hhmm) != 5 or hhmm[2] != ":" or not (hhmm[:2] + hhmm[3:]).isdigit():
+        return None
+    hours, minutes = int(hhmm[:2]), int(hhmm[3:])
+    return hours * 60 + minutes if hours < 24 and minutes < 60 else None
+
+
+def backup_window(value: Any) -> str | None:
+    """``PreferredBackupWindow``: ``hh24:mi-hh24:mi`` UTC, at least 30 minutes (None: not given).
+    Unconfirmed wording."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    start, sep, end = text.partition("-")
+    a, b = _minutes(start), _minutes(end)
+    if not sep or a is None or b is None or (b - a) % 1440 < 30:
+        raise invalid_parameter_value(
+            "The backup window must be in the format hh24:mi-hh24:mi, in Universal Coordinated Time (UTC), "
+            "and at least 30 minutes long.")
+    return text
+
+
+def window_start_minutes(window: str) -> int:
+    """Minutes after midnight UTC at which a valid ``hh24:mi-hh24:mi`` window opens."""
+    return _minutes(window.partition("-")[0]) or 0
