@@ -142,6 +142,10 @@ class App:
         a cluster's groups, public access): the listeners' kernel filters follow before the response."""
         if service in NETWORK_SERVICES:
             await self.runtime.network_changed()
+        # The security advisor's findings follow the change before the response is returned.
+        for services in self.regions.all():
+            if services.started:
+                services.advisor.refresh()
 
     def health(self) -> Mapping[str, Any]:
         return {

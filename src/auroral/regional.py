@@ -10,6 +10,8 @@ across regions, and each cluster's hooks are dispatched to its own region's serv
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,10 +19,13 @@ from typing import Any
 
 from cryptography import x509
 
+from auroral.advisor.checks import Snapshot
+from auroral.advisor.engine import Advisor
 from auroral.api.context import Authorizer
 from auroral.audit import AuditTrail
 from auroral.crypto import Sealer
 from auroral.ec2 import Ec2Service
+from auroral.ec2.model import Rule, SecurityGroup
 from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
@@ -32,16 +37,18 @@ from auroral.rds.dns_records import RecordSink
 from auroral.rds.iam_db_auth import IamDbAuth
 from auroral.rds.local_runtime import LocalRuntime
 from auroral.rds.managed_password import ManagedPasswords
-from auroral.rds.model import Cluster, Instance
+from auroral.rds.model import KIND_CLUSTER, KIND_INSTANCE, Cluster, Instance
 from auroral.rds.network_policy import Ec2Directory, NetworkPolicy, drop_mode, translation_spec
 from auroral.rds.service import RdsService
 from auroral.regions import partition_of
 from auroral.secrets.service import SecretsManagerService
+from auroral.securityhub.service import SecurityHubService
 from auroral.store import Store
 
 log = logging.getLogger(__name__)
 
 _HOME_REGION_META = "home_region"
+ADVISOR_POLL_SECONDS = 0.5
 
 
 class RegionServices:
@@ -74,10 +81,19 @@ class RegionServices:
         if regions.zone is not None:  # the endpoints' DNS names, served by auroral.dns
             self.rds.attach_zone(regions.zone, regions.names_published)
         self.iam_db_auth = IamDbAuth(regions.runtime, store, regions.directory, regions.iam, regions.audit)
+        # The security advisor: Security Hub controls over this region's resources (the account-wide
+        # IAM controls in the home region only), kept current as they change.
+        self._store = store
+        self._directory = regions.directory
+        self.advisor = Advisor(store, region=region, account=regions.account, partition=partition_of(region),
+                               snapshot=self.snapshot, with_global=region == regions.home)
+        self.securityhub = SecurityHubService(self.advisor, region)
         self.providers: dict[str, Any] = {
             "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
+            "securityhub": self.securityhub,
         }
         self.started = False
+        self._advisor_task: asyncio.Task[None] | None = None
 
     async def start(self, account: str) -> None:
         """Bring the region's clusters back and start its rotation scheduler (once)."""
@@ -87,8 +103,41 @@ class RegionServices:
         self.network_policy.ensure_host_interface(account)
         await self.rds.recover()
         await self.secrets.rotation.start()  # after recover: resumed rotations need the clusters running
+        self.advisor.refresh(force=True)
+        self._advisor_task = asyncio.create_task(self._follow_changes())
+
+    async def _follow_changes(self) -> None:
+        """Changes made outside an API call (a deletion finishing, a key's deletion date passing)
+        reach the findings within half a second; after a call, the pipeline's hook is sooner."""
+        while True:
+            await asyncio.sleep(ADVISOR_POLL_SECONDS)
+            try:
+                await asyncio.to_thread(self.advisor.refresh)
+            except Exception:
+                log.exception("advisor refresh failed in %s", self.region)
+
+    def snapshot(self) -> Snapshot:
+        """What the advisor's checks decide on: this region's resources of the account, and its IAM."""
+        account = self.advisor.account
+        acct = self.ec2.state.account(account)
+        groups: list[tuple[SecurityGroup, list[Rule]]] = [(g, acct.rules_of(g.id)) for g in acct.all(SecurityGroup)]
+        directory = self._directory
+        with directory.lock:
+            root_keys = list(directory.root_keys.values())
+            policies = list(directory.policies.values())
+        return Snapshot(
+            account=account, region=self.region, partition=partition_of(self.region), now=dt.datetime.now(dt.UTC),
+            clusters=[Cluster.from_doc(d) for _a, _k, d in self._store.list(KIND_CLUSTER, account)],
+            instances=[Instance.from_doc(d) for _a, _k, d in self._store.list(KIND_INSTANCE, account)],
+            groups=groups, root_keys=root_keys, policies=policies,
+            keys=self.kms.keyring.records.keys(account),
+            secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
+        )
 
     async def stop(self) -> None:
+        if self._advisor_task is not None:
+            self._advisor_task.cancel()
+            self._advisor_task = None
         await self.secrets.rotation.stop()
         await self.rds.drain()
         await self.iam_db_auth.close()

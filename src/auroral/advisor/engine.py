@@ -1,0 +1,200 @@
+"""The findings engine: evaluates the controls over one region's resources and keeps its Security Hub
+findings current.
+
+``refresh()`` is cheap when nothing changed: it compares the store's generation (bumped by every
+resource write: RDS, EC2, IAM, KMS, Secrets Manager, whoever wrote it) with the one it last evaluated,
+so it runs after every mutating API call (the pipeline's change hook), from a poller twice a second
+(changes made outside a call: a cluster finishing its deletion, a key's deletion date passing) and
+before GetFindings answers. Findings are keyed by (control, resource), with an ID derived from both
+(stable across restarts); a finding whose verdict, reason or evidence changed is rewritten with a new
+``UpdatedAt``; one whose resource is gone becomes ``RecordState: ARCHIVED``.
+
+Workflow follows AWS's automatic transitions for control findings: a FAILED finding that turns
+PASSED while NEW or NOTIFIED becomes RESOLVED; a RESOLVED finding that fails again, or an ARCHIVED one
+that comes back, becomes NEW. SUPPRESSED stays as the user set it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from auroral.store import Store
+
+from .checks import PASSED, Evaluation, Snapshot, evaluate
+
+log = logging.getLogger(__name__)
+
+KIND_FINDING = "securityhub.finding"
+SCHEMA_VERSION = "2018-10-08"
+_ID_NAMESPACE = uuid.UUID("5b0c3c3e-2f0e-4d8e-9a59-6a2d3c1f7a10")
+TYPES = ["Software and Configuration Checks/Industry and Regulatory Standards/AWS-Foundational-Security-Best-Practices"]
+NORMALIZED = {"INFORMATIONAL": 0, "LOW": 1, "MEDIUM": 40, "HIGH": 70, "CRITICAL": 90}
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def product_arn(partition: str, region: str) -> str:
+    return f"arn:{partition}:securityhub:{region}::product/aws/securityhub"
+
+
+def finding_id(partition: str, region: str, account: str, control: str, resource: str) -> str:
+    token = uuid.uuid5(_ID_NAMESPACE, f"{account}|{region}|{control}|{resource}")
+    return f"arn:{partition}:securityhub:{region}:{account}:security-control/{control}/finding/{token}"
+
+
+class Advisor:
+    """One region's findings, recomputed when the resources change."""
+
+    def __init__(self, store: Store, *, region: str, account: str, partition: str,
+                 snapshot: Callable[[], Snapshot], with_global: bool,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.store = store
+        self.region = region
+        self.account = account
+        self.partition = partition
+        self._snapshot = snapshot
+        self.with_global = with_global
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: int | None = None
+
+    def refresh(self, *, force: bool = False) -> int:
+        """Re-evaluate if anything was written since the last evaluation; how many findings changed."""
+        with self._lock:
+            generation = self.store.generation
+            if not force and generation == self._seen:
+                return 0
+            try:
+                changed = self._reconcile(evaluate(self._snapshot(), with_global=self.with_global))
+            except Exception:
+                log.exception("advisor: evaluating %s failed", self.region)
+                return 0
+            # Our own writes bumped the generation: what we evaluated is current up to here.
+            self._seen = self.store.generation if changed else generation
+            return changed
+
+    # --- findings --------------------------------------------------------------------------
+
+    def findings(self) -> list[dict[str, Any]]:
+        """Every stored finding document (the ASFF finding plus auroral's private ``_auroral`` part)."""
+        return [doc for _a, _k, doc in self.store.list(KIND_FINDING, self.account)]
+
+    def save(self, doc: dict[str, Any]) -> None:
+        self.store.put(KIND_FINDING, self.account, doc["Id"], doc)
+
+    def _reconcile(self, evaluations: list[Evaluation]) -> int:
+        now = iso(self._clock())
+        existing = {doc["Id"]: doc for doc in self.findings()}
+        seen: set[str] = set()
+        writes: list[dict[str, Any]] = []
+        evaluated_controls = {e.control.id for e in evaluations}
+        for ev in evaluations:
+            fid = finding_id(self.partition, self.region, self.account, ev.control.id, ev.resource_id)
+            seen.add(fid)
+            old = existing.get(fid)
+            new = self._finding(fid, ev, old, now)
+            if old is None or _material(old) != _material(new):
+                writes.append(new)
+        for fid, old in existing.items():
+            control = old.get("Compliance", {}).get("SecurityControlId", "")
+            if fid in seen or old.get("RecordState") == "ARCHIVED":
+                continue
+            if control not in evaluated_controls and control in _GLOBAL_OWNED and not self.with_global:
+                continue
+            archived = dict(old, RecordState="ARCHIVED", UpdatedAt=now)
+            writes.append(archived)
+        if writes:
+            with self.store.transaction():
+                for doc in writes:
+                    self.save(doc)
+        return len(writes)
+
+    def _finding(self, fid: str, ev: Evaluation, old: dict[str, Any] | None, now: str) -> dict[str, Any]:
+        control = ev.control
+        failed = ev.status != PASSED
+        private: dict[str, Any] = dict(old.get("_auroral", {})) if old else {}
+        workflow = (old or {}).get("Workflow", {}).get("Status")
+        old_status = (old or {}).get("Compliance", {}).get("Status")
+        archived = (old or {}).get("RecordState") == "ARCHIVED"
+        if workflow is None:
+            workflow = "NEW" if failed else "RESOLVED"
+        elif not failed and old_status != PASSED and workflow in ("NEW", "NOTIFIED"):
+            workflow = "RESOLVED"
+        elif failed and (old_status == PASSED or archived) and workflow == "RESOLVED":
+            workflow = "NEW"
+        # PASSED control findings carry INFORMATIONAL; a label the user set (BatchUpdateFindings) stays.
+        label = control.severity if failed else "INFORMATIONAL"
+        severity = {"Label": label, "Normalized": NORMALIZED[label], "Original": control.severity}
+        if private.get("severity_set") and old is not None:
+            severity = dict(old["Severity"])
+        resource: dict[str, Any] = {"Type": control.resource_type, "Id": ev.resource_id,
+                                    "Partition": self.partition, "Region": self.region}
+        if ev.details:
+            resource["Details"] = {"Other": {k: _text(v) for k, v in ev.details.items()}}
+        fields = {
+            "aws/securityhub/ProductName": "Security Hub",
+            "aws/securityhub/CompanyName": "AWS",
+            "aws/securityhub/FindingId": fid,
+            "auroral/Why": ev.why,
+            **{f"auroral/Evidence/{k}": v for k, v in ev.evidence.items()},
+        }
+        doc: dict[str, Any] = {
+            "SchemaVersion": SCHEMA_VERSION,
+            "Id": fid,
+            "ProductArn": product_arn(self.partition, self.region),
+            "ProductName": "Security Hub",
+            "CompanyName": "AWS",
+            "Region": self.region,
+            "GeneratorId": f"security-control/{control.id}",
+            "AwsAccountId": self.account,
+            "Types": list(TYPES),
+            "FirstObservedAt": (old or {}).get("FirstObservedAt", now),
+            "LastObservedAt": now,
+            "CreatedAt": (old or {}).get("CreatedAt", now),
+            "UpdatedAt": now,
+            "Severity": severity,
+            "Title": control.title,
+            "Description": control.description,
+            "Remediation": {"Recommendation": {"Text": f"To fix: {control.remediation}. For more information, "
+                                                       "see the control's documentation.",
+                                               "Url": control.remediation_url}},
+            "ProductFields": fields,
+            "Resources": [resource],
+            "Compliance": {
+                "Status": ev.status,
+                "SecurityControlId": control.id,
+                "AssociatedStandards": [{"StandardsId": f"standards/{control.standard}"}],
+            },
+            "WorkflowState": "NEW",
+            "Workflow": {"Status": workflow},
+            "RecordState": "ACTIVE",
+            "FindingProviderFields": {"Severity": {"Label": label, "Original": control.severity},
+                                      "Types": list(TYPES)},
+            "_auroral": private,
+        }
+        for kept in ("Note", "VerificationState", "Confidence", "Criticality", "UserDefinedFields"):
+            if old is not None and kept in old:
+                doc[kept] = old[kept]
+        return doc
+
+
+_GLOBAL_OWNED = frozenset({"IAM.1", "IAM.4"})
+_VOLATILE = frozenset({"UpdatedAt", "LastObservedAt"})
+
+
+def _material(doc: dict[str, Any]) -> dict[str, Any]:
+    """What makes two versions of a finding different (not the timestamps of looking)."""
+    return {k: v for k, v in doc.items() if k not in _VOLATILE}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
