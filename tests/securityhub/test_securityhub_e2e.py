@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -260,6 +262,34 @@ def test_aws_cli_get_findings(srv: Server) -> None:
                        "--max-items", "50")
     assert out["Findings"] and {f["Compliance"]["SecurityControlId"] for f in out["Findings"]} == {"EC2.19"}
     assert all(dt.datetime.fromisoformat(f["UpdatedAt"]) for f in out["Findings"])
+
+
+def test_cli_findings(srv: Server) -> None:
+    """``auroral findings``: the table of FAILED findings (severity, control, resource, why) and --json."""
+    ec2 = srv.client("ec2")
+    g = ec2.create_security_group(GroupName=unique("cli"), Description="x")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    srv.client("securityhub").get_findings(MaxResults=1)  # the server has evaluated (it did before answering)
+
+    def auroral(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "auroral.cli", "findings", "--data-dir", str(srv.data_dir),
+                              *args], capture_output=True, text=True, timeout=60, env=srv.env, check=True)
+        return out.stdout
+
+    table = auroral().splitlines()
+    assert table[0].split()[:3] == ["severity", "control", "status"]
+    mine = [line for line in table if f"security-group/{g}" in line]
+    assert {line.split()[1] for line in mine} == {"EC2.18", "EC2.19"}
+    assert all("0.0.0.0/0 to tcp 5432" in line and "FAILED" in line for line in mine)
+    assert table[1].split()[0] == "CRITICAL"  # most severe first
+    docs = [json.loads(line) for line in auroral("--json", "--control", "EC2.19").splitlines()]
+    assert any(d["Resources"][0]["Id"].endswith(g) for d in docs)
+    assert all(d["Compliance"]["SecurityControlId"] == "EC2.19" and "_auroral" not in d for d in docs)
+    ec2.revoke_security_group_ingress(GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    assert not [line for line in auroral().splitlines() if f"security-group/{g}" in line]
+    assert [line for line in auroral("--all").splitlines() if f"security-group/{g}" in line and "PASSED" in line]
 
 
 def test_root_access_key_last(srv: Server) -> None:
