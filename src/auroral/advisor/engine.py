@@ -62,12 +62,16 @@ class Advisor:
         self._snapshot = snapshot
         self.with_global = with_global
         self._clock = clock
-        self._lock = threading.Lock()
+        # Held across every read-modify-write of findings (evaluation, BatchUpdateFindings), so that
+        # neither writes over the other's change.
+        self.lock = threading.RLock()
         self._seen: int | None = None
+        # The findings as stored, by ID: this class is their only writer, so the store is read once.
+        self._cache: dict[str, dict[str, Any]] | None = None
 
     def refresh(self, *, force: bool = False) -> int:
         """Re-evaluate if anything was written since the last evaluation; how many findings changed."""
-        with self._lock:
+        with self.lock:
             generation = self.store.generation
             if not force and generation == self._seen:
                 return 0
@@ -83,11 +87,22 @@ class Advisor:
     # --- findings --------------------------------------------------------------------------
 
     def findings(self) -> list[dict[str, Any]]:
-        """Every stored finding document (the ASFF finding plus auroral's private ``_auroral`` part)."""
-        return [doc for _a, _k, doc in self.store.list(KIND_FINDING, self.account)]
+        """Every stored finding document (the ASFF finding plus auroral's private ``_auroral`` part).
+        The documents are shared: replace them (``save``), never change them in place."""
+        with self.lock:
+            if self._cache is None:
+                self._cache = {doc["Id"]: doc for _a, _k, doc in self.store.list(KIND_FINDING, self.account)}
+            return list(self._cache.values())
 
-    def save(self, doc: dict[str, Any]) -> None:
-        self.store.put(KIND_FINDING, self.account, doc["Id"], doc)
+    def save_all(self, docs: list[dict[str, Any]]) -> None:
+        """Write findings (one transaction), then make them what ``findings`` answers."""
+        with self.lock:
+            with self.store.transaction():
+                for doc in docs:
+                    self.store.put(KIND_FINDING, self.account, doc["Id"], doc)
+            if self._cache is not None:
+                for doc in docs:
+                    self._cache[doc["Id"]] = doc
 
     def _reconcile(self, evaluations: list[Evaluation]) -> int:
         now = iso(self._clock())
@@ -111,9 +126,7 @@ class Advisor:
             archived = dict(old, RecordState="ARCHIVED", UpdatedAt=now)
             writes.append(archived)
         if writes:
-            with self.store.transaction():
-                for doc in writes:
-                    self.save(doc)
+            self.save_all(writes)
         return len(writes)
 
     def _finding(self, fid: str, ev: Evaluation, old: dict[str, Any] | None, now: str) -> dict[str, Any]:

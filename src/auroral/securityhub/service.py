@@ -105,26 +105,25 @@ class SecurityHubService:
         severity = updates.get("Severity")
         if severity is not None and not {"Label", "Normalized", "Product"} & set(severity):
             raise invalid("Severity must specify Label or Normalized.")
-        self.advisor.refresh()
-        by_id = {d["Id"]: d for d in self.advisor.findings()}
-        processed: list[dict[str, str]] = []
-        unprocessed: list[dict[str, Any]] = []
-        now = iso(ctx.time)
-        writes: list[dict[str, Any]] = []
-        for ident in identifiers:
-            fid, product = str(ident.get("Id", "")), str(ident.get("ProductArn", ""))
-            doc = by_id.get(fid)
-            if doc is None or doc.get("ProductArn") != product:
-                unprocessed.append({"FindingIdentifier": {"Id": fid, "ProductArn": product},
-                                    "ErrorCode": "FindingNotFound",
-                                    "ErrorMessage": "Finding Not Found"})  # Unconfirmed message
-                continue
-            writes.append(self._apply(doc, updates, now))
-            processed.append({"Id": fid, "ProductArn": product})
-        if writes:
-            with self.advisor.store.transaction():
-                for doc in writes:
-                    self.advisor.save(doc)
+        with self.advisor.lock:
+            self.advisor.refresh()
+            by_id = {d["Id"]: d for d in self.advisor.findings()}
+            processed: list[dict[str, str]] = []
+            unprocessed: list[dict[str, Any]] = []
+            now = iso(ctx.time)
+            writes: list[dict[str, Any]] = []
+            for ident in identifiers:
+                fid, product = str(ident.get("Id", "")), str(ident.get("ProductArn", ""))
+                doc = by_id.get(fid)
+                if doc is None or doc.get("ProductArn") != product:
+                    unprocessed.append({"FindingIdentifier": {"Id": fid, "ProductArn": product},
+                                        "ErrorCode": "FindingNotFound",
+                                        "ErrorMessage": "Finding Not Found"})  # Unconfirmed message
+                    continue
+                writes.append(self._apply(doc, updates, now))
+                processed.append({"Id": fid, "ProductArn": product})
+            if writes:
+                self.advisor.save_all(writes)
         return {"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}
 
     @staticmethod
