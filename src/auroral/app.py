@@ -100,7 +100,7 @@ class App:
         self.regions = Regions(store=self.store, sealer=self.sealer, home=settings.region, account=self.account,
                                directory=self.directory, iam=self.authorizer, audit=self.audit,
                                runtime=self.runtime, ca_cert=self.tls.ca_cert, zone=self.zone,
-                               names_published=self.names_published)
+                               names_published=self.names_published, flows=self.flows)
         self.global_providers: dict[str, Provider] = {
             "iam": IamService(self.directory, self.authorizer),
             "sts": StsService(self.directory, self.authorizer),

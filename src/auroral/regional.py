@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from auroral.crypto import Sealer
 from auroral.ec2 import Ec2Service
 from auroral.ec2.model import Rule, SecurityGroup
 from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust
+from auroral.gateway.flows import FlowLog
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.kms.authz import KeyPolicyAuthorizer
@@ -85,8 +87,10 @@ class RegionServices:
         # IAM controls in the home region only), kept current as they change.
         self._store = store
         self._directory = regions.directory
+        self._flows = regions.flows
         self.advisor = Advisor(store, region=region, account=regions.account, partition=partition_of(region),
-                               snapshot=self.snapshot, with_global=region == regions.home)
+                               snapshot=self.snapshot, with_global=region == regions.home,
+                               version=self._advisor_version)
         self.securityhub = SecurityHubService(self.advisor, region)
         self.providers: dict[str, Any] = {
             "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
@@ -116,6 +120,10 @@ class RegionServices:
             except Exception:
                 log.exception("advisor refresh failed in %s", self.region)
 
+    def _advisor_version(self) -> tuple[int, int]:
+        """Besides the store: the flow records seen, and the minute (a window's end is a change)."""
+        return (self._flows.count if self._flows is not None else 0, int(time.time() // 60))
+
     def snapshot(self) -> Snapshot:
         """What the advisor's checks decide on: this region's resources of the account, and its IAM."""
         account = self.advisor.account
@@ -132,6 +140,8 @@ class RegionServices:
             groups=groups, root_keys=root_keys, policies=policies,
             keys=self.kms.keyring.records.keys(account),
             secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
+            flows=[r for r in self._flows.recent(self._flows.capacity) if r.phase == "close" and r.db_user]
+            if self._flows is not None else [],
         )
 
     async def stop(self) -> None:
@@ -149,7 +159,8 @@ class Regions:
     def __init__(self, *, store: Store, sealer: Sealer, home: str, account: str, directory: Directory,
                  iam: IamAuthorizer, audit: AuditTrail, runtime: LocalRuntime, ca_cert: x509.Certificate,
                  zone: RecordSink | None = None,
-                 names_published: Callable[[], Awaitable[bool]] | None = None) -> None:
+                 names_published: Callable[[], Awaitable[bool]] | None = None,
+                 flows: FlowLog | None = None) -> None:
         stored = store.get_meta(_HOME_REGION_META)
         if stored is None:
             store.set_meta(_HOME_REGION_META, home)
@@ -166,6 +177,7 @@ class Regions:
         self.ca_cert = ca_cert
         self.zone = zone
         self.names_published = names_published
+        self.flows = flows  # the gateway's flow records, for the advisor's own controls
         self._by_region: dict[str, RegionServices] = {}
         # KMS key ARNs by their region's key policies, everything else by IAM.
         self.authorizer: Authorizer = KeyPolicyAuthorizer(iam, self.keyring)

@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import Server, fresh_server, unique
-from tests.rds.e2e_helpers import FAST, PASSWORD, ident
+from tests.rds.e2e_helpers import FAST, MASTER, PASSWORD, create_db, delete_db, ident, until
 
 ACCOUNT = "210987654321"
 
@@ -222,15 +222,19 @@ def test_standards_and_controls(srv: Server) -> None:
     sh = srv.client("securityhub")
     standards = sh.describe_standards()["Standards"]
     fsbp = f"arn:aws:securityhub:{srv.region}::standards/aws-foundational-security-best-practices/v/1.0.0"
-    assert [s["StandardsArn"] for s in standards] == [fsbp]
+    own = f"arn:aws:securityhub:{srv.region}::standards/auroral-aurora-postgresql-practices/v/1.0.0"
+    assert [s["StandardsArn"] for s in standards] == [fsbp, own]
     subs = sh.get_enabled_standards()["StandardsSubscriptions"]
     assert subs[0]["StandardsArn"] == fsbp and subs[0]["StandardsStatus"] == "READY"
     defs = {d["SecurityControlId"]: d for d in sh.list_security_control_definitions()["SecurityControlDefinitions"]}
-    assert {"RDS.2", "RDS.7", "RDS.12", "RDS.24", "RDS.27", "EC2.18", "EC2.19", "EC2.53", "EC2.54", "IAM.1",
-            "IAM.4", "KMS.3", "SecretsManager.1", "SecretsManager.4"} == set(defs)
+    fsbp_controls = {"RDS.2", "RDS.7", "RDS.12", "RDS.24", "RDS.27", "EC2.18", "EC2.19", "EC2.53", "EC2.54",
+                     "IAM.1", "IAM.4", "KMS.3", "SecretsManager.1", "SecretsManager.4"}
+    assert fsbp_controls | {"AURORAL.1", "AURORAL.2"} == set(defs)
     assert defs["EC2.19"]["SeverityRating"] == "CRITICAL" and defs["RDS.7"]["SeverityRating"] == "LOW"
     controls = sh.describe_standards_controls(StandardsSubscriptionArn=subs[0]["StandardsSubscriptionArn"])
-    assert {c["ControlId"] for c in controls["Controls"]} == set(defs)
+    assert {c["ControlId"] for c in controls["Controls"]} == fsbp_controls
+    assert {d["SecurityControlId"] for d in sh.list_security_control_definitions(StandardsArn=own)[
+        "SecurityControlDefinitions"]} == {"AURORAL.1", "AURORAL.2"}
     assert all(c["ControlStatus"] == "ENABLED" for c in controls["Controls"])
 
 
@@ -262,6 +266,54 @@ def test_aws_cli_get_findings(srv: Server) -> None:
                        "--max-items", "50")
     assert out["Findings"] and {f["Compliance"]["SecurityControlId"] for f in out["Findings"]} == {"EC2.19"}
     assert all(dt.datetime.fromisoformat(f["UpdatedAt"]) for f in out["Findings"])
+
+
+def test_auroral_controls_from_flow_records(srv: Server) -> None:
+    """AURORAL.1 (the master user used by an application) and AURORAL.2 (plaintext connections to a
+    cluster with rds.force_ssl=0), decided from the gateway's flow records of real connections."""
+    rds, sh = srv.client("rds"), srv.client("securityhub")
+    group = ident("adv-pg")
+    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group,
+                                          DBParameterGroupFamily="aurora-postgresql16", Description="advisor")
+    rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName=group, Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
+    db = create_db(rds, prefix="adv-flow", DBClusterParameterGroupName=group)
+    cluster_arn = f"arn:aws:rds:{srv.region}:{ACCOUNT}:cluster:{db.cluster_id}"
+    try:
+        before = {c: only(control_findings(sh, c, cluster_arn)) for c in ("AURORAL.1", "AURORAL.2")}
+        assert {f["Compliance"]["Status"] for f in before.values()} == {"PASSED"}
+        with db.connect(sslmode="disable", application_name="billing-service") as conn:
+            assert not conn.info.pgconn.ssl_in_use
+            conn.execute("SELECT 1")
+        # the close record of the connection is the evidence; GetFindings re-evaluates when it arrives
+        master = until(lambda: [f for f in control_findings(sh, "AURORAL.1", cluster_arn)
+                                if f["Compliance"]["Status"] == "FAILED"], what="AURORAL.1 FAILED")[0]
+        fields = master["ProductFields"]
+        assert fields["auroral/Evidence/MasterUsername"] == MASTER
+        assert "(billing-service) x1" in fields["auroral/Evidence/Sources"]
+        assert master["Severity"]["Label"] == "MEDIUM" and master["GeneratorId"] == "security-control/AURORAL.1"
+        assert master["Compliance"]["AssociatedStandards"] == [
+            {"StandardsId": "standards/auroral-aurora-postgresql-practices/v/1.0.0"}]
+        plain = only(control_findings(sh, "AURORAL.2", cluster_arn))
+        assert plain["Compliance"]["Status"] == "FAILED" and plain["Severity"]["Label"] == "HIGH"
+        assert plain["ProductFields"]["auroral/Evidence/PlaintextConnections"] == "1"
+        # a TLS login of another role counts for neither
+        with db.connect() as conn:
+            conn.execute("CREATE ROLE billing LOGIN PASSWORD 'Billing-pass-1'")
+        with db.connect(user="billing", password="Billing-pass-1", application_name="billing-service") as conn:
+            assert conn.info.pgconn.ssl_in_use
+        until(lambda: only(control_findings(sh, "AURORAL.1", cluster_arn))["ProductFields"][
+            "auroral/Evidence/MasterLogins"] == "2", what="the second master login (the CREATE ROLE session)")
+        assert only(control_findings(sh, "AURORAL.2", cluster_arn))["ProductFields"][
+            "auroral/Evidence/PlaintextConnections"] == "1"
+        # the fix for AURORAL.2: rds.force_ssl=1
+        rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName=group, Parameters=[
+            {"ParameterName": "rds.force_ssl", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+        fixed = until(lambda: [f for f in control_findings(sh, "AURORAL.2", cluster_arn)
+                               if f["Compliance"]["Status"] == "PASSED"], what="AURORAL.2 PASSED")[0]
+        assert fixed["Workflow"]["Status"] == "RESOLVED"
+    finally:
+        delete_db(rds, db)
 
 
 def test_cli_findings(srv: Server) -> None:

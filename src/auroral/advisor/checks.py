@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from auroral.ec2.model import Rule, SecurityGroup
+from auroral.gateway.flows import FlowRecord
 from auroral.iam.model import AccessKey, ManagedPolicy
 from auroral.kms.model import KeyRecord
 from auroral.rds.model import Cluster, Instance
 from auroral.secrets.model import Secret
 
-from .controls import BY_ID, Control
+from .controls import BY_ID, FLOW_WINDOW_HOURS, Control
 
 PASSED = "PASSED"
 FAILED = "FAILED"
@@ -59,6 +60,7 @@ class Snapshot:
     policies: list[ManagedPolicy] = field(default_factory=list)
     keys: list[KeyRecord] = field(default_factory=list)
     secrets: list[Secret] = field(default_factory=list)
+    flows: list[FlowRecord] = field(default_factory=list)  # the gateway's close records, oldest first
 
     def cluster_arn(self, c: Cluster) -> str:
         return f"arn:{self.partition}:rds:{self.region}:{self.account}:cluster:{c.identifier}"
@@ -281,11 +283,72 @@ def secretsmanager_4(s: Snapshot) -> Iterator[Evaluation]:
                          {"LastRotated": f"{when:%Y-%m-%dT%H:%M:%SZ}", "Name": secret.name}, {"Name": secret.name})
 
 
+# --- auroral's own: the databases' traffic --------------------------------------------------------
+
+
+def _logins(s: Snapshot) -> dict[str, list[FlowRecord]]:
+    """The relayed logins of the window, by cluster identifier (an instance's endpoint is its resource id)."""
+    cluster_of = {i.resource_id: i.cluster_identifier for i in s.instances}
+    since = (s.now - timedelta(hours=FLOW_WINDOW_HOURS)).timestamp()
+    out: dict[str, list[FlowRecord]] = {}
+    for rec in s.flows:
+        if rec.db_user is None or not rec.relayed or rec.end < since or rec.endpoint_id not in cluster_of:
+            continue
+        out.setdefault(cluster_of[rec.endpoint_id], []).append(rec)
+    return out
+
+
+def _sources(records: list[FlowRecord]) -> str:
+    """``<address> (<application_name>) xN`` per source, most frequent first, at most 10."""
+    counts: dict[tuple[str, str], int] = {}
+    for rec in records:
+        key = (rec.srcaddr, rec.application_name or "")
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    return ", ".join(f"{addr} ({app or 'no application_name'}) x{n}" for (addr, app), n in ranked)
+
+
+def auroral_1(s: Snapshot) -> Iterator[Evaluation]:
+    logins = _logins(s)
+    for c in s.clusters:
+        master = [r for r in logins.get(c.identifier, []) if r.db_user == c.master_username]
+        evidence = {"MasterUsername": c.master_username, "WindowHours": str(FLOW_WINDOW_HOURS),
+                    "MasterLogins": str(len(master))}
+        if master:
+            evidence["Sources"] = _sources(master)
+            why = (f"{len(master)} connection(s) logged in as the master user {c.master_username!r} in "
+                   f"{FLOW_WINDOW_HOURS} h, from {_sources(master[-1:]).rpartition(' x')[0]}")
+        else:
+            why = f"no connection logged in as the master user in {FLOW_WINDOW_HOURS} h"
+        yield Evaluation(BY_ID["AURORAL.1"], s.cluster_arn(c), _verdict(not master), why, evidence,
+                         {"DbClusterIdentifier": c.identifier, "MasterUsername": c.master_username})
+
+
+def auroral_2(s: Snapshot) -> Iterator[Evaluation]:
+    logins = _logins(s)
+    for c in s.clusters:
+        forced = c.parameters.get("rds.force_ssl", "0") == "1"
+        plain = [] if forced else [r for r in logins.get(c.identifier, []) if not r.tls]
+        evidence = {"rds.force_ssl": "1" if forced else "0", "WindowHours": str(FLOW_WINDOW_HOURS),
+                    "PlaintextConnections": str(len(plain))}
+        if plain:
+            evidence["Sources"] = _sources(plain)
+            why = (f"rds.force_ssl is 0 and {len(plain)} connection(s) without TLS in {FLOW_WINDOW_HOURS} h "
+                   f"(users: {', '.join(sorted({r.db_user or '' for r in plain}))})")
+        elif forced:
+            why = "rds.force_ssl is 1: plaintext connections are refused"
+        else:
+            why = f"rds.force_ssl is 0, but no plaintext connection in {FLOW_WINDOW_HOURS} h"
+        yield Evaluation(BY_ID["AURORAL.2"], s.cluster_arn(c), _verdict(not plain), why, evidence,
+                         {"DbClusterIdentifier": c.identifier})
+
+
 CHECKS: dict[str, Callable[[Snapshot], Iterator[Evaluation]]] = {
     "RDS.2": rds_2, "RDS.7": rds_7, "RDS.12": rds_12, "RDS.24": rds_24, "RDS.27": rds_27,
     "EC2.18": ec2_18, "EC2.19": ec2_19, "EC2.53": ec2_53, "EC2.54": ec2_54,
     "IAM.1": iam_1, "IAM.4": iam_4, "KMS.3": kms_3,
     "SecretsManager.1": secretsmanager_1, "SecretsManager.4": secretsmanager_4,
+    "AURORAL.1": auroral_1, "AURORAL.2": auroral_2,
 }
 
 # Account-wide (global) controls: decided once, in the home region only (as Security Hub's global

@@ -117,13 +117,37 @@ CONTROLS: tuple[Control, ...] = (
             "rotate-secret", _DOCS + "secretsmanager-controls.html#secretsmanager-4"),
 )
 
-BY_ID: dict[str, Control] = {c.id: c for c in CONTROLS}
+# auroral's own controls: what only the database's traffic shows (the gateway's flow records of the
+# connections that ended in the last FLOW_WINDOW_HOURS, since the server started).
+AURORAL_CONTROLS: tuple[Control, ...] = (
+    Control("AURORAL.1", "Applications should not log in to Aurora PostgreSQL as the master user",
+            "This control checks whether connections that logged in as the cluster's master user came from "
+            "more than an administrator's session: any master-user login in the window fails it, with the "
+            "source addresses and application_name values they came from as evidence.",
+            "MEDIUM", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
+            "create a least-privilege role for each application (CREATE ROLE ... LOGIN; GRANT only what it "
+            "needs) and keep the master user for administration",
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.MasterAccounts.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+    Control("AURORAL.2", "Aurora PostgreSQL clusters that allow plaintext connections should not receive them",
+            "This control checks whether a cluster whose rds.force_ssl is 0 received connections without TLS "
+            "in the window (credentials and data crossed the network in the clear).",
+            "HIGH", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
+            "set rds.force_ssl to 1 in the cluster's parameter group and connect with sslmode=verify-full",
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraPostgreSQL.Security.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+)
+FLOW_WINDOW_HOURS = 24
+
+BY_ID: dict[str, Control] = {c.id: c for c in (*CONTROLS, *AURORAL_CONTROLS)}
 
 # The controls of each standard auroral offers, in the order above.
 STANDARDS: dict[str, tuple[str, str]] = {
     FSBP_ID: (FSBP_NAME, FSBP_DESCRIPTION),
+    AURORAL_ID: (AURORAL_NAME, AURORAL_DESCRIPTION),
 }
+ALL_CONTROLS: tuple[Control, ...] = (*CONTROLS, *AURORAL_CONTROLS)
 
 
 def controls_of(standard: str) -> list[Control]:
-    return [c for c in CONTROLS if c.standard == standard]
+    return [c for c in ALL_CONTROLS if c.standard == standard]

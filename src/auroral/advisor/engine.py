@@ -26,6 +26,7 @@ from typing import Any
 from auroral.store import Store
 
 from .checks import PASSED, Evaluation, Snapshot, evaluate
+from .controls import FSBP_ID
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ KIND_FINDING = "securityhub.finding"
 SCHEMA_VERSION = "2018-10-08"
 _ID_NAMESPACE = uuid.UUID("5b0c3c3e-2f0e-4d8e-9a59-6a2d3c1f7a10")
 TYPES = ["Software and Configuration Checks/Industry and Regulatory Standards/AWS-Foundational-Security-Best-Practices"]
+AURORAL_TYPES = ["Software and Configuration Checks/auroral/Aurora PostgreSQL practices"]
 NORMALIZED = {"INFORMATIONAL": 0, "LOW": 1, "MEDIUM": 40, "HIGH": 70, "CRITICAL": 90}
 
 
@@ -54,7 +56,8 @@ class Advisor:
 
     def __init__(self, store: Store, *, region: str, account: str, partition: str,
                  snapshot: Callable[[], Snapshot], with_global: bool,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+                 version: Callable[[], object] = lambda: None) -> None:
         self.store = store
         self.region = region
         self.account = account
@@ -65,14 +68,17 @@ class Advisor:
         # Held across every read-modify-write of findings (evaluation, BatchUpdateFindings), so that
         # neither writes over the other's change.
         self.lock = threading.RLock()
-        self._seen: int | None = None
+        # What was evaluated: the store's generation and ``version()`` (what else the checks read: the
+        # flow records' count, the minute, so that a window's end is noticed).
+        self._version = version
+        self._seen: tuple[int, object] | None = None
         # The findings as stored, by ID: this class is their only writer, so the store is read once.
         self._cache: dict[str, dict[str, Any]] | None = None
 
     def refresh(self, *, force: bool = False) -> int:
         """Re-evaluate if anything was written since the last evaluation; how many findings changed."""
         with self.lock:
-            generation = self.store.generation
+            generation = (self.store.generation, self._version())
             if not force and generation == self._seen:
                 return 0
             try:
@@ -81,7 +87,7 @@ class Advisor:
                 log.exception("advisor: evaluating %s failed", self.region)
                 return 0
             # Our own writes bumped the generation: what we evaluated is current up to here.
-            self._seen = self.store.generation if changed else generation
+            self._seen = (self.store.generation, generation[1]) if changed else generation
             return changed
 
     # --- findings --------------------------------------------------------------------------
@@ -131,6 +137,7 @@ class Advisor:
 
     def _finding(self, fid: str, ev: Evaluation, old: dict[str, Any] | None, now: str) -> dict[str, Any]:
         control = ev.control
+        types = TYPES if control.standard == FSBP_ID else AURORAL_TYPES
         failed = ev.status != PASSED
         private: dict[str, Any] = dict(old.get("_auroral", {})) if old else {}
         workflow = (old or {}).get("Workflow", {}).get("Status")
@@ -167,7 +174,7 @@ class Advisor:
             "Region": self.region,
             "GeneratorId": f"security-control/{control.id}",
             "AwsAccountId": self.account,
-            "Types": list(TYPES),
+            "Types": list(types),
             "FirstObservedAt": (old or {}).get("FirstObservedAt", now),
             "LastObservedAt": now,
             "CreatedAt": (old or {}).get("CreatedAt", now),
@@ -189,7 +196,7 @@ class Advisor:
             "Workflow": {"Status": workflow},
             "RecordState": "ACTIVE",
             "FindingProviderFields": {"Severity": {"Label": label, "Original": control.severity},
-                                      "Types": list(TYPES)},
+                                      "Types": list(types)},
             "_auroral": private,
         }
         for kept in ("Note", "VerificationState", "Confidence", "Criticality", "UserDefinedFields"):

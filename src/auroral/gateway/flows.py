@@ -50,6 +50,14 @@ class FlowRecord:
     version: int = 2
     protocol: int = 6
     log_status: str = "OK"
+    # What the startup packet said, on the close record of a connection that sent one: the database
+    # user, its application_name, whether the client spoke TLS, and whether the login reached the relay
+    # (the server's authentication exchange followed; the gateway does not see whether the password
+    # was right). The security advisor reads them (AURORAL.1, AURORAL.2).
+    db_user: str | None = None
+    application_name: str | None = None
+    tls: bool | None = None
+    relayed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +67,9 @@ class FlowRecord:
             "end": self.end, "action": self.action, "log-status": self.log_status, "reason": self.reason,
             "endpoint-id": self.endpoint_id, "connection-id": self.connection_id, "phase": self.phase,
             "packets-out": self.packets_out, "bytes-out": self.bytes_out,
+            **({} if self.db_user is None else {
+                "db-user": self.db_user, "application-name": self.application_name or "",
+                "tls": bool(self.tls), "relayed": self.relayed}),
         }
 
     def line(self) -> str:
@@ -75,13 +86,16 @@ class FlowLog:
         self.path = path
         self.account_id = account_id
         self.max_file_bytes = max_file_bytes
+        self.capacity = capacity
         self._ring: deque[FlowRecord] = deque(maxlen=capacity)
+        self._count = 0
         self._lock = threading.Lock()  # recent() may be called from another thread (tests, admin API)
         self._size = path.stat().st_size if path is not None and path.exists() else 0
 
     def record(self, rec: FlowRecord) -> None:
         with self._lock:
             self._ring.append(rec)
+            self._count += 1
         if self.path is None:
             return
         line = (json.dumps(rec.to_dict(), separators=(",", ":")) + "\n").encode()
@@ -98,6 +112,11 @@ class FlowLog:
             self._size += len(line)
         except OSError as e:  # a full disk must not break connections
             log.warning("cannot write flow log %s: %s", self.path, e)
+
+    @property
+    def count(self) -> int:
+        """How many records were ever recorded by this log (a version for readers that cache)."""
+        return self._count
 
     def recent(self, n: int = 100, endpoint: str | None = None) -> list[FlowRecord]:
         """The last ``n`` records (oldest first), optionally only those of one endpoint."""

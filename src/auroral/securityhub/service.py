@@ -191,7 +191,7 @@ class SecurityHubService:
 
     def ListSecurityControlDefinitions(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         standard = params.get("StandardsArn")
-        chosen = list(catalogue.CONTROLS)
+        chosen = list(catalogue.ALL_CONTROLS)
         if standard:
             sid = str(standard).partition("::standards/")[2]
             if sid not in catalogue.STANDARDS:
