@@ -142,10 +142,11 @@ class App:
         a cluster's groups, public access): the listeners' kernel filters follow before the response."""
         if service in NETWORK_SERVICES:
             await self.runtime.network_changed()
-        # The security advisor's findings follow the change before the response is returned.
+        # The security advisor's findings follow the change before the response is returned (evaluated
+        # off the event loop: the endpoints keep being served meanwhile).
         for services in self.regions.all():
             if services.started:
-                services.advisor.refresh()
+                await asyncio.to_thread(services.advisor.refresh)
 
     def health(self) -> Mapping[str, Any]:
         return {

@@ -74,6 +74,10 @@ class Advisor:
         self._seen: tuple[int, object] | None = None
         # The findings as stored, by ID: this class is their only writer, so the store is read once.
         self._cache: dict[str, dict[str, Any]] | None = None
+        # The evaluation each finding was last written from (in memory): an unchanged one is skipped
+        # without building the finding again; and each (control, resource)'s finding ID.
+        self._written: dict[str, tuple[Any, ...]] = {}
+        self._ids: dict[tuple[str, str], str] = {}
 
     def refresh(self, *, force: bool = False) -> int:
         """Re-evaluate if anything was written since the last evaluation; how many findings changed."""
@@ -116,10 +120,18 @@ class Advisor:
         seen: set[str] = set()
         writes: list[dict[str, Any]] = []
         evaluated_controls = {e.control.id for e in evaluations}
+        fingerprints: dict[str, tuple[Any, ...]] = {}
         for ev in evaluations:
-            fid = finding_id(self.partition, self.region, self.account, ev.control.id, ev.resource_id)
+            fid = self._ids.get((ev.control.id, ev.resource_id))
+            if fid is None:
+                fid = finding_id(self.partition, self.region, self.account, ev.control.id, ev.resource_id)
+                self._ids[(ev.control.id, ev.resource_id)] = fid
             seen.add(fid)
             old = existing.get(fid)
+            fingerprint = _fingerprint(ev)
+            if old is not None and old.get("RecordState") == "ACTIVE" and self._written.get(fid) == fingerprint:
+                continue
+            fingerprints[fid] = fingerprint
             new = self._finding(fid, ev, old, now)
             if old is None or _material(old) != _material(new):
                 writes.append(new)
@@ -133,6 +145,7 @@ class Advisor:
             writes.append(archived)
         if writes:
             self.save_all(writes)
+        self._written.update(fingerprints)
         return len(writes)
 
     def _finding(self, fid: str, ev: Evaluation, old: dict[str, Any] | None, now: str) -> dict[str, Any]:
@@ -207,6 +220,11 @@ class Advisor:
 
 _GLOBAL_OWNED = frozenset({"IAM.1", "IAM.4"})
 _VOLATILE = frozenset({"UpdatedAt", "LastObservedAt"})
+
+
+def _fingerprint(ev: Evaluation) -> tuple[Any, ...]:
+    return (ev.control.id, ev.control.severity, ev.status, ev.why, tuple(sorted(ev.evidence.items())),
+            tuple(sorted((k, str(v)) for k, v in ev.details.items())))
 
 
 def _material(doc: dict[str, Any]) -> dict[str, Any]:

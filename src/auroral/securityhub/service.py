@@ -12,6 +12,7 @@ trail like every other.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -67,7 +68,7 @@ class SecurityHubService:
 
     # --- findings ------------------------------------------------------------------------
 
-    def GetFindings(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    async def GetFindings(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         max_results = int(params.get("MaxResults") or MAX_RESULTS)
         if not 1 <= max_results <= MAX_RESULTS:
             raise invalid("MaxResults must be between 1 and 100.")  # Unconfirmed wording
@@ -76,7 +77,7 @@ class SecurityHubService:
         fingerprint = json.dumps([criteria, sort], sort_keys=True, default=str)[:512]
         fingerprint = str(abs(hash(fingerprint)))
         offset = _untoken(str(params["NextToken"]), fingerprint) if params.get("NextToken") else 0
-        self.advisor.refresh()
+        await asyncio.to_thread(self.advisor.refresh)  # off the event loop: the endpoints keep being served
         now = ctx.time
         found = [d for d in self.advisor.findings() if flt.matches(d, criteria, now)]
         found.sort(key=lambda d: d["Id"])
