@@ -32,6 +32,13 @@ def srv() -> Iterator[Server]:
         yield server
 
 
+def auroral_findings(srv: Server, *args: str) -> str:
+    """``auroral findings`` over the server's data directory (what the store holds, no API call)."""
+    out = subprocess.run([sys.executable, "-m", "auroral.cli", "findings", "--data-dir", str(srv.data_dir), *args],
+                         capture_output=True, text=True, timeout=60, env=srv.env, check=True)
+    return out.stdout
+
+
 def control_findings(sh: Any, control: str, resource: str | None = None, **extra: Any) -> list[dict[str, Any]]:
     filters: dict[str, Any] = {"ComplianceSecurityControlId": [{"Value": control, "Comparison": "EQUALS"}],
                                **extra}
@@ -136,6 +143,14 @@ def test_insecure_then_fixed(srv: Server) -> None:
     rds.modify_db_cluster(DBClusterIdentifier=cid, DeletionProtection=False, ApplyImmediately=True)
     rds.delete_db_instance(DBInstanceIdentifier=iid, SkipFinalSnapshot=True)
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
+    # the deletion finishes in the background: the findings follow without any API call (the store, as
+    # `auroral findings` reads it, shows them ARCHIVED)
+    def archived() -> bool:
+        lines = [json.loads(line) for line in auroral_findings(srv, "--all", "--json").splitlines()]
+        mine = [d for d in lines if d["Resources"][0]["Id"] in (cluster_arn, db_arn)]
+        return bool(mine) and all(d["RecordState"] == "ARCHIVED" for d in mine)
+
+    until(archived, timeout=60, what="the deleted cluster's findings ARCHIVED")
 
 
 def test_sort_and_pages(srv: Server) -> None:
@@ -325,9 +340,7 @@ def test_cli_findings(srv: Server) -> None:
     srv.client("securityhub").get_findings(MaxResults=1)  # the server has evaluated (it did before answering)
 
     def auroral(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "auroral.cli", "findings", "--data-dir", str(srv.data_dir),
-                              *args], capture_output=True, text=True, timeout=60, env=srv.env, check=True)
-        return out.stdout
+        return auroral_findings(srv, *args)
 
     table = auroral().splitlines()
     assert table[0].split()[:3] == ["severity", "control", "status"]

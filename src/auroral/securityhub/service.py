@@ -16,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
@@ -74,8 +75,8 @@ class SecurityHubService:
             raise invalid("MaxResults must be between 1 and 100.")  # Unconfirmed wording
         criteria = params.get("Filters") or {}
         sort = params.get("SortCriteria") or [{"Field": "UpdatedAt", "SortOrder": "desc"}]
-        fingerprint = json.dumps([criteria, sort], sort_keys=True, default=str)[:512]
-        fingerprint = str(abs(hash(fingerprint)))
+        # a token is good for the query it came from only
+        fingerprint = hashlib.sha256(json.dumps([criteria, sort], sort_keys=True, default=str).encode()).hexdigest()[:16]
         offset = _untoken(str(params["NextToken"]), fingerprint) if params.get("NextToken") else 0
         await asyncio.to_thread(self.advisor.refresh)  # off the event loop: the endpoints keep being served
         now = ctx.time
