@@ -202,6 +202,9 @@ def test_batch_update_findings(srv: Server) -> None:
     fixed = only(control_findings(sh, "EC2.18", g_arn))
     assert fixed["Compliance"]["Status"] == "PASSED" and fixed["Workflow"]["Status"] == "RESOLVED"
     assert fixed["Note"]["Text"] == "ticket SEC-1" and fixed["Severity"]["Label"] == "LOW"
+    twice = sh.batch_update_findings(FindingIdentifiers=[ident_, ident_], Workflow={"Status": "NEW"})
+    assert twice["ProcessedFindings"] == []
+    assert {u["ErrorCode"] for u in twice["UnprocessedFindings"]} == {"DuplicatedFindingIdentifier"}
     with pytest.raises(ClientError) as err:
         sh.batch_update_findings(FindingIdentifiers=[ident_])
     assert err.value.response["Error"]["Code"] == "InvalidInputException"

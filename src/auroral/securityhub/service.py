@@ -114,13 +114,23 @@ class SecurityHubService:
             unprocessed: list[dict[str, Any]] = []
             now = iso(ctx.time)
             writes: list[dict[str, Any]] = []
+            # The error codes and messages of BatchUpdateFindingsUnprocessedFinding (API reference).
+            counts: dict[tuple[str, str], int] = {}
+            for ident in identifiers:
+                key = (str(ident.get("Id", "")), str(ident.get("ProductArn", "")))
+                counts[key] = counts.get(key, 0) + 1
             for ident in identifiers:
                 fid, product = str(ident.get("Id", "")), str(ident.get("ProductArn", ""))
                 doc = by_id.get(fid)
-                if doc is None or doc.get("ProductArn") != product:
+                failure = None
+                if counts[(fid, product)] > 1:
+                    failure = ("DuplicatedFindingIdentifier", "Finding Identifier is duplicated")
+                elif doc is None or doc.get("ProductArn") != product:
+                    failure = ("FindingNotFound", "Finding Not Found")
+                if failure is not None or doc is None:
+                    failure = failure or ("FindingNotFound", "Finding Not Found")
                     unprocessed.append({"FindingIdentifier": {"Id": fid, "ProductArn": product},
-                                        "ErrorCode": "FindingNotFound",
-                                        "ErrorMessage": "Finding Not Found"})  # Unconfirmed message
+                                        "ErrorCode": failure[0], "ErrorMessage": failure[1]})
                     continue
                 writes.append(self._apply(doc, updates, now))
                 processed.append({"Id": fid, "ProductArn": product})
