@@ -173,6 +173,19 @@ def test_sort_and_pages(srv: Server) -> None:
     with pytest.raises(ClientError) as err:
         sh.get_findings(NextToken="not-a-token")
     assert err.value.response["Error"]["Code"] == "InvalidInputException"
+    token = sh.get_findings(MaxResults=1)["NextToken"]
+    with pytest.raises(ClientError) as err:  # a token is good for its own query only
+        sh.get_findings(MaxResults=1, NextToken=token,
+                        Filters={"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]})
+    assert err.value.response["Error"]["Code"] == "InvalidInputException"
+    many = [{"Value": f"v{i}", "Comparison": "EQUALS"} for i in range(21)]
+    with pytest.raises(ClientError) as err:  # up to 20 values per attribute
+        sh.get_findings(Filters={"Title": many})
+    assert err.value.response["Error"]["Code"] == "InvalidInputException"
+    assert sh.get_findings(Filters={"Title": many[:20]})["Findings"] == []
+    with pytest.raises(ClientError) as err:  # a filter auroral cannot apply is refused, not ignored
+        sh.get_findings(Filters={"ResourceAwsEc2InstanceType": [{"Value": "t3.micro", "Comparison": "EQUALS"}]})
+    assert err.value.response["Error"]["Code"] == "InvalidInputException"
 
 
 def test_batch_update_findings(srv: Server) -> None:

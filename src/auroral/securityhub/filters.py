@@ -142,6 +142,21 @@ def _date_match(value: dt.datetime | None, filters: list[Mapping[str, Any]], nam
     return True
 
 
+MAX_ATTRIBUTES = 10  # "You can filter by up to 10 finding attributes" (GetFindings API reference)
+MAX_VALUES = 20  # "For each attribute, you can provide up to 20 filter values"
+
+
+def check_limits(filters: Mapping[str, Any]) -> None:
+    """Refuse what AWS documents as too many filters (also bounds the work one request can ask for)."""
+    used = {name: conditions for name, conditions in filters.items() if conditions}
+    if len(used) > MAX_ATTRIBUTES:
+        # Unconfirmed: AWS's wording
+        raise invalid(f"You can filter by up to {MAX_ATTRIBUTES} finding attributes.")
+    for name, conditions in used.items():
+        if len(conditions) > MAX_VALUES:
+            raise invalid(f"You can provide up to {MAX_VALUES} filter values for {name}.")
+
+
 def matches(doc: Mapping[str, Any], filters: Mapping[str, Any], now: dt.datetime) -> bool:
     for name, conditions in filters.items():
         if not conditions:

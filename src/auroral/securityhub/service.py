@@ -74,6 +74,7 @@ class SecurityHubService:
         if not 1 <= max_results <= MAX_RESULTS:
             raise invalid("MaxResults must be between 1 and 100.")  # Unconfirmed wording
         criteria = params.get("Filters") or {}
+        flt.check_limits(criteria)
         sort = params.get("SortCriteria") or [{"Field": "UpdatedAt", "SortOrder": "desc"}]
         # a token is good for the query it came from only
         fingerprint = hashlib.sha256(json.dumps([criteria, sort], sort_keys=True, default=str).encode()).hexdigest()[:16]
