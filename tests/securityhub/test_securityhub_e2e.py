@@ -129,20 +129,20 @@ def test_insecure_then_fixed(srv: Server) -> None:
     gone = only(control_findings(sh, "EC2.18", spare_arn))
     assert gone["RecordState"] == "ARCHIVED"
     active = sh.get_findings(Filters={"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}],
-                                            "ResourceId": [{"Value": spare_arn, "Comparison": "EQUALS"}]})
+                                      "ResourceId": [{"Value": spare_arn, "Comparison": "EQUALS"}]})
     assert active["Findings"] == []
 
     # UpdatedAt date range: everything just updated is within the last day, nothing before 2000
     recent = sh.get_findings(Filters={"UpdatedAt": [{"DateRange": {"Value": 1, "Unit": "DAYS"}}],
-                                            "ResourceId": [{"Value": sg_arn, "Comparison": "EQUALS"}]})
+                                      "ResourceId": [{"Value": sg_arn, "Comparison": "EQUALS"}]})
     assert len(recent["Findings"]) == 4
-    old = sh.get_findings(Filters={"UpdatedAt": [{"Start": "1990-01-01T00:00:00Z",
-                                                        "End": "2000-01-01T00:00:00Z"}]})
+    old = sh.get_findings(Filters={"UpdatedAt": [{"Start": "1990-01-01T00:00:00Z", "End": "2000-01-01T00:00:00Z"}]})
     assert old["Findings"] == []
 
     rds.modify_db_cluster(DBClusterIdentifier=cid, DeletionProtection=False, ApplyImmediately=True)
     rds.delete_db_instance(DBInstanceIdentifier=iid, SkipFinalSnapshot=True)
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
+
     # the deletion finishes in the background: the findings follow without any API call (the store, as
     # `auroral findings` reads it, shows them ARCHIVED)
     def archived() -> bool:
