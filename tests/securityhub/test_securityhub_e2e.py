@@ -347,6 +347,24 @@ def test_auroral_controls_from_flow_records(srv: Server) -> None:
         delete_db(rds, db)
 
 
+def test_regions(srv: Server) -> None:
+    """Each region has its own findings (its resources, its ProductArn); the account-wide IAM controls
+    are the home region's."""
+    west_ec2 = srv.client("ec2", region_name="eu-west-1")
+    west = srv.client("securityhub", region_name="eu-west-1")
+    g = west_ec2.create_security_group(GroupName=unique("west"), Description="x")["GroupId"]
+    west_ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    g_arn = f"arn:aws:ec2:eu-west-1:{ACCOUNT}:security-group/{g}"
+    f = only(control_findings(west, "EC2.19", g_arn))
+    assert f["Compliance"]["Status"] == "FAILED" and f["Region"] == "eu-west-1"
+    assert f["ProductArn"] == "arn:aws:securityhub:eu-west-1::product/aws/securityhub"
+    assert f["Id"].startswith(f"arn:aws:securityhub:eu-west-1:{ACCOUNT}:security-control/EC2.19/finding/")
+    assert control_findings(srv.client("securityhub"), "EC2.19", g_arn) == []
+    assert control_findings(west, "IAM.4") == []
+    assert control_findings(srv.client("securityhub"), "IAM.4")
+
+
 def test_cli_findings(srv: Server) -> None:
     """``auroral findings``: the table of FAILED findings (severity, control, resource, why) and --json."""
     ec2 = srv.client("ec2")
