@@ -21,6 +21,7 @@ from typing import Any
 from cryptography import x509
 
 from auroral.advisor.checks import Snapshot
+from auroral.advisor.controls import FLOW_WINDOW_HOURS
 from auroral.advisor.engine import Advisor
 from auroral.api.context import Authorizer
 from auroral.audit import AuditTrail
@@ -88,6 +89,7 @@ class RegionServices:
         self._store = store
         self._directory = regions.directory
         self._flows = regions.flows
+        self._earlier = regions.earlier_logins
         self.advisor = Advisor(store, region=region, account=regions.account, partition=partition_of(region),
                                snapshot=self.snapshot, with_global=region == regions.home,
                                version=self._advisor_version)
@@ -140,8 +142,8 @@ class RegionServices:
             groups=groups, root_keys=root_keys, policies=policies,
             keys=self.kms.keyring.records.keys(account),
             secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
-            flows=[r for r in self._flows.recent(self._flows.capacity) if r.phase == "close" and r.db_user]
-            if self._flows is not None else [],
+            flows=self._earlier + ([r for r in self._flows.recent(self._flows.capacity)
+                                    if r.phase == "close" and r.db_user] if self._flows is not None else []),
         )
 
     async def stop(self) -> None:
@@ -178,6 +180,9 @@ class Regions:
         self.zone = zone
         self.names_published = names_published
         self.flows = flows  # the gateway's flow records, for the advisor's own controls
+        # ... and the logins of earlier runs still inside the advisor's window (read once, now)
+        since = time.time() - FLOW_WINDOW_HOURS * 3600
+        self.earlier_logins = flows.logins_before(since) if flows is not None else []
         self._by_region: dict[str, RegionServices] = {}
         # KMS key ARNs by their region's key policies, everything else by IAM.
         self.authorizer: Authorizer = KeyPolicyAuthorizer(iam, self.keyring)

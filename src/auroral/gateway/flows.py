@@ -72,6 +72,21 @@ class FlowRecord:
                 "tls": bool(self.tls), "relayed": self.relayed}),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FlowRecord:
+        """A record as ``to_dict`` wrote it (the flows file); raises KeyError/TypeError/ValueError."""
+        return cls(
+            account_id=str(d["account-id"]), interface_id=str(d["interface-id"]), srcaddr=str(d["srcaddr"]),
+            dstaddr=str(d["dstaddr"]), srcport=int(d["srcport"]), dstport=int(d["dstport"]), start=int(d["start"]),
+            end=int(d["end"]), action="ACCEPT" if d["action"] == "ACCEPT" else "REJECT", reason=str(d["reason"]),
+            endpoint_id=str(d["endpoint-id"]), connection_id=int(d["connection-id"]),
+            phase="close" if d["phase"] == "close" else "open", packets=int(d["packets"]), bytes=int(d["bytes"]),
+            packets_out=int(d.get("packets-out", 0)), bytes_out=int(d.get("bytes-out", 0)),
+            db_user=None if d.get("db-user") is None else str(d["db-user"]),
+            application_name=str(d.get("application-name") or "") or None,
+            tls=None if d.get("tls") is None else bool(d["tls"]), relayed=bool(d.get("relayed", False)),
+        )
+
     def line(self) -> str:
         """The record in the default (space-separated) VPC Flow Logs v2 format."""
         return " ".join(str(v) for v in (
@@ -117,6 +132,30 @@ class FlowLog:
     def count(self) -> int:
         """How many records were ever recorded by this log (a version for readers that cache)."""
         return self._count
+
+    def logins_before(self, since: float) -> list[FlowRecord]:
+        """The close records with a startup packet (``db-user``) that ended at or after ``since``, from the
+        file as earlier runs wrote it: what a reader of logins (the security advisor) needs from before
+        this process started (the ring holds only this run's). Read once, at start; lines without
+        ``db-user`` are skipped without being parsed."""
+        out: list[FlowRecord] = []
+        if self.path is None:
+            return out
+        for path in (self.path.with_name(self.path.name + ".1"), self.path):
+            try:
+                with open(path, "rb") as f:
+                    for raw in f:
+                        if b'"db-user"' not in raw:
+                            continue
+                        try:
+                            rec = FlowRecord.from_dict(json.loads(raw))
+                        except (ValueError, KeyError, TypeError):
+                            continue
+                        if rec.phase == "close" and rec.end >= since:
+                            out.append(rec)
+            except OSError:
+                continue
+        return out
 
     def recent(self, n: int = 100, endpoint: str | None = None) -> list[FlowRecord]:
         """The last ``n`` records (oldest first), optionally only those of one endpoint."""
