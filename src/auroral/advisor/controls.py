@@ -118,7 +118,7 @@ CONTROLS: tuple[Control, ...] = (
 )
 
 # auroral's own controls: what only the database's traffic shows (the gateway's flow records of the
-# connections that ended in the last FLOW_WINDOW_HOURS, since the server started).
+# connections that ended in the last FLOW_WINDOW_HOURS; earlier runs' are read back from the flow log).
 AURORAL_CONTROLS: tuple[Control, ...] = (
     Control("AURORAL.1", "Applications should not log in to Aurora PostgreSQL as the master user",
             "This control checks whether connections that logged in as the cluster's master user came from "
