@@ -138,6 +138,12 @@ def test_insecure_then_fixed(srv: Server) -> None:
     assert len(recent["Findings"]) == 4
     old = sh.get_findings(Filters={"UpdatedAt": [{"Start": "1990-01-01T00:00:00Z", "End": "2000-01-01T00:00:00Z"}]})
     assert old["Findings"] == []
+    forever = sh.get_findings(Filters={"UpdatedAt": [{"DateRange": {"Value": 10**12, "Unit": "DAYS"}}],
+                                       "ResourceId": [{"Value": sg_arn, "Comparison": "EQUALS"}]})
+    assert len(forever["Findings"]) == 4
+    with pytest.raises(ClientError) as err:
+        sh.get_findings(Filters={"UpdatedAt": [{"Start": "yesterday"}]})
+    assert err.value.response["Error"]["Code"] == "InvalidInputException"
 
     rds.modify_db_cluster(DBClusterIdentifier=cid, DeletionProtection=False, ApplyImmediately=True)
     rds.delete_db_instance(DBInstanceIdentifier=iid, SkipFinalSnapshot=True)
@@ -221,6 +227,13 @@ def test_batch_update_findings(srv: Server) -> None:
     with pytest.raises(ClientError) as err:
         sh.batch_update_findings(FindingIdentifiers=[ident_])
     assert err.value.response["Error"]["Code"] == "InvalidInputException"
+    with pytest.raises(ClientError) as err:
+        sh.batch_update_findings(FindingIdentifiers=[ident_], Severity={"Normalized": 1000})
+    assert err.value.response["Error"]["Code"] == "InvalidInputException"
+    normalized = sh.batch_update_findings(FindingIdentifiers=[ident_], Severity={"Normalized": 75})
+    assert normalized["ProcessedFindings"] == [ident_]
+    assert only(control_findings(sh, "EC2.18", g_arn))["Severity"] == {"Label": "HIGH", "Normalized": 75,
+                                                                       "Original": "HIGH"}
     # audited
     events = srv.client("cloudtrail").lookup_events(LookupAttributes=[
         {"AttributeKey": "EventName", "AttributeValue": "BatchUpdateFindings"}])["Events"]
@@ -267,6 +280,14 @@ def test_standards_and_controls(srv: Server) -> None:
     assert {d["SecurityControlId"] for d in sh.list_security_control_definitions(StandardsArn=own)[
         "SecurityControlDefinitions"]} == {"AURORAL.1", "AURORAL.2"}
     assert all(c["ControlStatus"] == "ENABLED" for c in controls["Controls"])
+    one = sh.get_security_control_definition(SecurityControlId="RDS.12")["SecurityControlDefinition"]
+    assert one["Title"] == "IAM authentication should be configured for RDS clusters"
+    with pytest.raises(ClientError) as err:
+        sh.get_security_control_definition(SecurityControlId="RDS.99")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as err:
+        sh.describe_standards_controls(StandardsSubscriptionArn="arn:aws:securityhub:us-east-1:1:subscription/x")
+    assert err.value.response["Error"]["Code"] == "InvalidInputException"
 
 
 def test_kms_iam_secrets(srv: Server) -> None:

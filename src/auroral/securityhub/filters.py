@@ -131,7 +131,11 @@ def _date_match(value: dt.datetime | None, filters: list[Mapping[str, Any]], nam
         if date_range:
             if date_range.get("Unit") != "DAYS" or date_range.get("Value") is None:
                 raise invalid(f"{name} DateRange requires a Value and the Unit DAYS")
-            if value < now - dt.timedelta(days=int(date_range["Value"])):
+            try:
+                oldest = now - dt.timedelta(days=int(date_range["Value"]))
+            except OverflowError:  # further back than datetime goes: no lower bound
+                oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+            if value < oldest:
                 return False
         if start and value < _parse_date(str(start), name):
             return False

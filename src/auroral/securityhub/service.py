@@ -108,6 +108,9 @@ class SecurityHubService:
         severity = updates.get("Severity")
         if severity is not None and not {"Label", "Normalized", "Product"} & set(severity):
             raise invalid("Severity must specify Label or Normalized.")
+        if severity is not None and severity.get("Normalized") is not None \
+                and not 0 <= int(severity["Normalized"]) <= 100:
+            raise invalid("Severity.Normalized must be between 0 and 100.")  # Unconfirmed wording
         with self.advisor.lock:
             self.advisor.refresh()
             by_id = {d["Id"]: d for d in self.advisor.findings()}
