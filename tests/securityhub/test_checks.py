@@ -4,6 +4,7 @@ workflow kept) over a real Store."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 from auroral.advisor.checks import Snapshot, ec2_18, ec2_19, ec2_53, ec2_54
 from auroral.advisor.engine import Advisor
 from auroral.ec2.model import Rule, SecurityGroup
+from auroral.errors import AwsError
+from auroral.securityhub.service import _untoken
 from auroral.store import Store
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -83,3 +86,13 @@ def test_engine_lifecycle(tmp_path: Path) -> None:
         assert sorted(d["Id"] for d in other.findings()) == sorted(d["Id"] for d in advisor.findings())
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("token", [
+    "!!!", "", base64.urlsafe_b64encode(b"[1]").decode(), base64.urlsafe_b64encode(b'{"o": 1e999, "f": "q"}').decode(),
+    base64.urlsafe_b64encode(b'{"o": -1, "f": "q"}').decode(), base64.urlsafe_b64encode(b'{"o": 1, "f": "other"}').decode(),
+])
+def test_hostile_next_tokens_are_invalid_input(token: str) -> None:
+    with pytest.raises(AwsError) as err:
+        _untoken(token, "q")
+    assert err.value.code == "InvalidInputException"

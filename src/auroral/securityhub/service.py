@@ -52,7 +52,7 @@ def _untoken(token: str, fingerprint: str) -> int:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         offset = int(data["o"])
         same = data["f"] == fingerprint
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error):
         raise invalid("The NextToken provided is invalid.") from None  # Unconfirmed wording
     if not same or offset < 0:
         raise invalid("The NextToken provided is invalid.")
