@@ -406,7 +406,8 @@ def cmd_findings(args: argparse.Namespace) -> int:
         return 0
     print(f"{'severity':<13} {'control':<18} {'status':<7} {'workflow':<10} {'resource':<44} why")
     for d in rows:
-        resource = str(d["Resources"][0]["Id"]).split(":", 5)[-1]
+        resource = str(d["Resources"][0]["Id"])
+        resource = resource.split(":", 5)[-1] if resource.startswith("arn:") else resource
         status = d.get("Compliance", {}).get("Status", "")
         if d.get("RecordState") == "ARCHIVED":
             status = "ARCHIVED"
