@@ -90,15 +90,16 @@ class Advisor:
             except Exception:
                 log.exception("advisor: evaluating %s failed", self.region)
                 return 0
-            # Our own writes bumped the generation: what we evaluated is current up to here.
-            self._seen = (self.store.generation, generation[1]) if changed else generation
+            # After writing, evaluate once more next time: our writes bumped the generation, and another
+            # thread's write during the evaluation may hide behind them (that evaluation writes nothing).
+            self._seen = None if changed else generation
             return changed
 
     # --- findings --------------------------------------------------------------------------
 
     def findings(self) -> list[dict[str, Any]]:
         """Every stored finding document (the ASFF finding plus auroral's private ``_auroral`` part).
-        The documents are shared: replace them (``save``), never change them in place."""
+        The documents are shared: replace them (``save_all``), never change them in place."""
         with self.lock:
             if self._cache is None:
                 self._cache = {doc["Id"]: doc for _a, _k, doc in self.store.list(KIND_FINDING, self.account)}
@@ -124,6 +125,8 @@ class Advisor:
         for ev in evaluations:
             fid = self._ids.get((ev.control.id, ev.resource_id))
             if fid is None:
+                if len(self._ids) > 100_000:  # resources come and go: a memo, not a registry
+                    self._ids.clear()
                 fid = finding_id(self.partition, self.region, self.account, ev.control.id, ev.resource_id)
                 self._ids[(ev.control.id, ev.resource_id)] = fid
             seen.add(fid)
