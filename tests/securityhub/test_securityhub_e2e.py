@@ -280,6 +280,10 @@ def test_standards_and_controls(srv: Server) -> None:
     assert {d["SecurityControlId"] for d in sh.list_security_control_definitions(StandardsArn=own)[
         "SecurityControlDefinitions"]} == {"AURORAL.1", "AURORAL.2"}
     assert all(c["ControlStatus"] == "ENABLED" for c in controls["Controls"])
+    pages = list(sh.get_paginator("list_security_control_definitions").paginate(
+        PaginationConfig={"PageSize": 5}))
+    assert len(pages) == 4 and [d["SecurityControlId"] for p in pages for d in p["SecurityControlDefinitions"]] \
+        == list(defs)
     one = sh.get_security_control_definition(SecurityControlId="RDS.12")["SecurityControlDefinition"]
     assert one["Title"] == "IAM authentication should be configured for RDS clusters"
     with pytest.raises(ClientError) as err:

@@ -18,7 +18,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from auroral.advisor import controls as catalogue
 from auroral.advisor.engine import NORMALIZED, Advisor, iso
@@ -29,6 +29,7 @@ from auroral.regions import partition_of
 from . import filters as flt
 
 MAX_RESULTS = 100
+T = TypeVar("T")
 _WORKFLOW = ("NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED")
 _VERIFICATION = ("UNKNOWN", "TRUE_POSITIVE", "FALSE_POSITIVE", "BENIGN_POSITIVE")
 _LABEL_FOR = [(90, "CRITICAL"), (70, "HIGH"), (40, "MEDIUM"), (1, "LOW"), (0, "INFORMATIONAL")]
@@ -57,6 +58,15 @@ def _untoken(token: str, fingerprint: str) -> int:
     if not same or offset < 0:
         raise invalid("The NextToken provided is invalid.")
     return offset
+
+
+def _page(items: list[T], params: dict[str, Any], query: str) -> tuple[list[T], str | None]:
+    """One page of a catalogue listing (MaxResults, NextToken); the next page's token, if any."""
+    fingerprint = hashlib.sha256(query.encode()).hexdigest()[:16]
+    offset = _untoken(str(params["NextToken"]), fingerprint) if params.get("NextToken") else 0
+    size = int(params.get("MaxResults") or MAX_RESULTS)
+    token = _token(offset + size, fingerprint) if offset + size < len(items) else None
+    return items[offset:offset + size], token
 
 
 class SecurityHubService:
@@ -213,7 +223,11 @@ class SecurityHubService:
             if sid not in catalogue.STANDARDS:
                 raise AwsError("ResourceNotFoundException", f"Standard {standard} not found.", 404)
             chosen = catalogue.controls_of(sid)
-        return {"SecurityControlDefinitions": [self._definition(c) for c in chosen]}
+        items, token = _page(chosen, params, f"defs:{standard or ''}")
+        out: dict[str, Any] = {"SecurityControlDefinitions": [self._definition(c) for c in items]}
+        if token:
+            out["NextToken"] = token
+        return out
 
     def GetSecurityControlDefinition(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         control = catalogue.BY_ID.get(str(params.get("SecurityControlId")))
@@ -228,10 +242,14 @@ class SecurityHubService:
         if sid not in catalogue.STANDARDS or arn != self._subscription_arn(ctx.account, sid):
             raise AwsError("InvalidInputException", f"Invalid StandardsSubscriptionArn: {arn}", 400)
         since = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-        return {"Controls": [
+        items, token = _page(catalogue.controls_of(sid), params, f"controls:{arn}")
+        out: dict[str, Any] = {"Controls": [
             {"StandardsControlArn": f"arn:{self.partition}:securityhub:{self.region}:{ctx.account}:control/"
                                     f"{sid.rpartition('/v/')[0]}/v/{sid.rpartition('/v/')[2]}/{c.id}",
              "ControlStatus": "ENABLED", "ControlStatusUpdatedAt": since, "ControlId": c.id, "Title": c.title,
              "Description": c.description, "RemediationUrl": c.remediation_url, "SeverityRating": c.severity,
              "RelatedRequirements": []}
-            for c in catalogue.controls_of(sid)]}
+            for c in items]}
+        if token:
+            out["NextToken"] = token
+        return out
