@@ -100,7 +100,7 @@ class App:
         self.regions = Regions(store=self.store, sealer=self.sealer, home=settings.region, account=self.account,
                                directory=self.directory, iam=self.authorizer, audit=self.audit,
                                runtime=self.runtime, ca_cert=self.tls.ca_cert, zone=self.zone,
-                               names_published=self.names_published)
+                               names_published=self.names_published, flows=self.flows)
         self.global_providers: dict[str, Provider] = {
             "iam": IamService(self.directory, self.authorizer),
             "sts": StsService(self.directory, self.authorizer),
@@ -142,6 +142,11 @@ class App:
         a cluster's groups, public access): the listeners' kernel filters follow before the response."""
         if service in NETWORK_SERVICES:
             await self.runtime.network_changed()
+        # The security advisor's findings follow the change before the response is returned (evaluated
+        # off the event loop: the endpoints keep being served meanwhile).
+        for services in self.regions.all():
+            if services.started:
+                await asyncio.to_thread(services.advisor.refresh)
 
     def health(self) -> Mapping[str, Any]:
         return {

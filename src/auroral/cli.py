@@ -1,4 +1,4 @@
-"""``auroral up | env | status | down | audit | events | ca | flows | dns | engine``."""
+"""``auroral up | env | status | down | audit | events | findings | ca | flows | dns | engine``."""
 
 from __future__ import annotations
 
@@ -363,6 +363,60 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+_SEVERITY_ORDER = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3, "INFORMATIONAL": 4}
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    """The security advisor's findings (what Security Hub's GetFindings answers), most severe first:
+    by default the active FAILED ones; ``--all`` adds PASSED and ARCHIVED. The running server keeps them
+    current (within half a second of a change); with the server down they are as of its last evaluation."""
+    from auroral.advisor.engine import KIND_FINDING
+    from auroral.regions import is_region
+    from auroral.store import Store
+
+    settings = _settings(args)
+    if not settings.store_path.exists():
+        print(f"no auroral data in {settings.data_dir}")
+        return 1
+    if args.region and not is_region(args.region):
+        print(f"auroral: unknown region {args.region}", file=sys.stderr)
+        return 2
+    store = Store(settings.store_path)
+    try:
+        home = store.get_meta("home_region") or settings.region
+        account = store.get_meta("account_id") or ""
+        docs = [d for _a, _k, d in store.in_region(args.region or home, home).list(KIND_FINDING, account)]
+    finally:
+        store.close()
+    rows = []
+    for d in docs:
+        status = d.get("Compliance", {}).get("Status", "")
+        active = d.get("RecordState") == "ACTIVE"
+        control = d.get("Compliance", {}).get("SecurityControlId", "")
+        if not args.all and not (active and status == "FAILED"):
+            continue
+        if args.control and control.lower() != args.control.lower():
+            continue
+        rows.append(d)
+    rows.sort(key=lambda d: (_SEVERITY_ORDER.get(d.get("Severity", {}).get("Label", ""), 9),
+                             d.get("Compliance", {}).get("SecurityControlId", ""), d["Resources"][0]["Id"]))
+    if args.json:
+        for d in rows:
+            print(json.dumps({k: v for k, v in d.items() if not k.startswith("_")}))
+        return 0
+    print(f"{'severity':<13} {'control':<18} {'status':<7} {'workflow':<10} {'resource':<44} why")
+    for d in rows:
+        resource = str(d["Resources"][0]["Id"])
+        resource = resource.split(":", 5)[-1] if resource.startswith("arn:") else resource
+        status = d.get("Compliance", {}).get("Status", "")
+        if d.get("RecordState") == "ARCHIVED":
+            status = "ARCHIVED"
+        print(f"{d.get('Severity', {}).get('Label', ''):<13} {d['Compliance']['SecurityControlId']:<18} "
+              f"{status:<7} {d.get('Workflow', {}).get('Status', ''):<10} {resource[:44]:<44} "
+              f"{d.get('ProductFields', {}).get('auroral/Why', '')}")
+    return 0
+
+
 def cmd_ca(args: argparse.Namespace) -> int:
     settings = _settings(args)
     bundle = settings.data_dir / "tls" / "rds-ca-bundle.pem"
@@ -521,6 +575,15 @@ def _dispatch(argv: list[str] | None) -> int:
     events.add_argument("--region", help="the region (default: the home region)")
     events.add_argument("--json", action="store_true", help="print the events as JSON lines")
     events.set_defaults(func=cmd_events)
+    findings = sub.add_parser("findings", help="show the security advisor's findings (Security Hub controls)",
+                              description="The Security Hub findings auroral's advisor keeps current: by default "
+                                          "the active FAILED ones, most severe first.")
+    common(findings)
+    findings.add_argument("--all", action="store_true", help="include PASSED and ARCHIVED findings")
+    findings.add_argument("--control", help="only this control (e.g. EC2.19)")
+    findings.add_argument("--region", help="the region (default: the home region)")
+    findings.add_argument("--json", action="store_true", help="print the findings (ASFF) as JSON lines")
+    findings.set_defaults(func=cmd_findings)
     ca = sub.add_parser("ca", help="print the CA bundle that signs the endpoints' certificates")
     common(ca)
     ca.add_argument("--path", action="store_true", help="print the bundle's path instead")

@@ -10,18 +10,26 @@ across regions, and each cluster's hooks are dispatched to its own region's serv
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from cryptography import x509
 
+from auroral.advisor.checks import Snapshot
+from auroral.advisor.controls import FLOW_WINDOW_HOURS
+from auroral.advisor.engine import Advisor
 from auroral.api.context import Authorizer
 from auroral.audit import AuditTrail
 from auroral.crypto import Sealer
 from auroral.ec2 import Ec2Service
+from auroral.ec2.model import Rule, SecurityGroup
 from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust
+from auroral.gateway.flows import FlowLog
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.kms.authz import KeyPolicyAuthorizer
@@ -32,17 +40,19 @@ from auroral.rds.dns_records import RecordSink
 from auroral.rds.iam_db_auth import IamDbAuth
 from auroral.rds.local_runtime import LocalRuntime
 from auroral.rds.managed_password import ManagedPasswords
-from auroral.rds.model import Cluster, Instance
+from auroral.rds.model import KIND_CLUSTER, KIND_INSTANCE, Cluster, Instance
 from auroral.rds.network_policy import Ec2Directory, NetworkPolicy, drop_mode, translation_spec
 from auroral.rds.service import RdsService
 from auroral.rds.storage_keys import StorageKeys
 from auroral.regions import partition_of
 from auroral.secrets.service import SecretsManagerService
+from auroral.securityhub.service import SecurityHubService
 from auroral.store import Store
 
 log = logging.getLogger(__name__)
 
 _HOME_REGION_META = "home_region"
+ADVISOR_POLL_SECONDS = 0.5
 
 
 class RegionServices:
@@ -77,10 +87,22 @@ class RegionServices:
         if regions.zone is not None:  # the endpoints' DNS names, served by auroral.dns
             self.rds.attach_zone(regions.zone, regions.names_published)
         self.iam_db_auth = IamDbAuth(regions.runtime, store, regions.directory, regions.iam, regions.audit)
+        # The security advisor: Security Hub controls over this region's resources (the account-wide
+        # IAM controls in the home region only), kept current as they change.
+        self._store = store
+        self._directory = regions.directory
+        self._flows = regions.flows
+        self._earlier = regions.earlier_logins
+        self.advisor = Advisor(store, region=region, account=regions.account, partition=partition_of(region),
+                               snapshot=self.snapshot, with_global=region == regions.home,
+                               version=self._advisor_version)
+        self.securityhub = SecurityHubService(self.advisor, region)
         self.providers: dict[str, Any] = {
             "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
+            "securityhub": self.securityhub,
         }
         self.started = False
+        self._advisor_task: asyncio.Task[None] | None = None
 
     async def start(self, account: str) -> None:
         """Bring the region's clusters back and start its rotation scheduler (once)."""
@@ -90,10 +112,49 @@ class RegionServices:
         self.network_policy.ensure_host_interface(account)
         await self.rds.recover()
         await self.secrets.rotation.start()  # after recover: resumed rotations need the clusters running
+        self.advisor.refresh(force=True)
+        self._advisor_task = asyncio.create_task(self._follow_changes())
+
+    async def _follow_changes(self) -> None:
+        """Changes made outside an API call (a deletion finishing, a key's deletion date passing)
+        reach the findings within half a second; after a call, the pipeline's hook is sooner."""
+        while True:
+            await asyncio.sleep(ADVISOR_POLL_SECONDS)
+            try:
+                await asyncio.to_thread(self.advisor.refresh)
+            except Exception:
+                log.exception("advisor refresh failed in %s", self.region)
+
+    def _advisor_version(self) -> tuple[int, int]:
+        """Besides the store: the flow records seen, and the minute (a window's end is a change)."""
+        return (self._flows.count if self._flows is not None else 0, int(time.time() // 60))
+
+    def snapshot(self) -> Snapshot:
+        """What the advisor's checks decide on: this region's resources of the account, and its IAM."""
+        account = self.advisor.account
+        acct = self.ec2.state.account(account)
+        groups: list[tuple[SecurityGroup, list[Rule]]] = [(g, acct.rules_of(g.id)) for g in acct.all(SecurityGroup)]
+        directory = self._directory
+        with directory.lock:
+            root_keys = list(directory.root_keys.values())
+            policies = list(directory.policies.values())
+        return Snapshot(
+            account=account, region=self.region, partition=partition_of(self.region), now=dt.datetime.now(dt.UTC),
+            clusters=[Cluster.from_doc(d) for _a, _k, d in self._store.list(KIND_CLUSTER, account)],
+            instances=[Instance.from_doc(d) for _a, _k, d in self._store.list(KIND_INSTANCE, account)],
+            groups=groups, root_keys=root_keys, policies=policies,
+            keys=self.kms.keyring.records.keys(account),
+            secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
+            flows=self._earlier + ([r for r in self._flows.recent(self._flows.capacity)
+                                    if r.phase == "close" and r.db_user] if self._flows is not None else []),
+        )
 
     async def stop(self) -> None:
         await self.rds.stop_key_watch()
         await self.rds.stop_backup_schedule()
+        if self._advisor_task is not None:
+            self._advisor_task.cancel()
+            self._advisor_task = None
         await self.secrets.rotation.stop()
         await self.rds.drain()
         await self.iam_db_auth.close()
@@ -105,7 +166,8 @@ class Regions:
     def __init__(self, *, store: Store, sealer: Sealer, home: str, account: str, directory: Directory,
                  iam: IamAuthorizer, audit: AuditTrail, runtime: LocalRuntime, ca_cert: x509.Certificate,
                  zone: RecordSink | None = None,
-                 names_published: Callable[[], Awaitable[bool]] | None = None) -> None:
+                 names_published: Callable[[], Awaitable[bool]] | None = None,
+                 flows: FlowLog | None = None) -> None:
         stored = store.get_meta(_HOME_REGION_META)
         if stored is None:
             store.set_meta(_HOME_REGION_META, home)
@@ -122,6 +184,10 @@ class Regions:
         self.ca_cert = ca_cert
         self.zone = zone
         self.names_published = names_published
+        self.flows = flows  # the gateway's flow records, for the advisor's own controls
+        # ... and the logins of earlier runs still inside the advisor's window (read once, now)
+        since = time.time() - FLOW_WINDOW_HOURS * 3600
+        self.earlier_logins = flows.logins_before(since) if flows is not None else []
         self._by_region: dict[str, RegionServices] = {}
         # KMS key ARNs by their region's key policies, everything else by IAM.
         self.authorizer: Authorizer = KeyPolicyAuthorizer(iam, self.keyring)

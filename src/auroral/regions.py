@@ -18,7 +18,7 @@ from botocore.loaders import Loader
 from auroral.errors import AwsError
 
 # The services each region has its own of (IAM, STS and CloudTrail are one for the installation).
-REGIONAL_SERVICES = frozenset({"rds", "ec2", "kms", "secretsmanager"})
+REGIONAL_SERVICES = frozenset({"rds", "ec2", "kms", "secretsmanager", "securityhub"})
 
 
 @cache

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 _FIELD = re.compile(r"\{(\w+)(?:\|([^}]*))?\}")
 
-SERVICES = ("iam", "sts", "rds", "ec2", "secretsmanager", "kms", "cloudtrail")
+SERVICES = ("iam", "sts", "rds", "ec2", "secretsmanager", "kms", "cloudtrail", "securityhub")
 
 
 BUILTINS = frozenset({"partition", "account", "region"})

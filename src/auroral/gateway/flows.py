@@ -50,6 +50,14 @@ class FlowRecord:
     version: int = 2
     protocol: int = 6
     log_status: str = "OK"
+    # What the startup packet said, on the close record of a connection that sent one: the database
+    # user, its application_name, whether the client spoke TLS, and whether the login reached the relay
+    # (the server's authentication exchange followed; the gateway does not see whether the password
+    # was right). The security advisor reads them (AURORAL.1, AURORAL.2).
+    db_user: str | None = None
+    application_name: str | None = None
+    tls: bool | None = None
+    relayed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,7 +67,25 @@ class FlowRecord:
             "end": self.end, "action": self.action, "log-status": self.log_status, "reason": self.reason,
             "endpoint-id": self.endpoint_id, "connection-id": self.connection_id, "phase": self.phase,
             "packets-out": self.packets_out, "bytes-out": self.bytes_out,
+            **({} if self.db_user is None else {
+                "db-user": self.db_user, "application-name": self.application_name or "",
+                "tls": bool(self.tls), "relayed": self.relayed}),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FlowRecord:
+        """A record as ``to_dict`` wrote it (the flows file); raises KeyError/TypeError/ValueError."""
+        return cls(
+            account_id=str(d["account-id"]), interface_id=str(d["interface-id"]), srcaddr=str(d["srcaddr"]),
+            dstaddr=str(d["dstaddr"]), srcport=int(d["srcport"]), dstport=int(d["dstport"]), start=int(d["start"]),
+            end=int(d["end"]), action="ACCEPT" if d["action"] == "ACCEPT" else "REJECT", reason=str(d["reason"]),
+            endpoint_id=str(d["endpoint-id"]), connection_id=int(d["connection-id"]),
+            phase="close" if d["phase"] == "close" else "open", packets=int(d["packets"]), bytes=int(d["bytes"]),
+            packets_out=int(d.get("packets-out", 0)), bytes_out=int(d.get("bytes-out", 0)),
+            db_user=None if d.get("db-user") is None else str(d["db-user"]),
+            application_name=str(d.get("application-name") or "") or None,
+            tls=None if d.get("tls") is None else bool(d["tls"]), relayed=bool(d.get("relayed", False)),
+        )
 
     def line(self) -> str:
         """The record in the default (space-separated) VPC Flow Logs v2 format."""
@@ -75,13 +101,16 @@ class FlowLog:
         self.path = path
         self.account_id = account_id
         self.max_file_bytes = max_file_bytes
+        self.capacity = capacity
         self._ring: deque[FlowRecord] = deque(maxlen=capacity)
+        self._count = 0
         self._lock = threading.Lock()  # recent() may be called from another thread (tests, admin API)
         self._size = path.stat().st_size if path is not None and path.exists() else 0
 
     def record(self, rec: FlowRecord) -> None:
         with self._lock:
             self._ring.append(rec)
+            self._count += 1
         if self.path is None:
             return
         line = (json.dumps(rec.to_dict(), separators=(",", ":")) + "\n").encode()
@@ -98,6 +127,35 @@ class FlowLog:
             self._size += len(line)
         except OSError as e:  # a full disk must not break connections
             log.warning("cannot write flow log %s: %s", self.path, e)
+
+    @property
+    def count(self) -> int:
+        """How many records were ever recorded by this log (a version for readers that cache)."""
+        return self._count
+
+    def logins_before(self, since: float) -> list[FlowRecord]:
+        """The close records with a startup packet (``db-user``) that ended at or after ``since``, from the
+        file as earlier runs wrote it: what a reader of logins (the security advisor) needs from before
+        this process started (the ring holds only this run's). Read once, at start; lines without
+        ``db-user`` are skipped without being parsed."""
+        out: list[FlowRecord] = []
+        if self.path is None:
+            return out
+        for path in (self.path.with_name(self.path.name + ".1"), self.path):
+            try:
+                with open(path, "rb") as f:
+                    for raw in f:
+                        if b'"db-user"' not in raw:
+                            continue
+                        try:
+                            rec = FlowRecord.from_dict(json.loads(raw))
+                        except (ValueError, KeyError, TypeError):
+                            continue
+                        if rec.phase == "close" and rec.end >= since:
+                            out.append(rec)
+            except OSError:
+                continue
+        return out
 
     def recent(self, n: int = 100, endpoint: str | None = None) -> list[FlowRecord]:
         """The last ``n`` records (oldest first), optionally only those of one endpoint."""

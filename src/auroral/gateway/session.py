@@ -134,6 +134,8 @@ class Session:
         self.state: State = "deciding"
         self.tls = False
         self.info: ConnectionInfo | None = None
+        self.startup: pg.StartupInfo | None = None  # the client's startup packet, once read
+        self.relayed = False  # the login reached the relay
         self.verdict: Verdict | None = None
         self.started = time.time()
         self._task: asyncio.Task[None] | None = None
@@ -324,6 +326,7 @@ class Session:
         if v is None or info is None:
             return
         up = self.upstream
+        startup = self.startup if phase == "close" else None
         self.hub.flows.record(FlowRecord(
             account_id=self.hub.flows.account_id, interface_id=v.interface_id or "-",
             srcaddr=info.peer_ip, dstaddr=info.local_ip, srcport=info.peer_port, dstport=self.cfg.virtual_port,
@@ -333,6 +336,9 @@ class Session:
             bytes=self.client.bytes_in if phase == "close" else 0,
             packets_out=(up.reads if up else 0) if phase == "close" else 0,
             bytes_out=((up.bytes_in if up else 0) + self.client.bytes_written) if phase == "close" else 0,
+            db_user=startup.user if startup is not None else None,
+            application_name=startup.params.get("application_name") if startup is not None else None,
+            tls=self.tls if startup is not None else None, relayed=self.relayed,
         ))
 
     # -- the startup phase -------------------------------------------------------------------------
@@ -568,6 +574,7 @@ class Session:
 
     async def _login(self, info: pg.StartupInfo) -> None:
         assert self.info is not None
+        self.startup = info
         if self._too_many:  # PostgreSQL says so once it has read the startup packet (cancels still work)
             self._refuse(pg.error_response(*TOO_MANY, routine="ProcessStartupPacket"))
             return
@@ -613,6 +620,7 @@ class Session:
         elif not await self._first_auth_message_earned(info, upstream):
             return
         self.state = "relaying"
+        self.relayed = True
         self._end_handshake()
         if self.hub.relay is not None:  # AuthenticationOk goes with the handoff: one wakeup less
             await self._native_handoff(self.hub.relay, upstream, auth_ok)

@@ -6,7 +6,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import boto3
 import botocore.parsers
@@ -72,6 +72,10 @@ def parse_error(service: str, response: HttpResponse) -> dict[str, Any]:
             400,
         ),
         ("kms", AccessDenied("User is not authorized to perform: kms:Decrypt"), "AccessDeniedException", 400),
+        # rest-json: Security Hub's AccessDeniedException is a 403
+        ("securityhub", AccessDenied("User is not authorized to perform: securityhub:GetFindings"),
+         "AccessDeniedException", 403),
+        ("securityhub", AwsError("InvalidInputException", "bad filter", 400), "InvalidInputException", 400),
         (
             "cloudtrail",
             AwsError("InternalFailure", "boom <&> 'x'", 500, sender_fault=False),
@@ -289,7 +293,8 @@ def auth(service: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("service", ["iam", "sts", "rds", "ec2", "secretsmanager", "kms", "cloudtrail"])
+@pytest.mark.parametrize("service", ["iam", "sts", "rds", "ec2", "secretsmanager", "kms", "cloudtrail",
+                                     "securityhub"])
 def test_detect_from_authorization(service: str) -> None:
     assert detect_service(HttpRequest("POST", "/", "", auth(service), b"")) == service
     lower = {k.lower(): v for k, v in auth(service).items()}
@@ -402,3 +407,26 @@ def test_boto3_end_to_end() -> None:
     with pytest.raises(ClientError) as cinfo:
         client("kms", denied).list_keys()
     assert cinfo.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_rest_json_routes_and_rejects() -> None:
+    """rest-json: the method and path name the operation; a greedy label takes the rest of the path;
+    an unknown route, a body that is not JSON and a mistyped member get their errors (never a 500)."""
+    arn = "arn:aws:securityhub:us-east-1:123456789012:subscription/aws-foundational-security-best-practices/v/1.0.0"
+    op, params = parse_request("securityhub", HttpRequest("GET", "/standards/controls/" + quote(arn, safe="/"),
+                                                          "MaxResults=5", auth("securityhub"), b""))
+    assert op.name == "DescribeStandardsControls"
+    assert params == {"StandardsSubscriptionArn": arn, "MaxResults": 5}
+    op, params = parse_request("securityhub", HttpRequest("POST", "/standards/get", "", auth("securityhub"), b""))
+    assert op.name == "GetEnabledStandards" and params == {}
+    assert rejects("securityhub", HttpRequest("POST", "/nowhere", "", auth("securityhub"), b"")).code == \
+        "UnknownOperationException"
+    assert rejects("securityhub", HttpRequest("POST", "/findings", "", auth("securityhub"), b"{")).code == \
+        "SerializationException"
+    error = rejects("securityhub", HttpRequest("POST", "/findings", "", auth("securityhub"), b'{"MaxResults": "x"}'))
+    assert error.code == "SerializationException"
+    error = rejects("securityhub", HttpRequest("GET", "/standards/controls/x", "MaxResults=ten", auth("securityhub"),
+                                               b""))
+    assert error.code == "SerializationException"
+    error = rejects("securityhub", HttpRequest("POST", "/findings", "", auth("securityhub"), b'{"MaxResults": 0}'))
+    assert error.code == "InvalidInputException"

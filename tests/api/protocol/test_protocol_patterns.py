@@ -11,7 +11,7 @@ import pytest
 
 from auroral.api.protocol.models import _java_to_python_regex
 
-SERVICES = ("iam", "sts", "rds", "ec2", "kms", "secretsmanager")
+SERVICES = ("iam", "sts", "rds", "ec2", "kms", "secretsmanager", "cloudtrail", "securityhub")
 RUNS = ("a", "A", "0", "-", "a-", "/a", "a/", ".", ":", "a:", " ", "_", "=", "aa--")
 TAILS = ("!", "\x00", "-", "--")
 

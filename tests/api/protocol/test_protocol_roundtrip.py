@@ -15,7 +15,7 @@ from protocol_gen import generate
 
 from auroral.api.protocol import HttpRequest, parse_request, serialize_response, service_model
 
-SERVICES = ["iam", "sts", "rds", "ec2", "secretsmanager", "kms", "cloudtrail"]
+SERVICES = ["iam", "sts", "rds", "ec2", "secretsmanager", "kms", "cloudtrail", "securityhub"]
 
 OPERATIONS = [
     pytest.param(service, op, id=f"{service}.{op}")

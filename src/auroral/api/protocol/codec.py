@@ -16,7 +16,7 @@ import botocore.model
 
 from auroral.errors import AwsError
 
-from . import json_, query
+from . import json_, query, rest_json
 from .errors import input_type_error
 from .http import HttpRequest, HttpResponse
 from .models import ServiceInfo, service_info
@@ -35,6 +35,8 @@ def parse_request(service: str, req: HttpRequest) -> tuple[botocore.model.Operat
     svc = service_info(service)
     if svc.protocol == "json":
         return _parse_json(svc, req)
+    if svc.protocol == "rest-json":
+        return _parse_rest_json(svc, req)
     return _parse_form(svc, req)
 
 
@@ -101,6 +103,34 @@ def _parse_json(svc: ServiceInfo, req: HttpRequest) -> tuple[botocore.model.Oper
     return op.model, params
 
 
+def _parse_rest_json(svc: ServiceInfo, req: HttpRequest) -> tuple[botocore.model.OperationModel, dict[str, Any]]:
+    found = rest_json.match(svc.name, req.method, req.path, req.query)
+    op = svc.operation(found[0]) if found is not None else None
+    if found is None or op is None:
+        # Unconfirmed: what API Gateway-fronted rest-json services answer for an unknown route.
+        raise AwsError("UnknownOperationException", "", 404)
+    try:
+        body = json.loads(req.body) if req.body.strip() else {}
+    except (ValueError, RecursionError):
+        raise AwsError("SerializationException", "The request body is not valid JSON", 400) from None
+    if not isinstance(body, dict):
+        raise AwsError("SerializationException", "The request body must be a JSON object", 400)
+    params: dict[str, Any] = {}
+    if op.input is not None:
+        shape = op.model.input_shape
+        assert isinstance(shape, botocore.model.StructureShape)
+        located = rest_json.located_members(shape)
+        try:
+            params = {k: v for k, v in json_.decode(op.input, body, "").items() if k not in located}
+            params.update(rest_json.decode_located(shape, found[1], req.query, req.header))
+        except InputTypeError as exc:
+            raise input_type_error(svc.name, exc) from None
+        except RecursionError:
+            raise AwsError("SerializationException", "The request is nested too deeply", 400) from None
+        validate(svc.validation_style, svc.validation_error, op.input, params, False)
+    return op.model, params
+
+
 def serialize_response(
     service: str,
     operation: botocore.model.OperationModel | str,
@@ -125,6 +155,11 @@ def serialize_response(
             "x-amzn-RequestId": request_id,
         }
         return HttpResponse(200, headers, json_.dumps(doc))
+    if svc.protocol == "rest-json":
+        doc = json_.encode(op.output, output, strict) if op.output is not None else {}
+        status = int(op.model.http.get("responseCode", 200))
+        return HttpResponse(status, {"Content-Type": "application/json", "x-amzn-RequestId": request_id},
+                            json_.dumps(doc))
     if svc.protocol == "ec2":
         namespace = svc.xml_namespace if svc.xml_namespace.endswith("/") else svc.xml_namespace + "/"
         body = query.ec2_response(name, namespace, op.output, output, request_id, strict)

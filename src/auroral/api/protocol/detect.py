@@ -17,6 +17,7 @@ SIGNING_NAMES: dict[str, str] = {
     "secretsmanager": "secretsmanager",
     "kms": "kms",
     "cloudtrail": "cloudtrail",
+    "securityhub": "securityhub",
 }
 
 

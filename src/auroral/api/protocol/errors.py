@@ -24,6 +24,8 @@ def wire_code_and_status(protocol: str, error: AwsError) -> tuple[str, int]:
     if error.code == "AccessDenied":
         if protocol == "json":
             return "AccessDeniedException", 400
+        if protocol == "rest-json":
+            return "AccessDeniedException", 403
         if protocol == "ec2":
             return "UnauthorizedOperation", 403
     return error.code, error.status
@@ -32,7 +34,7 @@ def wire_code_and_status(protocol: str, error: AwsError) -> tuple[str, int]:
 def serialize_error(service: str, error: AwsError, request_id: str) -> HttpResponse:
     svc = service_info(service)
     code, status = wire_code_and_status(svc.protocol, error)
-    if svc.protocol == "json":
+    if svc.protocol in ("json", "rest-json"):
         return _json_error(service, code, status, error, request_id)
     if svc.protocol == "ec2":
         body = (
@@ -58,14 +60,17 @@ def _json_error(service: str, code: str, status: int, error: AwsError, request_i
     # follow the error shape when the model has one.
     message_key = "Message" if shape is not None and "Message" in shape.members else "message"
     doc: dict[str, Any] = {"__type": code, message_key: error.message}
+    if svc.protocol == "rest-json" and shape is not None and "Code" in shape.members:
+        doc["Code"] = code  # Security Hub's error documents carry the code too
     if error.fields:
         if shape is not None:
             fields = {k: v for k, v in error.fields.items() if k in shape.members}
             doc.update(json_.encode(shape, fields, False))
         else:
             doc.update({k: v for k, v in error.fields.items() if isinstance(v, str | int | float | bool)})
+    content_type = "application/json" if svc.protocol == "rest-json" else f"application/x-amz-json-{svc.json_version}"
     headers = {
-        "Content-Type": f"application/x-amz-json-{svc.json_version}",
+        "Content-Type": content_type,
         "x-amzn-RequestId": request_id,
         "x-amzn-ErrorType": code,
     }
@@ -80,7 +85,7 @@ def input_type_error(service: str, exc: InputTypeError) -> AwsError:
     """Render a value that does not fit its modelled type the way the service would."""
     svc = service_info(service)
     shown = "null" if exc.value is None else f"'{str(exc.value)[:64]}'"
-    if svc.protocol == "json":
+    if svc.protocol in ("json", "rest-json"):
         return AwsError("SerializationException", f"Value {shown} at '{exc.path}' is not {exc.expected}", 400)
     if svc.validation_style == "coral":
         return AwsError(

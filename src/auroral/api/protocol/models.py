@@ -22,12 +22,15 @@ import botocore.session
 
 from auroral.errors import AwsError
 
-PROTOCOLS = ("query", "ec2", "json")
+PROTOCOLS = ("query", "ec2", "json", "rest-json")
 
 # How each service rejects invalid input. Coral services (IAM, STS and the json services) check every
 # modelled constraint and answer with one ValidationError/ValidationException listing them; RDS and EC2
 # check only for missing parameters at this layer (their handlers own the semantic checks).
 _VALIDATION_STYLE_OVERRIDES = {"rds": "missing"}
+# The error code of a failed validation (Coral's default is ValidationException/ValidationError);
+# Security Hub answers InvalidInputException.
+_VALIDATION_ERROR_OVERRIDES = {"securityhub": "InvalidInputException"}
 
 
 @dataclass(eq=False, slots=True)
@@ -217,8 +220,9 @@ class ServiceInfo:
         self.json_version: str = self.model.metadata.get("jsonVersion", "1.1")
         self.query_compatible = "awsQueryCompatible" in self.model.metadata
         self.validation_style = _VALIDATION_STYLE_OVERRIDES.get(
-            name, {"query": "coral", "json": "coral", "ec2": "missing"}[self.protocol]
+            name, {"query": "coral", "json": "coral", "rest-json": "coral", "ec2": "missing"}[self.protocol]
         )
+        self.validation_error = _VALIDATION_ERROR_OVERRIDES.get(name, "ValidationException")
         self.compiler = Compiler()
         self._operations: dict[str, OperationInfo] = {}
         self.operation_names = frozenset(self.model.operation_names)
@@ -257,7 +261,7 @@ def service_info(name: str) -> ServiceInfo:
 
 def _wire_code(svc: ServiceInfo, shape: botocore.model.Shape) -> str:
     error = shape.metadata.get("error") or {}
-    if svc.protocol == "json" and not svc.query_compatible:
+    if svc.protocol in ("json", "rest-json") and not svc.query_compatible:
         return str(shape.name)
     return str(error.get("code", shape.name))
 
