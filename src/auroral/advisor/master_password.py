@@ -93,7 +93,8 @@ def _compile(sources: list[PolicySource]) -> tuple[list[Policy], dict[str, str]]
 
 def _fill(pattern: str, region: str, account: str) -> str | None:
     """A cluster ARN the pattern matches (wildcards in the region and account fields become ours, in
-    the name an 'x'), or None if it is not an RDS cluster pattern."""
+    the name an 'x'), or None if it is not an RDS cluster pattern of this account. A literal other
+    region stays: IAM is account-wide, a cluster created there counts too."""
     parts = pattern.split(":", 6)
     if len(parts) != 7 or parts[0] != "arn" or parts[2] not in ("rds", "*") or parts[5] not in ("cluster", "*"):
         return None
@@ -101,6 +102,8 @@ def _fill(pattern: str, region: str, account: str) -> str | None:
         return None  # policy variables: the probe and the existing clusters stand for these
     region_part = region if ("*" in parts[3] or "?" in parts[3]) else parts[3]
     account_part = account if ("*" in parts[4] or "?" in parts[4]) else parts[4]
+    if account_part != account:
+        return None  # another account's clusters are not this account's principals' to create
     name = parts[6].replace("*", "x").replace("?", "x") or "x"
     return f"{parts[0]}:{parts[1]}:rds:{region_part}:{account_part}:cluster:{name}"
 
