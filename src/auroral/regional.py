@@ -23,6 +23,7 @@ from cryptography import x509
 from auroral.advisor.checks import Snapshot
 from auroral.advisor.controls import FLOW_WINDOW_HOURS
 from auroral.advisor.engine import Advisor
+from auroral.advisor.master_password import iam_principals
 from auroral.api.context import Authorizer
 from auroral.audit import AuditTrail
 from auroral.crypto import Sealer
@@ -138,11 +139,12 @@ class RegionServices:
         with directory.lock:
             root_keys = list(directory.root_keys.values())
             policies = list(directory.policies.values())
+            principals = iam_principals(directory) if self.advisor.with_global else []
         return Snapshot(
             account=account, region=self.region, partition=partition_of(self.region), now=dt.datetime.now(dt.UTC),
             clusters=[Cluster.from_doc(d) for _a, _k, d in self._store.list(KIND_CLUSTER, account)],
             instances=[Instance.from_doc(d) for _a, _k, d in self._store.list(KIND_INSTANCE, account)],
-            groups=groups, root_keys=root_keys, policies=policies,
+            groups=groups, root_keys=root_keys, policies=policies, principals=principals,
             keys=self.kms.keyring.records.keys(account),
             secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
             flows=self._earlier + ([r for r in self._flows.recent(self._flows.capacity)

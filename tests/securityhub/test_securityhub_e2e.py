@@ -273,12 +273,12 @@ def test_standards_and_controls(srv: Server) -> None:
     defs = {d["SecurityControlId"]: d for d in sh.list_security_control_definitions()["SecurityControlDefinitions"]}
     fsbp_controls = {"RDS.2", "RDS.7", "RDS.12", "RDS.24", "RDS.27", "EC2.18", "EC2.19", "EC2.53", "EC2.54",
                      "IAM.1", "IAM.4", "KMS.3", "SecretsManager.1", "SecretsManager.4"}
-    assert fsbp_controls | {"AURORAL.1", "AURORAL.2"} == set(defs)
+    assert fsbp_controls | {"AURORAL.1", "AURORAL.2", "AURORAL.3"} == set(defs)
     assert defs["EC2.19"]["SeverityRating"] == "CRITICAL" and defs["RDS.7"]["SeverityRating"] == "LOW"
     controls = sh.describe_standards_controls(StandardsSubscriptionArn=subs[0]["StandardsSubscriptionArn"])
     assert {c["ControlId"] for c in controls["Controls"]} == fsbp_controls
     assert {d["SecurityControlId"] for d in sh.list_security_control_definitions(StandardsArn=own)[
-        "SecurityControlDefinitions"]} == {"AURORAL.1", "AURORAL.2"}
+        "SecurityControlDefinitions"]} == {"AURORAL.1", "AURORAL.2", "AURORAL.3"}
     assert all(c["ControlStatus"] == "ENABLED" for c in controls["Controls"])
     pages = list(sh.get_paginator("list_security_control_definitions").paginate(
         PaginationConfig={"PageSize": 5}))
@@ -414,6 +414,86 @@ def test_cli_findings(srv: Server) -> None:
         {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     assert not [line for line in auroral().splitlines() if f"security-group/{g}" in line]
     assert [line for line in auroral("--all").splitlines() if f"security-group/{g}" in line and "PASSED" in line]
+
+
+def test_master_password_policies(srv: Server) -> None:
+    """AURORAL.3 through IAM calls: a user allowed rds:CreateDBCluster (and ModifyDBCluster) fails; a Deny
+    on CreateDBCluster without a managed master password leaves it failed with the loophole noted (the
+    Modify path); denying ModifyDBCluster too passes it. Each change shows by the next GetFindings, and
+    the user's own calls are decided as the finding says."""
+    sh, iam = srv.client("securityhub"), srv.client("iam")
+    name = unique("dbops")
+    user_arn = iam.create_user(UserName=name)["User"]["Arn"]
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    rds_user = srv.client("rds", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+    idle = only(control_findings(sh, "AURORAL.3", user_arn))
+    assert idle["Compliance"]["Status"] == "PASSED"
+    assert idle["ProductFields"]["auroral/Evidence/AllowedActions"] == "none"
+
+    ops = iam.create_policy(PolicyName=unique("rds-ops"), PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Sid": "ClusterOps", "Effect": "Allow",
+                                                "Action": ["rds:CreateDBCluster", "rds:ModifyDBCluster"],
+                                                "Resource": "*"}]}))["Policy"]
+    iam.attach_user_policy(UserName=name, PolicyArn=ops["Arn"])
+    f = only(control_findings(sh, "AURORAL.3", user_arn))
+    fields = f["ProductFields"]
+    assert f["Compliance"]["Status"] == "FAILED" and f["Severity"]["Label"] == "MEDIUM"
+    assert f["Resources"][0]["Type"] == "AwsIamUser" and f["Resources"][0]["Details"]["Other"] == {"UserName": name}
+    assert f["Compliance"]["AssociatedStandards"] == [
+        {"StandardsId": "standards/auroral-aurora-postgresql-practices/v/1.0.0"}]
+    assert fields["auroral/Evidence/AllowedActions"] == "rds:CreateDBCluster, rds:ModifyDBCluster"
+    assert fields["auroral/Evidence/CreateDBClusterAllowedBy"] == f"{ops['Arn']}, Sid 'ClusterOps'"
+    assert "auroral/Evidence/Loophole" not in fields
+
+    # the documented enforcement: deny creates without a managed master password
+    iam.put_user_policy(UserName=name, PolicyName="enforce", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "rds:CreateDBCluster", "Resource": "*",
+                                                "Condition": {"Bool": {"rds:ManageMasterUserPassword": "false"}}}]}))
+    with pytest.raises(ClientError) as err:  # the API agrees
+        rds_user.create_db_cluster(DBClusterIdentifier=ident("mp"), Engine="aurora-postgresql",
+                                   MasterUsername="dbadmin", MasterUserPassword=PASSWORD)
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as err:  # authorized: only the cluster is missing
+        rds_user.modify_db_cluster(DBClusterIdentifier=ident("none"), MasterUserPassword=PASSWORD)
+    assert err.value.response["Error"]["Code"] == "DBClusterNotFoundFault"
+    f = only(control_findings(sh, "AURORAL.3", user_arn))
+    fields = f["ProductFields"]
+    assert f["Compliance"]["Status"] == "FAILED"
+    assert fields["auroral/Evidence/AllowedActions"] == "rds:ModifyDBCluster"
+    assert fields["auroral/Evidence/CreateDBClusterDeniedBy"] == f"inline policy 'enforce' of user {name}, Statement[0]"
+    assert fields["auroral/Evidence/ModifyDBClusterAllowedBy"] == f"{ops['Arn']}, Sid 'ClusterOps'"
+    assert "rds:ModifyDBCluster stays allowed" in fields["auroral/Evidence/Loophole"]
+    assert "leaves the Modify path open" in fields["auroral/Why"]
+
+    iam.put_user_policy(UserName=name, PolicyName="enforce-modify", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Sid": "NoOwnPassword", "Effect": "Deny",
+                                                "Action": "rds:ModifyDBCluster", "Resource": "*",
+                                                "Condition": {"Bool": {"rds:ManageMasterUserPassword": "false"}}}]}))
+    with pytest.raises(ClientError) as err:
+        rds_user.modify_db_cluster(DBClusterIdentifier=ident("none"), MasterUserPassword=PASSWORD)
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    f = only(control_findings(sh, "AURORAL.3", user_arn))
+    assert f["Compliance"]["Status"] == "PASSED" and f["Workflow"]["Status"] == "RESOLVED"
+    assert f["ProductFields"]["auroral/Evidence/ModifyDBClusterDeniedBy"] == \
+        f"inline policy 'enforce-modify' of user {name}, Sid 'NoOwnPassword'"
+    assert "auroral/Evidence/Loophole" not in f["ProductFields"]
+
+    # a role: its attached policy fails it; a permissions boundary without rds limits it; deleting it archives
+    role = iam.create_role(RoleName=unique("dbrole"), AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]
+    iam.attach_role_policy(RoleName=role["RoleName"], PolicyArn=ops["Arn"])
+    f = only(control_findings(sh, "AURORAL.3", role["Arn"]))
+    assert f["Compliance"]["Status"] == "FAILED" and f["Resources"][0]["Type"] == "AwsIamRole"
+    bound = iam.create_policy(PolicyName=unique("bound"), PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds:Describe*", "Resource": "*"}]}))
+    iam.put_role_permissions_boundary(RoleName=role["RoleName"], PermissionsBoundary=bound["Policy"]["Arn"])
+    assert only(control_findings(sh, "AURORAL.3", role["Arn"]))["Compliance"]["Status"] == "PASSED"
+    iam.delete_role_permissions_boundary(RoleName=role["RoleName"])
+    assert only(control_findings(sh, "AURORAL.3", role["Arn"]))["Compliance"]["Status"] == "FAILED"
+    iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=ops["Arn"])
+    iam.delete_role(RoleName=role["RoleName"])
+    assert only(control_findings(sh, "AURORAL.3", role["Arn"]))["RecordState"] == "ARCHIVED"
 
 
 def test_root_access_key_last(srv: Server) -> None:

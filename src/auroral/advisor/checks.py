@@ -23,6 +23,7 @@ from auroral.rds.model import Cluster, Instance
 from auroral.secrets.model import Secret
 
 from .controls import BY_ID, FLOW_WINDOW_HOURS, Control
+from .master_password import CREATE, MODIFY, IamPrincipal, reach, statement_text
 
 PASSED = "PASSED"
 FAILED = "FAILED"
@@ -45,6 +46,7 @@ class Evaluation:
     why: str
     evidence: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # the ASFF Resources[].Details, when known
+    resource_type: str | None = None  # when not the control's (AURORAL.3: AwsIamUser or AwsIamRole)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Snapshot:
     keys: list[KeyRecord] = field(default_factory=list)
     secrets: list[Secret] = field(default_factory=list)
     flows: list[FlowRecord] = field(default_factory=list)  # the gateway's close records, oldest first
+    principals: list[IamPrincipal] = field(default_factory=list)  # IAM users and roles (home region only)
 
     def cluster_arn(self, c: Cluster) -> str:
         return f"arn:{self.partition}:rds:{self.region}:{self.account}:cluster:{c.identifier}"
@@ -343,17 +346,51 @@ def auroral_2(s: Snapshot) -> Iterator[Evaluation]:
                          {"DbClusterIdentifier": c.identifier})
 
 
+def auroral_3(s: Snapshot) -> Iterator[Evaluation]:
+    now = s.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    names = [c.identifier for c in s.clusters]
+    for p in s.principals:
+        r = reach(p, region=s.region, account=s.account, partition=s.partition, cluster_names=names, now=now)
+        allowed = [a for a, res in ((CREATE, r.create), (MODIFY, r.modify)) if res.allowed]
+        evidence: dict[str, str] = {"AllowedActions": ", ".join(allowed) if allowed else "none"}
+        for action, res in ((CREATE, r.create), (MODIFY, r.modify)):
+            short = action.split(":", 1)[1]
+            if res.allowed:
+                evidence[f"{short}AllowedBy"] = "; ".join(statement_text(ref, r.refs[ref]) for ref in res.matched)
+            elif res.matched:
+                evidence[f"{short}DeniedBy"] = "; ".join(statement_text(ref, r.refs[ref]) for ref in res.matched)
+        loophole = not r.create.allowed and bool(r.create.matched) and r.modify.allowed
+        if loophole:
+            evidence["Loophole"] = (f"an explicit Deny refuses {CREATE} without a managed master password "
+                                    f"({evidence['CreateDBClusterDeniedBy']}), but {MODIFY} stays allowed: "
+                                    "it can set a MasterUserPassword (or turn ManageMasterUserPassword off) "
+                                    "after the cluster is created")
+        if not allowed:
+            why = f"neither {CREATE} nor {MODIFY} is allowed with ManageMasterUserPassword false"
+        elif loophole:
+            why = (f"{CREATE} is denied without a managed master password, but {MODIFY} is allowed "
+                   f"({evidence['ModifyDBClusterAllowedBy']}): the Deny leaves the Modify path open")
+        else:
+            first = CREATE if r.create.allowed else MODIFY
+            by = evidence[f"{first.split(':', 1)[1]}AllowedBy"]
+            why = (f"can call {' and '.join(allowed)} with ManageMasterUserPassword false "
+                   f"(a password of its own, not managed in Secrets Manager); {first} allowed by {by}")
+        key = "UserName" if p.kind == "user" else "RoleName"
+        yield Evaluation(BY_ID["AURORAL.3"], p.arn, _verdict(not allowed), why, evidence, {key: p.name},
+                         "AwsIamUser" if p.kind == "user" else "AwsIamRole")
+
+
 CHECKS: dict[str, Callable[[Snapshot], Iterator[Evaluation]]] = {
     "RDS.2": rds_2, "RDS.7": rds_7, "RDS.12": rds_12, "RDS.24": rds_24, "RDS.27": rds_27,
     "EC2.18": ec2_18, "EC2.19": ec2_19, "EC2.53": ec2_53, "EC2.54": ec2_54,
     "IAM.1": iam_1, "IAM.4": iam_4, "KMS.3": kms_3,
     "SecretsManager.1": secretsmanager_1, "SecretsManager.4": secretsmanager_4,
-    "AURORAL.1": auroral_1, "AURORAL.2": auroral_2,
+    "AURORAL.1": auroral_1, "AURORAL.2": auroral_2, "AURORAL.3": auroral_3,
 }
 
 # Account-wide (global) controls: decided once, in the home region only (as Security Hub's global
 # resource recording does in its aggregation region).
-GLOBAL_CONTROLS = frozenset({"IAM.1", "IAM.4"})
+GLOBAL_CONTROLS = frozenset({"IAM.1", "IAM.4", "AURORAL.3"})
 
 
 def evaluate(s: Snapshot, *, with_global: bool) -> list[Evaluation]:

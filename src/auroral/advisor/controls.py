@@ -18,7 +18,7 @@ FSBP_DESCRIPTION = ("The AWS Foundational Security Best Practices standard is a 
 AURORAL_ID = "auroral-aurora-postgresql-practices/v/1.0.0"
 AURORAL_NAME = "auroral Aurora PostgreSQL practices v1.0.0"
 AURORAL_DESCRIPTION = ("auroral's own controls, decided from what it sees of the databases' traffic "
-                       "(the gateway's flow records).")
+                       "(the gateway's flow records) and from the account's IAM policies.")
 
 _DOCS = "https://docs.aws.amazon.com/securityhub/latest/userguide/"
 
@@ -135,6 +135,20 @@ AURORAL_CONTROLS: tuple[Control, ...] = (
             "HIGH", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
             "set rds.force_ssl to 1 in the cluster's parameter group and connect with sslmode=verify-full",
             "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraPostgreSQL.Security.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+    # Decided from IAM policies, not traffic: account-wide (home region only), per user and role;
+    # its findings' resource type is AwsIamUser or AwsIamRole (the one below is the users').
+    Control("AURORAL.3", "Principals that can create or modify an Aurora cluster without a managed master "
+            "password",
+            "This control checks, with the same policy evaluation that authorizes API calls (explicit "
+            "Denies, permissions boundaries, condition keys), whether an IAM user or role could call "
+            "rds:CreateDBCluster with rds:ManageMasterUserPassword false, or rds:ModifyDBCluster (which can "
+            "set MasterUserPassword: the path a Deny on CreateDBCluster alone leaves open).",
+            "MEDIUM", "AwsIamUser", "AWS::IAM::User",
+            "deny rds:CreateDBCluster and rds:ModifyDBCluster (and rds:CreateDBInstance, "
+            "rds:ModifyDBInstance) when the Bool condition rds:ManageMasterUserPassword is false, "
+            "in the principal's policies or its permissions boundary",
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/rds-secrets-manager.html",
             standard="auroral-aurora-postgresql-practices/v/1.0.0"),
 )
 FLOW_WINDOW_HOURS = 24

@@ -170,7 +170,7 @@ class Advisor:
         severity = {"Label": label, "Normalized": NORMALIZED[label], "Original": control.severity}
         if private.get("severity_set") and old is not None:
             severity = dict(old["Severity"])
-        resource: dict[str, Any] = {"Type": control.resource_type, "Id": ev.resource_id,
+        resource: dict[str, Any] = {"Type": ev.resource_type or control.resource_type, "Id": ev.resource_id,
                                     "Partition": self.partition, "Region": self.region}
         if ev.details:
             resource["Details"] = {"Other": {k: _text(v) for k, v in ev.details.items()}}
@@ -221,7 +221,7 @@ class Advisor:
         return doc
 
 
-_GLOBAL_OWNED = frozenset({"IAM.1", "IAM.4"})
+_GLOBAL_OWNED = frozenset({"IAM.1", "IAM.4", "AURORAL.3"})
 _VOLATILE = frozenset({"UpdatedAt", "LastObservedAt"})
 
 
