@@ -17,6 +17,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,18 @@ def snapshot_not_found(name: str) -> AwsError:
 def _bool(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
+
+
+@dataclass(frozen=True)
+class _RestoreSettings:
+    """A restore's settings from its request (``SnapshotOperations._restore_settings``)."""
+
+    port: int
+    group: str
+    tags: dict[str, str]
+    retention: int | None
+    window: str | None
+    key_arn: str | None
 
 class SnapshotError(Exception):
     """A snapshot, copy or restore could not be made; ``reason`` is recorded."""
@@ -370,7 +383,7 @@ class SnapshotOperations(TagOperations):
             raise
 
     async def RestoreDBClusterFromSnapshot(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        keys = self._keys()
+        self._keys()  # snapshots supported here at all: the first check, as before
         ident = validate.identifier("DBClusterIdentifier", params.get("DBClusterIdentifier"))
         snap = self._named_snapshot(ctx, params.get("SnapshotIdentifier"))
         if params.get("Engine") != ENGINE:
@@ -386,21 +399,10 @@ class SnapshotOperations(TagOperations):
             raise invalid_parameter_combination(
                 f"Cannot restore a DB cluster snapshot of engine version {snap.engine_version} with engine "
                 f"version {version.version}.")
-        port = validate.port(params["Port"]) if params.get("Port") is not None else snap.port
-        group = self._group_for(ctx.account, params.get("DBClusterParameterGroupName"), version.major)
-        tags = validate.tags(params.get("Tags"))
-        retention = validate.backup_retention(params.get("BackupRetentionPeriod"))
-        window = validate.backup_window(params.get("PreferredBackupWindow"))
-        if self._get_cluster(ctx.account, ident) is not None:
-            raise rds_error("DBClusterAlreadyExistsFault", "DB Cluster already exists")
-        # The snapshot's data must open: its key usable (and by the caller through RDS), as on AWS.
-        if snap.kms_key_id:
-            if keys.inaccessible(ctx.account, snap.kms_key_id):
-                raise key_not_accessible(snap.kms_key_id)
-            keys.key_for_create(ctx, snap.kms_key_id)
-        key_arn = snap.kms_key_id
-        if params.get("KmsKeyId"):
-            key_arn = keys.key_for_create(ctx, str(params["KmsKeyId"])).arn
+        new = self._restore_settings(ctx, params, ident, major=version.major, port=snap.port,
+                                     kms_key_id=snap.kms_key_id)
+        port, group, tags, retention, window, key_arn = (new.port, new.group, new.tags, new.retention, new.window,
+                                                         new.key_arn)
         placement = self._place(ctx.account, params.get("DBSubnetGroupName"), params.get("VpcSecurityGroupIds"))
         zones = placement.zones or [f"{self.region}{z}" for z in "abc"]
         cluster = Cluster(
@@ -417,15 +419,41 @@ class SnapshotOperations(TagOperations):
             deletion_protection=_bool(params.get("DeletionProtection")),
             copy_tags_to_snapshot=_bool(params.get("CopyTagsToSnapshot")), tags=tags,
         )
-        self._ensure_service_linked_role(ctx)
-        self._grant_storage_key(cluster)
-        self._refresh_parameters(cluster)
-        self._save_cluster(cluster)  # "creating", before the data is unpacked
-        ctx.record_resource("AWS::RDS::DBCluster", cluster.arn())
+        self._record_restored(ctx, cluster)
         task = self._spawn_restore(cluster, snap)
         answer = {"DBCluster": self.view_cluster(cluster)}
         await self._settle(task)
         return answer
+
+    def _restore_settings(self, ctx: RequestContext, params: dict[str, Any], ident: str, *, major: int, port: int,
+                          kms_key_id: str | None) -> _RestoreSettings:
+        """What a restore (from a snapshot or to a point in time) takes from its request, checked as AWS
+        checks it; ``port`` and ``kms_key_id`` are the source's. The source's data must open: its key
+        usable, and by the caller through RDS."""
+        keys = self._keys()
+        chosen_port = validate.port(params["Port"]) if params.get("Port") is not None else port
+        group = self._group_for(ctx.account, params.get("DBClusterParameterGroupName"), major)
+        tags = validate.tags(params.get("Tags"))
+        retention = validate.backup_retention(params.get("BackupRetentionPeriod"))
+        window = validate.backup_window(params.get("PreferredBackupWindow"))
+        if self._get_cluster(ctx.account, ident) is not None:
+            raise rds_error("DBClusterAlreadyExistsFault", "DB Cluster already exists")
+        if kms_key_id:
+            if keys.inaccessible(ctx.account, kms_key_id):
+                raise key_not_accessible(kms_key_id)
+            keys.key_for_create(ctx, kms_key_id)
+        key_arn = kms_key_id
+        if params.get("KmsKeyId"):
+            key_arn = keys.key_for_create(ctx, str(params["KmsKeyId"])).arn
+        return _RestoreSettings(chosen_port, group, tags, retention, window, key_arn)
+
+    def _record_restored(self, ctx: RequestContext, cluster: Cluster) -> None:
+        """The restored cluster, recorded ``creating`` before any data is unpacked."""
+        self._ensure_service_linked_role(ctx)
+        self._grant_storage_key(cluster)
+        self._refresh_parameters(cluster)
+        self._save_cluster(cluster)
+        ctx.record_resource("AWS::RDS::DBCluster", cluster.arn())
 
     def _spawn_restore(self, cluster: Cluster, snap: ClusterSnapshot) -> asyncio.Task[None]:
         rid, account, sid = cluster.resource_id, cluster.account, snap.sid

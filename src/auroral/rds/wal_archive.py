@@ -39,7 +39,7 @@ from auroral.rds.model import Cluster, new_resource_id, utcnow
 from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure
 from auroral.rds.snapshot_model import ClusterSnapshot
 from auroral.rds.snapshots import SnapshotError, SnapshotOperations, _chunks
-from auroral.rds.storage_keys import KeyUnusable, StorageKeys, WrappedKey, key_not_accessible
+from auroral.rds.storage_keys import KeyUnusable, StorageKeys, WrappedKey
 
 log = logging.getLogger("auroral.rds")
 
@@ -215,7 +215,7 @@ class WalArchiveOperations(SnapshotOperations):
     # --- RestoreDBClusterToPointInTime ------------------------------------------------------------------
 
     async def RestoreDBClusterToPointInTime(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        keys = self._keys()
+        self._keys()  # snapshots supported here at all: the first check, as before
         ident = validate.identifier("DBClusterIdentifier", params.get("DBClusterIdentifier"))
         if params.get("SourceDBClusterIdentifier"):
             source = self._cluster(ctx.account, self.ident(ctx, params["SourceDBClusterIdentifier"], "cluster",
@@ -241,20 +241,10 @@ class WalArchiveOperations(SnapshotOperations):
             raise invalid_parameter_combination(  # Unconfirmed wording.
                 "Either RestoreToTime or UseLatestRestorableTime must be specified.")
         target = None if latest_asked else _when(params["RestoreToTime"])
-        port = validate.port(params["Port"]) if params.get("Port") is not None else source.port
-        group = self._group_for(ctx.account, params.get("DBClusterParameterGroupName"), source.major)
-        tags = validate.tags(params.get("Tags"))
-        retention = validate.backup_retention(params.get("BackupRetentionPeriod"))
-        window = validate.backup_window(params.get("PreferredBackupWindow"))
-        if self._get_cluster(ctx.account, ident) is not None:
-            raise rds_error("DBClusterAlreadyExistsFault", "DB Cluster already exists")
-        if source.kms_key_id:
-            if keys.inaccessible(ctx.account, source.kms_key_id):
-                raise key_not_accessible(source.kms_key_id)
-            keys.key_for_create(ctx, source.kms_key_id)
-        key_arn = source.kms_key_id
-        if params.get("KmsKeyId"):
-            key_arn = keys.key_for_create(ctx, str(params["KmsKeyId"])).arn
+        new = self._restore_settings(ctx, params, ident, major=source.major, port=source.port,
+                                     kms_key_id=source.kms_key_id)
+        port, group, tags, retention, window, key_arn = (new.port, new.group, new.tags, new.retention, new.window,
+                                                         new.key_arn)
         if source.status == "available":
             await self.runtime.flush_wal(source)  # the archive up to now: LatestRestorableTime is now
         earliest, latest = self.restorable_window(source)
@@ -285,11 +275,7 @@ class WalArchiveOperations(SnapshotOperations):
             deletion_protection=_bool(params.get("DeletionProtection")),
             copy_tags_to_snapshot=_bool(params.get("CopyTagsToSnapshot")), tags=tags,
         )
-        self._ensure_service_linked_role(ctx)
-        self._grant_storage_key(cluster)
-        self._refresh_parameters(cluster)
-        self._save_cluster(cluster)  # "creating", before anything is unpacked
-        ctx.record_resource("AWS::RDS::DBCluster", cluster.arn())
+        self._record_restored(ctx, cluster)
         task = self._spawn_pitr(cluster, source.resource_id, base, target)
         answer = {"DBCluster": self.view_cluster(cluster)}
         await self._settle(task)
