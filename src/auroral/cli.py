@@ -13,9 +13,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from auroral import __version__, priority
 from auroral.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, Settings, default_data_dir, dns_address
@@ -326,10 +326,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_events(args: argparse.Namespace) -> int:
-    """The RDS events of the last 14 days with AWS's event IDs (RDS-EVENT-nnnn), which DescribeEvents'
-    answer has no field for (rds/events.py)."""
-    from auroral.rds.events import list_events
+_T = TypeVar("_T")
+
+
+def _read_region(args: argparse.Namespace, read: Callable[[Any, str], _T]) -> _T | int:
+    """``read(store, account)`` on the store's view of ``--region`` (the home region by default), the
+    server running or not; an exit code (printed why) when there is no data or the region is unknown."""
     from auroral.regions import is_region
     from auroral.store import Store
 
@@ -337,9 +339,6 @@ def cmd_events(args: argparse.Namespace) -> int:
     if not settings.store_path.exists():
         print(f"no auroral data in {settings.data_dir}")
         return 1
-    if args.max < 1:
-        print("auroral: --max must be at least 1", file=sys.stderr)
-        return 2
     if args.region and not is_region(args.region):
         print(f"auroral: unknown region {args.region}", file=sys.stderr)
         return 2
@@ -347,9 +346,22 @@ def cmd_events(args: argparse.Namespace) -> int:
     try:
         home = store.get_meta("home_region") or settings.region
         account = store.get_meta("account_id") or ""
-        found = list_events(store.in_region(args.region or home, home), account)
+        return read(store.in_region(args.region or home, home), account)
     finally:
         store.close()
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """The RDS events of the last 14 days with AWS's event IDs (RDS-EVENT-nnnn), which DescribeEvents'
+    answer has no field for (rds/events.py)."""
+    from auroral.rds.events import list_events
+
+    if args.max < 1:
+        print("auroral: --max must be at least 1", file=sys.stderr)
+        return 2
+    found = _read_region(args, list_events)
+    if isinstance(found, int):
+        return found
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=14)
     rows = [e for _, e in found if e.date >= cutoff
             and (not args.source_identifier or e.source_id == args.source_identifier.lower())][-args.max:]
@@ -371,23 +383,10 @@ def cmd_findings(args: argparse.Namespace) -> int:
     by default the active FAILED ones; ``--all`` adds PASSED and ARCHIVED. The running server keeps them
     current (within half a second of a change); with the server down they are as of its last evaluation."""
     from auroral.advisor.engine import KIND_FINDING
-    from auroral.regions import is_region
-    from auroral.store import Store
 
-    settings = _settings(args)
-    if not settings.store_path.exists():
-        print(f"no auroral data in {settings.data_dir}")
-        return 1
-    if args.region and not is_region(args.region):
-        print(f"auroral: unknown region {args.region}", file=sys.stderr)
-        return 2
-    store = Store(settings.store_path)
-    try:
-        home = store.get_meta("home_region") or settings.region
-        account = store.get_meta("account_id") or ""
-        docs = [d for _a, _k, d in store.in_region(args.region or home, home).list(KIND_FINDING, account)]
-    finally:
-        store.close()
+    docs = _read_region(args, lambda store, account: [d for _a, _k, d in store.list(KIND_FINDING, account)])
+    if isinstance(docs, int):
+        return docs
     rows = []
     for d in docs:
         status = d.get("Compliance", {}).get("Status", "")

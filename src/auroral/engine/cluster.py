@@ -724,15 +724,9 @@ class PgServer:
                 if asyncio.iscoroutine(result):
                     await result
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            errors.cancel()
+            await _abandon(process, errors)
             raise
-        code = await process.wait()
-        text = (await errors).decode("utf-8", errors="replace")
-        if code != 0:
-            raise ServerStartError(f"pg_basebackup failed with exit code {code}", text[-4000:])
+        await _finished(process, errors, "pg_basebackup")
 
     async def restore_backup(self, chunks: AsyncIterator[bytes], wal: AsyncIterator[tuple[str, bytes]] | None = None,
                              target_time: str | None = None) -> None:
@@ -769,15 +763,9 @@ class PgServer:
                         await process.stdin.drain()
                     process.stdin.close()
                 except BaseException:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await process.wait()
-                    errors.cancel()
+                    await _abandon(process, errors)
                     raise
-                code = await process.wait()
-                text = (await errors).decode("utf-8", errors="replace")
-                if code != 0:
-                    raise ServerStartError(f"tar failed with exit code {code}", text[-4000:])
+                await _finished(process, errors, "tar")
                 for leftover in ("postmaster.pid", conf.STANDBY_SIGNAL, "recovery.signal"):
                     fsafe.remove_file(self.pgdata / leftover)
                 self.standby = None
@@ -1149,3 +1137,19 @@ def settle_upgrade(cluster_dir: Path) -> str | None:
     shutil.rmtree(cluster_dir / _UPGRADE_WORK, ignore_errors=True)
     fsafe.remove_file(marker)
     return done
+
+
+async def _abandon(process: asyncio.subprocess.Process, errors: asyncio.Task[bytes]) -> None:
+    """A streaming tool whose stream failed: killed and reaped, its stderr reader dropped."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await process.wait()
+    errors.cancel()
+
+
+async def _finished(process: asyncio.subprocess.Process, errors: asyncio.Task[bytes], tool: str) -> None:
+    """Wait for a streaming tool; its exit code and stderr's tail as ``ServerStartError`` if it failed."""
+    code = await process.wait()
+    text = (await errors).decode("utf-8", errors="replace")
+    if code != 0:
+        raise ServerStartError(f"{tool} failed with exit code {code}", text[-4000:])

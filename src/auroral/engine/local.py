@@ -37,7 +37,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -361,27 +361,9 @@ class LocalEngine:
         parameters: Mapping[str, str] | None = None,
     ) -> PgServer:
         """A new running server. ``admin_password`` is rdsadmin's; the caller keeps it (encrypted)."""
-        if not _CLUSTER_ID.match(cluster_id):
-            raise EngineError(f"invalid cluster id {cluster_id!r}")
-        if cluster_id in self._servers or (self.clusters_dir / cluster_id).exists():
-            raise ServerExistsError(f"cluster {cluster_id} already exists")
-        self._prepare()
-        inst = await self.installation_for(engine_version)
-        try:
-            runas = await asyncio.to_thread(self._cluster_user, cluster_id, create=True)
-        except BaseException:
-            await self._remove_cluster_user(cluster_id)
-            shutil.rmtree(self.clusters_dir / cluster_id, ignore_errors=True)
-            raise
-        server = self._server(cluster_id, inst, admin_password, runas)
-        self._servers[cluster_id] = server
-        try:
-            await server.create(master_username, master_password, database_name, parameters)
-        except BaseException:
-            self._servers.pop(cluster_id, None)
-            await self._delete(server)
-            raise
-        return server
+        return await self._new_server(
+            cluster_id, engine_version, admin_password,
+            lambda server: server.create(master_username, master_password, database_name, parameters))
 
     async def restore_server(self, cluster_id: str, engine_version: str, *, admin_password: str,
                              chunks: AsyncIterator[bytes], wal: AsyncIterator[tuple[str, bytes]] | None = None,
@@ -389,6 +371,13 @@ class LocalEngine:
         """A new running server of a new cluster, made from a base backup's tar stream (a snapshot of
         another cluster: ``PgServer.restore_backup``), as the new cluster's own OS user. ``admin_password``
         is rdsadmin's in that data (the source cluster's)."""
+        return await self._new_server(cluster_id, engine_version, admin_password,
+                                      lambda server: server.restore_backup(chunks, wal, target_time))
+
+    async def _new_server(self, cluster_id: str, engine_version: str, admin_password: str,
+                          make: Callable[[PgServer], Awaitable[None]]) -> PgServer:
+        """The first server of a new cluster, as its own OS user, made by ``make`` (created or restored);
+        on any failure nothing of it stays."""
         if not _CLUSTER_ID.match(cluster_id):
             raise EngineError(f"invalid cluster id {cluster_id!r}")
         if cluster_id in self._servers or (self.clusters_dir / cluster_id).exists():
@@ -404,7 +393,7 @@ class LocalEngine:
         server = self._server(cluster_id, inst, admin_password, runas)
         self._servers[cluster_id] = server
         try:
-            await server.restore_backup(chunks, wal, target_time)
+            await make(server)
         except BaseException:
             self._servers.pop(cluster_id, None)
             await self._delete(server)
