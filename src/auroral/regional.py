@@ -18,10 +18,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import psycopg
 from cryptography import x509
 
 from auroral.advisor.checks import Snapshot
 from auroral.advisor.controls import FLOW_WINDOW_HOURS
+from auroral.advisor.database import PERIOD_SECONDS, Connect, DatabaseReader
 from auroral.advisor.engine import Advisor
 from auroral.advisor.master_password import iam_principals
 from auroral.api.context import Authorizer
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 
 _HOME_REGION_META = "home_region"
 ADVISOR_POLL_SECONDS = 0.5
+# cluster statuses in which the writer's server runs (the advisor reads the database's inside then)
+_READABLE = frozenset({"available", "modifying", "backing-up", "resetting-master-credentials", "renaming",
+                       "upgrading"})
 
 
 class RegionServices:
@@ -94,10 +99,16 @@ class RegionServices:
         self._directory = regions.directory
         self._flows = regions.flows
         self._earlier = regions.earlier_logins
+        self._runtime = regions.runtime
+        # the inside of the clusters' databases (roles, schema owners), read as rdsadmin: see
+        # auroral.advisor.database for when
+        self.db_reader = DatabaseReader()
+        self._flows_seen = regions.flows.count if regions.flows is not None else 0
+        self._periodic_at = 0.0
         self.advisor = Advisor(store, region=region, account=regions.account, partition=partition_of(region),
                                snapshot=self.snapshot, with_global=region == regions.home,
                                version=self._advisor_version)
-        self.securityhub = SecurityHubService(self.advisor, region)
+        self.securityhub = SecurityHubService(self.advisor, region, before_read=self.read_databases)
         self.providers: dict[str, Any] = {
             "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
             "securityhub": self.securityhub,
@@ -122,13 +133,61 @@ class RegionServices:
         while True:
             await asyncio.sleep(ADVISOR_POLL_SECONDS)
             try:
+                self._request_database_reads()
                 await asyncio.to_thread(self.advisor.refresh)
             except Exception:
                 log.exception("advisor refresh failed in %s", self.region)
 
-    def _advisor_version(self) -> tuple[int, int]:
-        """Besides the store: the flow records seen, and the minute (a window's end is a change)."""
-        return (self._flows.count if self._flows is not None else 0, int(time.time() // 60))
+    def _advisor_version(self) -> tuple[int, int, int]:
+        """Besides the store: the flow records seen, the minute (a window's end is a change), and the
+        inside of the databases as read."""
+        return (self._flows.count if self._flows is not None else 0, int(time.time() // 60),
+                self.db_reader.version)
+
+    # --- the inside of the databases (auroral.advisor.database) ----------------------------------
+
+    def _readable(self) -> list[Cluster]:
+        """The clusters whose writer's server should be up (a read of another fails, and is logged)."""
+        account = self.advisor.account
+        return [c for c in (Cluster.from_doc(d) for _a, _k, d in self._store.list(KIND_CLUSTER, account))
+                if c.status in _READABLE]
+
+    def _connect(self, cluster: Cluster) -> Connect:
+        runtime = self._runtime
+
+        def connect(dbname: str) -> Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]:
+            return runtime.admin_connection(cluster, dbname=dbname)
+
+        return connect
+
+    async def read_databases(self) -> None:
+        """GetFindings' first step: every readable cluster read by a read that starts now."""
+        since = time.monotonic()
+        clusters = self._readable()
+        await self.db_reader.fresh([(c.resource_id, self._connect(c)) for c in clusters], since=since)
+
+    def _request_database_reads(self) -> None:
+        """The poller's part: a read of each cluster one of whose sessions ended since the last look
+        (its close record), and of every readable cluster each PERIOD_SECONDS."""
+        clusters = {c.resource_id: c for c in self._readable()}
+        due: set[str] = set()
+        now = time.monotonic()
+        if now - self._periodic_at >= PERIOD_SECONDS:
+            self._periodic_at = now
+            due.update(clusters)
+            present = {d.get("resource_id") for _a, _k, d in self._store.list(KIND_CLUSTER, self.advisor.account)}
+            self.db_reader.drop({str(r) for r in present if r})
+        if self._flows is not None and self._flows.count != self._flows_seen:
+            new = min(self._flows.count - self._flows_seen, self._flows.capacity)
+            self._flows_seen = self._flows.count
+            ended = {r.endpoint_id for r in self._flows.recent(new) if r.phase == "close" and r.db_user}
+            if ended:
+                by_id = {c.identifier: c.resource_id for c in clusters.values()}
+                for _a, _k, d in self._store.list(KIND_INSTANCE, self.advisor.account):
+                    if d.get("resource_id") in ended and d.get("cluster_identifier") in by_id:
+                        due.add(by_id[str(d["cluster_identifier"])])
+        for rid in due:
+            self.db_reader.request(rid, self._connect(clusters[rid]))
 
     def snapshot(self) -> Snapshot:
         """What the advisor's checks decide on: this region's resources of the account, and its IAM."""
@@ -147,6 +206,7 @@ class RegionServices:
             groups=groups, root_keys=root_keys, policies=policies, principals=principals,
             keys=self.kms.keyring.records.keys(account),
             secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
+            databases=self.db_reader.states(),
             flows=self._earlier + ([r for r in self._flows.recent(self._flows.capacity)
                                     if r.phase == "close" and r.db_user] if self._flows is not None else []),
         )
@@ -160,6 +220,7 @@ class RegionServices:
         await self.secrets.rotation.stop()
         await self.rds.drain()
         await self.iam_db_auth.close()
+        await self.db_reader.close()
 
 
 class Regions:

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from auroral.ec2.model import Rule, SecurityGroup
-from auroral.gateway.flows import FlowRecord
-from auroral.iam.model import AccessKey, ManagedPolicy
-from auroral.kms.model import KeyRecord
-from auroral.rds.model import Cluster, Instance
-from auroral.secrets.model import Secret
+from auroral.rds.model import Cluster
 
-from .controls import BY_ID, FLOW_WINDOW_HOURS, Control
-from .master_password import CREATE, MODIFY, IamPrincipal, reach, statement_text
+from .controls import BY_ID, FLOW_WINDOW_HOURS
+from .inside import INSIDE_CHECKS
+from .master_password import CREATE, MODIFY, reach, statement_text
+from .master_use import auroral_1
+from .snapshot import FAILED, PASSED, Evaluation, Snapshot, logins, sources, verdict
 
-PASSED = "PASSED"
-FAILED = "FAILED"
+__all__ = ["FAILED", "PASSED", "Evaluation", "Snapshot", "evaluate"]
 
 # EC2.19's high-risk ports (Security Hub user guide, EC2.19).
 HIGH_RISK_PORTS = (20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434, 3000, 3306, 3389, 4333, 5000, 5432, 5500,
@@ -38,52 +35,11 @@ ROTATION_MAX_DAYS = 90  # SecretsManager.4's default maxDaysSinceRotation
 ANY_V4, ANY_V6 = "0.0.0.0/0", "::/0"
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    control: Control
-    resource_id: str  # an ARN, or AWS::::Account:<id>
-    status: str
-    why: str
-    evidence: dict[str, str] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)  # the ASFF Resources[].Details, when known
-    resource_type: str | None = None  # when not the control's (AURORAL.3: AwsIamUser or AwsIamRole)
-
-
-@dataclass
-class Snapshot:
-    account: str
-    region: str
-    partition: str
-    now: datetime
-    clusters: list[Cluster] = field(default_factory=list)
-    instances: list[Instance] = field(default_factory=list)
-    groups: list[tuple[SecurityGroup, list[Rule]]] = field(default_factory=list)
-    root_keys: list[AccessKey] = field(default_factory=list)
-    policies: list[ManagedPolicy] = field(default_factory=list)
-    keys: list[KeyRecord] = field(default_factory=list)
-    secrets: list[Secret] = field(default_factory=list)
-    flows: list[FlowRecord] = field(default_factory=list)  # the gateway's close records, oldest first
-    principals: list[IamPrincipal] = field(default_factory=list)  # IAM users and roles (home region only)
-
-    def cluster_arn(self, c: Cluster) -> str:
-        return f"arn:{self.partition}:rds:{self.region}:{self.account}:cluster:{c.identifier}"
-
-    def instance_arn(self, i: Instance) -> str:
-        return f"arn:{self.partition}:rds:{self.region}:{self.account}:db:{i.identifier}"
-
-    def group_arn(self, g: SecurityGroup) -> str:
-        return f"arn:{self.partition}:ec2:{self.region}:{self.account}:security-group/{g.id}"
-
-
-def _verdict(ok: bool) -> str:
-    return PASSED if ok else FAILED
-
-
 def rds_2(s: Snapshot) -> Iterator[Evaluation]:
     for i in s.instances:
         why = ("PubliclyAccessible is true: the instance's endpoint admits addresses outside the VPC"
                if i.publicly_accessible else "PubliclyAccessible is false")
-        yield Evaluation(BY_ID["RDS.2"], s.instance_arn(i), _verdict(not i.publicly_accessible), why,
+        yield Evaluation(BY_ID["RDS.2"], s.instance_arn(i), verdict(not i.publicly_accessible), why,
                          {"PubliclyAccessible": str(i.publicly_accessible).lower(),
                           "DBClusterIdentifier": i.cluster_identifier},
                          {"DbInstanceIdentifier": i.identifier, "PubliclyAccessible": i.publicly_accessible})
@@ -92,7 +48,7 @@ def rds_2(s: Snapshot) -> Iterator[Evaluation]:
 def rds_7(s: Snapshot) -> Iterator[Evaluation]:
     for c in s.clusters:
         why = "DeletionProtection is enabled" if c.deletion_protection else "DeletionProtection is disabled"
-        yield Evaluation(BY_ID["RDS.7"], s.cluster_arn(c), _verdict(c.deletion_protection), why,
+        yield Evaluation(BY_ID["RDS.7"], s.cluster_arn(c), verdict(c.deletion_protection), why,
                          {"DeletionProtection": str(c.deletion_protection).lower()},
                          {"DbClusterIdentifier": c.identifier, "DeletionProtection": c.deletion_protection})
 
@@ -101,7 +57,7 @@ def rds_12(s: Snapshot) -> Iterator[Evaluation]:
     for c in s.clusters:
         why = ("IAM database authentication is enabled" if c.iam_auth
                else "IAMDatabaseAuthenticationEnabled is false: only passwords log in")
-        yield Evaluation(BY_ID["RDS.12"], s.cluster_arn(c), _verdict(c.iam_auth), why,
+        yield Evaluation(BY_ID["RDS.12"], s.cluster_arn(c), verdict(c.iam_auth), why,
                          {"IAMDatabaseAuthenticationEnabled": str(c.iam_auth).lower()},
                          {"DbClusterIdentifier": c.identifier, "IamDatabaseAuthenticationEnabled": c.iam_auth})
 
@@ -111,7 +67,7 @@ def rds_24(s: Snapshot) -> Iterator[Evaluation]:
         default = c.master_username.lower() in DEFAULT_ADMIN_USERNAMES
         why = (f"the master username is the default {c.master_username!r}" if default
                else "the master username is not a default one")
-        yield Evaluation(BY_ID["RDS.24"], s.cluster_arn(c), _verdict(not default), why,
+        yield Evaluation(BY_ID["RDS.24"], s.cluster_arn(c), verdict(not default), why,
                          {"MasterUsername": c.master_username},
                          {"DbClusterIdentifier": c.identifier, "MasterUsername": c.master_username})
 
@@ -122,7 +78,7 @@ def rds_27(s: Snapshot) -> Iterator[Evaluation]:
         evidence = {"StorageEncrypted": str(c.storage_encrypted).lower()}
         if c.kms_key_id:
             evidence["KmsKeyId"] = c.kms_key_id
-        yield Evaluation(BY_ID["RDS.27"], s.cluster_arn(c), _verdict(c.storage_encrypted), why, evidence,
+        yield Evaluation(BY_ID["RDS.27"], s.cluster_arn(c), verdict(c.storage_encrypted), why, evidence,
                          {"DbClusterIdentifier": c.identifier, "StorageEncrypted": c.storage_encrypted})
 
 
@@ -176,7 +132,7 @@ def _group_eval(s: Snapshot, control: str, group: SecurityGroup, rules: list[Rul
             why += f"; reaches cluster {exposed[0]}"
     else:
         why = "no unrestricted ingress to the ports this control checks"
-    return Evaluation(BY_ID[control], s.group_arn(group), _verdict(not bad), why, evidence,
+    return Evaluation(BY_ID[control], s.group_arn(group), verdict(not bad), why, evidence,
                       {"GroupId": group.id, "GroupName": group.name, "VpcId": group.vpc_id})
 
 
@@ -219,7 +175,7 @@ def iam_4(s: Snapshot) -> Iterator[Evaluation]:
     keys = sorted(k.key_id for k in s.root_keys)
     why = (f"the root user has {len(keys)} access key(s)" if keys else "the root user has no access key")
     evidence = {"RootAccessKeys": ", ".join(keys)} if keys else {}
-    yield Evaluation(BY_ID["IAM.4"], f"AWS::::Account:{s.account}", _verdict(not keys), why, evidence)
+    yield Evaluation(BY_ID["IAM.4"], f"AWS::::Account:{s.account}", verdict(not keys), why, evidence)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -245,7 +201,7 @@ def iam_1(s: Snapshot) -> Iterator[Evaluation]:
         admin = _full_admin(policy.document)
         why = ('the default version allows "Action": "*" on "Resource": "*"' if admin
                else "no statement allows full administrative privileges")
-        yield Evaluation(BY_ID["IAM.1"], policy.arn, _verdict(not admin), why,
+        yield Evaluation(BY_ID["IAM.1"], policy.arn, verdict(not admin), why,
                          {"PolicyName": policy.name, "DefaultVersionId": policy.default_version},
                          {"PolicyName": policy.name, "DefaultVersionId": policy.default_version})
 
@@ -261,7 +217,7 @@ def kms_3(s: Snapshot) -> Iterator[Evaluation]:
             when = datetime.fromtimestamp(key.deletion_date, s.now.tzinfo).strftime("%Y-%m-%dT%H:%M:%SZ")
             evidence["DeletionDate"] = when
             why = f"the key is scheduled for deletion on {when}"
-        yield Evaluation(BY_ID["KMS.3"], key.arn, _verdict(not pending), why, evidence,
+        yield Evaluation(BY_ID["KMS.3"], key.arn, verdict(not pending), why, evidence,
                          {"KeyId": key.key_id, "KeyState": key.state})
 
 
@@ -269,7 +225,7 @@ def secretsmanager_1(s: Snapshot) -> Iterator[Evaluation]:
     for secret in s.secrets:
         on = secret.rotation.enabled
         why = "automatic rotation is enabled" if on else "automatic rotation is not enabled"
-        yield Evaluation(BY_ID["SecretsManager.1"], secret.arn, _verdict(on), why,
+        yield Evaluation(BY_ID["SecretsManager.1"], secret.arn, verdict(on), why,
                          {"RotationEnabled": str(on).lower(), "Name": secret.name}, {"Name": secret.name})
 
 
@@ -282,67 +238,29 @@ def secretsmanager_4(s: Snapshot) -> Iterator[Evaluation]:
         ok = when >= limit
         why = (f"last rotated (or created) {when:%Y-%m-%d}, within {ROTATION_MAX_DAYS} days" if ok
                else f"not rotated since {when:%Y-%m-%d}, more than {ROTATION_MAX_DAYS} days ago")
-        yield Evaluation(BY_ID["SecretsManager.4"], secret.arn, _verdict(ok), why,
+        yield Evaluation(BY_ID["SecretsManager.4"], secret.arn, verdict(ok), why,
                          {"LastRotated": f"{when:%Y-%m-%dT%H:%M:%SZ}", "Name": secret.name}, {"Name": secret.name})
 
 
 # --- auroral's own: the databases' traffic --------------------------------------------------------
 
 
-def _logins(s: Snapshot) -> dict[str, list[FlowRecord]]:
-    """The relayed logins of the window, by cluster identifier (an instance's endpoint is its resource id)."""
-    cluster_of = {i.resource_id: i.cluster_identifier for i in s.instances}
-    since = (s.now - timedelta(hours=FLOW_WINDOW_HOURS)).timestamp()
-    out: dict[str, list[FlowRecord]] = {}
-    for rec in s.flows:
-        if rec.db_user is None or not rec.relayed or rec.end < since or rec.endpoint_id not in cluster_of:
-            continue
-        out.setdefault(cluster_of[rec.endpoint_id], []).append(rec)
-    return out
-
-
-def _sources(records: list[FlowRecord]) -> str:
-    """``<address> (<application_name>) xN`` per source, most frequent first, at most 10."""
-    counts: dict[tuple[str, str], int] = {}
-    for rec in records:
-        key = (rec.srcaddr, rec.application_name or "")
-        counts[key] = counts.get(key, 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-    return ", ".join(f"{addr} ({app or 'no application_name'}) x{n}" for (addr, app), n in ranked)
-
-
-def auroral_1(s: Snapshot) -> Iterator[Evaluation]:
-    logins = _logins(s)
-    for c in s.clusters:
-        master = [r for r in logins.get(c.identifier, []) if r.db_user == c.master_username]
-        evidence = {"MasterUsername": c.master_username, "WindowHours": str(FLOW_WINDOW_HOURS),
-                    "MasterLogins": str(len(master))}
-        if master:
-            evidence["Sources"] = _sources(master)
-            why = (f"{len(master)} connection(s) logged in as the master user {c.master_username!r} in "
-                   f"{FLOW_WINDOW_HOURS} h, from {_sources(master[-1:]).rpartition(' x')[0]}")
-        else:
-            why = f"no connection logged in as the master user in {FLOW_WINDOW_HOURS} h"
-        yield Evaluation(BY_ID["AURORAL.1"], s.cluster_arn(c), _verdict(not master), why, evidence,
-                         {"DbClusterIdentifier": c.identifier, "MasterUsername": c.master_username})
-
-
 def auroral_2(s: Snapshot) -> Iterator[Evaluation]:
-    logins = _logins(s)
+    by_cluster = logins(s)
     for c in s.clusters:
         forced = c.parameters.get("rds.force_ssl", "0") == "1"
-        plain = [] if forced else [r for r in logins.get(c.identifier, []) if not r.tls]
+        plain = [] if forced else [r for r in by_cluster.get(c.identifier, []) if not r.tls]
         evidence = {"rds.force_ssl": "1" if forced else "0", "WindowHours": str(FLOW_WINDOW_HOURS),
                     "PlaintextConnections": str(len(plain))}
         if plain:
-            evidence["Sources"] = _sources(plain)
+            evidence["Sources"] = sources(plain)
             why = (f"rds.force_ssl is 0 and {len(plain)} connection(s) without TLS in {FLOW_WINDOW_HOURS} h "
                    f"(users: {', '.join(sorted({r.db_user or '' for r in plain}))})")
         elif forced:
             why = "rds.force_ssl is 1: plaintext connections are refused"
         else:
             why = f"rds.force_ssl is 0, but no plaintext connection in {FLOW_WINDOW_HOURS} h"
-        yield Evaluation(BY_ID["AURORAL.2"], s.cluster_arn(c), _verdict(not plain), why, evidence,
+        yield Evaluation(BY_ID["AURORAL.2"], s.cluster_arn(c), verdict(not plain), why, evidence,
                          {"DbClusterIdentifier": c.identifier})
 
 
@@ -376,7 +294,7 @@ def auroral_3(s: Snapshot) -> Iterator[Evaluation]:
             why = (f"can call {' and '.join(allowed)} with ManageMasterUserPassword false "
                    f"(a password of its own, not managed in Secrets Manager); {first} allowed by {by}")
         key = "UserName" if p.kind == "user" else "RoleName"
-        yield Evaluation(BY_ID["AURORAL.3"], p.arn, _verdict(not allowed), why, evidence, {key: p.name},
+        yield Evaluation(BY_ID["AURORAL.3"], p.arn, verdict(not allowed), why, evidence, {key: p.name},
                          "AwsIamUser" if p.kind == "user" else "AwsIamRole")
 
 
@@ -385,7 +303,7 @@ CHECKS: dict[str, Callable[[Snapshot], Iterator[Evaluation]]] = {
     "EC2.18": ec2_18, "EC2.19": ec2_19, "EC2.53": ec2_53, "EC2.54": ec2_54,
     "IAM.1": iam_1, "IAM.4": iam_4, "KMS.3": kms_3,
     "SecretsManager.1": secretsmanager_1, "SecretsManager.4": secretsmanager_4,
-    "AURORAL.1": auroral_1, "AURORAL.2": auroral_2, "AURORAL.3": auroral_3,
+    "AURORAL.1": auroral_1, "AURORAL.2": auroral_2, "AURORAL.3": auroral_3, **INSIDE_CHECKS,
 }
 
 # Account-wide (global) controls: decided once, in the home region only (as Security Hub's global

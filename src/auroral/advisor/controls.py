@@ -18,7 +18,8 @@ FSBP_DESCRIPTION = ("The AWS Foundational Security Best Practices standard is a 
 AURORAL_ID = "auroral-aurora-postgresql-practices/v/1.0.0"
 AURORAL_NAME = "auroral Aurora PostgreSQL practices v1.0.0"
 AURORAL_DESCRIPTION = ("auroral's own controls, decided from what it sees of the databases' traffic "
-                       "(the gateway's flow records) and from the account's IAM policies.")
+                       "(the gateway's flow records), from the account's IAM policies and from inside "
+                       "the databases (roles, passwords' storage, schema owners).")
 
 _DOCS = "https://docs.aws.amazon.com/securityhub/latest/userguide/"
 
@@ -118,15 +119,27 @@ CONTROLS: tuple[Control, ...] = (
 )
 
 # auroral's own controls: what only the database's traffic shows (the gateway's flow records of the
-# connections that ended in the last FLOW_WINDOW_HOURS; earlier runs' are read back from the flow log).
+# connections that ended in the last FLOW_WINDOW_HOURS; earlier runs' are read back from the flow log),
+# the account's IAM policies, and the inside of the databases.
 AURORAL_CONTROLS: tuple[Control, ...] = (
+    # The rule (auroral.advisor.master_use): over the window, a source address outside the cluster's
+    # designated administration hosts (the cluster tag ADMIN_HOSTS_TAG: CIDRs) whose master-user logins
+    # look like an application's: an application_name that is not an administration tool, or
+    # REPEATED_LOGINS or more logins, or CONCURRENT_SESSIONS or more sessions open at once. An
+    # occasional psql session from anywhere passes; anything from an administration host passes.
     Control("AURORAL.1", "Applications should not log in to Aurora PostgreSQL as the master user",
-            "This control checks whether connections that logged in as the cluster's master user came from "
-            "more than an administrator's session: any master-user login in the window fails it, with the "
-            "source addresses and application_name values they came from as evidence.",
+            "This control checks whether the cluster's master user was used the way an application uses a "
+            "login in the window: a source address outside the cluster's administration hosts (the tag "
+            "auroral:admin-hosts, comma-separated CIDRs) that logged in as the master user with an "
+            "application_name that is not an administration tool (psql, pg_dump, pg_restore, pgAdmin, "
+            "DBeaver, DataGrip, pgcli), or 10 or more times, or in 2 or more sessions at once. The evidence "
+            "names each such source (address, the endpoint's network interface and security groups, "
+            "application_name values, count and rate), the flow records, and the least-privilege role to "
+            "create instead.",
             "MEDIUM", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
-            "create a least-privilege role for each application (CREATE ROLE ... LOGIN; GRANT only what it "
-            "needs) and keep the master user for administration",
+            "create a least-privilege role for each application (the finding's SuggestedRole: CREATE ROLE "
+            "... LOGIN; GRANT only what it needs) and keep the master user for administration, from the "
+            "hosts the cluster's auroral:admin-hosts tag names",
             "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.MasterAccounts.html",
             standard="auroral-aurora-postgresql-practices/v/1.0.0"),
     Control("AURORAL.2", "Aurora PostgreSQL clusters that allow plaintext connections should not receive them",
@@ -150,8 +163,85 @@ AURORAL_CONTROLS: tuple[Control, ...] = (
             "in the principal's policies or its permissions boundary",
             "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/rds-secrets-manager.html",
             standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+    # Decided from inside the database (auroral.advisor.inside), read by the control plane as rdsadmin
+    # on the writer (auroral.advisor.database): one finding per cluster each, naming the roles. The
+    # engine's own roles (rdsadmin, rdsrepladmin, rds_superuser, rds_iam, rds_password,
+    # rds_replication) and PostgreSQL's pg_* roles are never named.
+    # HIGH: a login in rds_superuser is the master's equal (every role, every object's grants).
+    Control("AURORAL.4", "Login roles other than the master user should not be members of rds_superuser",
+            "This control checks whether any role that can log in, other than the cluster's master user, is a "
+            "member of rds_superuser, directly or through other roles.",
+            "HIGH", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
+            "REVOKE rds_superuser FROM the role (and from the roles it inherits through), and GRANT it only "
+            "the privileges it needs",
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Appendix.PostgreSQL.CommonDBATasks.Roles.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+    # HIGH: up to PostgreSQL 15 a CREATEROLE role can grant itself any non-superuser role, rds_superuser
+    # included; from 16 it still creates logins and administers the roles it made. The master has
+    # CREATEROLE by design (Aurora's master attributes) and is not named.
+    Control("AURORAL.5", "Roles other than the master user should not have CREATEROLE",
+            "This control checks whether any role other than the cluster's master user has the CREATEROLE "
+            "attribute (before PostgreSQL 16, CREATEROLE can grant membership in rds_superuser).",
+            "HIGH", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
+            "ALTER ROLE ... NOCREATEROLE for each role named, and create roles as the master user",
+            "https://www.postgresql.org/docs/current/role-attributes.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+    # MEDIUM: an MD5 hash is a password equivalent (MD5 authentication accepts it as is) and a weak
+    # one to crack; auroral's endpoints require SCRAM, so such a role cannot even log in until reset.
+    Control("AURORAL.6", "Role passwords should be stored as SCRAM-SHA-256, not MD5",
+            "This control checks whether any role's stored password is an MD5 hash (pg_authid.rolpassword "
+            "starting with md5) rather than a SCRAM-SHA-256 verifier. Only role names are reported, never "
+            "the hash.",
+            "MEDIUM", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
+            "SET password_encryption = 'scram-sha-256' and set each named role's password again "
+            "(\\password in psql), or remove it",
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraPostgreSQL.Security.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+    # LOW: auroral's endpoints take only a password (SCRAM) or, for members of rds_iam on a cluster
+    # with IAM database authentication, a token. A LOGIN role with neither cannot log in today: it is
+    # a broken application login or a dormant one that the next ALTER ROLE ... PASSWORD or GRANT
+    # rds_iam opens without anyone deciding that it should log in. The rule: LOGIN, no stored
+    # password, not a member of rds_iam. NOLOGIN says what is meant.
+    Control("AURORAL.7", "Login roles should have a password or be IAM database users",
+            "This control checks whether any role with LOGIN has no password and is not a member of rds_iam: "
+            "auroral's endpoints accept only a password or an IAM authentication token, so such a role "
+            "cannot log in, and is opened by whoever later sets its password or grants it rds_iam.",
+            "LOW", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
+            "ALTER ROLE ... NOLOGIN for a role that is not meant to log in; else GRANT rds_iam TO it (with "
+            "IAM database authentication) or set a password (\\password in psql)",
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+    # MEDIUM. The rule: a role other than the master user (AURORAL.1's business) that logged in at the
+    # endpoints in the window and owns a schema (or the tables in it) with rows written
+    # (pg_stat_user_tables n_tup_ins + n_tup_upd + n_tup_del > 0). Limits: PostgreSQL does not record
+    # which role wrote, so the owner is presumed to be the writer when it logs in; the counters start
+    # again after a statistics reset or a restore; databases past the 64th are not read.
+    Control("AURORAL.8", "Applications should not log in as the owner of the schema they write",
+            "This control checks whether a role that logs in through the cluster's endpoints (other than the "
+            "master user) owns a schema, or the tables in it, whose tables have rows written: an owner "
+            "bypasses the grants on its objects and can ALTER or DROP them, so a compromised application "
+            "can destroy its data, not only change it.",
+            "MEDIUM", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
+            "keep the schema and its tables owned by a NOLOGIN owner role (ALTER SCHEMA ... OWNER TO, "
+            "REASSIGN OWNED BY) and GRANT the application's login role USAGE and SELECT, INSERT, UPDATE, "
+            "DELETE only",
+            "https://www.postgresql.org/docs/current/ddl-priv.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
+    # LOW: IAM database authentication on with no member of rds_iam means passwords are still the only
+    # way in; RDS.12 passes on the setting alone.
+    Control("AURORAL.9", "Clusters with IAM database authentication enabled should have IAM database users",
+            "This control checks whether a cluster with IAM database authentication enabled has at least one "
+            "login role (other than the engine's own) that is a member of rds_iam.",
+            "LOW", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
+            "CREATE ROLE ... LOGIN; GRANT rds_iam TO it, and let the applications log in with "
+            "generate-db-auth-token",
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html",
+            standard="auroral-aurora-postgresql-practices/v/1.0.0"),
 )
 FLOW_WINDOW_HOURS = 24
+ADMIN_HOSTS_TAG = "auroral:admin-hosts"  # AURORAL.1: the cluster's administration hosts (CIDRs)
+REPEATED_LOGINS = 10  # AURORAL.1: master logins from one source in the window that make a pattern
+CONCURRENT_SESSIONS = 2  # AURORAL.1: master sessions open at once from one source
 
 BY_ID: dict[str, Control] = {c.id: c for c in (*CONTROLS, *AURORAL_CONTROLS)}
 

@@ -866,10 +866,11 @@ class LocalRuntime(ReplicaSet):
     def pg_server(self, cluster: Cluster) -> PgServer:
         return self._server(cluster)
 
-    async def admin_connection(self, cluster: Cluster, instance: Instance | None = None,
-                               ) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    async def admin_connection(self, cluster: Cluster, instance: Instance | None = None, *,
+                               dbname: str = "postgres") -> psycopg.AsyncConnection[tuple[Any, ...]]:
         """A new ``rdsadmin`` connection over the private socket (the caller keeps and closes it) of the
-        primary, or of ``instance``'s own server (a reader's is read-only)."""
+        primary, or of ``instance``'s own server (a reader's is read-only), to ``dbname`` (the security
+        advisor reads each database's schemas and table statistics)."""
         server = self._server(cluster)
         if instance is not None:
             sid = self._layout(cluster).instances.get(instance.resource_id)
@@ -878,7 +879,7 @@ class LocalRuntime(ReplicaSet):
                     server = self._engine.get_server(sid)
                 except EngineError:
                     raise RuntimeFailure(f"the server of {instance.identifier} is not known") from None
-        return await connect(server.socket_dir, self._admin_password(cluster))
+        return await connect(server.socket_dir, self._admin_password(cluster), dbname)
 
     def endpoint_address(self, instance: Instance) -> tuple[str, int] | None:
         """Where the instance's endpoint listens (its DNS name resolves there; the cluster endpoint is

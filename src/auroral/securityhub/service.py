@@ -5,7 +5,8 @@ Practices enabled (on AWS one calls EnableSecurityHub first; auroral's findings 
 Only the controls auroral evaluates are listed (``auroral.advisor.controls``).
 
 GetFindings re-evaluates first if anything changed (``Advisor.refresh``), so an answer is never older
-than the last write. BatchUpdateFindings changes what AWS lets a customer change (Workflow.Status,
+than the last write; it reads the inside of the region's databases again first (``before_read``), so
+a fix made with SQL is seen too. BatchUpdateFindings changes what AWS lets a customer change (Workflow.Status,
 Note, Severity, VerificationState, Confidence, Criticality, UserDefinedFields); the call is on the audit
 trail like every other.
 """
@@ -18,6 +19,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from auroral.advisor import controls as catalogue
@@ -72,10 +74,14 @@ def _page(items: list[T], params: dict[str, Any], query: str) -> tuple[list[T], 
 class SecurityHubService:
     service = "securityhub"
 
-    def __init__(self, advisor: Advisor, region: str) -> None:
+    def __init__(self, advisor: Advisor, region: str,
+                 before_read: Callable[[], Awaitable[None]] | None = None) -> None:
         self.advisor = advisor
         self.region = region
         self.partition = partition_of(region)
+        # what the store's generation does not see, brought up to date before an answer: the inside of
+        # the region's databases (auroral.advisor.database), read again by GetFindings
+        self._before_read = before_read
 
     # --- findings ------------------------------------------------------------------------
 
@@ -89,6 +95,8 @@ class SecurityHubService:
         # a token is good for the query it came from only
         fingerprint = hashlib.sha256(json.dumps([criteria, sort], sort_keys=True, default=str).encode()).hexdigest()[:16]
         offset = _untoken(str(params["NextToken"]), fingerprint) if params.get("NextToken") else 0
+        if self._before_read is not None:
+            await self._before_read()
         await asyncio.to_thread(self.advisor.refresh)  # off the event loop: the endpoints keep being served
         now = ctx.time
         found = [d for d in self.advisor.findings() if flt.matches(d, criteria, now)]

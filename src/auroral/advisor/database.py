@@ -1,0 +1,246 @@
+"""What the advisor knows of the inside of each cluster's database: its roles and who owns the schemas
+that are written, read by the control plane as ``rdsadmin`` over the writer's private socket.
+
+Inside-database state changes with SQL, not with API calls, so the store's generation never sees it.
+:class:`DatabaseReader` keeps the last state read per cluster (by resource id) and a ``version`` that
+moves only when a read differs from the one before, which the advisor's own version includes: a
+changed state is evaluated by the next refresh, an unchanged one costs nothing. A read is asked for
+(``auroral.regional``):
+
+- when a session at the cluster's endpoints ends (its close record reaches the flow log: every SQL
+  change a client makes arrives through the gateway, and a short session's change is committed by then);
+- every ``PERIOD_SECONDS`` per available cluster (what a long-lived session changes, and writes to
+  tables, which the statistics report after the transaction);
+- before GetFindings answers (``fresh``: a read that started after the request did), so a fix is seen
+  by the next GetFindings.
+
+Reads are coalesced per cluster (one at a time; a caller that needs a read started after a moment
+waits for one). The roles are read on one persistent connection to ``postgres``; each other database
+(for its schemas and ``pg_stat_user_tables``) on a short connection, closed at once, so that no
+control-plane session is left holding a database a user wants to drop.
+
+Never read: a password hash. The query answers ``rolpassword IS NOT NULL`` and ``rolpassword LIKE
+'md5%'`` as booleans; the hash itself never leaves the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from auroral.engine.bootstrap import RESERVED_ROLES
+
+log = logging.getLogger(__name__)
+
+PERIOD_SECONDS = 10.0
+READ_TIMEOUT = 5.0  # one cluster's read; a hung server never holds GetFindings longer than this
+MAX_DATABASES = 64  # per cluster, for the schema rule (the first ones by name)
+
+Connect = Callable[[str], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
+
+# Every role but PostgreSQL's predefined pg_* roles and superusers (rdsadmin: the engine's own). The
+# password is answered as two booleans: never the hash.
+ROLES_SQL = (
+    "SELECT a.rolname, a.rolcanlogin, a.rolcreaterole, "
+    "pg_catalog.pg_has_role(a.oid, 'rds_superuser', 'MEMBER'), "
+    "pg_catalog.pg_has_role(a.oid, 'rds_iam', 'MEMBER'), "
+    "a.rolpassword IS NOT NULL, coalesce(a.rolpassword LIKE 'md5%', false) "
+    "FROM pg_catalog.pg_authid a WHERE NOT a.rolsuper AND a.rolname !~ '^pg_' ORDER BY a.rolname"
+)
+DATABASES_SQL = (
+    "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
+    f"ORDER BY datname LIMIT {MAX_DATABASES}"
+)
+# Per database: the written tables (rows inserted, updated or deleted since the statistics were last
+# reset), by schema, the schema's owner (pg_database_owner, PostgreSQL 14+'s owner of ``public``,
+# stands for the database's owner) and the table's owner.
+WRITES_SQL = (
+    "SELECT n.nspname, "
+    "CASE WHEN pg_catalog.pg_get_userbyid(n.nspowner) = 'pg_database_owner' "
+    "THEN pg_catalog.pg_get_userbyid(d.datdba) ELSE pg_catalog.pg_get_userbyid(n.nspowner) END, "
+    "pg_catalog.pg_get_userbyid(c.relowner), count(*)::int "
+    "FROM pg_catalog.pg_stat_user_tables s JOIN pg_catalog.pg_class c ON c.oid = s.relid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_database d ON d.datname = pg_catalog.current_database() "
+    "WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+)
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    name: str
+    login: bool
+    createrole: bool
+    superuser_member: bool  # a member of rds_superuser, directly or through other roles
+    iam_member: bool  # a member of rds_iam
+    has_password: bool
+    md5: bool  # the stored password is an MD5 hash (never the hash itself)
+
+    @property
+    def reserved(self) -> bool:
+        """The engine's own roles (rdsadmin, rdsrepladmin, rds_superuser, rds_iam, ...)."""
+        return self.name in RESERVED_ROLES
+
+
+@dataclass(frozen=True)
+class SchemaWrites:
+    database: str
+    schema: str
+    schema_owner: str
+    table_owner: str
+    tables: int  # tables of that owner in that schema with rows written
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    read_at: float
+    roles: tuple[RoleInfo, ...] = ()
+    writes: tuple[SchemaWrites, ...] = ()
+
+    def content(self) -> tuple[Any, ...]:
+        return (self.roles, self.writes)
+
+
+@dataclass
+class _Slot:
+    started: float = 0.0
+    task: asyncio.Task[None] | None = None
+    conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None  # rdsadmin to "postgres", kept
+    failing: bool = False  # the last read failed (logged once per run of failures)
+
+
+@dataclass
+class DatabaseReader:
+    """The inside-database state of one region's clusters, by cluster resource id."""
+
+    _states: dict[str, DatabaseState] = field(default_factory=dict)
+    _slots: dict[str, _Slot] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the snapshot reads from a thread
+    _background: set[asyncio.Future[None]] = field(default_factory=set)
+    version: int = 0
+
+    def states(self) -> dict[str, DatabaseState]:
+        with self._lock:
+            return dict(self._states)
+
+    async def fresh(self, reads: Iterable[tuple[str, Connect]], *, since: float,
+                    timeout: float = READ_TIMEOUT) -> None:
+        """Make sure each cluster was read by a read that started at or after ``since`` (monotonic
+        time); at most ``timeout`` seconds (a cluster that does not answer keeps its last state)."""
+        jobs = [asyncio.ensure_future(self._read_after(rid, connect, since)) for rid, connect in reads]
+        if jobs:
+            _done, pending = await asyncio.wait(jobs, timeout=timeout)
+            for job in pending:
+                job.cancel()
+
+    def request(self, rid: str, connect: Connect) -> None:
+        """Read soon (unless a read of the cluster is running: it may have started before the change
+        that asked for this one, so another follows it)."""
+        task = asyncio.ensure_future(self._read_after(rid, connect, time.monotonic()))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _read_after(self, rid: str, connect: Connect, since: float) -> None:
+        slot = self._slots.setdefault(rid, _Slot())
+        while True:
+            task = slot.task
+            if task is None or (task.done() and slot.started < since):
+                slot.started = time.monotonic()
+                slot.task = task = asyncio.ensure_future(self._read(rid, slot, connect))
+            started = slot.started
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+            if started >= since:
+                return
+            # that read started before ``since``: wait for (or start) one more
+
+    async def _read(self, rid: str, slot: _Slot, connect: Connect) -> None:
+        try:
+            state = await asyncio.wait_for(self._query(slot, connect), READ_TIMEOUT)
+        except Exception as exc:  # psycopg's, the runtime's (no server), a timeout
+            await self._drop_connection(slot)
+            if not slot.failing:
+                # the message is psycopg's or the runtime's: never a password (none is in the query)
+                log.info("advisor: cannot read the database of cluster %s: %s", rid, type(exc).__name__)
+            slot.failing = True
+            return
+        slot.failing = False
+        with self._lock:
+            old = self._states.get(rid)
+            self._states[rid] = state
+            if old is None or old.content() != state.content():
+                self.version += 1
+
+    async def _query(self, slot: _Slot, connect: Connect) -> DatabaseState:
+        for attempt in (1, 2):
+            if slot.conn is None or slot.conn.closed:
+                slot.conn = await connect("postgres")
+            try:
+                roles = await (await slot.conn.execute(ROLES_SQL)).fetchall()
+                databases = [str(r[0]) for r in await (await slot.conn.execute(DATABASES_SQL)).fetchall()]
+                break
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                await self._drop_connection(slot)  # a restarted server: once more on a new connection
+                if attempt == 2:
+                    raise
+        writes: list[SchemaWrites] = []
+        for db in databases:
+            writes.extend(await self._writes(db, slot.conn if db == "postgres" else None, connect))
+        return DatabaseState(
+            read_at=time.time(),
+            roles=tuple(RoleInfo(str(r[0]), bool(r[1]), bool(r[2]), bool(r[3]), bool(r[4]), bool(r[5]),
+                                 bool(r[6])) for r in roles),
+            writes=tuple(writes))
+
+    @staticmethod
+    async def _writes(db: str, conn: psycopg.AsyncConnection[tuple[Any, ...]] | None,
+                      connect: Connect) -> list[SchemaWrites]:
+        own = conn is None
+        try:
+            if conn is None:
+                conn = await connect(db)
+            rows = await (await conn.execute(WRITES_SQL)).fetchall()
+        except psycopg.OperationalError as exc:
+            if "does not exist" in str(exc):  # dropped since the list was read
+                return []
+            raise
+        finally:
+            if own and conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        return [SchemaWrites(db, str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+    @staticmethod
+    async def _drop_connection(slot: _Slot) -> None:
+        conn, slot.conn = slot.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def drop(self, present: set[str]) -> None:
+        """Clusters that are gone: their state goes, their connection is closed (soon: from the loop)."""
+        with self._lock:
+            for rid in [r for r in self._states if r not in present]:
+                del self._states[rid]
+                self.version += 1
+        for rid in [r for r in self._slots if r not in present]:
+            slot = self._slots.pop(rid)
+            if slot.task is not None:
+                slot.task.cancel()
+            task = asyncio.ensure_future(self._drop_connection(slot))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        for slot in self._slots.values():
+            if slot.task is not None:
+                slot.task.cancel()
+            await self._drop_connection(slot)
