@@ -26,6 +26,7 @@ from auroral.advisor.controls import FLOW_WINDOW_HOURS
 from auroral.advisor.database import PERIOD_SECONDS, Connect, DatabaseReader
 from auroral.advisor.engine import Advisor
 from auroral.advisor.master_password import iam_principals
+from auroral.advisor.snapshot import sequence_of
 from auroral.api.context import Authorizer
 from auroral.audit import AuditTrail
 from auroral.crypto import Sealer
@@ -194,6 +195,7 @@ class RegionServices:
         account = self.advisor.account
         acct = self.ec2.state.account(account)
         groups: list[tuple[SecurityGroup, list[Rule]]] = [(g, acct.rules_of(g.id)) for g in acct.all(SecurityGroup)]
+        ring = self._flows.recent(self._flows.capacity) if self._flows is not None else []
         directory = self._directory
         with directory.lock:
             root_keys = list(directory.root_keys.values())
@@ -206,9 +208,8 @@ class RegionServices:
             groups=groups, root_keys=root_keys, policies=policies, principals=principals,
             keys=self.kms.keyring.records.keys(account),
             secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
-            databases=self.db_reader.states(),
-            flows=self._earlier + ([r for r in self._flows.recent(self._flows.capacity)
-                                    if r.phase == "close" and r.db_user] if self._flows is not None else []),
+            databases=self.db_reader.states(), sequence=sequence_of(ring),
+            flows=self._earlier + [r for r in ring if r.phase == "close" and r.db_user],
         )
 
     async def stop(self) -> None:

@@ -273,16 +273,17 @@ def test_standards_and_controls(srv: Server) -> None:
     defs = {d["SecurityControlId"]: d for d in sh.list_security_control_definitions()["SecurityControlDefinitions"]}
     fsbp_controls = {"RDS.2", "RDS.7", "RDS.12", "RDS.24", "RDS.27", "EC2.18", "EC2.19", "EC2.53", "EC2.54",
                      "IAM.1", "IAM.4", "KMS.3", "SecretsManager.1", "SecretsManager.4"}
-    assert fsbp_controls | {"AURORAL.1", "AURORAL.2", "AURORAL.3"} == set(defs)
+    own_controls = {f"AURORAL.{n}" for n in range(1, 10)}
+    assert fsbp_controls | own_controls == set(defs)
     assert defs["EC2.19"]["SeverityRating"] == "CRITICAL" and defs["RDS.7"]["SeverityRating"] == "LOW"
     controls = sh.describe_standards_controls(StandardsSubscriptionArn=subs[0]["StandardsSubscriptionArn"])
     assert {c["ControlId"] for c in controls["Controls"]} == fsbp_controls
     assert {d["SecurityControlId"] for d in sh.list_security_control_definitions(StandardsArn=own)[
-        "SecurityControlDefinitions"]} == {"AURORAL.1", "AURORAL.2", "AURORAL.3"}
+        "SecurityControlDefinitions"]} == own_controls
     assert all(c["ControlStatus"] == "ENABLED" for c in controls["Controls"])
     pages = list(sh.get_paginator("list_security_control_definitions").paginate(
         PaginationConfig={"PageSize": 5}))
-    assert len(pages) == 4 and [d["SecurityControlId"] for p in pages for d in p["SecurityControlDefinitions"]] \
+    assert len(pages) == 5 and [d["SecurityControlId"] for p in pages for d in p["SecurityControlDefinitions"]] \
         == list(defs)
     one = sh.get_security_control_definition(SecurityControlId="RDS.12")["SecurityControlDefinition"]
     assert one["Title"] == "IAM authentication should be configured for RDS clusters"

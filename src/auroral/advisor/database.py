@@ -47,11 +47,12 @@ MAX_DATABASES = 64  # per cluster, for the schema rule (the first ones by name)
 Connect = Callable[[str], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
 
 # Every role but PostgreSQL's predefined pg_* roles and superusers (rdsadmin: the engine's own). The
-# password is answered as two booleans: never the hash.
+# password is answered as two booleans: never the hash. rds_iam membership is the gateway's test
+# (USAGE: rds_superuser members hold rds_iam WITH ADMIN OPTION, INHERIT FALSE, and are not IAM users).
 ROLES_SQL = (
     "SELECT a.rolname, a.rolcanlogin, a.rolcreaterole, "
     "pg_catalog.pg_has_role(a.oid, 'rds_superuser', 'MEMBER'), "
-    "pg_catalog.pg_has_role(a.oid, 'rds_iam', 'MEMBER'), "
+    "pg_catalog.pg_has_role(a.oid, 'rds_iam', 'USAGE'), "
     "a.rolpassword IS NOT NULL, coalesce(a.rolpassword LIKE 'md5%', false) "
     "FROM pg_catalog.pg_authid a WHERE NOT a.rolsuper AND a.rolname !~ '^pg_' ORDER BY a.rolname"
 )
@@ -80,7 +81,7 @@ class RoleInfo:
     login: bool
     createrole: bool
     superuser_member: bool  # a member of rds_superuser, directly or through other roles
-    iam_member: bool  # a member of rds_iam
+    iam_member: bool  # an IAM database user: rds_iam's privileges are its own (USAGE), as the gateway asks
     has_password: bool
     md5: bool  # the stored password is an MD5 hash (never the hash itself)
 

@@ -33,7 +33,7 @@ from auroral.gateway.flows import FlowRecord
 from auroral.rds.model import Cluster
 
 from .controls import ADMIN_HOSTS_TAG, BY_ID, CONCURRENT_SESSIONS, FLOW_WINDOW_HOURS, REPEATED_LOGINS
-from .snapshot import Evaluation, Snapshot, logins, sources, verdict
+from .snapshot import Evaluation, Snapshot, logins, session_key, sources, verdict
 
 # application_name prefixes of interactive and administration tools (what they send by default)
 ADMIN_TOOLS = ("psql", "pg_dump", "pg_restore", "pgadmin", "dbeaver", "datagrip", "pgcli", "azure data studio")
@@ -68,15 +68,24 @@ def admin_tool(application_name: str | None) -> bool:
     return any(name.startswith(tool) for tool in ADMIN_TOOLS)
 
 
-def peak_concurrency(records: list[FlowRecord]) -> int:
-    """The most sessions open at once (start inclusive, end exclusive: one that ends in the second the
-    next starts does not overlap it)."""
-    events = sorted([(r.start, 1) for r in records] + [(r.end, -1) for r in records])
+def _sweep(spans: list[tuple[int, int]]) -> int:
+    events = sorted([(a, 1) for a, _b in spans] + [(b, -1) for _a, b in spans])
     peak = now = 0
-    for _t, step in events:  # at equal times the -1 sorts first
+    for _t, step in events:  # at equal times the -1 sorts first: an end before a start
         now += step
         peak = max(peak, now)
     return peak
+
+
+def peak_concurrency(records: list[FlowRecord],
+                     sequence: dict[tuple[int, int, int], tuple[int, int]] | None = None) -> int:
+    """The most sessions open at once: by their open and close records' positions in the flow log where
+    known (this run's), else by their times (whole seconds: sessions within one second count as one
+    after the other)."""
+    sequence = sequence or {}
+    placed = [sequence[session_key(r)] for r in records if session_key(r) in sequence]
+    timed = [(r.start, r.end) for r in records if session_key(r) not in sequence]
+    return max(_sweep(placed), _sweep(timed))
 
 
 @dataclass
@@ -84,17 +93,19 @@ class SourceUse:
     address: str
     records: list[FlowRecord] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    peak: int = 0
 
     def describe(self, groups: list[str]) -> str:
         interfaces = sorted({r.interface_id for r in self.records})
         apps = sorted({r.application_name or "(none)" for r in self.records})
         rate = len(self.records) / FLOW_WINDOW_HOURS
         return (f"{self.address} via {', '.join(interfaces)} [{', '.join(groups) or 'no security group'}]: "
-                f"{len(self.records)} login(s) ({rate:.2f}/h), peak {peak_concurrency(self.records)} at once, "
+                f"{len(self.records)} login(s) ({rate:.2f}/h), peak {self.peak} at once, "
                 f"application_name {', '.join(apps)[:200]}; {'; '.join(self.reasons)}")
 
 
-def application_sources(records: list[FlowRecord], nets: list[Network]) -> list[SourceUse]:
+def application_sources(records: list[FlowRecord], nets: list[Network],
+                        sequence: dict[tuple[int, int, int], tuple[int, int]] | None = None) -> list[SourceUse]:
     """The sources whose master logins follow an application's pattern (the module's rule)."""
     by_source: dict[str, SourceUse] = {}
     for rec in records:
@@ -109,9 +120,9 @@ def application_sources(records: list[FlowRecord], nets: list[Network]) -> list[
             use.reasons.append(f"application_name not an administration tool: {shown}")
         if len(use.records) >= REPEATED_LOGINS:
             use.reasons.append(f"{len(use.records)} logins in {FLOW_WINDOW_HOURS} h (>= {REPEATED_LOGINS})")
-        peak = peak_concurrency(use.records)
-        if peak >= CONCURRENT_SESSIONS:
-            use.reasons.append(f"{peak} sessions at once (>= {CONCURRENT_SESSIONS})")
+        use.peak = peak_concurrency(use.records, sequence)
+        if use.peak >= CONCURRENT_SESSIONS:
+            use.reasons.append(f"{use.peak} sessions at once (>= {CONCURRENT_SESSIONS})")
         if use.reasons:
             out.append(use)
     out.sort(key=lambda u: (-len(u.records), u.address))
@@ -150,7 +161,7 @@ def auroral_1(s: Snapshot) -> Iterator[Evaluation]:
     for c in s.clusters:
         master = [r for r in by_cluster.get(c.identifier, []) if r.db_user == c.master_username]
         nets, bad = admin_hosts(c)
-        apps = application_sources(master, nets)
+        apps = application_sources(master, nets, s.sequence)
         evidence = {"MasterUsername": c.master_username, "WindowHours": str(FLOW_WINDOW_HOURS),
                     "MasterLogins": str(len(master)),
                     "AdminHosts": ", ".join(str(n) for n in nets) or f"none (tag {ADMIN_HOSTS_TAG} not set)"}

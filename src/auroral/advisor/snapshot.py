@@ -53,6 +53,10 @@ class Snapshot:
     # the inside of each cluster's database as last read (``auroral.advisor.database``), by the
     # cluster's resource id; a cluster not read yet has none, and no inside-database finding
     databases: dict[str, DatabaseState] = field(default_factory=dict)
+    # where each of this run's connections opened and closed in the flow log's sequence (positions),
+    # by ``session_key``: what tells sessions open at once apart from sessions one after the other in
+    # the same second (the records' times are whole seconds)
+    sequence: dict[tuple[int, int, int], tuple[int, int]] = field(default_factory=dict)
 
     def cluster_arn(self, c: Cluster) -> str:
         return f"arn:{self.partition}:rds:{self.region}:{self.account}:cluster:{c.identifier}"
@@ -62,6 +66,25 @@ class Snapshot:
 
     def group_arn(self, g: SecurityGroup) -> str:
         return f"arn:{self.partition}:ec2:{self.region}:{self.account}:security-group/{g.id}"
+
+
+def session_key(rec: FlowRecord) -> tuple[int, int, int]:
+    """A connection's records' key (connection ids restart with the process: the start and source port
+    tell an earlier run's apart)."""
+    return (rec.connection_id, rec.start, rec.srcport)
+
+
+def sequence_of(records: list[FlowRecord]) -> dict[tuple[int, int, int], tuple[int, int]]:
+    """``Snapshot.sequence`` from the flow log's records in order (opens and closes)."""
+    opened: dict[tuple[int, int, int], int] = {}
+    out: dict[tuple[int, int, int], tuple[int, int]] = {}
+    for i, rec in enumerate(records):
+        key = session_key(rec)
+        if rec.phase == "open":
+            opened[key] = i
+        elif rec.db_user and key in opened:
+            out[key] = (opened[key], i)
+    return out
 
 
 def verdict(ok: bool) -> str:
