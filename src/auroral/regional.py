@@ -23,7 +23,7 @@ from cryptography import x509
 
 from auroral.advisor.checks import Snapshot
 from auroral.advisor.controls import FLOW_WINDOW_HOURS
-from auroral.advisor.database import PERIOD_SECONDS, Connect, DatabaseReader
+from auroral.advisor.database import PERIOD_SECONDS, DatabaseReader, Target
 from auroral.advisor.engine import Advisor
 from auroral.advisor.master_password import iam_principals
 from auroral.advisor.snapshot import sequence_of
@@ -33,7 +33,7 @@ from auroral.crypto import Sealer
 from auroral.ec2 import Ec2Service
 from auroral.ec2.model import Rule, SecurityGroup
 from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust
-from auroral.gateway.flows import FlowLog
+from auroral.gateway.flows import FlowLog, FlowRecord
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.kms.authz import KeyPolicyAuthorizer
@@ -105,6 +105,10 @@ class RegionServices:
         # auroral.advisor.database for when
         self.db_reader = DatabaseReader()
         self._flows_seen = regions.flows.count if regions.flows is not None else 0
+        # the users seen logging in at each endpoint (instance resource id): a cluster's written tables
+        # are read only once a user other than its master user logged in (AURORAL.8 needs nothing else)
+        self._users_at: dict[str, set[str]] = {}
+        self._note_logins(self._earlier)
         self._periodic_at = 0.0
         self.advisor = Advisor(store, region=region, account=regions.account, partition=partition_of(region),
                                snapshot=self.snapshot, with_global=region == regions.home,
@@ -153,42 +157,60 @@ class RegionServices:
         return [c for c in (Cluster.from_doc(d) for _a, _k, d in self._store.list(KIND_CLUSTER, account))
                 if c.status in _READABLE]
 
-    def _connect(self, cluster: Cluster) -> Connect:
+    def _note_logins(self, records: list[FlowRecord]) -> set[str]:
+        """Remember who logged in where; the endpoints with a session that ended among ``records``."""
+        ended: set[str] = set()
+        for rec in records:
+            if rec.phase == "close" and rec.db_user:
+                ended.add(rec.endpoint_id)
+                users = self._users_at.setdefault(rec.endpoint_id, set())
+                if len(users) < 1000:
+                    users.add(rec.db_user)
+        return ended
+
+    def _targets(self, clusters: list[Cluster], only: set[str] | None = None) -> list[Target]:
+        """What to read of each cluster (``only``: of those with a session that ended at these endpoints)."""
+        endpoints: dict[str, list[str]] = {}
+        for _a, _k, d in self._store.list(KIND_INSTANCE, self.advisor.account):
+            endpoints.setdefault(str(d.get("cluster_identifier")), []).append(str(d.get("resource_id")))
         runtime = self._runtime
+        out: list[Target] = []
+        for cluster in clusters:
+            mine = endpoints.get(cluster.identifier, [])
+            if only is not None and not only.intersection(mine):
+                continue
+            others = any(self._users_at.get(e, set()) - {cluster.master_username} for e in mine)
 
-        def connect(dbname: str) -> Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]:
-            return runtime.admin_connection(cluster, dbname=dbname)
+            def connect(dbname: str, cluster: Cluster = cluster) -> Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]:
+                return runtime.admin_connection(cluster, dbname=dbname)
 
-        return connect
+            out.append(Target(cluster.resource_id, connect, others))
+        return out
 
     async def read_databases(self) -> None:
         """GetFindings' first step: every readable cluster read by a read that starts now."""
         since = time.monotonic()
-        clusters = self._readable()
-        await self.db_reader.fresh([(c.resource_id, self._connect(c)) for c in clusters], since=since)
+        await self.db_reader.fresh(self._targets(self._readable()), since=since)
 
     def _request_database_reads(self) -> None:
         """The poller's part: a read of each cluster one of whose sessions ended since the last look
         (its close record), and of every readable cluster each PERIOD_SECONDS."""
-        clusters = {c.resource_id: c for c in self._readable()}
-        due: set[str] = set()
-        now = time.monotonic()
-        if now - self._periodic_at >= PERIOD_SECONDS:
-            self._periodic_at = now
-            due.update(clusters)
-            present = {d.get("resource_id") for _a, _k, d in self._store.list(KIND_CLUSTER, self.advisor.account)}
-            self.db_reader.drop({str(r) for r in present if r})
+        ended: set[str] = set()
         if self._flows is not None and self._flows.count != self._flows_seen:
             new = min(self._flows.count - self._flows_seen, self._flows.capacity)
             self._flows_seen = self._flows.count
-            ended = {r.endpoint_id for r in self._flows.recent(new) if r.phase == "close" and r.db_user}
-            if ended:
-                by_id = {c.identifier: c.resource_id for c in clusters.values()}
-                for _a, _k, d in self._store.list(KIND_INSTANCE, self.advisor.account):
-                    if d.get("resource_id") in ended and d.get("cluster_identifier") in by_id:
-                        due.add(by_id[str(d["cluster_identifier"])])
-        for rid in due:
-            self.db_reader.request(rid, self._connect(clusters[rid]))
+            ended = self._note_logins(self._flows.recent(new))
+        now = time.monotonic()
+        periodic = now - self._periodic_at >= PERIOD_SECONDS
+        if not periodic and not ended:
+            return
+        clusters = self._readable()
+        if periodic:
+            self._periodic_at = now
+            present = {d.get("resource_id") for _a, _k, d in self._store.list(KIND_CLUSTER, self.advisor.account)}
+            self.db_reader.drop({str(r) for r in present if r})
+        for target in self._targets(clusters, None if periodic else ended):
+            self.db_reader.request(target)
 
     def snapshot(self) -> Snapshot:
         """What the advisor's checks decide on: this region's resources of the account, and its IAM."""

@@ -46,6 +46,18 @@ MAX_DATABASES = 64  # per cluster, for the schema rule (the first ones by name)
 
 Connect = Callable[[str], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
 
+
+@dataclass(frozen=True)
+class Target:
+    """One cluster to read: its resource id, how to open an rdsadmin connection to one of its databases
+    on the writer, and whether to read the databases' written tables too (only AURORAL.8 needs them,
+    and only for a cluster where a role other than the master user logged in: else each read would
+    open a connection per database for nothing)."""
+
+    rid: str
+    connect: Connect
+    writes: bool
+
 # Every role but PostgreSQL's predefined pg_* roles and superusers (rdsadmin: the engine's own). The
 # password is answered as two booleans: never the hash. rds_iam membership is the gateway's test
 # (USAGE: rds_superuser members hold rds_iam WITH ADMIN OPTION, INHERIT FALSE, and are not IAM users).
@@ -132,30 +144,30 @@ class DatabaseReader:
         with self._lock:
             return dict(self._states)
 
-    async def fresh(self, reads: Iterable[tuple[str, Connect]], *, since: float,
+    async def fresh(self, reads: Iterable[Target], *, since: float,
                     timeout: float = READ_TIMEOUT) -> None:
         """Make sure each cluster was read by a read that started at or after ``since`` (monotonic
         time); at most ``timeout`` seconds (a cluster that does not answer keeps its last state)."""
-        jobs = [asyncio.ensure_future(self._read_after(rid, connect, since)) for rid, connect in reads]
+        jobs = [asyncio.ensure_future(self._read_after(target, since)) for target in reads]
         if jobs:
             _done, pending = await asyncio.wait(jobs, timeout=timeout)
             for job in pending:
                 job.cancel()
 
-    def request(self, rid: str, connect: Connect) -> None:
+    def request(self, target: Target) -> None:
         """Read soon (unless a read of the cluster is running: it may have started before the change
         that asked for this one, so another follows it)."""
-        task = asyncio.ensure_future(self._read_after(rid, connect, time.monotonic()))
+        task = asyncio.ensure_future(self._read_after(target, time.monotonic()))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _read_after(self, rid: str, connect: Connect, since: float) -> None:
-        slot = self._slots.setdefault(rid, _Slot())
+    async def _read_after(self, target: Target, since: float) -> None:
+        slot = self._slots.setdefault(target.rid, _Slot())
         while True:
             task = slot.task
             if task is None or (task.done() and slot.started < since):
                 slot.started = time.monotonic()
-                slot.task = task = asyncio.ensure_future(self._read(rid, slot, connect))
+                slot.task = task = asyncio.ensure_future(self._read(target, slot))
             started = slot.started
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
@@ -163,9 +175,10 @@ class DatabaseReader:
                 return
             # that read started before ``since``: wait for (or start) one more
 
-    async def _read(self, rid: str, slot: _Slot, connect: Connect) -> None:
+    async def _read(self, target: Target, slot: _Slot) -> None:
+        rid = target.rid
         try:
-            state = await asyncio.wait_for(self._query(slot, connect), READ_TIMEOUT)
+            state = await asyncio.wait_for(self._query(slot, target), READ_TIMEOUT)
         except Exception as exc:  # psycopg's, the runtime's (no server), a timeout
             await self._drop_connection(slot)
             if not slot.failing:
@@ -180,10 +193,10 @@ class DatabaseReader:
             if old is None or old.content() != state.content():
                 self.version += 1
 
-    async def _query(self, slot: _Slot, connect: Connect) -> DatabaseState:
+    async def _query(self, slot: _Slot, target: Target) -> DatabaseState:
         for attempt in (1, 2):
             if slot.conn is None or slot.conn.closed:
-                slot.conn = await connect("postgres")
+                slot.conn = await target.connect("postgres")
             try:
                 roles = await (await slot.conn.execute(ROLES_SQL)).fetchall()
                 databases = [str(r[0]) for r in await (await slot.conn.execute(DATABASES_SQL)).fetchall()]
@@ -193,8 +206,8 @@ class DatabaseReader:
                 if attempt == 2:
                     raise
         writes: list[SchemaWrites] = []
-        for db in databases:
-            writes.extend(await self._writes(db, slot.conn if db == "postgres" else None, connect))
+        for db in databases if target.writes else []:
+            writes.extend(await self._writes(db, slot.conn if db == "postgres" else None, target.connect))
         return DatabaseState(
             read_at=time.time(),
             roles=tuple(RoleInfo(str(r[0]), bool(r[1]), bool(r[2]), bool(r[3]), bool(r[4]), bool(r[5]),
