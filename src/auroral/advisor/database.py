@@ -41,7 +41,8 @@ from auroral.engine.bootstrap import RESERVED_ROLES
 log = logging.getLogger(__name__)
 
 PERIOD_SECONDS = 10.0
-READ_TIMEOUT = 5.0  # one cluster's read; a hung server never holds GetFindings longer than this
+READ_TIMEOUT = 5.0  # one cluster's read at most (then its connection is dropped)
+ANSWER_WAIT = 2.0  # what GetFindings waits for the reads at most (a slow cluster keeps its last state)
 MAX_DATABASES = 64  # per cluster, for the schema rule (the first ones by name)
 
 Connect = Callable[[str], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
@@ -145,7 +146,7 @@ class DatabaseReader:
             return dict(self._states)
 
     async def fresh(self, reads: Iterable[Target], *, since: float,
-                    timeout: float = READ_TIMEOUT) -> None:
+                    timeout: float = ANSWER_WAIT) -> None:
         """Make sure each cluster was read by a read that started at or after ``since`` (monotonic
         time); at most ``timeout`` seconds (a cluster that does not answer keeps its last state)."""
         jobs = [asyncio.ensure_future(self._read_after(target, since)) for target in reads]
