@@ -32,6 +32,11 @@ def db(server: Server) -> Iterator[Db]:
     rds = server.client("rds")
     created = create_db(rds, prefix="inside")
     try:
+        # the first read of its database (GetFindings asks for it; a loaded machine may take a while)
+        until(lambda: len(server.client("securityhub").get_findings(Filters={
+            "ComplianceSecurityControlId": [{"Value": "AURORAL.7", "Comparison": "EQUALS"}],
+            "ResourceId": [{"Value": arn(server, created), "Comparison": "EQUALS"}]})["Findings"]) == 1,
+            timeout=30, what="the cluster's inside-database findings")
         yield created
     finally:
         delete_db(rds, created)

@@ -179,7 +179,7 @@ class Advisor:
             "aws/securityhub/CompanyName": "AWS",
             "aws/securityhub/FindingId": fid,
             "auroral/Why": ev.why,
-            **{f"auroral/Evidence/{k}": v for k, v in ev.evidence.items()},
+            **{f"auroral/Evidence/{k}": _capped(v) for k, v in ev.evidence.items()},
         }
         doc: dict[str, Any] = {
             "SchemaVersion": SCHEMA_VERSION,
@@ -233,6 +233,15 @@ def _fingerprint(ev: Evaluation) -> tuple[Any, ...]:
 def _material(doc: dict[str, Any]) -> dict[str, Any]:
     """What makes two versions of a finding different (not the timestamps of looking)."""
     return {k: v for k, v in doc.items() if k not in _VOLATILE}
+
+
+# ASFF's limit on a ProductFields value (AwsSecurityFinding.ProductFields: up to 50 pairs, keys up to 128
+# characters, values up to 2048); a longer piece of evidence is cut, and says so.
+PRODUCT_FIELD_MAX = 2048
+
+
+def _capped(value: str) -> str:
+    return value if len(value) <= PRODUCT_FIELD_MAX else value[:PRODUCT_FIELD_MAX - 15] + " ... (cut here)"
 
 
 def _text(value: Any) -> str:
