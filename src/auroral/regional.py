@@ -134,7 +134,10 @@ class RegionServices:
 
     async def _follow_changes(self) -> None:
         """Changes made outside an API call (a deletion finishing, a key's deletion date passing)
-        reach the findings within half a second; after a call, the pipeline's hook is sooner."""
+        reach the findings within half a second; after a call, the pipeline's hook is sooner. Changes
+        made with SQL: the databases are read again after a session ends there, and every
+        PERIOD_SECONDS (``auroral.advisor.database``); a read that found a change is evaluated by the
+        next poll."""
         while True:
             await asyncio.sleep(ADVISOR_POLL_SECONDS)
             try:

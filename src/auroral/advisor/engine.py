@@ -5,7 +5,9 @@ findings current.
 resource write: RDS, EC2, IAM, KMS, Secrets Manager, whoever wrote it) with the one it last evaluated,
 so it runs after every mutating API call (the pipeline's change hook), from a poller twice a second
 (changes made outside a call: a cluster finishing its deletion, a key's deletion date passing) and
-before GetFindings answers. Findings are keyed by (control, resource), with an ID derived from both
+before GetFindings answers. What the store does not see is in ``version()``: the flow records' count,
+the minute, and the inside of the databases as last read (``auroral.advisor.database``: read again
+when a session at a cluster's endpoint ends, every 10 s, and before GetFindings). Findings are keyed by (control, resource), with an ID derived from both
 (stable across restarts); a finding whose verdict, reason or evidence changed is rewritten with a new
 ``UpdatedAt``; one whose resource is gone becomes ``RecordState: ARCHIVED``.
 
