@@ -8,8 +8,9 @@ so it runs after every mutating API call (the pipeline's change hook), from a po
 before GetFindings answers. What the store does not see is in ``version()``: the flow records' count,
 the minute, and the inside of the databases as last read (``auroral.advisor.database``: read again
 when a session at a cluster's endpoint ends, every 10 s, and before GetFindings). Findings are keyed
-by (control, resource), with an ID derived from both (stable across restarts); a finding whose verdict, reason or evidence changed is rewritten with a new
-``UpdatedAt``; one whose resource is gone becomes ``RecordState: ARCHIVED``.
+by (control, resource), with an ID derived from both (stable across restarts); a finding whose
+verdict, reason or evidence changed is rewritten with a new ``UpdatedAt``; one whose resource is gone
+becomes ``RecordState: ARCHIVED``.
 
 Workflow follows AWS's automatic transitions for control findings: a FAILED finding that turns
 PASSED while NEW or NOTIFIED becomes RESOLVED; a RESOLVED finding that fails again, or an ARCHIVED one
