@@ -207,8 +207,13 @@ class DatabaseReader:
                 if attempt == 2:
                     raise
         writes: list[SchemaWrites] = []
+        with self._lock:
+            before = self._states.get(target.rid)
         for db in databases if target.writes else []:
-            writes.extend(await self._writes(db, slot.conn if db == "postgres" else None, target.connect))
+            try:
+                writes.extend(await self._writes(db, slot.conn if db == "postgres" else None, target.connect))
+            except psycopg.OperationalError:  # this database only (dropped, not accepting connections)
+                writes.extend(w for w in (before.writes if before else ()) if w.database == db)
         return DatabaseState(
             read_at=time.time(),
             roles=tuple(RoleInfo(str(r[0]), bool(r[1]), bool(r[2]), bool(r[3]), bool(r[4]), bool(r[5]),
@@ -219,14 +224,10 @@ class DatabaseReader:
     async def _writes(db: str, conn: psycopg.AsyncConnection[tuple[Any, ...]] | None,
                       connect: Connect) -> list[SchemaWrites]:
         own = conn is None
-        try:
+        try:  # an OperationalError is the caller's: it keeps what it knew of this database
             if conn is None:
                 conn = await connect(db)
             rows = await (await conn.execute(WRITES_SQL)).fetchall()
-        except psycopg.OperationalError as exc:
-            if "does not exist" in str(exc):  # dropped since the list was read
-                return []
-            raise
         finally:
             if own and conn is not None:
                 with contextlib.suppress(Exception):
