@@ -18,22 +18,21 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import psycopg
 from cryptography import x509
 
 from auroral.advisor.checks import Snapshot
 from auroral.advisor.controls import FLOW_WINDOW_HOURS
-from auroral.advisor.database import PERIOD_SECONDS, DatabaseReader, Target
 from auroral.advisor.engine import Advisor
 from auroral.advisor.master_password import iam_principals
 from auroral.advisor.snapshot import sequence_of
+from auroral.advisor.watch import DatabaseWatch
 from auroral.api.context import Authorizer
 from auroral.audit import AuditTrail
 from auroral.crypto import Sealer
 from auroral.ec2 import Ec2Service
 from auroral.ec2.model import Rule, SecurityGroup
 from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust
-from auroral.gateway.flows import FlowLog, FlowRecord
+from auroral.gateway.flows import FlowLog
 from auroral.iam.authorizer import IamAuthorizer
 from auroral.iam.directory import Directory
 from auroral.kms.authz import KeyPolicyAuthorizer
@@ -57,9 +56,6 @@ log = logging.getLogger(__name__)
 
 _HOME_REGION_META = "home_region"
 ADVISOR_POLL_SECONDS = 0.5
-# cluster statuses in which the writer's server runs (the advisor reads the database's inside then)
-_READABLE = frozenset({"available", "modifying", "backing-up", "resetting-master-credentials", "renaming",
-                       "upgrading"})
 
 
 class RegionServices:
@@ -100,20 +96,14 @@ class RegionServices:
         self._directory = regions.directory
         self._flows = regions.flows
         self._earlier = regions.earlier_logins
-        self._runtime = regions.runtime
-        # the inside of the clusters' databases (roles, schema owners), read as rdsadmin: see
-        # auroral.advisor.database for when
-        self.db_reader = DatabaseReader()
-        self._flows_seen = regions.flows.count if regions.flows is not None else 0
-        # the users seen logging in at each endpoint (instance resource id): a cluster's written tables
-        # are read only once a user other than its master user logged in (AURORAL.8 needs nothing else)
-        self._users_at: dict[str, set[str]] = {}
-        self._note_logins(self._earlier)
-        self._periodic_at = 0.0
+        # the inside of the clusters' databases (roles, schema owners), read as rdsadmin when a session
+        # ends, periodically and before GetFindings (auroral.advisor.watch)
+        self.databases = DatabaseWatch(store, regions.account, regions.runtime, regions.flows,
+                                       regions.earlier_logins)
         self.advisor = Advisor(store, region=region, account=regions.account, partition=partition_of(region),
                                snapshot=self.snapshot, with_global=region == regions.home,
                                version=self._advisor_version)
-        self.securityhub = SecurityHubService(self.advisor, region, before_read=self.read_databases)
+        self.securityhub = SecurityHubService(self.advisor, region, before_read=self.databases.fresh)
         self.providers: dict[str, Any] = {
             "rds": self.rds, "ec2": self.ec2, "kms": self.kms, "secretsmanager": self.secrets,
             "securityhub": self.securityhub,
@@ -135,13 +125,12 @@ class RegionServices:
     async def _follow_changes(self) -> None:
         """Changes made outside an API call (a deletion finishing, a key's deletion date passing)
         reach the findings within half a second; after a call, the pipeline's hook is sooner. Changes
-        made with SQL: the databases are read again after a session ends there, and every
-        PERIOD_SECONDS (``auroral.advisor.database``); a read that found a change is evaluated by the
-        next poll."""
+        made with SQL: the databases are read again (``DatabaseWatch.poll``), and a read that found a
+        change is evaluated by the next poll."""
         while True:
             await asyncio.sleep(ADVISOR_POLL_SECONDS)
             try:
-                self._request_database_reads()
+                self.databases.poll()
                 await asyncio.to_thread(self.advisor.refresh)
             except Exception:
                 log.exception("advisor refresh failed in %s", self.region)
@@ -150,70 +139,7 @@ class RegionServices:
         """Besides the store: the flow records seen, the minute (a window's end is a change), and the
         inside of the databases as read."""
         return (self._flows.count if self._flows is not None else 0, int(time.time() // 60),
-                self.db_reader.version)
-
-    # --- the inside of the databases (auroral.advisor.database) ----------------------------------
-
-    def _readable(self) -> list[Cluster]:
-        """The clusters whose writer's server should be up (a read of another fails, and is logged)."""
-        account = self.advisor.account
-        return [c for c in (Cluster.from_doc(d) for _a, _k, d in self._store.list(KIND_CLUSTER, account))
-                if c.status in _READABLE]
-
-    def _note_logins(self, records: list[FlowRecord]) -> set[str]:
-        """Remember who logged in where; the endpoints with a session that ended among ``records``."""
-        ended: set[str] = set()
-        for rec in records:
-            if rec.phase == "close" and rec.db_user:
-                ended.add(rec.endpoint_id)
-                users = self._users_at.setdefault(rec.endpoint_id, set())
-                if len(users) < 1000:
-                    users.add(rec.db_user)
-        return ended
-
-    def _targets(self, clusters: list[Cluster], only: set[str] | None = None) -> list[Target]:
-        """What to read of each cluster (``only``: of those with a session that ended at these endpoints)."""
-        endpoints: dict[str, list[str]] = {}
-        for _a, _k, d in self._store.list(KIND_INSTANCE, self.advisor.account):
-            endpoints.setdefault(str(d.get("cluster_identifier")), []).append(str(d.get("resource_id")))
-        runtime = self._runtime
-        out: list[Target] = []
-        for cluster in clusters:
-            mine = endpoints.get(cluster.identifier, [])
-            if only is not None and not only.intersection(mine):
-                continue
-            others = any(self._users_at.get(e, set()) - {cluster.master_username} for e in mine)
-
-            def connect(dbname: str, cluster: Cluster = cluster) -> Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]:
-                return runtime.admin_connection(cluster, dbname=dbname)
-
-            out.append(Target(cluster.resource_id, connect, others))
-        return out
-
-    async def read_databases(self) -> None:
-        """GetFindings' first step: every readable cluster read by a read that starts now."""
-        since = time.monotonic()
-        await self.db_reader.fresh(self._targets(self._readable()), since=since)
-
-    def _request_database_reads(self) -> None:
-        """The poller's part: a read of each cluster one of whose sessions ended since the last look
-        (its close record), and of every readable cluster each PERIOD_SECONDS."""
-        ended: set[str] = set()
-        if self._flows is not None and self._flows.count != self._flows_seen:
-            new = min(self._flows.count - self._flows_seen, self._flows.capacity)
-            self._flows_seen = self._flows.count
-            ended = self._note_logins(self._flows.recent(new))
-        now = time.monotonic()
-        periodic = now - self._periodic_at >= PERIOD_SECONDS
-        if not periodic and not ended:
-            return
-        clusters = self._readable()
-        if periodic:
-            self._periodic_at = now
-            present = {d.get("resource_id") for _a, _k, d in self._store.list(KIND_CLUSTER, self.advisor.account)}
-            self.db_reader.drop({str(r) for r in present if r})
-        for target in self._targets(clusters, None if periodic else ended):
-            self.db_reader.request(target)
+                self.databases.version)
 
     def snapshot(self) -> Snapshot:
         """What the advisor's checks decide on: this region's resources of the account, and its IAM."""
@@ -233,7 +159,7 @@ class RegionServices:
             groups=groups, root_keys=root_keys, policies=policies, principals=principals,
             keys=self.kms.keyring.records.keys(account),
             secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
-            databases=self.db_reader.states(), sequence=sequence_of(ring),
+            databases=self.databases.states(), sequence=sequence_of(ring),
             flows=self._earlier + [r for r in ring if r.phase == "close" and r.db_user],
         )
 
@@ -246,7 +172,7 @@ class RegionServices:
         await self.secrets.rotation.stop()
         await self.rds.drain()
         await self.iam_db_auth.close()
-        await self.db_reader.close()
+        await self.databases.close()
 
 
 class Regions:
