@@ -4,15 +4,9 @@ that are written, read by the control plane as ``rdsadmin`` over the writer's pr
 Inside-database state changes with SQL, not with API calls, so the store's generation never sees it.
 :class:`DatabaseReader` keeps the last state read per cluster (by resource id) and a ``version`` that
 moves only when a read differs from the one before, which the advisor's own version includes: a
-changed state is evaluated by the next refresh, an unchanged one costs nothing. A read is asked for
-(``auroral.regional``):
-
-- when a session at the cluster's endpoints ends (its close record reaches the flow log: every SQL
-  change a client makes arrives through the gateway, and a short session's change is committed by then);
-- every ``PERIOD_SECONDS`` per available cluster (what a long-lived session changes, and writes to
-  tables, which the statistics report after the transaction);
-- before GetFindings answers (``fresh``: a read that started after the request did), so a fix is seen
-  by the next GetFindings.
+changed state is evaluated by the next refresh, an unchanged one costs nothing. When a read is asked
+for (a session's end at the cluster's endpoints, every ``PERIOD_SECONDS``, before GetFindings answers)
+is ``auroral.advisor.watch``'s business.
 
 Reads are coalesced per cluster (one at a time; a caller that needs a read started after a moment
 waits for one). The roles are read on one persistent connection to ``postgres``; each other database
