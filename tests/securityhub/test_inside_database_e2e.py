@@ -150,6 +150,10 @@ def test_roles_inside_the_database(server: Server, db: Db) -> None:
         assert f["Compliance"]["Status"] == "PASSED" and f["Workflow"]["Status"] == "RESOLVED", control
     with db.connect(user="legacy", password="Legacy-pass-2") as conn:
         conn.execute("SELECT 1")
+    # nor is any in auroral's own log
+    assert server.log_path is not None
+    log = server.log_path.read_text(errors="replace")
+    assert not MD5_HASH.search(log) and not any(p in log for p in PASSWORDS)
 
 
 def test_application_owns_its_schema(server: Server, db: Db) -> None:
