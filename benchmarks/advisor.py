@@ -5,7 +5,8 @@ Two measurements (issue 15), each beside a baseline measured in the same run:
 1. **A full evaluation** of one account and region: 100 clusters (a writer instance each, a security
    group each with three rules, a KMS key and a master-user secret each), 1,000 IAM principals' customer
    managed policies (what IAM.1 reads) and 10,000 recent logins (the gateway's close records,
-   ``auroral.gateway.flows.FlowRecord``, in AURORAL.1/2's window). The ``Snapshot`` is built directly
+   ``auroral.gateway.flows.FlowRecord``, in AURORAL.1/2's window), and the inside of each cluster's
+   database as last read (20 roles, 5 written schemas: AURORAL.4 to .9). The ``Snapshot`` is built directly
    from the model classes, so what is timed is the advisor alone:
 
    * ``checks``: ``auroral.advisor.checks.evaluate`` (every control, the account-wide ones included);
@@ -51,6 +52,7 @@ from _harness import ACCOUNT, ROOT_KEY, ROOT_SECRET, auroral
 
 from auroral.advisor.checks import Snapshot, evaluate
 from auroral.advisor.controls import FLOW_WINDOW_HOURS
+from auroral.advisor.database import DatabaseState, RoleInfo, SchemaWrites
 from auroral.advisor.engine import Advisor
 from auroral.ec2.model import Rule, SecurityGroup
 from auroral.gateway.flows import FlowRecord
@@ -142,6 +144,12 @@ def build_snapshot(now: dt.datetime) -> Snapshot:
             packets=20, bytes=4_000, packets_out=20, bytes_out=16_000,
             db_user=snap.clusters[i].master_username if master else f"app_{n % 17}",
             application_name=f"svc-{n % 9}" if n % 4 else None, tls=n % 6 != 0, relayed=True))
+    for i, c in enumerate(snap.clusters):  # inside each database: 20 roles, a few failing AURORAL.4-9
+        roles = [RoleInfo(c.master_username, True, True, True, False, True, False)] + [
+            RoleInfo(f"app_{r}", r != 5, i % 11 == 0 and r == 3, i % 9 == 0 and r == 1, r == 7, r != 4,
+                     i % 6 == 0 and r == 2) for r in range(19)]
+        writes = tuple(SchemaWrites("app", f"s{r}", "dbadmin", f"app_{r}", 3) for r in range(5))
+        snap.databases[c.resource_id] = DatabaseState(ts, tuple(roles), writes)
     return snap
 
 
@@ -166,6 +174,8 @@ def floor(snap: Snapshot) -> int:
         n += s.rotation.enabled
     for f in snap.flows:
         n += f.end
+    for d in snap.databases.values():
+        n += len(d.roles) + len(d.writes)
     return n
 
 
