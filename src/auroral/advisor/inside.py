@@ -25,27 +25,28 @@ def _names(roles: list[str]) -> str:
     return ", ".join(roles[:MAX_NAMED]) + more
 
 
-def _users(state: DatabaseState, c: Cluster) -> list[RoleInfo]:
+def _users(state: DatabaseState) -> list[RoleInfo]:
     """The customer's roles: not the engine's."""
     return [r for r in state.roles if not r.reserved]
 
 
 def _role_control(s: Snapshot, control: str, failing: Callable[[Cluster, DatabaseState], list[str]],
-                  bad: str, good: str, key: str) -> Iterator[Evaluation]:
+                  bad: str, good: str, key: str, note: Callable[[Cluster], str] = lambda c: "",
+                  ) -> Iterator[Evaluation]:
     for c in s.clusters:
         state = s.databases.get(c.resource_id)
         if state is None:
             continue
         roles = failing(c, state)
         evidence = {key: _names(roles) if roles else "none", "MasterUsername": c.master_username}
-        why = f"{len(roles)} role(s) {bad}: {_names(roles)}" if roles else good
+        why = f"{len(roles)} role(s) {bad}: {_names(roles)}{note(c)}" if roles else good
         yield Evaluation(BY_ID[control], s.cluster_arn(c), verdict(not roles), why, evidence,
                          {"DbClusterIdentifier": c.identifier})
 
 
 def auroral_4(s: Snapshot) -> Iterator[Evaluation]:
     def failing(c: Cluster, state: DatabaseState) -> list[str]:
-        return [r.name for r in _users(state, c) if r.login and r.superuser_member and r.name != c.master_username]
+        return [r.name for r in _users(state) if r.login and r.superuser_member and r.name != c.master_username]
 
     yield from _role_control(s, "AURORAL.4", failing, "besides the master user can log in and are members of "
                              "rds_superuser", "no login role besides the master user is a member of rds_superuser",
@@ -54,21 +55,18 @@ def auroral_4(s: Snapshot) -> Iterator[Evaluation]:
 
 def auroral_5(s: Snapshot) -> Iterator[Evaluation]:
     def failing(c: Cluster, state: DatabaseState) -> list[str]:
-        return [r.name for r in _users(state, c) if r.createrole and r.name != c.master_username]
+        return [r.name for r in _users(state) if r.createrole and r.name != c.master_username]
 
-    for ev in _role_control(s, "AURORAL.5", failing, "besides the master user have CREATEROLE",
-                            "no role besides the master user has CREATEROLE", "CreateRoleRoles"):
-        cluster = next(c for c in s.clusters if s.cluster_arn(c) == ev.resource_id)
-        if ev.status != "PASSED" and cluster.major < 16:
-            ev = Evaluation(ev.control, ev.resource_id, ev.status,
-                            ev.why + f" (PostgreSQL {cluster.major}: CREATEROLE can grant itself rds_superuser)",
-                            ev.evidence, ev.details)
-        yield ev
+    def note(c: Cluster) -> str:
+        return f" (PostgreSQL {c.major}: CREATEROLE can grant itself rds_superuser)" if c.major < 16 else ""
+
+    yield from _role_control(s, "AURORAL.5", failing, "besides the master user have CREATEROLE",
+                             "no role besides the master user has CREATEROLE", "CreateRoleRoles", note)
 
 
 def auroral_6(s: Snapshot) -> Iterator[Evaluation]:
     def failing(c: Cluster, state: DatabaseState) -> list[str]:
-        return [r.name for r in _users(state, c) if r.md5]
+        return [r.name for r in _users(state) if r.md5]
 
     yield from _role_control(s, "AURORAL.6", failing, "have a password stored as an MD5 hash",
                              "no role's password is stored as MD5", "Md5PasswordRoles")
@@ -76,7 +74,7 @@ def auroral_6(s: Snapshot) -> Iterator[Evaluation]:
 
 def auroral_7(s: Snapshot) -> Iterator[Evaluation]:
     def failing(c: Cluster, state: DatabaseState) -> list[str]:
-        return [r.name for r in _users(state, c) if r.login and not r.has_password and not r.iam_member]
+        return [r.name for r in _users(state) if r.login and not r.has_password and not r.iam_member]
 
     yield from _role_control(s, "AURORAL.7", failing, "can log in but have no password and are not in rds_iam",
                              "every login role has a password or is a member of rds_iam",
@@ -119,7 +117,7 @@ def auroral_9(s: Snapshot) -> Iterator[Evaluation]:
         state = s.databases.get(c.resource_id)
         if state is None:
             continue
-        members = [r.name for r in _users(state, c) if r.login and r.iam_member]
+        members = [r.name for r in _users(state) if r.login and r.iam_member]
         evidence = {"IAMDatabaseAuthenticationEnabled": str(c.iam_auth).lower(),
                     "RdsIamMembers": _names(members) if members else "none"}
         if not c.iam_auth:
