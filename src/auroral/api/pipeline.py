@@ -93,9 +93,10 @@ class Pipeline:
     async def _handle(self, req: protocol.HttpRequest,
                       peer: Peer) -> tuple[protocol.HttpResponse, str, str, ActionSpec | None]:
         request_id = str(uuid.uuid4())
-        service = protocol.detect_service(req) or "sts"
-        # An unserved or undetectable service still gets a well-formed (query-protocol) error.
-        service_for_errors = service if self._serves(service) else "sts"
+        # A service auroral does not serve gets InvalidAction in its own protocol where botocore models
+        # one auroral renders (Prowler asks Organizations, Account...); an undetectable one, STS's query form.
+        service = protocol.detect_service(req) or protocol.unserved_service(req) or "sts"
+        service_for_errors = service
         principal: Principal | None = None
         access_key: str | None = None
         operation = "Unknown"
