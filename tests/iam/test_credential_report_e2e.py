@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from tests.conftest import Server, UserKeys, fresh_server
 
 from auroral.iam.credential_report import COLUMNS
-from tests.conftest import Server, UserKeys, fresh_server
 
 ACCOUNT = "135792468013"
 
