@@ -40,6 +40,14 @@ PROWLER_VERSION = "5.46.0"
 REGION = "us-east-1"
 
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+# What Prowler's documentation asks of its role (AWS's SecurityAudit and ViewOnlyAccess, which auroral
+# does not carry), narrowed to these services' reads: the scan runs as this user, not as the root.
+AUDITOR_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+    "sts:GetCallerIdentity", "iam:Get*", "iam:List*", "iam:GenerateCredentialReport",
+    "iam:GenerateServiceLastAccessedDetails", "ec2:Describe*", "ec2:Get*", "rds:Describe*", "rds:List*",
+    "kms:Describe*", "kms:List*", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "secretsmanager:List*",
+    "secretsmanager:Describe*", "secretsmanager:GetResourcePolicy", "organizations:Describe*",
+    "organizations:List*"]}]}
 NARROW_POLICY = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "rds:DescribeDBClusters", "Resource": "*"}]}
 
@@ -54,12 +62,14 @@ class Account:
     hardened_instance: str
     open_sg: str
     closed_sg: str
+    admin_sg: str  # no cluster's: 22 open to ::/0, 3389 to 0.0.0.0/0
     plain_secret: str  # ARN
     managed_secret: str  # ARN (the hardened cluster's master secret, rotated by RDS)
     doomed_key: str  # ARN, pending deletion
     cluster_key: str  # ARN, enabled: encrypts the hardened cluster
     admin_policy: str  # ARN
     narrow_policy: str  # ARN
+    auditor_key: tuple[str, str]  # the scanning user's access key and secret
 
 
 def build_account(srv: Server) -> Account:
@@ -70,6 +80,10 @@ def build_account(srv: Server) -> Account:
     closed_sg = ec2.create_security_group(GroupName=unique("db-closed"), Description="the VPC only")["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=closed_sg, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}])
+    admin_sg = ec2.create_security_group(GroupName=unique("bastion"), Description="admin ports")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=admin_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
+        {"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
 
     cluster_key = kms.create_key(Description="hardened cluster storage")["KeyMetadata"]["Arn"]
     doomed_key = kms.create_key(Description="scheduled for deletion")["KeyMetadata"]["Arn"]
@@ -97,11 +111,17 @@ def build_account(srv: Server) -> Account:
     for p in (admin, narrow):
         iam.attach_user_policy(UserName=user, PolicyArn=p["Policy"]["Arn"])
 
+    auditor = unique("prowler-auditor")
+    iam.create_user(UserName=auditor)
+    iam.put_user_policy(UserName=auditor, PolicyName="audit", PolicyDocument=json.dumps(AUDITOR_POLICY))
+    key = iam.create_access_key(UserName=auditor)["AccessKey"]
+
     for i in (bad_i, good_i):
         rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=i, WaiterConfig=FAST)
     managed = rds.describe_db_clusters(DBClusterIdentifier=good)["DBClusters"][0]["MasterUserSecret"]["SecretArn"]
-    return Account(bad, bad_i, good, good_i, open_sg, closed_sg, plain, managed, doomed_key, cluster_key,
-                   admin["Policy"]["Arn"], narrow["Policy"]["Arn"])
+    return Account(bad, bad_i, good, good_i, open_sg, closed_sg, admin_sg, plain, managed, doomed_key,
+                   cluster_key, admin["Policy"]["Arn"], narrow["Policy"]["Arn"],
+                   (key["AccessKeyId"], key["SecretAccessKey"]))
 
 
 # --- Prowler, installed once per machine ---------------------------------------------------------
@@ -110,6 +130,8 @@ ALL_PORTS = "ec2_securitygroup_allow_ingress_from_internet_to_all_ports"
 ANY_PORT = "ec2_securitygroup_allow_ingress_from_internet_to_any_port"
 HIGH_RISK = "ec2_securitygroup_allow_ingress_from_internet_to_high_risk_tcp_ports"
 POSTGRES = "ec2_securitygroup_allow_ingress_from_internet_to_tcp_port_postgres_5432"
+SSH = "ec2_securitygroup_allow_ingress_from_internet_to_tcp_port_22"
+RDP = "ec2_securitygroup_allow_ingress_from_internet_to_tcp_port_3389"
 POLICY_CHECKS = ("iam_customer_attached_policy_no_administrative_privileges",
                  "iam_customer_unattached_policy_no_administrative_privileges")
 # Security Hub control -> the Prowler checks that decide the same question (see each test for how).
@@ -121,6 +143,8 @@ CHECKS = {
     "RDS.27": ("rds_cluster_storage_encrypted",),
     "EC2.18": (ANY_PORT,),
     "EC2.19": (ALL_PORTS, HIGH_RISK, POSTGRES),
+    "EC2.53": (ALL_PORTS, SSH, RDP),
+    "EC2.54": (ALL_PORTS, SSH, RDP),
     "IAM.1": POLICY_CHECKS,
     "IAM.4": ("iam_no_root_access_key",),
     "KMS.3": ("kms_cmk_not_deleted_unintentionally",),
@@ -177,9 +201,9 @@ class Verdict:
     detail: str
 
 
-def run_prowler(prowler: Path, srv: Server, work: Path) -> dict[str, dict[str, Verdict]]:
+def run_prowler(prowler: Path, srv: Server, key: tuple[str, str], work: Path) -> dict[str, dict[str, Verdict]]:
     """One Prowler scan of us-east-1 with the mapped checks: check -> resource ARN -> verdict. Prowler
-    reaches auroral only through botocore's standard endpoint variable and the root's SigV4 key; its
+    reaches auroral only through botocore's standard endpoint variable and an IAM user's SigV4 key; its
     own configuration is left alone except EC2.19's high-risk ports (its ``ec2_high_risk_ports``)."""
     config = work / "prowler-config.yaml"  # JSON is YAML
     config.write_text(json.dumps({"aws": {"ec2_high_risk_ports": list(HIGH_RISK_PORTS)}}))
@@ -188,8 +212,8 @@ def run_prowler(prowler: Path, srv: Server, work: Path) -> dict[str, dict[str, V
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(work),
         "AWS_ENDPOINT_URL": srv.url,
-        "AWS_ACCESS_KEY_ID": srv.access_key,
-        "AWS_SECRET_ACCESS_KEY": srv.secret_key,
+        "AWS_ACCESS_KEY_ID": key[0],
+        "AWS_SECRET_ACCESS_KEY": key[1],
         "AWS_DEFAULT_REGION": REGION,
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
@@ -246,7 +270,7 @@ def scan(prowler: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
     with fresh_server(ACCOUNT) as srv:
         account = build_account(srv)
         work = tmp_path_factory.mktemp("prowler")
-        verdicts = run_prowler(prowler, srv, work)
+        verdicts = run_prowler(prowler, srv, account.auditor_key, work)
         log = (work / "prowler.log").read_text() if (work / "prowler.log").is_file() else ""
         yield Scan(srv, account, verdicts, auroral_findings(srv), log)
 
@@ -345,7 +369,7 @@ def test_iam_1_admin_policies(scan: Scan) -> None:
 
 
 def test_iam_4_root_access_key(scan: Scan) -> None:
-    """The root has an access key (the one this scan signs with): both fail the account. Prowler reads it
+    """The root has an access key (the one the test server is pinned to): both fail the account. Prowler reads it
     from the credential report (GenerateCredentialReport / GetCredentialReport), and names the account
     by the root's ARN where Security Hub names it ``AWS::::Account:<id>``."""
     verdicts = same(scan, "IAM.4", "iam_no_root_access_key",
@@ -379,3 +403,22 @@ def test_prowler_errors_are_clean_aws_errors(scan: Scan) -> None:
                 unserved.add(operation)
     assert unserved and unserved <= UNSERVED, sorted(unserved - UNSERVED)
     assert "InternalFailure" not in scan.log and "(500)" not in scan.log and "(400)" not in scan.log
+
+
+def test_ec2_53_54_admin_ports(scan: Scan) -> None:
+    """EC2.53 (0.0.0.0/0) and EC2.54 (::/0) split by address family what Prowler's port-22 and
+    port-3389 checks each decide for both families (and skip, as passed, when all ports are open): a
+    group fails either control exactly when one of those checks, or the all-ports one, fails it."""
+    v4, v6 = scan.auroral["EC2.53"], scan.auroral["EC2.54"]
+    all_ports, ssh, rdp = scan.prowler[ALL_PORTS], scan.prowler[SSH], scan.prowler[RDP]
+    assert set(v4) == set(v6) == set(ssh) == set(rdp) == set(all_ports)
+    for rid in v4:
+        ours = "FAIL" if "FAILED" in (v4[rid], v6[rid]) else "PASS"
+        theirs = "FAIL" if "FAIL" in (all_ports[rid].status, ssh[rid].status, rdp[rid].status) else "PASS"
+        assert ours == theirs, rid
+    admin = scan.arn("ec2", f"security-group/{scan.account.admin_sg}")
+    assert (v4[admin], v6[admin], ssh[admin].status, rdp[admin].status) == ("FAILED", "FAILED", "FAIL", "FAIL")
+    # both ports are EC2.19's too; the group is attached to nothing, so Prowler's any-port check lets it
+    # pass and the EC2.18 comparison leaves it out (see there)
+    assert scan.auroral["EC2.19"][admin] == "FAILED" and scan.prowler[HIGH_RISK][admin].status == "FAIL"
+    assert "not attached to any network interface" in scan.prowler[ANY_PORT][admin].detail
