@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -180,9 +181,15 @@ def prowler() -> Path:
     must not replace the project's), installed from the package registry on first use: about 3.5 minutes
     on the 2-core machine, under a lock so parallel runs install once."""
     home = prowler_home()
-    home.mkdir(parents=True, exist_ok=True)
+    for path in (home.parent, home):
+        # the tests may run as root: never run a program from a directory someone else could have planted
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
+        st = path.lstat()
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022, \
+            f"{path} is not a directory of ours that only we can write"
     venv, done = home / "venv", home / "installed"
-    with open(home / ".lock", "a") as lock:
+    fd = os.open(home / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.is_file():
             shutil.rmtree(venv, ignore_errors=True)
