@@ -32,9 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from auroral.advisor.checks import HIGH_RISK_PORTS
 from tests.conftest import ENGINE_CACHE, Server, fresh_server, unique
-from tests.rds.e2e_helpers import FAST, PASSWORD, ident
+from tests.rds.e2e_helpers import ENGINE_VERSION, FAST, PASSWORD, ident
 
 ACCOUNT = "246813579024"
 PROWLER_VERSION = "5.46.0"
@@ -91,9 +90,9 @@ def build_account(srv: Server) -> Account:
     kms.schedule_key_deletion(KeyId=doomed_key, PendingWindowInDays=7)
 
     bad, good = ident("insecure"), ident("hardened")
-    rds.create_db_cluster(DBClusterIdentifier=bad, Engine="aurora-postgresql", EngineVersion="16.4",
+    rds.create_db_cluster(DBClusterIdentifier=bad, Engine="aurora-postgresql", EngineVersion=ENGINE_VERSION,
                           MasterUsername="dbadmin", MasterUserPassword=PASSWORD, VpcSecurityGroupIds=[open_sg])
-    rds.create_db_cluster(DBClusterIdentifier=good, Engine="aurora-postgresql", EngineVersion="16.4",
+    rds.create_db_cluster(DBClusterIdentifier=good, Engine="aurora-postgresql", EngineVersion=ENGINE_VERSION,
                           MasterUsername="owner", ManageMasterUserPassword=True, VpcSecurityGroupIds=[closed_sg],
                           StorageEncrypted=True, KmsKeyId=cluster_key, DeletionProtection=True,
                           EnableIAMDatabaseAuthentication=True)
@@ -152,6 +151,10 @@ CHECKS = {
     "SecretsManager.1": ("secretsmanager_automatic_rotation_enabled",),
 }
 INSTALL_TIMEOUT = 1800
+# EC2.19's high-risk ports as the Security Hub user guide lists them, written here rather than taken from
+# the advisor so that Prowler, configured with them, checks auroral's list too.
+EC2_19_PORTS = (20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434, 3000, 3306, 3389, 4333, 5000, 5432, 5500,
+                5601, 8080, 8088, 8888, 9200, 9300)
 # What Prowler 5.46.0 asks for these services that auroral does not serve (InvalidAction): its services
 # load whole inventories (EC2 instances and volumes, VPC routing, IAM MFA and password policy...).
 UNSERVED = frozenset({
@@ -216,7 +219,7 @@ def run_prowler(prowler: Path, srv: Server, key: tuple[str, str], work: Path) ->
     reaches auroral only through botocore's standard endpoint variable and an IAM user's SigV4 key; its
     own configuration is left alone except EC2.19's high-risk ports (its ``ec2_high_risk_ports``)."""
     config = work / "prowler-config.yaml"  # JSON is YAML
-    config.write_text(json.dumps({"aws": {"ec2_high_risk_ports": list(HIGH_RISK_PORTS)}}))
+    config.write_text(json.dumps({"aws": {"ec2_high_risk_ports": list(EC2_19_PORTS)}}))
     out = work / "out"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
