@@ -93,10 +93,10 @@ class Pipeline:
     async def _handle(self, req: protocol.HttpRequest,
                       peer: Peer) -> tuple[protocol.HttpResponse, str, str, ActionSpec | None]:
         request_id = str(uuid.uuid4())
-        # A service auroral does not serve gets InvalidAction in its own protocol where botocore models
-        # one auroral renders (Prowler asks Organizations, Account...); an undetectable one, STS's query form.
-        service = protocol.detect_service(req) or protocol.unserved_service(req) or "sts"
-        service_for_errors = service
+        service = protocol.detect_service(req) or "sts"
+        # An unserved or undetectable service still gets a well-formed (query-protocol) error; once
+        # authenticated, in its own protocol where botocore models one auroral renders (below).
+        service_for_errors = service if self._serves(service) else "sts"
         principal: Principal | None = None
         access_key: str | None = None
         operation = "Unknown"
@@ -107,6 +107,9 @@ class Pipeline:
         try:
             now = self._clock()
             principal, access_key, region = self._authenticate(req, now)
+            unserved = protocol.unserved_service(req)  # signed for Organizations, Account... (Prowler asks)
+            if unserved is not None:
+                service = service_for_errors = unserved
             if not self._serves(service):
                 raise AwsError("InvalidAction", f"auroral does not serve the {service} API.", 400)
             op_model, params = protocol.parse_request(service, req)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from functools import cache
 from urllib.parse import parse_qsl
 
+import botocore.model
+from botocore.loaders import Loader
+
 from .http import HttpRequest
 from .models import PROTOCOLS, botocore_session, service_model
 
@@ -75,11 +78,19 @@ def _botocore_services() -> frozenset[str]:
     return frozenset(botocore_session().get_available_services())
 
 
+@cache
+def _protocol_of(name: str) -> str:
+    """The protocol of botocore's model ``name``, read from a loader of its own so the model itself is not
+    kept (a caller naming every service botocore knows costs one load each, and a few bytes kept)."""
+    return str(botocore.model.ServiceModel(Loader().load_service_model(name, "service-2"), name).protocol)
+
+
 def unserved_service(req: HttpRequest) -> str | None:
     """The botocore service a request is signed for when auroral does not serve it and botocore models
     it in a protocol auroral renders (its errors then go out in that protocol); else None. The name is
-    the caller's text: it only ever selects among botocore's own model names, never builds a path."""
+    the caller's text: it only ever selects among botocore's own model names, never builds a path.
+    Called once the request is authenticated."""
     name = _signed_service(req)
     if name is None or name in SIGNING_NAMES or name not in _botocore_services():
         return None
-    return name if service_model(name).protocol in PROTOCOLS else None
+    return name if _protocol_of(name) in PROTOCOLS else None
