@@ -17,7 +17,7 @@ IMPLEMENTED = sorted(
 
 
 def test_every_implemented_operation_has_an_action_entry() -> None:
-    assert len(IMPLEMENTED) == 42
+    assert len(IMPLEMENTED) == 43  # 42 + DescribeRegions
     assert sorted(ACTIONS) == IMPLEMENTED
     for op in IMPLEMENTED:
         assert table()[("ec2", op)].action == f"ec2:{op}"

@@ -94,7 +94,8 @@ class Pipeline:
                       peer: Peer) -> tuple[protocol.HttpResponse, str, str, ActionSpec | None]:
         request_id = str(uuid.uuid4())
         service = protocol.detect_service(req) or "sts"
-        # An unserved or undetectable service still gets a well-formed (query-protocol) error.
+        # An unserved or undetectable service still gets a well-formed (query-protocol) error; once
+        # authenticated, in its own protocol where botocore models one auroral renders (below).
         service_for_errors = service if self._serves(service) else "sts"
         principal: Principal | None = None
         access_key: str | None = None
@@ -106,6 +107,9 @@ class Pipeline:
         try:
             now = self._clock()
             principal, access_key, region = self._authenticate(req, now)
+            unserved = protocol.unserved_service(req)  # signed for Organizations, Account... (Prowler asks)
+            if unserved is not None:
+                service = service_for_errors = unserved
             if not self._serves(service):
                 raise AwsError("InvalidAction", f"auroral does not serve the {service} API.", 400)
             op_model, params = protocol.parse_request(service, req)

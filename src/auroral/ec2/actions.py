@@ -43,6 +43,7 @@ def _one(action: str, arn: Ref) -> ActionSpec:
 ACTIONS: dict[str, ActionSpec] = {
     "CreateVpc": ActionSpec("ec2:CreateVpc", (_new("vpc"),), tag_on_create=_TAG_ON_CREATE),
     "DescribeVpcs": _read("DescribeVpcs"),
+    "DescribeRegions": _read("DescribeRegions"),
     "DeleteVpc": _one("DeleteVpc", _VPC),
     "CreateSubnet": ActionSpec(
         "ec2:CreateSubnet", (_new("subnet"), _VPC), resource_tags=True, tag_on_create=_TAG_ON_CREATE

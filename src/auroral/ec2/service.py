@@ -10,6 +10,7 @@ from auroral.api.context import RequestContext
 from auroral.ec2.interfaces import InterfaceOperations
 from auroral.ec2.model import CLASS_BY_KIND, SecurityGroup, Subnet, Vpc, kind_of_id
 from auroral.ec2.network import Network
+from auroral.ec2.regions import RegionOperations
 from auroral.ec2.state import Ec2State
 from auroral.errors import AwsError
 from auroral.regions import partition_of
@@ -20,7 +21,7 @@ _PLAIN = frozenset({"vpc", "subnet", "network-interface", "internet-gateway", "c
                     "vpn-gateway", "vpn-connection"})
 
 
-class Ec2Service(InterfaceOperations):
+class Ec2Service(InterfaceOperations, RegionOperations):
     def __init__(self, store: Store, region: str, *, translation: str | None = None) -> None:
         super().__init__(Ec2State(store, region))
         self.network = Network(self.state, translation)

@@ -142,6 +142,9 @@ ACTIONS: dict[str, ActionSpec] = {
     "SimulatePrincipalPolicy": _spec("SimulatePrincipalPolicy", "{PolicySourceArn}", read=True),
     "SimulateCustomPolicy": _spec("SimulateCustomPolicy", "*", read=True),
     "GetAccountAuthorizationDetails": _spec("GetAccountAuthorizationDetails", "*", read=True),
+    # Generate writes no resource, only the report it keeps (CloudTrail: Unconfirmed whether readOnly).
+    "GenerateCredentialReport": _spec("GenerateCredentialReport", "*", read=True),
+    "GetCredentialReport": _spec("GetCredentialReport", "*", read=True),
 }
 
 

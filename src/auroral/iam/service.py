@@ -16,6 +16,7 @@ from auroral.api.context import RequestContext
 from auroral.iam.access_keys import AccessKeyOperations
 from auroral.iam.actions import ACTIONS, EXISTING_ENTITY
 from auroral.iam.attachments import AttachmentOperations
+from auroral.iam.credential_report import CredentialReportOperations
 from auroral.iam.directory import SERVICE_LINKED_ROLES
 from auroral.iam.groups import GroupOperations
 from auroral.iam.model import ManagedPolicy, Role, User
@@ -39,6 +40,7 @@ class IamService(
     AttachmentOperations,
     AccessKeyOperations,
     SimulateOperations,
+    CredentialReportOperations,
 ):
     service = "iam"
 

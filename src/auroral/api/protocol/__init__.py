@@ -1,6 +1,7 @@
 """The generic AWS wire-protocol layer (query, ec2, json), driven by botocore's service models.
 
     detect_service(req)                       -> "rds" | "kms" | ... | None
+    unserved_service(req)                     -> "organizations" | ... | None (signed for, not served)
     parse_request(service, req)               -> (OperationModel, input dict as a boto3 user wrote it)
     serialize_response(service, op, out, id)  -> HttpResponse
     serialize_error(service, AwsError, id)    -> HttpResponse
@@ -12,7 +13,7 @@ the models. Modules: ``http`` (request/response), ``models`` (compiled shapes), 
 """
 
 from .codec import parse_request, serialize_response
-from .detect import detect_service
+from .detect import detect_service, unserved_service
 from .errors import serialize_error
 from .http import HttpRequest, HttpResponse, header
 from .models import error_from_shape, service_model
@@ -27,4 +28,5 @@ __all__ = [
     "serialize_error",
     "serialize_response",
     "service_model",
+    "unserved_service",
 ]

@@ -1,12 +1,20 @@
-"""Which service a request is for: the SigV4 credential scope, else the json ``X-Amz-Target`` prefix."""
+"""Which service a request is for: the SigV4 credential scope, else the json ``X-Amz-Target`` prefix.
+
+A request signed for a service auroral does not serve (Prowler asks Organizations, Account, Support...)
+is answered in that service's own protocol when botocore models it in one auroral speaks
+(``unserved_service``), so the caller's SDK reads a clean ``InvalidAction`` rather than a body it
+cannot parse."""
 
 from __future__ import annotations
 
 from functools import cache
 from urllib.parse import parse_qsl
 
+import botocore.model
+from botocore.loaders import Loader
+
 from .http import HttpRequest
-from .models import service_model
+from .models import PROTOCOLS, botocore_session, service_model
 
 # SigV4 signing name -> botocore model name, for the services auroral serves.
 SIGNING_NAMES: dict[str, str] = {
@@ -39,23 +47,50 @@ def _scope_service(credential: str) -> str | None:
     return None
 
 
-def detect_service(req: HttpRequest) -> str | None:
-    scope_service: str | None = None
+def _signed_service(req: HttpRequest) -> str | None:
+    """The service name of the request's SigV4 scope (header or presigned query), served or not."""
     auth = req.header("authorization")
     if auth:
         start = auth.find("Credential=")
         if start >= 0:
             rest = auth[start + len("Credential=") :]
             end = min((i for i in (rest.find(","), rest.find(" ")) if i >= 0), default=len(rest))
-            scope_service = _scope_service(rest[:end])
+            return _scope_service(rest[:end])
     elif "X-Amz-Credential" in req.query:
         for key, value in parse_qsl(req.query, keep_blank_values=True):
             if key == "X-Amz-Credential":
-                scope_service = _scope_service(value)
-                break
+                return _scope_service(value)
+    return None
+
+
+def detect_service(req: HttpRequest) -> str | None:
+    scope_service = _signed_service(req)
     if scope_service is not None:
         return SIGNING_NAMES.get(scope_service)
     target = req.header("x-amz-target")
     if target:
         return _target_prefixes().get(target.rpartition(".")[0])
     return None
+
+
+@cache
+def _botocore_services() -> frozenset[str]:
+    return frozenset(botocore_session().get_available_services())
+
+
+@cache
+def _protocol_of(name: str) -> str:
+    """The protocol of botocore's model ``name``, read from a loader of its own so the model itself is not
+    kept (a caller naming every service botocore knows costs one load each, and a few bytes kept)."""
+    return str(botocore.model.ServiceModel(Loader().load_service_model(name, "service-2"), name).protocol)
+
+
+def unserved_service(req: HttpRequest) -> str | None:
+    """The botocore service a request is signed for when auroral does not serve it and botocore models
+    it in a protocol auroral renders (its errors then go out in that protocol); else None. The name is
+    the caller's text: it only ever selects among botocore's own model names, never builds a path.
+    Called once the request is authenticated."""
+    name = _signed_service(req)
+    if name is None or name in SIGNING_NAMES or name not in _botocore_services():
+        return None
+    return name if _protocol_of(name) in PROTOCOLS else None

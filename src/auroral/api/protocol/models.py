@@ -197,6 +197,11 @@ def _session() -> Any:
     return botocore.session.get_session()
 
 
+def botocore_session() -> Any:
+    """The one botocore session whose models every codec uses."""
+    return _session()
+
+
 @dataclass(eq=False, slots=True)
 class OperationInfo:
     model: botocore.model.OperationModel
