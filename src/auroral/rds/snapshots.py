@@ -164,13 +164,14 @@ class SnapshotOperations(TagOperations):
             snap.admin = keys.sealer.seal_text(self.runtime.admin_password_of(cluster), self._admin_aad(snap))
             self._save_snapshot(snap)
             self._snapshot_event(snap, created=False)
-            crash_point("snapshot:recorded")
+            point = "automated" if snap.snapshot_type == AUTOMATED else "snapshot"  # a crash test's, apart
+            crash_point(f"{point}:recorded")
             writer = await asyncio.to_thread(SealedWriter, path, data_key)
 
             async def sink(chunk: bytes) -> None:
                 await asyncio.to_thread(writer.write, chunk)
                 if writer.plaintext_bytes > (4 << 20):
-                    crash_point("snapshot:streaming")  # a .partial file on disk
+                    crash_point(f"{point}:streaming")  # a .partial file on disk
 
             try:
                 await self.runtime.snapshot_cluster(cluster, sink)
@@ -206,8 +207,10 @@ class SnapshotOperations(TagOperations):
             current.size = size
         self._save_snapshot(current)
 
-    def _spawn_snapshot(self, cluster: Cluster, snap: ClusterSnapshot) -> asyncio.Task[None]:
-        """Take the snapshot in the background, in turn with the cluster's other work (its lock)."""
+    def _spawn_snapshot(self, cluster: Cluster, snap: ClusterSnapshot, *, lock: str | None = None) -> asyncio.Task[None]:
+        """Take the snapshot in the background, in turn with the cluster's other work (its lock; ``lock``: in
+        turn with another key's work instead, as a new cluster's first backup, which must not hold up its
+        first instance)."""
         rid, account, sid = cluster.resource_id, snap.account, snap.sid
 
         async def work() -> None:
@@ -220,7 +223,7 @@ class SnapshotOperations(TagOperations):
                 return
             await self._take(owner, current)
 
-        return self._spawn(rid, f"snapshot {snap.identifier}", work)
+        return self._spawn(lock or rid, f"snapshot {snap.identifier}", work)
 
     # --- operations -----------------------------------------------------------------------------------
 
@@ -482,6 +485,7 @@ class SnapshotOperations(TagOperations):
             if current is not None and current.status == "creating":
                 current.transition("available")
                 self._save_cluster(current)
+                self._first_backup(current)
 
         return self._spawn(rid, "restore", work)
 

@@ -173,9 +173,8 @@ class WalArchiveOperations(SnapshotOperations):
             cache[cluster.resource_id] = max(files, default=0.0)
         stamp = cache[cluster.resource_id]
         earliest = min(bases)
-        latest = datetime.fromtimestamp(stamp, UTC) if stamp else None
-        if earliest is not None and latest is not None and latest < earliest:
-            latest = earliest
+        # a backup is restorable by itself (its WAL is in it): the window is never shorter than that
+        latest = max(datetime.fromtimestamp(stamp, UTC), earliest) if stamp else earliest
         return earliest, latest
 
     def view_cluster(self, cluster: Cluster) -> dict[str, Any]:
@@ -318,6 +317,7 @@ class WalArchiveOperations(SnapshotOperations):
             if current is not None and current.status == "creating":
                 current.transition("available")
                 self._save_cluster(current)
+                self._first_backup(current)
 
         return self._spawn(rid, "restore-to-point-in-time", work)
 
