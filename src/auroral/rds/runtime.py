@@ -52,7 +52,7 @@ person can act on; anything else is a bug):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -190,9 +190,9 @@ class ClusterRuntime(Protocol):
         by name), replay them up to ``target_time`` first (a point-in-time restore)."""
         ...
 
-    def add_wal_listener(self, fn: Callable[[str, str, bytes, float], bool]) -> None:
-        """Told of every finished WAL file of every cluster (continuous archiving): ``fn(cluster_rid, name,
-        data, archived_at)`` returns whether it stored it."""
+    def add_wal_listener(self, fn: Callable[[str, str, bytes, float], Awaitable[bool]]) -> None:
+        """Told of every finished WAL file of every cluster (continuous archiving): ``await fn(cluster_rid,
+        name, data, archived_at)`` says whether it stored it."""
         ...
 
     async def flush_wal(self, cluster: Cluster) -> bool:

@@ -107,9 +107,10 @@ class WalArchiveOperations(SnapshotOperations):
         return self._keys().open_data_key(account, doc.get("kms_key_id"), WrappedKey.from_doc(doc),
                                           self._wal_context(rid))
 
-    def _on_wal(self, rid: str, name: str, data: bytes, archived_at: float) -> bool:
+    async def _on_wal(self, rid: str, name: str, data: bytes, archived_at: float) -> bool:
         """A finished WAL file of cluster ``rid``: sealed into the archive (True), or left for later (False:
-        not this region's cluster, or its key is not usable now)."""
+        not this region's cluster, or its key is not usable now). The records and the key are read here, on
+        the event loop; the compression, encryption and write in a worker thread."""
         if self.snapshot_dir is None or self.storage_keys is None:
             return False
         cluster = self._cluster_by_rid(rid)
@@ -120,17 +121,10 @@ class WalArchiveOperations(SnapshotOperations):
         except (KeyUnusable, AwsError) as exc:
             log.warning("cluster %s: WAL not archived: %s", cluster.identifier, exc)
             return False
-        directory = self._wal_dir(rid)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = directory / (name + _SUFFIX)
-        writer = SealedWriter(path, data_key)
-        try:
-            writer.write(name.encode() + b"\0" + zlib.compress(data, 1))
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        os.utime(path, (archived_at, archived_at))
+        await asyncio.to_thread(_seal_wal, self._wal_dir(rid), name, data, archived_at, data_key)
+        if self.store.get(KIND_WAL_KEY, cluster.account, rid) is None:  # the archive went meanwhile
+            await asyncio.to_thread(shutil.rmtree, self._wal_dir(rid), True)
+            return True
         if not name.endswith("history"):
             latest = self._latest_wal()
             latest[rid] = max(latest.get(rid, 0.0), archived_at)
@@ -320,6 +314,21 @@ class WalArchiveOperations(SnapshotOperations):
                 self._first_backup(current)
 
         return self._spawn(rid, "restore-to-point-in-time", work)
+
+
+def _seal_wal(directory: Path, name: str, data: bytes, archived_at: float, data_key: bytes) -> None:
+    """Compress and seal one WAL file into the archive (``<name>.wal``, its mtime when it was archived);
+    the file is complete and fsynced before this returns (blocking: a worker thread's)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / (name + _SUFFIX)
+    writer = SealedWriter(path, data_key)
+    try:
+        writer.write(name.encode() + b"\0" + zlib.compress(data, 1))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    os.utime(path, (archived_at, archived_at))
 
 
 def _open_admin(sealer: Sealer, snap: ClusterSnapshot) -> str:
