@@ -68,3 +68,17 @@ async def test_retention_and_window_are_validated(env: Env) -> None:
                    PreferredBackupWindow="04:00-05:00", ApplyImmediately=True)
     described = await env.describe_cluster("c2")
     assert described["BackupRetentionPeriod"] == 14 and described["PreferredBackupWindow"] == "04:00-05:00"
+
+
+async def test_a_cluster_never_backed_up_gets_its_first_backup_at_once(env: Env) -> None:
+    # (a restart between a create and its first backup): no window needs to open first
+    await env.cluster("c1", PreferredBackupWindow="07:00-07:30")
+    cluster = env.service._clusters(None)[0]
+    soon = cluster.created + timedelta(minutes=1)
+    assert not backup_due(cluster, None, soon)
+    env.service.backup_tick(soon)
+    first = [s for s in env.service._snapshots(None) if s.snapshot_type == AUTOMATED]
+    assert [s.status for s in first] == ["creating"]
+    env.service.backup_tick(soon + timedelta(minutes=1))  # not a second one while it is taken
+    assert len([s for s in env.service._snapshots(None) if s.snapshot_type == AUTOMATED]) == 1
+    await env.service.drain()
