@@ -9,11 +9,11 @@ cluster whose first backup has not finished on AWS; Unconfirmed) and the continu
 That backup does not hold up the cluster's other work (its first instance): it runs in turn with its own key.
 
 The schedule keeps no state of its own: what is due is derived from the stored snapshots, so a restart (or a
-window missed while auroral was down) catches up at the next tick. A cluster with no automated snapshot at all
-gets its first one (auroral stopped between a create and its first backup); after that, one is due once a
-backup window has opened since the cluster was created and since its last automated snapshot; automated
-snapshots older than the retention period are deleted. The scheduler ticks every
-``AURORAL_BACKUP_CHECK_SECONDS`` (default 60).
+window missed while auroral was down) catches up at the next tick. A cluster with no available automated
+snapshot gets its first one (auroral stopped between a create and its first backup; a failed first backup is
+taken again an hour later, replacing it); after that, one is due once a backup window has opened since the
+cluster was created and since its last automated snapshot; automated snapshots older than the retention
+period are deleted. The scheduler ticks every ``AURORAL_BACKUP_CHECK_SECONDS`` (default 60).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from auroral.rds.validate import window_start_minutes
 from auroral.rds.wal_archive import WalArchiveOperations
 
 log = logging.getLogger("auroral.rds")
+
+
+FIRST_BACKUP_RETRY = timedelta(hours=1)  # a failed first backup (its key disabled meanwhile, say) is taken again
 
 
 def last_window_start(window: str, now: datetime) -> datetime:
@@ -91,8 +94,12 @@ class BackupOperations(WalArchiveOperations):
             mine = [s for s in mine if s.status != "deleting"]
             if cluster.status != "available" or any(s.status == "creating" for s in mine):
                 continue
-            if not mine:  # never backed up (a failed first one waits for the window, as any failed one)
-                self._start_automated(cluster, now, first=True)
+            if not any(s.status == "available" for s in mine):
+                # never backed up: at once, or an hour after a failed first backup (which it replaces)
+                if all(s.created <= now - FIRST_BACKUP_RETRY for s in mine):
+                    for failed in mine:
+                        self._delete_snapshot(failed)
+                    self._start_automated(cluster, now, first=True)
                 continue
             last = max((s.created for s in mine if s.status != "failed"), default=None)
             if backup_due(cluster, last, now):

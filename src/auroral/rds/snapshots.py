@@ -288,7 +288,8 @@ class SnapshotOperations(TagOperations):
     def DescribeDBClusterSnapshots(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         """This account's snapshots; with ``IncludeShared`` / ``IncludePublic`` (or ``SnapshotType`` ``shared``
         / ``public``) also other accounts' shared with it or public. AWS: the Include flags do not apply to
-        the types manual and automated, IncludePublic not to shared, IncludeShared not to public."""
+        the types manual and automated, IncludePublic not to shared, IncludeShared not to public. Another
+        account's snapshot shows its own view (its ARN, ``SnapshotType`` manual: unconfirmed what AWS shows)."""
         kind = params.get("SnapshotType")
         if kind and kind not in (MANUAL, AUTOMATED, "shared", "public", "awsbackup"):
             raise invalid_parameter_value(f"Invalid snapshot type: {kind}")  # Unconfirmed wording.
@@ -594,6 +595,10 @@ class SnapshotOperations(TagOperations):
             # AWS: an encrypted manual snapshot can be shared only with listed accounts ("You can't use all as
             # a value for that parameter in this case"). Unconfirmed code and wording.
             raise invalid_parameter_value("Encrypted snapshots cannot be shared publicly.")
+        # A snapshot under the owner's aws/rds key: "You can't share a snapshot that has been encrypted using the
+        # default KMS key" (user guide). Public reports show the sharing accepted and the other account's copy or
+        # restore failing with KMSKeyNotAccessibleFault (the key's policy admits only its account): so here
+        # (_check_source_key, _restore_settings). Unconfirmed whether this call refuses it instead.
         shared = [v for v in snap.shared_with if v not in remove]
         shared += [v for v in add if v not in shared]
         if len([v for v in shared if v != "all"]) > MAX_SHARED_ACCOUNTS:
