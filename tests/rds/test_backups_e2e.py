@@ -29,13 +29,16 @@ def test_automated_backups_in_the_window(base: Path) -> None:
                        extra_env={"AURORAL_BACKUP_CHECK_SECONDS": "2"})
     try:
         rds = srv.client("rds")
-        opens = datetime.now(UTC) + timedelta(minutes=1)
-        window = f"{opens:%H:%M}-{opens + timedelta(minutes=30):%H:%M}"
-        dbs = [create_db(rds, prefix="bak", PreferredBackupWindow=window, BackupRetentionPeriod=3)
-               for _ in range(2)]
+        dbs = [create_db(rds, prefix="bak", BackupRetentionPeriod=3) for _ in range(2)]
         with dbs[0].connect() as conn:
             conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, note text)")
             conn.execute("INSERT INTO notes (note) VALUES ('nightly')")
+        # a window opening within the minute, after the clusters' creation (and their first backups) and the rows
+        opens = datetime.now(UTC) + timedelta(minutes=1)
+        window = f"{opens:%H:%M}-{opens + timedelta(minutes=30):%H:%M}"
+        for db in dbs:
+            rds.modify_db_cluster(DBClusterIdentifier=db.cluster_id, PreferredBackupWindow=window,
+                                  ApplyImmediately=True)
         cluster = rds.describe_db_clusters(DBClusterIdentifier=dbs[0].cluster_id)["DBClusters"][0]
         assert cluster["PreferredBackupWindow"] == window and cluster["BackupRetentionPeriod"] == 3
         opened = opens.replace(second=0, microsecond=0)

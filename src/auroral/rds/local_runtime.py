@@ -583,6 +583,7 @@ class LocalRuntime(ReplicaSet):
         self._layouts.pop(cluster.resource_id, None)
         self._lag.pop(cluster.resource_id, None)
         self._clusters.pop(cluster.resource_id, None)
+        self._ship_locks.pop(cluster.resource_id, None)
         self._store.delete(KIND_ADMIN, cluster.account, cluster.resource_id)
 
     async def reboot_cluster(self, cluster: Cluster) -> None:
