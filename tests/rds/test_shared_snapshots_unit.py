@@ -43,7 +43,8 @@ class BytesRuntime(FakeRuntime):
         super().__init__()
         self.data: dict[str, bytes] = {}
 
-    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any], *,
+                               running_only: bool = False) -> None:
         await sink(self.data.setdefault(cluster.resource_id, f"rows of {cluster.identifier}".encode()))
 
     async def restore_cluster(self, cluster: Cluster, chunks: AsyncIterator[bytes], admin_password: str,

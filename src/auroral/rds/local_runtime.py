@@ -342,14 +342,22 @@ class LocalRuntime(ReplicaSet):
         """rdsadmin's password in the cluster's data (a snapshot carries it, sealed, to its restores)."""
         return self._admin_password(cluster)
 
-    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
-        """A consistent base backup of the running primary, as a tar stream to ``sink``; it keeps serving."""
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any], *,
+                               running_only: bool = False) -> None:
+        """A consistent base backup of the running primary, as a tar stream to ``sink``; it keeps serving.
+        ``running_only``: never start a server for it (a backup outside the cluster's turn: a stop or start
+        may be under way)."""
         try:
             try:
                 primary = self._server(cluster)
             except (EngineError, RuntimeFailure):
+                if running_only:
+                    raise RuntimeFailure(
+                        f"the snapshot of {cluster.identifier} failed: its server does not run") from None
                 primary = await self._ensure_server(cluster)  # not served since auroral started
             started = False
+            if primary.status() != "running" and running_only:
+                raise RuntimeFailure(f"the snapshot of {cluster.identifier} failed: its server does not run")
             if primary.status() != "running":  # a stopped cluster (a final snapshot): up for the backup only
                 await primary.start()
                 started = True

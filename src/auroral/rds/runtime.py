@@ -177,9 +177,11 @@ class ClusterRuntime(Protocol):
         owned by the server's OS user, read only through descriptors); None: it has none (yet)."""
         ...
 
-    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any], *,
+                               running_only: bool = False) -> None:
         """Hand a consistent copy of the running cluster's data (a tar stream) to ``sink`` chunk by chunk
-        (``sink`` may return an awaitable); the cluster keeps serving."""
+        (``sink`` may return an awaitable); the cluster keeps serving. A stopped cluster's server is started for
+        the copy (a final snapshot), unless ``running_only`` (RuntimeFailure then)."""
         ...
 
     async def restore_cluster(self, cluster: Cluster, chunks: AsyncIterator[bytes], admin_password: str,

@@ -190,9 +190,10 @@ class SnapshotOperations(TagOperations):
 
     # --- taking one --------------------------------------------------------------------------------
 
-    async def _take(self, cluster: Cluster, snap: ClusterSnapshot) -> None:
+    async def _take(self, cluster: Cluster, snap: ClusterSnapshot, *, running_only: bool = False) -> None:
         """Back up ``cluster`` into ``snap``'s sealed file; the record says ``available`` or ``failed`` after.
-        The data key (and for an encrypted cluster RDS's grant for the snapshot) is recorded first."""
+        The data key (and for an encrypted cluster RDS's grant for the snapshot) is recorded first.
+        ``running_only``: of a running server only (outside the cluster's turn, see ``_spawn_snapshot``)."""
         try:
             keys = self._keys()
             path = self._path(snap)
@@ -214,7 +215,7 @@ class SnapshotOperations(TagOperations):
                     crash_point(f"{point}:streaming")  # a .partial file on disk
 
             try:
-                await self.runtime.snapshot_cluster(cluster, sink)
+                await self.runtime.snapshot_cluster(cluster, sink, running_only=running_only)
                 await asyncio.to_thread(writer.close)
             except BaseException:
                 await asyncio.to_thread(writer.abort)
@@ -250,7 +251,8 @@ class SnapshotOperations(TagOperations):
     def _spawn_snapshot(self, cluster: Cluster, snap: ClusterSnapshot, *, lock: str | None = None) -> asyncio.Task[None]:
         """Take the snapshot in the background, in turn with the cluster's other work (its lock; ``lock``: in
         turn with another key's work instead, as a new cluster's first backup, which must not hold up its
-        first instance)."""
+        first instance: then only of an available cluster's running server, never starting one, as a stop,
+        start or upgrade may be under way; if one is, this backup fails and is taken again later)."""
         rid, account, sid = cluster.resource_id, snap.account, snap.sid
 
         async def work() -> None:
@@ -261,7 +263,10 @@ class SnapshotOperations(TagOperations):
             if owner is None:
                 self._finish_snapshot(current, "failed", "the cluster is gone")
                 return
-            await self._take(owner, current)
+            if lock is not None and owner.status != "available":
+                self._finish_snapshot(current, "failed", f"the cluster is {owner.status}")
+                return
+            await self._take(owner, current, running_only=lock is not None)
 
         return self._spawn(lock or rid, f"snapshot {snap.identifier}", work)
 
