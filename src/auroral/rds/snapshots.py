@@ -9,6 +9,11 @@ streamed as a tar through AES-256-GCM into one sealed file under a data key of t
 ``.partial`` file is removed). A restore makes a new cluster (``creating``) whose primary is unpacked from
 the snapshot as the new cluster's own OS user; instances are added with CreateDBInstance, as on AWS.
 A copy re-encrypts the data under a new data key (and ``KmsKeyId``'s key, if given).
+
+A manual snapshot shared (``restore`` attribute) with another account is that account's to describe, copy and
+restore by its ARN (the owner's account in it; IAM authorizes the caller on that ARN); for an encrypted one the
+caller must be able to use the key through RDS (its key policy must admit the account: the owner's ``aws/rds``
+key never does), and RDS uses it through a grant to the caller's account's service-linked role.
 """
 
 from __future__ import annotations

@@ -3,18 +3,19 @@
 
 Every server archives each finished WAL segment (``archive_command``: a copy into a spool directory of the
 cluster's own OS user, as private as its data directory); the runtime hands each file here
-(``LocalRuntime.ship_wal``, every second), where it is compressed and sealed (``rds/envelope.py``) under the
-cluster's WAL data key — wrapped by the cluster's KMS key, or the master key for an unencrypted cluster — into
-``<data_dir>/snapshots/wal/<DbClusterResourceId>/<name>.wal`` (its mtime: when PostgreSQL archived it), and
-only then removed from the spool. A cluster whose key is not usable keeps its WAL in the spool until it is.
+(``LocalRuntime.ship_wal``, every second), where it is compressed and sealed in a worker thread
+(``rds/envelope.py``) under the cluster's WAL data key — wrapped by the cluster's KMS key, or the master key
+for an unencrypted cluster — into ``<data_dir>/snapshots/wal/<DbClusterResourceId>/<name>.wal`` (its mtime:
+when PostgreSQL archived it), and only then removed from the spool. A cluster whose key is not usable keeps
+its WAL in the spool until it is.
 
 A restore to time T starts from the newest snapshot of the source taken at or before T (manual or automated:
-``EarliestRestorableTime`` is the oldest one's) and replays the archived WAL up to T (``recovery_target_time``)
-in the new cluster's server; ``UseLatestRestorableTime`` first makes the running source archive its WAL up to
-now (a commit record, ``pg_switch_wal``) and replays all of it. ``RestoreType`` ``copy-on-write`` is a full
-copy here (auroral has no shared storage volume). WAL older than what the retention period needs goes with
-the automated snapshots' expiry (``backups.py``); the archive goes with its cluster unless
-DeleteAutomatedBackups=false.
+``EarliestRestorableTime`` is the oldest one's, normally the cluster's first backup, taken at its creation)
+and replays the archived WAL up to T (``recovery_target_time``) in the new cluster's server;
+``UseLatestRestorableTime`` first makes the running source archive its WAL up to now (a commit record,
+``pg_switch_wal``) and replays all of it. ``RestoreType`` ``copy-on-write`` is a full copy here (auroral has
+no shared storage volume). WAL older than what the retention period needs goes with the automated snapshots'
+expiry (``backups.py``); the archive goes with its cluster unless DeleteAutomatedBackups=false.
 """
 
 from __future__ import annotations
