@@ -176,7 +176,8 @@ Spellings = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 def _spellings(w: World, service: str, op: str, ref: Ref) -> Spellings:
     p = ref.param
-    if service == "rds" and ref.kind == "cluster-snapshot":
+    if service == "rds" and ref.kind in ("cluster-snapshot", "shared-snapshot"):
+        # shared-snapshot: another account's ARN names that account's snapshot, not found unless shared
         arn = w.rds_arn("cluster-snapshot", w.snapshot)
         accepted = [{p: s} for s in _cases(w.snapshot)] + [{p: arn}, {p: w.rds_arn("cluster-snapshot", w.snapshot.upper())}]
         refused = [{p: arn.replace(REGION, "us-west-2")}, {p: arn.replace(f":{w.account}:", ":210987654321:")},
@@ -345,7 +346,7 @@ def test_every_resource_parameter_is_covered() -> None:
     """Every (operation, resource parameter) of the four services has spellings here: a new operation
     naming a resource cannot join the table without this matrix knowing how to spell it."""
     kinds = {("rds", k) for k in ("cluster", "cluster-or-arn", "db", "db-or-arn", "cluster-pg", "subgrp", "arn",
-                                  "cluster-endpoint", "cluster-snapshot")}
+                                  "cluster-endpoint", "cluster-snapshot", "shared-snapshot")}
     kinds |= {("ec2", k) for k in (*_EC2_KEY, "resources", "security-groups")}
     kinds |= {("secretsmanager", "secret"), ("secretsmanager", "new-secret")}
     kinds |= {("kms", k) for k in ("key", "blob", "alias", "alias-target", "target")}

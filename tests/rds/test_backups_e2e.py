@@ -29,19 +29,24 @@ def test_automated_backups_in_the_window(base: Path) -> None:
                        extra_env={"AURORAL_BACKUP_CHECK_SECONDS": "2"})
     try:
         rds = srv.client("rds")
-        opens = datetime.now(UTC) + timedelta(minutes=1)
-        window = f"{opens:%H:%M}-{opens + timedelta(minutes=30):%H:%M}"
-        dbs = [create_db(rds, prefix="bak", PreferredBackupWindow=window, BackupRetentionPeriod=3)
-               for _ in range(2)]
+        dbs = [create_db(rds, prefix="bak", BackupRetentionPeriod=3) for _ in range(2)]
         with dbs[0].connect() as conn:
             conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, note text)")
             conn.execute("INSERT INTO notes (note) VALUES ('nightly')")
+        # a window opening within the minute, after the clusters' creation (and their first backups) and the rows
+        opens = datetime.now(UTC) + timedelta(minutes=1)
+        window = f"{opens:%H:%M}-{opens + timedelta(minutes=30):%H:%M}"
+        for db in dbs:
+            rds.modify_db_cluster(DBClusterIdentifier=db.cluster_id, PreferredBackupWindow=window,
+                                  ApplyImmediately=True)
         cluster = rds.describe_db_clusters(DBClusterIdentifier=dbs[0].cluster_id)["DBClusters"][0]
         assert cluster["PreferredBackupWindow"] == window and cluster["BackupRetentionPeriod"] == 3
-        for db in dbs:
-            until(lambda db=db: [s["Status"] for s in _automated(rds, db.cluster_id)] == ["available"],
+        opened = opens.replace(second=0, microsecond=0)
+        for db in dbs:  # the scheduled one (besides the first backup, taken at the create)
+            until(lambda db=db: any(s["Status"] == "available" and s["SnapshotCreateTime"] >= opened
+                                    for s in _automated(rds, db.cluster_id)),
                   timeout=150, what="an automated snapshot")
-        snap = _automated(rds, dbs[0].cluster_id)[0]
+        snap = _automated(rds, dbs[0].cluster_id)[-1]
         assert snap["SnapshotType"] == "automated"
         assert snap["DBClusterSnapshotIdentifier"].startswith(f"rds:{dbs[0].cluster_id}-")
         manual = rds.describe_db_cluster_snapshots(DBClusterIdentifier=dbs[0].cluster_id,
@@ -63,6 +68,6 @@ def test_automated_backups_in_the_window(base: Path) -> None:
                                   DeleteAutomatedBackups=not keep)
             rds.get_waiter("db_cluster_deleted").wait(DBClusterIdentifier=db.cluster_id,
                                                       WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-            assert len(_automated(rds, db.cluster_id)) == (1 if keep else 0)
+            assert bool(_automated(rds, db.cluster_id)) == keep
     finally:
         stop_server(srv)

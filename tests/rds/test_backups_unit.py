@@ -68,3 +68,31 @@ async def test_retention_and_window_are_validated(env: Env) -> None:
                    PreferredBackupWindow="04:00-05:00", ApplyImmediately=True)
     described = await env.describe_cluster("c2")
     assert described["BackupRetentionPeriod"] == 14 and described["PreferredBackupWindow"] == "04:00-05:00"
+
+
+async def test_a_cluster_never_backed_up_gets_its_first_backup_at_once(env: Env) -> None:
+    # (a restart between a create and its first backup): no window needs to open first
+    await env.cluster("c1", PreferredBackupWindow="07:00-07:30")
+    cluster = env.service._clusters(None)[0]
+    soon = cluster.created + timedelta(minutes=1)
+    assert not backup_due(cluster, None, soon)
+    env.service.backup_tick(soon)
+    first = [s for s in env.service._snapshots(None) if s.snapshot_type == AUTOMATED]
+    assert [s.status for s in first] == ["creating"]
+    env.service.backup_tick(soon + timedelta(minutes=1))  # not a second one while it is taken
+    assert len([s for s in env.service._snapshots(None) if s.snapshot_type == AUTOMATED]) == 1
+    await env.service.drain()
+
+
+async def test_a_failed_first_backup_is_taken_again_an_hour_later(env: Env) -> None:
+    await env.cluster("c1")
+    cluster = env.service._clusters(None)[0]
+    failed = env.service._new_snapshot(cluster, "rds:c1-first", {}, AUTOMATED)
+    failed.status = "failed"
+    env.service._save_snapshot(failed)
+    env.service.backup_tick(failed.created + timedelta(minutes=30))  # not yet: no new attempt every tick
+    assert [s.identifier for s in env.service._snapshots(None)] == ["rds:c1-first"]
+    env.service.backup_tick(failed.created + timedelta(hours=1, minutes=1))
+    again = env.service._snapshots(None)
+    assert len(again) == 1 and again[0].identifier != "rds:c1-first" and again[0].status == "creating"
+    await env.service.drain()

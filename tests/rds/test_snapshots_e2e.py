@@ -147,8 +147,10 @@ def test_sharing_and_listing(rds: Any, server: Any, source: Db) -> None:
         "210987654321"]
     listed = rds.describe_db_cluster_snapshots(DBClusterIdentifier=source.cluster_id, SnapshotType="manual")
     assert sid in [s["DBClusterSnapshotIdentifier"] for s in listed["DBClusterSnapshots"]]
-    assert rds.describe_db_cluster_snapshots(DBClusterIdentifier=source.cluster_id,
-                                             SnapshotType="automated")["DBClusterSnapshots"] == []
+    automated = rds.describe_db_cluster_snapshots(DBClusterIdentifier=source.cluster_id,
+                                                  SnapshotType="automated")["DBClusterSnapshots"]
+    assert sid not in [s["DBClusterSnapshotIdentifier"] for s in automated]  # only the cluster's first backup
+    assert all(s["SnapshotType"] == "automated" for s in automated)
     rds.add_tags_to_resource(ResourceName=snap["DBClusterSnapshotArn"], Tags=[{"Key": "more", "Value": "x"}])
     tags = rds.list_tags_for_resource(ResourceName=snap["DBClusterSnapshotArn"])["TagList"]
     assert {"Key": "more", "Value": "x"} in tags

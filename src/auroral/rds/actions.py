@@ -30,6 +30,9 @@ _SUBGRP = Ref("DBSubnetGroupName", "subgrp")
 _TAGGED = Ref("ResourceName", "arn")
 _ENDPOINT = Ref("DBClusterEndpointIdentifier", "cluster-endpoint")
 _SNAPSHOT = Ref("DBClusterSnapshotIdentifier", "cluster-snapshot")
+# a snapshot the caller reads (Describe, copy or restore): maybe another account's, shared with the caller's and
+# named by its ARN; authorized on that ARN (the owner's account in it), as the handler acts on that snapshot
+_SHARED = "shared-snapshot"
 # "If tags are specified in the create action, RDS performs additional authorization on the
 # rds:AddTagsToResource action" (RDS user guide, "Grant permission to tag RDS resources during creation")
 _TAG_ON_CREATE = ("rds:AddTagsToResource", "Tags")
@@ -136,19 +139,19 @@ ACTIONS: dict[str, ActionSpec] = {
         "rds:CreateDBClusterSnapshot", (_CLUSTER, _SNAPSHOT), request_tags="Tags", tag_on_create=_TAG_ON_CREATE,
     ),
     "DescribeDBClusterSnapshots": ActionSpec(
-        "rds:DescribeDBClusterSnapshots", (Ref("DBClusterSnapshotIdentifier", "cluster-snapshot", optional=True),),
+        "rds:DescribeDBClusterSnapshots", (Ref("DBClusterSnapshotIdentifier", _SHARED, optional=True),),
         read_only=True,
     ),
     "CopyDBClusterSnapshot": ActionSpec(
         "rds:CopyDBClusterSnapshot",
-        (Ref("SourceDBClusterSnapshotIdentifier", "cluster-snapshot"),
+        (Ref("SourceDBClusterSnapshotIdentifier", _SHARED),
          Ref("TargetDBClusterSnapshotIdentifier", "cluster-snapshot")),
         request_tags="Tags", tag_on_create=_TAG_ON_CREATE,
     ),
     "DeleteDBClusterSnapshot": ActionSpec("rds:DeleteDBClusterSnapshot", (_SNAPSHOT,)),
     "RestoreDBClusterFromSnapshot": ActionSpec(
         "rds:RestoreDBClusterFromSnapshot",
-        (_CLUSTER, Ref("SnapshotIdentifier", "cluster-snapshot"),
+        (_CLUSTER, Ref("SnapshotIdentifier", _SHARED),
          Ref("DBClusterParameterGroupName", "cluster-pg", optional=True),
          Ref("DBSubnetGroupName", "subgrp", optional=True)),
         keys={"rds:DatabaseEngine": "Engine"},

@@ -318,6 +318,7 @@ class ClusterOperations(EncryptionOperations, ManagedSecretOperations, Parameter
                 self._save_cluster(current)
                 self._secret_password_applied(current)
                 events.cluster_event(self.store, current, events.CLUSTER_CREATED)
+                self._first_backup(current)
 
         return self._spawn(rid, "create", work)
 
@@ -566,6 +567,10 @@ class ClusterOperations(EncryptionOperations, ManagedSecretOperations, Parameter
 
     def _drop_automated(self, cluster: Cluster) -> None:
         """The cluster's automated snapshots go with it unless DeleteAutomatedBackups=false (snapshots.py)."""
+
+    def _first_backup(self, cluster: Cluster) -> None:
+        """A new cluster (created or restored) just became available: its first automated backup, from which
+        it is restorable to any point in time (backups.py)."""
 
     def _spawn_delete(self, cluster: Cluster) -> None:
         rid = cluster.resource_id

@@ -58,7 +58,8 @@ class EncryptionOperations(RdsBase):
     def _grant_storage_key(self, cluster: Cluster) -> None:
         if cluster.kms_key_id and self.storage_keys is not None:
             key = self.storage_keys.keyring.resolve(cluster.account, cluster.kms_key_id)
-            cluster.kms_grant_id = self.storage_keys.grant(key, name=f"rds-{cluster.resource_id}")
+            cluster.kms_grant_id = self.storage_keys.grant(key, name=f"rds-{cluster.resource_id}",
+                                                           account=cluster.account)
 
     def _retire_storage_grant(self, cluster: Cluster) -> None:
         if self.storage_keys is not None:

@@ -88,8 +88,9 @@ log = logging.getLogger(__name__)
 
 KIND_ADMIN = "rds-admin-password"
 LOG_EXPIRY_SECONDS = 60.0
-# cluster rid, WAL file name, its content, when it was archived -> stored?
-WalListener = Callable[[str, str, bytes, float], bool]
+# cluster rid, WAL file name, its content, when it was archived -> stored? (a coroutine: its CPU and disk
+# work goes to a worker thread, not the event loop)
+WalListener = Callable[[str, str, bytes, float], Awaitable[bool]]
 WAL_SHIP_SECONDS = 1.0
 # what an archiver leaves in its spool: segments (24 hex digits), timeline histories, backup labels
 WAL_FILE = re.compile(r"[0-9A-F]{24}(?:\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history")
@@ -144,6 +145,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 
+def _spooled(spool: Path) -> list[str]:
+    """The WAL files an archiver left in ``spool``, oldest first (blocking)."""
+    return sorted(n for n in os.listdir(spool) if WAL_FILE.fullmatch(n))
+
+
+def _read_spooled(spool: Path, name: str) -> tuple[float, bytes]:
+    """(when it was archived, content) of a spooled WAL file, never following a symlink (blocking)."""
+    with fsafe.directory(spool) as dfd:
+        archived_at = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mtime
+    return archived_at, fsafe.read_bytes(spool / name, limit=WAL_FILE_LIMIT)
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -195,6 +208,7 @@ class LocalRuntime(ReplicaSet):
         self._listeners: list[StatusListener] = []
         self._wal_listeners: list[WalListener] = []
         self._ship_task: asyncio.Task[None] | None = None
+        self._ship_locks: dict[str, asyncio.Lock] = {}  # cluster rid -> one shipper at a time (loop, flush)
         self._parameters: dict[str, dict[str, str]] = {}
         self._writer: dict[str, str] = {}  # cluster resource id -> writer instance resource id
         self._names: dict[str, str] = {}  # DbiResourceId -> DBInstanceIdentifier, while its endpoint is open
@@ -328,14 +342,22 @@ class LocalRuntime(ReplicaSet):
         """rdsadmin's password in the cluster's data (a snapshot carries it, sealed, to its restores)."""
         return self._admin_password(cluster)
 
-    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
-        """A consistent base backup of the running primary, as a tar stream to ``sink``; it keeps serving."""
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any], *,
+                               running_only: bool = False) -> None:
+        """A consistent base backup of the running primary, as a tar stream to ``sink``; it keeps serving.
+        ``running_only``: never start a server for it (a backup outside the cluster's turn: a stop or start
+        may be under way)."""
         try:
             try:
                 primary = self._server(cluster)
             except (EngineError, RuntimeFailure):
+                if running_only:
+                    raise RuntimeFailure(
+                        f"the snapshot of {cluster.identifier} failed: its server does not run") from None
                 primary = await self._ensure_server(cluster)  # not served since auroral started
             started = False
+            if primary.status() != "running" and running_only:
+                raise RuntimeFailure(f"the snapshot of {cluster.identifier} failed: its server does not run")
             if primary.status() != "running":  # a stopped cluster (a final snapshot): up for the backup only
                 await primary.start()
                 started = True
@@ -389,30 +411,38 @@ class LocalRuntime(ReplicaSet):
     async def ship_wal(self, cluster: Cluster) -> int:
         """Hand every finished WAL file in the spools of the cluster's servers to the listeners, oldest first;
         how many were stored. The spools belong to the cluster's OS user: read through fsafe (no symlinks,
-        regular files only), names checked."""
+        regular files only), names checked. The reads and removals run in a worker thread (a segment is 16 MB:
+        the event loop keeps serving meanwhile), one shipper per cluster at a time; a file leaves the spool
+        only once a listener has stored it."""
         if not self._wal_listeners:
             return 0
-        stored = 0
-        for server in self._engine.servers_of(cluster.resource_id):
-            spool = server.wal_spool
-            try:
-                names = sorted(n for n in os.listdir(spool) if WAL_FILE.fullmatch(n))
-            except OSError:
-                continue
-            for name in names:
+        lock = self._ship_locks.setdefault(cluster.resource_id, asyncio.Lock())
+        async with lock:
+            stored = 0
+            for server in self._engine.servers_of(cluster.resource_id):
+                spool = server.wal_spool
                 try:
-                    with fsafe.directory(spool) as dfd:
-                        archived_at = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mtime
-                    data = fsafe.read_bytes(spool / name, limit=WAL_FILE_LIMIT)
-                except OSError as exc:
-                    log.warning("cluster %s: WAL file %s unreadable: %s", cluster.identifier, name, exc)
+                    names = await asyncio.to_thread(_spooled, spool)
+                except OSError:
                     continue
-                if any(listener(cluster.resource_id, name, data, archived_at) for listener in self._wal_listeners):
-                    fsafe.remove_file(spool / name)
-                    stored += 1
-                else:
-                    break  # in order: the next ones wait for this one
-        return stored
+                for name in names:
+                    try:
+                        archived_at, data = await asyncio.to_thread(_read_spooled, spool, name)
+                    except OSError as exc:
+                        log.warning("cluster %s: WAL file %s unreadable: %s", cluster.identifier, name, exc)
+                        continue
+                    if await self._offer_wal(cluster.resource_id, name, data, archived_at):
+                        await asyncio.to_thread(fsafe.remove_file, spool / name)
+                        stored += 1
+                    else:
+                        break  # in order: the next ones wait for this one
+            return stored
+
+    async def _offer_wal(self, rid: str, name: str, data: bytes, archived_at: float) -> bool:
+        for listener in self._wal_listeners:
+            if await listener(rid, name, data, archived_at):
+                return True
+        return False
 
     async def flush_wal(self, cluster: Cluster, timeout: float = 30.0) -> bool:
         """Make the primary's WAL up to now archived and stored (a commit record of now first): for a restore
@@ -561,6 +591,7 @@ class LocalRuntime(ReplicaSet):
         self._layouts.pop(cluster.resource_id, None)
         self._lag.pop(cluster.resource_id, None)
         self._clusters.pop(cluster.resource_id, None)
+        self._ship_locks.pop(cluster.resource_id, None)
         self._store.delete(KIND_ADMIN, cluster.account, cluster.resource_id)
 
     async def reboot_cluster(self, cluster: Cluster) -> None:

@@ -52,7 +52,7 @@ person can act on; anything else is a bug):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -177,9 +177,11 @@ class ClusterRuntime(Protocol):
         owned by the server's OS user, read only through descriptors); None: it has none (yet)."""
         ...
 
-    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any]) -> None:
+    async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any], *,
+                               running_only: bool = False) -> None:
         """Hand a consistent copy of the running cluster's data (a tar stream) to ``sink`` chunk by chunk
-        (``sink`` may return an awaitable); the cluster keeps serving."""
+        (``sink`` may return an awaitable); the cluster keeps serving. A stopped cluster's server is started for
+        the copy (a final snapshot), unless ``running_only`` (RuntimeFailure then)."""
         ...
 
     async def restore_cluster(self, cluster: Cluster, chunks: AsyncIterator[bytes], admin_password: str,
@@ -190,9 +192,9 @@ class ClusterRuntime(Protocol):
         by name), replay them up to ``target_time`` first (a point-in-time restore)."""
         ...
 
-    def add_wal_listener(self, fn: Callable[[str, str, bytes, float], bool]) -> None:
-        """Told of every finished WAL file of every cluster (continuous archiving): ``fn(cluster_rid, name,
-        data, archived_at)`` returns whether it stored it."""
+    def add_wal_listener(self, fn: Callable[[str, str, bytes, float], Awaitable[bool]]) -> None:
+        """Told of every finished WAL file of every cluster (continuous archiving): ``await fn(cluster_rid,
+        name, data, archived_at)`` says whether it stored it."""
         ...
 
     async def flush_wal(self, cluster: Cluster) -> bool:

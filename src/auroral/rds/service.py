@@ -44,6 +44,7 @@ from auroral.rds.model import (
 from auroral.rds.runtime import WRITER_LOST, ClusterRuntime, MasterSecretManager, ServiceLinkedRoles
 from auroral.rds.tags import TagOperations
 from auroral.rds.upgrades import UpgradeOperations
+from auroral.regions import partition_of
 from auroral.store import Store
 
 log = logging.getLogger("auroral.rds")
@@ -73,6 +74,7 @@ RESOLVERS = {
     "subgrp": ("subgrp", False),
     "cluster-endpoint": ("cluster-endpoint", False),
     "cluster-snapshot": ("cluster-snapshot", True),
+    "shared-snapshot": ("cluster-snapshot", True),
 }
 # Statuses the runtime's own events may move a cluster between (never one of our transitions).
 _EVENT_STATUSES = ("available", "failed", "inaccessible-encryption-credentials")
@@ -246,6 +248,9 @@ class RdsService(BackupOperations, UpgradeOperations, FailoverOperations, TagOpe
             return [rds_arn(ctx, rtype, "*")]
         if kind == "cluster-snapshot":  # an automated snapshot's name has colons (snapshots.py)
             return [rds_arn(ctx, rtype, self.snapshot_ident(ctx, value))]
+        if kind == "shared-snapshot":  # this account's, or (by ARN) another's shared with it: the owner's ARN
+            owner, name = self.snapshot_ref(ctx, value)
+            return [f"arn:{partition_of(ctx.region)}:rds:{ctx.region}:{owner}:{rtype}:{name}"]
         return [rds_arn(ctx, rtype, self.ident(ctx, value, rtype, arn_ok=arn_ok))]
 
     def _named(self, ctx: RequestContext, value: Any, rtype: str, operation: str) -> str:

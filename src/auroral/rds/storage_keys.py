@@ -90,16 +90,19 @@ class StorageKeys:
                 raise key_not_accessible(shown) from None
         return key
 
-    def grant(self, key: KeyRef, *, name: str) -> str:
-        """RDS's grant on ``key`` for its service-linked role (idempotent by name); its id."""
+    def grant(self, key: KeyRef, *, name: str, account: str | None = None) -> str:
+        """RDS's grant on ``key`` for the service-linked role of ``account`` (default: the key's; another
+        account's for a restore of a snapshot shared with it), idempotent by name; its id. The grant is the
+        key's (kept in the key owner's account), as KMS keeps grants."""
+        grantee = slr_arn(account or key.account)
         for g in self.keyring.records.grants(key.account, key.key_id):
-            if g.name == name and g.grantee == slr_arn(key.account):
+            if g.name == name and g.grantee == grantee:
                 return g.grant_id
         grant = GrantRecord(
             account=key.account, grant_id=hashlib.sha256(os.urandom(32)).hexdigest(), key_id=key.key_id,
-            key_arn=key.arn, grantee=slr_arn(key.account), operations=list(GRANT_OPERATIONS),
+            key_arn=key.arn, grantee=grantee, operations=list(GRANT_OPERATIONS),
             created=self.keyring.clock(), token=base64.urlsafe_b64encode(os.urandom(48)).decode().rstrip("="),
-            name=name, retiring=slr_arn(key.account),
+            name=name, retiring=grantee,
         )
         self.keyring.records.put_grant(grant)
         return grant.grant_id
@@ -127,9 +130,10 @@ class StorageKeys:
         if rec.state != "Enabled":
             return f"the KMS key {key_arn} is {rec.state}"
         if rec.manager == "AWS":
-            return None  # the AWS managed key's policy lets RDS use it for the account
+            # the AWS managed key's policy lets RDS use it for its own account only (kms:CallerAccount)
+            return None if key.account == account else f"the KMS key {key_arn} is another account's aws/rds key"
         if not any(g.grantee == slr_arn(account) and "Decrypt" in g.operations
-                   for g in self.keyring.records.grants(account, key.key_id)):
+                   for g in self.keyring.records.grants(key.account, key.key_id)):
             return f"RDS's grant on the KMS key {key_arn} was revoked"
         return None
 
@@ -157,8 +161,9 @@ class StorageKeys:
             reason = self.inaccessible(account, key_arn)
             if reason is not None:
                 raise KeyUnusable(reason)
+        owner = key_arn.split(":")[4] if key_arn and key_arn.startswith("arn:") else account
         try:
-            data_key, _ = self.keyring.decrypt(account, base64.b64decode(wrapped.blob), context)
+            data_key, _ = self.keyring.decrypt(owner, base64.b64decode(wrapped.blob), context)
         except AwsError as exc:
             raise KeyUnusable(exc.message) from None
         return data_key

@@ -3,18 +3,19 @@
 
 Every server archives each finished WAL segment (``archive_command``: a copy into a spool directory of the
 cluster's own OS user, as private as its data directory); the runtime hands each file here
-(``LocalRuntime.ship_wal``, every second), where it is compressed and sealed (``rds/envelope.py``) under the
-cluster's WAL data key — wrapped by the cluster's KMS key, or the master key for an unencrypted cluster — into
-``<data_dir>/snapshots/wal/<DbClusterResourceId>/<name>.wal`` (its mtime: when PostgreSQL archived it), and
-only then removed from the spool. A cluster whose key is not usable keeps its WAL in the spool until it is.
+(``LocalRuntime.ship_wal``, every second), where it is compressed and sealed in a worker thread
+(``rds/envelope.py``) under the cluster's WAL data key — wrapped by the cluster's KMS key, or the master key
+for an unencrypted cluster — into ``<data_dir>/snapshots/wal/<DbClusterResourceId>/<name>.wal`` (its mtime:
+when PostgreSQL archived it), and only then removed from the spool. A cluster whose key is not usable keeps
+its WAL in the spool until it is.
 
 A restore to time T starts from the newest snapshot of the source taken at or before T (manual or automated:
-``EarliestRestorableTime`` is the oldest one's) and replays the archived WAL up to T (``recovery_target_time``)
-in the new cluster's server; ``UseLatestRestorableTime`` first makes the running source archive its WAL up to
-now (a commit record, ``pg_switch_wal``) and replays all of it. ``RestoreType`` ``copy-on-write`` is a full
-copy here (auroral has no shared storage volume). WAL older than what the retention period needs goes with
-the automated snapshots' expiry (``backups.py``); the archive goes with its cluster unless
-DeleteAutomatedBackups=false.
+``EarliestRestorableTime`` is the oldest one's, normally the cluster's first backup, taken at its creation)
+and replays the archived WAL up to T (``recovery_target_time``) in the new cluster's server;
+``UseLatestRestorableTime`` first makes the running source archive its WAL up to now (a commit record,
+``pg_switch_wal``) and replays all of it. ``RestoreType`` ``copy-on-write`` is a full copy here (auroral has
+no shared storage volume). WAL older than what the retention period needs goes with the automated snapshots'
+expiry (``backups.py``); the archive goes with its cluster unless DeleteAutomatedBackups=false.
 """
 
 from __future__ import annotations
@@ -107,9 +108,10 @@ class WalArchiveOperations(SnapshotOperations):
         return self._keys().open_data_key(account, doc.get("kms_key_id"), WrappedKey.from_doc(doc),
                                           self._wal_context(rid))
 
-    def _on_wal(self, rid: str, name: str, data: bytes, archived_at: float) -> bool:
+    async def _on_wal(self, rid: str, name: str, data: bytes, archived_at: float) -> bool:
         """A finished WAL file of cluster ``rid``: sealed into the archive (True), or left for later (False:
-        not this region's cluster, or its key is not usable now)."""
+        not this region's cluster, or its key is not usable now). The records and the key are read here, on
+        the event loop; the compression, encryption and write in a worker thread."""
         if self.snapshot_dir is None or self.storage_keys is None:
             return False
         cluster = self._cluster_by_rid(rid)
@@ -120,17 +122,10 @@ class WalArchiveOperations(SnapshotOperations):
         except (KeyUnusable, AwsError) as exc:
             log.warning("cluster %s: WAL not archived: %s", cluster.identifier, exc)
             return False
-        directory = self._wal_dir(rid)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = directory / (name + _SUFFIX)
-        writer = SealedWriter(path, data_key)
-        try:
-            writer.write(name.encode() + b"\0" + zlib.compress(data, 1))
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        os.utime(path, (archived_at, archived_at))
+        await asyncio.to_thread(_seal_wal, self._wal_dir(rid), name, data, archived_at, data_key)
+        if self.store.get(KIND_WAL_KEY, cluster.account, rid) is None:  # the archive went meanwhile
+            await asyncio.to_thread(shutil.rmtree, self._wal_dir(rid), True)
+            return True
         if not name.endswith("history"):
             latest = self._latest_wal()
             latest[rid] = max(latest.get(rid, 0.0), archived_at)
@@ -173,9 +168,8 @@ class WalArchiveOperations(SnapshotOperations):
             cache[cluster.resource_id] = max(files, default=0.0)
         stamp = cache[cluster.resource_id]
         earliest = min(bases)
-        latest = datetime.fromtimestamp(stamp, UTC) if stamp else None
-        if earliest is not None and latest is not None and latest < earliest:
-            latest = earliest
+        # a backup is restorable by itself (its WAL is in it): the window is never shorter than that
+        latest = max(datetime.fromtimestamp(stamp, UTC), earliest) if stamp else earliest
         return earliest, latest
 
     def view_cluster(self, cluster: Cluster) -> dict[str, Any]:
@@ -318,8 +312,24 @@ class WalArchiveOperations(SnapshotOperations):
             if current is not None and current.status == "creating":
                 current.transition("available")
                 self._save_cluster(current)
+                self._first_backup(current)
 
         return self._spawn(rid, "restore-to-point-in-time", work)
+
+
+def _seal_wal(directory: Path, name: str, data: bytes, archived_at: float, data_key: bytes) -> None:
+    """Compress and seal one WAL file into the archive (``<name>.wal``, its mtime when it was archived);
+    the file is complete and fsynced before this returns (blocking: a worker thread's)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / (name + _SUFFIX)
+    writer = SealedWriter(path, data_key)
+    try:
+        writer.write(name.encode() + b"\0" + zlib.compress(data, 1))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    os.utime(path, (archived_at, archived_at))
 
 
 def _open_admin(sealer: Sealer, snap: ClusterSnapshot) -> str:
