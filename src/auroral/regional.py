@@ -24,7 +24,7 @@ from auroral.advisor.checks import Snapshot
 from auroral.advisor.controls import FLOW_WINDOW_HOURS
 from auroral.advisor.engine import Advisor
 from auroral.advisor.master_password import iam_principals
-from auroral.advisor.snapshot import sequence_of
+from auroral.advisor.snapshot import sequence_of, with_live
 from auroral.advisor.watch import DatabaseWatch
 from auroral.api.context import Authorizer
 from auroral.audit import AuditTrail
@@ -135,32 +135,37 @@ class RegionServices:
             except Exception:
                 log.exception("advisor refresh failed in %s", self.region)
 
-    def _advisor_version(self) -> tuple[int, int, int]:
-        """Besides the store: the flow records seen, the minute (a window's end is a change), and the
-        inside of the databases as read."""
-        return (self._flows.count if self._flows is not None else 0, int(time.time() // 60),
-                self.databases.version)
+    def _advisor_version(self) -> tuple[int, int, int, int]:
+        """Besides the store: the flow records seen and the logins announced (a login counts when it
+        reaches the relay, its end with its close record), the minute (a window's end is a change), and
+        the inside of the databases as read."""
+        flows = self._flows
+        return (flows.count if flows is not None else 0, flows.logins if flows is not None else 0,
+                int(time.time() // 60), self.databases.version)
 
     def snapshot(self) -> Snapshot:
         """What the advisor's checks decide on: this region's resources of the account, and its IAM."""
         account = self.advisor.account
         acct = self.ec2.state.account(account)
         groups: list[tuple[SecurityGroup, list[Rule]]] = [(g, acct.rules_of(g.id)) for g in acct.all(SecurityGroup)]
-        ring = self._flows.recent(self._flows.capacity) if self._flows is not None else []
+        # this run's records and the logins of the connections open now, at one moment (a connection
+        # is a login in exactly one of them)
+        ring, live = self._flows.view() if self._flows is not None else ([], [])
+        now = dt.datetime.now(dt.UTC)
         directory = self._directory
         with directory.lock:
             root_keys = list(directory.root_keys.values())
             policies = list(directory.policies.values())
             principals = iam_principals(directory) if self.advisor.with_global else []
         return Snapshot(
-            account=account, region=self.region, partition=partition_of(self.region), now=dt.datetime.now(dt.UTC),
+            account=account, region=self.region, partition=partition_of(self.region), now=now,
             clusters=[Cluster.from_doc(d) for _a, _k, d in self._store.list(KIND_CLUSTER, account)],
             instances=[Instance.from_doc(d) for _a, _k, d in self._store.list(KIND_INSTANCE, account)],
             groups=groups, root_keys=root_keys, policies=policies, principals=principals,
             keys=self.kms.keyring.records.keys(account),
             secrets=[s for s in self.secrets.records.all(account) if s.deleted is None],
-            databases=self.databases.states(), sequence=sequence_of(ring),
-            flows=self._earlier + [r for r in ring if r.phase == "close" and r.db_user],
+            databases=self.databases.states(), sequence=sequence_of(ring, live),
+            flows=with_live(self._earlier + [r for r in ring if r.phase == "close" and r.db_user], live, now),
         )
 
     async def stop(self) -> None:

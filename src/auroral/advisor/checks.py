@@ -20,8 +20,8 @@ from auroral.rds.model import Cluster
 from .controls import BY_ID, FLOW_WINDOW_HOURS
 from .inside import INSIDE_CHECKS
 from .master_password import CREATE, MODIFY, reach, statement_text
-from .master_use import auroral_1
-from .snapshot import FAILED, PASSED, Evaluation, Snapshot, logins, sources, verdict
+from .master_use import MAX_FLOW_IDS, auroral_1
+from .snapshot import FAILED, PASSED, Evaluation, Snapshot, flow_ids, logins, open_session, sources, verdict
 
 __all__ = ["FAILED", "PASSED", "Evaluation", "Snapshot", "evaluate"]
 
@@ -254,6 +254,10 @@ def auroral_2(s: Snapshot) -> Iterator[Evaluation]:
                     "PlaintextConnections": str(len(plain))}
         if plain:
             evidence["Sources"] = sources(plain)
+            evidence["FlowRecords"] = flow_ids(plain[-MAX_FLOW_IDS:])
+            still_open = [r for r in plain if open_session(r)]
+            if still_open:
+                evidence["OpenSessions"] = flow_ids(still_open[-MAX_FLOW_IDS:])
             why = (f"rds.force_ssl is 0 and {len(plain)} connection(s) without TLS in {FLOW_WINDOW_HOURS} h "
                    f"(users: {', '.join(sorted({r.db_user or '' for r in plain}))})")
         elif forced:

@@ -118,8 +118,9 @@ CONTROLS: tuple[Control, ...] = (
             "rotate-secret", _DOCS + "secretsmanager-controls.html#secretsmanager-4"),
 )
 
-# auroral's own controls: what only the database's traffic shows (the gateway's flow records of the
-# connections that ended in the last FLOW_WINDOW_HOURS; earlier runs' are read back from the flow log),
+# auroral's own controls: what only the database's traffic shows (the gateway's logins of the last
+# FLOW_WINDOW_HOURS: the connections open now, counted from their login, and those that ended, from their
+# close records; earlier runs' are read back from the flow log),
 # the account's IAM policies, and the inside of the databases.
 AURORAL_CONTROLS: tuple[Control, ...] = (
     # The rule (auroral.advisor.master_use): over the window, a source address outside the cluster's
@@ -134,8 +135,9 @@ AURORAL_CONTROLS: tuple[Control, ...] = (
             "application_name that is not an administration tool (psql, pg_dump, pg_restore, pgAdmin, "
             "DBeaver, DataGrip, pgcli), or 10 or more times, or in 2 or more sessions at once. The evidence "
             "names each such source (address, the endpoint's network interface and security groups, "
-            "application_name values, count and rate), the flow records, and the least-privilege role to "
-            "create instead.",
+            "application_name values, count and rate), the flow records (the sessions still open among "
+            "them: a login counts from the moment it happens), the audit events of IAM database logins, "
+            "and the least-privilege role to create instead.",
             "MEDIUM", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
             "create a least-privilege role for each application (the finding's SuggestedRole: CREATE ROLE "
             "... LOGIN; GRANT only what it needs) and keep the master user for administration, from the "
@@ -144,7 +146,8 @@ AURORAL_CONTROLS: tuple[Control, ...] = (
             standard="auroral-aurora-postgresql-practices/v/1.0.0"),
     Control("AURORAL.2", "Aurora PostgreSQL clusters that allow plaintext connections should not receive them",
             "This control checks whether a cluster whose rds.force_ssl is 0 received connections without TLS "
-            "in the window (credentials and data crossed the network in the clear).",
+            "in the window (credentials and data crossed the network in the clear); a connection counts "
+            "from its login, while it is still open.",
             "HIGH", "AwsRdsDbCluster", "AWS::RDS::DBCluster",
             "set rds.force_ssl to 1 in the cluster's parameter group and connect with sslmode=verify-full",
             "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraPostgreSQL.Security.html",

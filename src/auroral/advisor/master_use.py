@@ -1,4 +1,5 @@
-"""AURORAL.1: the master user used by an application, decided from the gateway's flow records.
+"""AURORAL.1: the master user used by an application, decided from the gateway's flow records and
+its live logins.
 
 The rule (documented in ``controls``): the master-user logins of the window are grouped by source
 address. A source is an application's when it is outside the cluster's administration hosts (the
@@ -14,12 +15,26 @@ An occasional interactive session from any host passes; anything from an adminis
 A client can send any ``application_name``: the rule catches the applications that do not lie, the
 repeated or concurrent use catches most of the others.
 
+A login counts when it happens, not when its connection ends: an application's pool holds its
+master-user sessions open for hours, and a rule that waited for their close records would see the
+pool only once it went away (and judge its concurrency afterwards). The gateway announces each login
+that reaches the relay (``FlowLog.login``; the flow log's file keeps its two records per connection),
+the advisor's poller notices within half a second (``FlowLog.logins`` is part of its version), and
+the snapshot takes the closed connections and the open ones at one moment (``FlowLog.view``), each
+connection once (``snapshot.with_live``). An open session is in its source's count, in the peak
+(open until now), and in the evidence by the same ID its close record will have. Nothing depends on
+memory that a restart loses: what was evidence before a restart is in the flow log's close records
+(the open sessions' are written when the process stops).
+
 Evidence per application source: address, the endpoint's network interface (the flow record's
 ``interface-id``) and the cluster's security groups on it, ``application_name`` values, count, rate per
-hour and peak concurrency; the flow record IDs (``<interface-id>/<connection-id>``); and the SQL of the
-least-privilege role to create instead (never a password: the role gets one with ``\\password`` or
-``GRANT rds_iam``). Password logins leave no audit event (only IAM database logins do, ``rds-db``
-``connect``): their flow records are the evidence. Unconfirmed that AWS has anything comparable.
+hour and peak concurrency; the flow record IDs (``<interface-id>/<connection-id>``), and among them the
+sessions still open (``OpenSessions``); the audit event IDs of IAM database logins (``AuditEvents``: the
+``rds-db`` ``connect`` event of each token's verification, which the connection's records carry); and
+the SQL of the least-privilege role to create instead (never a password: the role gets one with
+``\\password`` or ``GRANT rds_iam``). Password logins leave no audit event (the server checks the
+password, not the gateway): their flow records are the evidence. Unconfirmed that AWS has anything
+comparable.
 """
 
 from __future__ import annotations
@@ -33,7 +48,7 @@ from auroral.gateway.flows import FlowRecord
 from auroral.rds.model import Cluster
 
 from .controls import ADMIN_HOSTS_TAG, BY_ID, CONCURRENT_SESSIONS, FLOW_WINDOW_HOURS, REPEATED_LOGINS
-from .snapshot import Evaluation, Snapshot, logins, session_key, sources, verdict
+from .snapshot import Evaluation, Snapshot, flow_ids, logins, open_session, session_key, sources, verdict
 
 # application_name prefixes of interactive and administration tools (what they send by default)
 ADMIN_TOOLS = ("psql", "pg_dump", "pg_restore", "pgadmin", "dbeaver", "datagrip", "pgcli", "azure data studio")
@@ -173,8 +188,13 @@ def auroral_1(s: Snapshot) -> Iterator[Evaluation]:
             groups = list(c.vpc_security_group_ids)
             evidence["ApplicationSources"] = " | ".join(u.describe(groups) for u in apps[:5])
             records = [r for u in apps for r in u.records]
-            evidence["FlowRecords"] = ", ".join(f"{r.interface_id}/{r.connection_id}"
-                                                for r in records[-MAX_FLOW_IDS:])
+            evidence["FlowRecords"] = flow_ids(records[-MAX_FLOW_IDS:])
+            still_open = [r for r in records if open_session(r)]
+            if still_open:
+                evidence["OpenSessions"] = flow_ids(still_open[-MAX_FLOW_IDS:])
+            audited = [r.audit_event_id for r in records if r.audit_event_id]
+            if audited:
+                evidence["AuditEvents"] = ", ".join(audited[-MAX_FLOW_IDS:])
             named = [r.application_name for r in records if not admin_tool(r.application_name)]
             evidence["SuggestedRole"] = suggested_role(c, named[-1] if named else None)
             first = apps[0]

@@ -5,12 +5,12 @@ takes the snapshot from the services and turns evaluations into findings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from auroral.ec2.model import Rule, SecurityGroup
-from auroral.gateway.flows import FlowRecord
+from auroral.gateway.flows import FlowRecord, connection_key
 from auroral.iam.model import AccessKey, ManagedPolicy
 from auroral.kms.model import KeyRecord
 from auroral.rds.model import Cluster, Instance
@@ -48,7 +48,10 @@ class Snapshot:
     policies: list[ManagedPolicy] = field(default_factory=list)
     keys: list[KeyRecord] = field(default_factory=list)
     secrets: list[Secret] = field(default_factory=list)
-    flows: list[FlowRecord] = field(default_factory=list)  # the gateway's close records, oldest first
+    # the logins: the gateway's close records, oldest first, then the live logins of the connections
+    # open now (``open_session``: phase "open" with a ``db_user``, ``end`` the snapshot's time); each
+    # connection once
+    flows: list[FlowRecord] = field(default_factory=list)
     principals: list[IamPrincipal] = field(default_factory=list)  # IAM users and roles (home region only)
     # the inside of each cluster's database as last read (``auroral.advisor.database``), by the
     # cluster's resource id; a cluster not read yet has none, and no inside-database finding
@@ -71,11 +74,19 @@ class Snapshot:
 def session_key(rec: FlowRecord) -> tuple[int, int, int]:
     """A connection's records' key (connection ids restart with the process: the start and source port
     tell an earlier run's apart)."""
-    return (rec.connection_id, rec.start, rec.srcport)
+    return connection_key(rec)
 
 
-def sequence_of(records: list[FlowRecord]) -> dict[tuple[int, int, int], tuple[int, int]]:
-    """``Snapshot.sequence`` from the flow log's records in order (opens and closes)."""
+def open_session(rec: FlowRecord) -> bool:
+    """A live login: its connection is open (the flow log's file never has an open record with a
+    ``db_user``)."""
+    return rec.phase == "open" and rec.db_user is not None
+
+
+def sequence_of(records: list[FlowRecord],
+                live: list[FlowRecord] | None = None) -> dict[tuple[int, int, int], tuple[int, int]]:
+    """``Snapshot.sequence`` from the flow log's records in order (opens and closes); a live login
+    (``live``) is open from its open record to after the last record."""
     opened: dict[tuple[int, int, int], int] = {}
     out: dict[tuple[int, int, int], tuple[int, int]] = {}
     for i, rec in enumerate(records):
@@ -83,8 +94,24 @@ def sequence_of(records: list[FlowRecord]) -> dict[tuple[int, int, int], tuple[i
         if rec.phase == "open":
             opened[key] = i
         elif rec.db_user and key in opened:
-            out[key] = (opened[key], i)
+            out[key] = (opened.pop(key), i)
+    for rec in live or []:
+        key = session_key(rec)
+        if key in opened:
+            out[key] = (opened[key], len(records))
     return out
+
+
+def with_live(closed: list[FlowRecord], live: list[FlowRecord], now: datetime) -> list[FlowRecord]:
+    """``Snapshot.flows``: the close records, then the live logins not among them (a connection counts
+    once, whichever of its records the reader saw: ``FlowLog.view`` gives each in one place, and an
+    earlier run's records differ in start or port), open until ``now``."""
+    if not live:
+        return closed
+    ids = {r.connection_id for r in live}
+    seen = {session_key(r) for r in closed if r.connection_id in ids}
+    end = int(now.timestamp())
+    return closed + [replace(r, end=max(end, r.start)) for r in live if session_key(r) not in seen]
 
 
 def verdict(ok: bool) -> str:
@@ -101,6 +128,11 @@ def logins(s: Snapshot) -> dict[str, list[FlowRecord]]:
             continue
         out.setdefault(cluster_of[rec.endpoint_id], []).append(rec)
     return out
+
+
+def flow_ids(records: list[FlowRecord]) -> str:
+    """The connections' IDs as the evidence gives them: ``<interface-id>/<connection-id>``."""
+    return ", ".join(f"{r.interface_id}/{r.connection_id}" for r in records)
 
 
 def sources(records: list[FlowRecord]) -> str:

@@ -8,7 +8,8 @@ triggers, over the region's store, the engine runtime and the gateway's flow log
 - ``fresh()`` (GetFindings, before it answers): every readable cluster, by a read that starts now.
 
 A cluster's written tables (one connection per database) are read only once a role other than its
-master user has logged in at one of its endpoints (AURORAL.8 cannot fail otherwise).
+master user has logged in at one of its endpoints (AURORAL.8 cannot fail otherwise): a login counts
+when it happens (the gateway's live logins, ``FlowLog.live``), or from its close record.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class DatabaseWatch:
         self._runtime = runtime
         self._flows = flows
         self._flows_seen = flows.count if flows is not None else 0
+        self._logins_seen = 0
         self._periodic_at = 0.0
         # the users seen logging in at each endpoint (an instance's resource id)
         self._users_at: dict[str, set[str]] = {}
@@ -72,6 +74,10 @@ class DatabaseWatch:
             new = min(self._flows.count - self._flows_seen, self._flows.capacity)
             self._flows_seen = self._flows.count
             ended = self._note_logins(self._flows.recent(new))
+        if self._flows is not None and self._flows.logins != self._logins_seen:
+            # a login alone changes nothing inside: who it is matters to the next read's targets
+            self._logins_seen = self._flows.logins
+            self._note_logins(self._flows.live())
         now = time.monotonic()
         periodic = now - self._periodic_at >= PERIOD_SECONDS
         if not periodic and not ended:
@@ -94,8 +100,9 @@ class DatabaseWatch:
         """Remember who logged in where; the endpoints with a session that ended among ``records``."""
         ended: set[str] = set()
         for rec in records:
-            if rec.phase == "close" and rec.db_user:
-                ended.add(rec.endpoint_id)
+            if rec.db_user:  # a close record, or a live login (phase "open")
+                if rec.phase == "close":
+                    ended.add(rec.endpoint_id)
                 users = self._users_at.setdefault(rec.endpoint_id, set())
                 if len(users) < MAX_USERS_PER_ENDPOINT:
                     users.add(rec.db_user)

@@ -70,12 +70,15 @@ class AuthPlan:
     ``verify`` checks the token the client sent as its password. The gateway then logs in upstream on
     the client's behalf: with ``db_password`` (SCRAM-SHA-256, or whatever the server asks for), or, when
     it is None, expecting the server to trust the gateway for this user (an immediate AuthenticationOk;
-    a request for a password then fails the login).
+    a request for a password then fails the login). ``audit_event``, asked after a successful
+    ``verify``: the ID of the audit event the verification left, which the connection's flow records
+    carry (the evidence of who logged in, for the security advisor).
     """
 
     kind: Literal["iam", "unavailable"]  # unavailable: the instance cannot answer now (57P03)
     verify: Callable[[str], Awaitable[bool]]
     db_password: str | None = None
+    audit_event: Callable[[], str | None] | None = None
 
 
 Decide = Callable[[ConnectionInfo], "Verdict | Awaitable[Verdict]"]

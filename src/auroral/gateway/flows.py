@@ -6,12 +6,23 @@ when the connection ends (``phase`` "close") with start/end and the totals. ``by
 count the client → endpoint direction (the record's srcaddr → dstaddr); ``bytes-out``/``packets-out``
 the reply direction. "Packets" are receive/send calls, an approximation of TCP segments.
 ``dstport`` is the endpoint's virtual port (what AWS would show), ``srcaddr`` the real peer address.
+The close record of a connection that sent a startup packet also says who logged in (``db-user``,
+``application-name``, ``tls``, ``relayed``) and, for an IAM database login, the ID of the audit event its
+token's verification left (``audit-event-id``, the ``rds-db`` ``connect`` event; absent otherwise).
 A refused client whose SYN the listener's kernel filter dropped (:mod:`auroral.gateway.synfilter`) never
 had a connection: it gets one REJECT record, phase "open", with that SYN as its one packet (``bytes``
 its IP length; retransmissions of the SYN are not counted again).
 
 :class:`FlowLog` keeps the last ``capacity`` records in memory and appends each as a JSON line to a file;
 when the file passes ``max_file_bytes`` it is moved to ``<name>.1`` (one generation kept).
+
+The logins of the connections still open (``FlowLog.login``, ``FlowLog.live``) are in memory only: who
+logged in is known when the login reaches the relay, but the file keeps its two records per
+connection (the open one written before the startup packet is read; the close one, which carries the
+login). A reader of logins (the security advisor) takes the close records and the live logins
+together (``FlowLog.view``): a login counts from the moment it happens, not from its connection's end.
+Nothing is lost to a restart: the live logins end with the process, and their connections' close
+records are written then.
 """
 
 from __future__ import annotations
@@ -53,11 +64,15 @@ class FlowRecord:
     # What the startup packet said, on the close record of a connection that sent one: the database
     # user, its application_name, whether the client spoke TLS, and whether the login reached the relay
     # (the server's authentication exchange followed; the gateway does not see whether the password
-    # was right). The security advisor reads them (AURORAL.1, AURORAL.2).
+    # was right). The security advisor reads them (AURORAL.1, AURORAL.2). A live login
+    # (``FlowLog.live``) is an open record that carries them: never written to the file.
     db_user: str | None = None
     application_name: str | None = None
     tls: bool | None = None
     relayed: bool = False
+    # the audit event an IAM database login's token verification left (rds-db connect); None for a
+    # password login (the gateway does not see the password: the server checks it)
+    audit_event_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +85,7 @@ class FlowRecord:
             **({} if self.db_user is None else {
                 "db-user": self.db_user, "application-name": self.application_name or "",
                 "tls": bool(self.tls), "relayed": self.relayed}),
+            **({} if self.audit_event_id is None else {"audit-event-id": self.audit_event_id}),
         }
 
     @classmethod
@@ -85,6 +101,7 @@ class FlowRecord:
             db_user=None if d.get("db-user") is None else str(d["db-user"]),
             application_name=str(d.get("application-name") or "") or None,
             tls=None if d.get("tls") is None else bool(d["tls"]), relayed=bool(d.get("relayed", False)),
+            audit_event_id=None if d.get("audit-event-id") is None else str(d["audit-event-id"])[:64],
         )
 
     def line(self) -> str:
@@ -93,6 +110,15 @@ class FlowRecord:
             self.version, self.account_id, self.interface_id, self.srcaddr, self.dstaddr, self.srcport,
             self.dstport, self.protocol, self.packets, self.bytes, self.start, self.end, self.action,
             self.log_status))
+
+
+ConnectionKey = tuple[int, int, int]
+
+
+def connection_key(rec: FlowRecord) -> ConnectionKey:
+    """What a connection's records share (connection ids restart with the process: the start and the
+    source port tell an earlier run's apart)."""
+    return (rec.connection_id, rec.start, rec.srcport)
 
 
 class FlowLog:
@@ -104,6 +130,10 @@ class FlowLog:
         self.capacity = capacity
         self._ring: deque[FlowRecord] = deque(maxlen=capacity)
         self._count = 0
+        # the logins of the connections still open, until their close records (bounded by the
+        # gateway's connection limits: one entry per relayed connection)
+        self._live: dict[ConnectionKey, FlowRecord] = {}
+        self._logins = 0
         self._lock = threading.Lock()  # recent() may be called from another thread (tests, admin API)
         self._size = path.stat().st_size if path is not None and path.exists() else 0
 
@@ -111,6 +141,8 @@ class FlowLog:
         with self._lock:
             self._ring.append(rec)
             self._count += 1
+            if rec.phase == "close" and self._live:
+                self._live.pop(connection_key(rec), None)
         if self.path is None:
             return
         line = (json.dumps(rec.to_dict(), separators=(",", ":")) + "\n").encode()
@@ -132,6 +164,32 @@ class FlowLog:
     def count(self) -> int:
         """How many records were ever recorded by this log (a version for readers that cache)."""
         return self._count
+
+    def login(self, rec: FlowRecord) -> None:
+        """A connection's login reached the relay: ``rec`` is its open record with what the startup
+        packet said (``db_user``...), kept in memory until the connection's close record replaces it.
+        Readers that poll ``logins`` see it at once (the security advisor, within half a second)."""
+        with self._lock:
+            self._live[connection_key(rec)] = rec
+            self._logins += 1
+
+    @property
+    def logins(self) -> int:
+        """How many logins were ever announced with ``login`` (a version for readers that cache; a
+        login's end moves ``count``)."""
+        return self._logins
+
+    def live(self) -> list[FlowRecord]:
+        """The logins of the connections open now (oldest first)."""
+        with self._lock:
+            return list(self._live.values())
+
+    def view(self) -> tuple[list[FlowRecord], list[FlowRecord]]:
+        """The records in memory (oldest first) and the live logins, taken at one moment: a connection
+        is in exactly one of them as a login (its close record, or its live login), never both or
+        neither."""
+        with self._lock:
+            return list(self._ring), list(self._live.values())
 
     def logins_before(self, since: float) -> list[FlowRecord]:
         """The close records with a startup packet (``db-user``) that ended at or after ``since``, from the

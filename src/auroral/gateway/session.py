@@ -136,6 +136,7 @@ class Session:
         self.info: ConnectionInfo | None = None
         self.startup: pg.StartupInfo | None = None  # the client's startup packet, once read
         self.relayed = False  # the login reached the relay
+        self.audit_event_id: str | None = None  # an IAM login's: the audit event of its verification
         self.verdict: Verdict | None = None
         self.started = time.time()
         self._task: asyncio.Task[None] | None = None
@@ -322,24 +323,43 @@ class Session:
             self._flow("close")
 
     def _flow(self, phase: Literal["open", "close"]) -> None:
+        record = self._flow_record(phase, with_login=phase == "close")
+        if record is not None:
+            self.hub.flows.record(record)
+
+    def _flow_record(self, phase: Literal["open", "close"], *, with_login: bool) -> FlowRecord | None:
+        """The connection's record of ``phase``; ``with_login``: with what the startup packet said (the
+        close record's, and the live login's: an open record never written with it)."""
         v, info = self.verdict, self.info
         if v is None or info is None:
-            return
+            return None
         up = self.upstream
-        startup = self.startup if phase == "close" else None
-        self.hub.flows.record(FlowRecord(
+        closing = phase == "close"
+        startup = self.startup if with_login else None
+        return FlowRecord(
             account_id=self.hub.flows.account_id, interface_id=v.interface_id or "-",
             srcaddr=info.peer_ip, dstaddr=info.local_ip, srcport=info.peer_port, dstport=self.cfg.virtual_port,
             start=int(self.started), end=int(time.time()), action="ACCEPT" if v.allow else "REJECT",
             reason=v.reason, endpoint_id=self.cfg.endpoint_id, connection_id=self.id, phase=phase,
-            packets=self.client.reads if phase == "close" else 0,
-            bytes=self.client.bytes_in if phase == "close" else 0,
-            packets_out=(up.reads if up else 0) if phase == "close" else 0,
-            bytes_out=((up.bytes_in if up else 0) + self.client.bytes_written) if phase == "close" else 0,
+            packets=self.client.reads if closing else 0,
+            bytes=self.client.bytes_in if closing else 0,
+            packets_out=(up.reads if up else 0) if closing else 0,
+            bytes_out=((up.bytes_in if up else 0) + self.client.bytes_written) if closing else 0,
             db_user=startup.user if startup is not None else None,
             application_name=startup.params.get("application_name") if startup is not None else None,
             tls=self.tls if startup is not None else None, relayed=self.relayed,
-        ))
+            audit_event_id=self.audit_event_id if startup is not None else None,
+        )
+
+    def _announce_login(self) -> None:
+        """The login reached the relay: the flow log holds it as live until the close record (the
+        security advisor counts a login when it happens: an application's pool holds its sessions
+        open for hours). Not for a session that finished meanwhile: its close record is written."""
+        if self._finished:
+            return
+        record = self._flow_record("open", with_login=True)
+        if record is not None:
+            self.hub.flows.login(record)
 
     # -- the startup phase -------------------------------------------------------------------------
     async def _startup(self) -> None:
@@ -621,6 +641,7 @@ class Session:
             return
         self.state = "relaying"
         self.relayed = True
+        self._announce_login()
         self._end_handshake()
         if self.hub.relay is not None:  # AuthenticationOk goes with the handoff: one wakeup less
             await self._native_handoff(self.hub.relay, upstream, auth_ok)
@@ -671,6 +692,8 @@ class Session:
             ok = False
         if not ok:
             self._refuse(pg.pam_failure(info.user))
+        elif plan.audit_event is not None:
+            self.audit_event_id = plan.audit_event()
         return ok
 
     async def _connect_upstream(self) -> Side | None:

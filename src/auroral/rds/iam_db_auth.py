@@ -143,6 +143,7 @@ class _Attempt:
     peer_ip: str
     principal: Principal | None = None
     access_key: str | None = None
+    event_id: str | None = None  # the audit event of the last verification
 
 
 class IamDbAuth:
@@ -227,7 +228,10 @@ class IamDbAuth:
         async def verify(token: str) -> bool:
             return await self._verify(attempt, token)
 
-        return AuthPlan(kind="iam", verify=verify)
+        def audit_event() -> str | None:
+            return attempt.event_id
+
+        return AuthPlan(kind="iam", verify=verify, audit_event=audit_event)
 
     def _failing(self, attempt: _Attempt, reason: str) -> AuthPlan:
         async def verify(token: str) -> bool:
@@ -339,7 +343,7 @@ class IamDbAuth:
 
     def _record(self, attempt: _Attempt, reason: str | None) -> None:
         cluster = attempt.cluster
-        self._audit.record(
+        attempt.event_id = self._audit.record(
             request_id=str(uuid.uuid4()), service="rds-db", operation="connect",
             principal=attempt.principal, access_key=attempt.access_key, source_ip=attempt.peer_ip,
             user_agent="PostgreSQL", read_only=False,
