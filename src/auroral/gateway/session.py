@@ -18,7 +18,8 @@
       ("upstream trust only after gateway verification").
              │
              ▼
-    relay: with the native relay (:mod:`auroral.gateway.native`), the library moves the bytes on its
+    relay (the login announced to the flow log, ``FlowLog.login``: live until the close record):
+    with the native relay (:mod:`auroral.gateway.native`), the library moves the bytes on its
     own thread and reports the close; else two :class:`~auroral.gateway.pipe.Side` protocols splice
     bytes with backpressure. With the native relay a TLS client is terminated in the library from the
     handshake on, and the startup phase reads the decrypted stream from a socketpair.

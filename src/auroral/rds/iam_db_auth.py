@@ -23,7 +23,9 @@ password login of a user that no longer is one, all users are unlisted when IAM 
 found off, and the gateway refuses any AuthenticationOk it did not verify (``unearned_trust`` unlists).
 
 Every attempt leaves an audit event (eventSource ``rds-db.amazonaws.com``, eventName ``connect``) with
-the signer, the user, the cluster, the source address and, on failure, why.
+the signer, the user, the cluster, the source address and, on failure, why. A successful login's event
+ID goes to the gateway (``AuthPlan.audit_event``), whose flow records of the connection carry it: the
+security advisor's evidence of who logged in.
 """
 
 from __future__ import annotations
