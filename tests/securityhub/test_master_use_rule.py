@@ -89,6 +89,8 @@ def test_admin_hosts_are_exempt() -> None:
 @pytest.mark.parametrize(("app", "role"), [
     ("orders-api", "orders_api"), ("Billing Service v2", "billing_service_v2"), ("9lives", "app_9lives"),
     ("'; DROP ROLE x; --", "drop_role_x"), ("psql", "app"), ("", "app"), (None, "app"), ("ü" * 80, "app"),
+    ("user", "app_user"), ("Select", "app_select"), ("public", "app_public"), ("pg_monitor", "app_pg_monitor"),
+    ("rds_superuser", "app_rds_superuser"), ("rdsadmin", "app_rdsadmin"), ("users", "users"),
 ])
 def test_suggested_role_names_are_plain_identifiers(app: str | None, role: str) -> None:
     assert role_name(app) == role

@@ -147,6 +147,17 @@ def application_sources(records: list[FlowRecord], nets: list[Network],
 _NOT_IDENT = re.compile(r"[^a-z0-9_]+")
 
 
+# PostgreSQL's reserved keywords (kwlist.h, RESERVED_KEYWORD: not a role name unquoted) and the role
+# names it refuses outright (public, none)
+_NOT_A_ROLE = frozenset((
+    "all analyse analyze and any array as asc asymmetric both case cast check collate column constraint "
+    "create current_catalog current_date current_role current_time current_timestamp current_user default "
+    "deferrable desc distinct do else end except false fetch for foreign from grant group having in "
+    "initially intersect into lateral leading limit localtime localtimestamp not null offset on only or "
+    "order placing primary references returning select session_user some symmetric system_user table then "
+    "to trailing true union unique user using variadic when where window with public none").split())
+
+
 def role_name(application_name: str | None) -> str:
     """A plain identifier from an application's name (``orders-api`` -> ``orders_api``), else ``app``."""
     if admin_tool(application_name):
@@ -154,7 +165,9 @@ def role_name(application_name: str | None) -> str:
     name = _NOT_IDENT.sub("_", (application_name or "").lower()[:60]).strip("_")[:40]
     if not name:
         return "app"
-    return name if name[0].isalpha() else f"app_{name}"
+    if not name[0].isalpha() or name in _NOT_A_ROLE or name.startswith(("pg_", "rds")):
+        return f"app_{name}"  # a keyword, or a name PostgreSQL or RDS reserves for roles
+    return name
 
 
 def suggested_role(c: Cluster, application_name: str | None) -> str:
