@@ -149,13 +149,16 @@ _NOT_IDENT = re.compile(r"[^a-z0-9_]+")
 
 # PostgreSQL's reserved keywords (kwlist.h, RESERVED_KEYWORD: not a role name unquoted) and the role
 # names it refuses outright (public, none)
-_NOT_A_ROLE = frozenset((
-    "all analyse analyze and any array as asc asymmetric both case cast check collate column constraint "
-    "create current_catalog current_date current_role current_time current_timestamp current_user default "
-    "deferrable desc distinct do else end except false fetch for foreign from grant group having in "
-    "initially intersect into lateral leading limit localtime localtimestamp not null offset on only or "
-    "order placing primary references returning select session_user some symmetric system_user table then "
-    "to trailing true union unique user using variadic when where window with public none").split())
+_NOT_A_ROLE = frozenset({
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast",
+    "check", "collate", "column", "constraint", "create", "current_catalog", "current_date", "current_role",
+    "current_time", "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do",
+    "else", "end", "except", "false", "fetch", "for", "foreign", "from", "grant", "group", "having", "in",
+    "initially", "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not",
+    "null", "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning",
+    "select", "session_user", "some", "symmetric", "system_user", "table", "then", "to", "trailing", "true",
+    "union", "unique", "user", "using", "variadic", "when", "where", "window", "with", "public", "none",
+})
 
 
 def role_name(application_name: str | None) -> str:
