@@ -165,7 +165,6 @@ class ServerConfig(ServerBase):
             "log_truncate_on_rotation": "off",
         }
 
-
     def _archive_settings(self) -> dict[str, str]:
         """Every server archives its finished WAL segments (a primary does; a standby from its promotion on)
         into its spool directory; auroral's paths only, no user text."""
