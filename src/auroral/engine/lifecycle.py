@@ -248,6 +248,7 @@ class ServerLifecycle(ServerConfig):
                         continue
                     self._set_status("running", f"restarted after attempt {attempts}")
                     break
+
     async def discard(self) -> None:
         """Stop and remove this server's own files (data directory, log, socket directory) but keep its
         directory: the cluster's first server, whose directory holds the cluster's other servers too."""
@@ -257,6 +258,7 @@ class ServerLifecycle(ServerConfig):
             for path in (self.pgdata, self.log_path.parent, self.log_dir, self.socket_dir):
                 shutil.rmtree(path, ignore_errors=True)
             self._set_status("not-initialized", "discarded")
+
     def _collector_failure(self) -> str:
         try:
             return logfiles.failure_lines(self.log_dir)

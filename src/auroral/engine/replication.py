@@ -76,6 +76,7 @@ class Replication(ServerLifecycle):
             self._want_running = True
             self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.server_id}")
             self._set_status("running")
+
     async def ensure_slot(self, slot: str) -> None:
         """A physical replication slot ``slot`` on this primary, reserving WAL from now on; a slot of
         that name left by an earlier attempt is replaced. The replication role is made sure of too."""
@@ -101,6 +102,7 @@ class Replication(ServerLifecycle):
             "CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_current_wal_lsn()::text END")
         in_recovery, received, replayed, current = rows[0]
         return WalPosition(bool(in_recovery), received, replayed, current)
+
     async def follow(self, standby: Standby | None) -> None:
         """Stream from another primary from now on: a running standby reloads (PostgreSQL 13+ restarts
         its walreceiver with the new source); a stopped one takes it at its next start. ``None``: this

@@ -46,9 +46,11 @@ class AdminAccess(ReplicaSet):
         self._store.put(KIND_ADMIN, cluster.account, cluster.resource_id,
                         {"sealed": self._sealer.seal_text(password, f"rdsadmin:{cluster.resource_id}")})
         return password
+
     def admin_password_of(self, cluster: Cluster) -> str:
         """rdsadmin's password in the cluster's data (a snapshot carries it, sealed, to its restores)."""
         return self._admin_password(cluster)
+
     async def reset_master_password(self, cluster: Cluster, password: str) -> None:
         try:
             await self._server(cluster).reset_master(cluster.master_username, password)

@@ -59,6 +59,7 @@ class Endpoints(ServerFiles):
         """Per instance (each endpoint counts its own connections), the value the server runs with: a
         static parameter, so a change waits for the reboot that hands it to the server."""
         return lambda: max_connections_of(self._parameters.get(cluster_rid, {}))
+
     async def _server_for(self, cluster: Cluster, instance: Instance) -> PgServer:
         """The server ``instance`` runs on, made now if it has none: the primary for the cluster's first
         writer (while no instance runs there), else a new standby of the primary (recorded first)."""
@@ -178,6 +179,7 @@ class Endpoints(ServerFiles):
                 await self._tell_topology_all(cluster)
         self._bound.pop(instance.resource_id, None)
         await self._gateway.close(instance.resource_id)
+
     async def network_changed(self) -> None:
         """Something the endpoints' network decisions read may have changed (an EC2 or RDS call): bring
         the listeners' kernel filters up to date before the caller answers, so that the next connection
@@ -187,6 +189,7 @@ class Endpoints(ServerFiles):
     def network_changed_later(self) -> None:
         """The same, soon (from any thread): for changes made outside an API call."""
         self._gateway.schedule_refresh()
+
     def endpoint_address(self, instance: Instance) -> tuple[str, int] | None:
         """Where the instance's endpoint listens (its DNS name resolves there; the cluster endpoint is
         the writer's)."""

@@ -54,6 +54,8 @@ def max_connections_of(values: Mapping[str, str]) -> int:
     server runs with the engine's default, and ``SHOW max_connections`` says so)."""
     value = values.get("max_connections", "")
     return int(value) if value.isascii() and value.isdigit() else DEFAULT_MAX_CONNECTIONS
+
+
 def all_pg_settings(values: Mapping[str, str]) -> dict[str, str | None]:
     """Every PostgreSQL setting among the cluster parameters; None for those ``values`` leaves out."""
     return {name: (values.get(name) or None) for name in sorted(PG_SETTINGS)}
@@ -97,6 +99,7 @@ class ClusterParameters(ReplicaSet):
         return (f"{name} cannot be set to 1 on this auroral host: the auroral_rds PostgreSQL module that "
                 f"enforces it could not be built for PostgreSQL {inst.major} (it needs gcc and the "
                 "PostgreSQL server headers; see the auroral log)")
+
     async def apply_parameters(self, cluster: Cluster, values: Mapping[str, str]) -> None:
         self._parameters.setdefault(cluster.resource_id, {}).update(values)
         changes = pg_settings(values)
@@ -107,6 +110,7 @@ class ClusterParameters(ReplicaSet):
                 await server.set_parameters(changes)
         except EngineError as exc:
             raise RuntimeFailure(str(exc)) from exc
+
     async def _run_with_parameters(self, server: PgServer, cluster: Cluster, *, restart: bool,
                                    fresh: bool = False) -> None:
         """Write every PostgreSQL setting of ``cluster.parameters`` and (re)start the server with them

@@ -102,6 +102,8 @@ def restart_policy_from_env() -> RestartPolicy | None:
 
 
 class LocalRuntime(Endpoints, AdminAccess, ClusterParameters):
+    """The clusters' lifecycle on this machine, with the parts of the other ``local_*`` modules."""
+
     def __init__(
         self,
         data_dir: Path,
