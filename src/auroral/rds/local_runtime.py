@@ -4,7 +4,7 @@ listeners from ``auroral.gateway``, on this machine.
 * PostgreSQL servers per cluster: the first (keyed by ``DbClusterResourceId``, the "cluster volume")
   is created with the cluster and served by its first writer; every further instance gets a server of
   its own, a physical streaming replica (hot standby) of the cluster's primary, cloned with
-  ``pg_basebackup`` (``engine/cluster.py``). Which server each instance runs on and which server is the
+  ``pg_basebackup`` (``engine/replication.py``). Which server each instance runs on and which server is the
   primary is the cluster's *layout*, kept in the store (kind ``rds-servers``) and written before acting.
   The ``rdsadmin`` password (the same in every server: it is data) is random, sealed in the store
   *before* the first server is created, and used again by ``recover`` after a restart
