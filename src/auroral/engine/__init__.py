@@ -11,7 +11,8 @@ operations in directories those users can write), ``template`` (initdb once per 
 ``postmaster`` (subprocesses, readiness, shutdown), ``proc`` (postmaster.pid and /proc), ``conf``
 (postgresql.conf includes and pg_hba.conf), ``bootstrap`` (+ ``sql/``: Aurora roles, master user,
 SCRAM verifiers), ``extension`` (the ``auroral_rds`` server module, compiled at run time, for
-``rds.restrict_password_commands``), ``cluster`` (:class:`PgServer`, supervision), ``local``
+``rds.restrict_password_commands``), ``cluster`` (:class:`PgServer`, put together from ``server_base``,
+``server_conf``, ``lifecycle`` with supervision, ``replication``, ``backup`` and ``upgrade``), ``local``
 (:class:`LocalEngine`).
 """
 

@@ -93,7 +93,7 @@ class Layout:
         return next((dbi for dbi, sid in self.instances.items() if sid == server_id), None)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -199,7 +199,7 @@ class ReplicaSet:
             await server.set_topology(self._topology(cluster, server))
         except (EngineError, psycopg.Error, OSError, ValueError) as exc:
             raise RuntimeFailure(f"the server of {cluster.identifier} did not take its topology: "
-                                 f"{_first_line(exc)}") from exc
+                                 f"{first_line(exc)}") from exc
 
     async def _tell_topology_all(self, cluster: Cluster) -> None:
         """Every running server of the cluster learns the current topology (one that cannot is logged)."""
@@ -245,7 +245,7 @@ class ReplicaSet:
                 if name not in wanted:
                     await primary.drop_slot(str(name))
         except (EngineError, psycopg.Error) as exc:
-            log.warning("cluster %s: stale replication slots not dropped: %s", cluster.identifier, _first_line(exc))
+            log.warning("cluster %s: stale replication slots not dropped: %s", cluster.identifier, first_line(exc))
 
     async def _drop_server(self, cluster: Cluster, sid: str) -> None:
         try:
@@ -302,7 +302,7 @@ class ReplicaSet:
                 try:
                     control = await old.control_data()
                 except EngineError as exc:  # a data directory damaged enough not to start
-                    log.warning("cluster %s: %s: %s", cluster.identifier, old.server_id, _first_line(exc))
+                    log.warning("cluster %s: %s: %s", cluster.identifier, old.server_id, first_line(exc))
                     control = {}
                 clean = control.get("Database cluster state") == "shut down"
                 if clean:
@@ -317,7 +317,7 @@ class ReplicaSet:
             with contextlib.suppress(EngineError):
                 if old.status() != "not-initialized":
                     await old.start()
-            raise RuntimeFailure(f"failover to {new.server_id} failed: {_first_line(exc)}") from exc
+            raise RuntimeFailure(f"failover to {new.server_id} failed: {first_line(exc)}") from exc
         layout.primary = new.server_id
         if not clean and old.server_id not in layout.diverged:
             layout.diverged.append(old.server_id)
@@ -340,7 +340,7 @@ class ReplicaSet:
                 await server.follow(Standby(new.socket_dir, slot_name(server.server_id)))
             except (EngineError, psycopg.Error, OSError) as exc:
                 log.warning("cluster %s: standby %s does not follow %s: %s", cluster.identifier, server.server_id,
-                            new.server_id, _first_line(exc))
+                            new.server_id, first_line(exc))
         if rejoin and old.status() != "not-initialized":
             await self._rejoin(cluster, layout, old, new, clean=clean)
         elif layout.instance_on(old.server_id) is None:
@@ -378,7 +378,7 @@ class ReplicaSet:
                 layout.diverged.remove(old.server_id)
         except (EngineError, psycopg.Error, OSError) as exc:
             log.warning("cluster %s: %s did not rejoin as a reader: %s", cluster.identifier, old.server_id,
-                        _first_line(exc))
+                        first_line(exc))
             if old.server_id not in layout.diverged:
                 layout.diverged.append(old.server_id)
 
@@ -408,7 +408,7 @@ class ReplicaSet:
                             primary.server_id)
             except (EngineError, psycopg.Error, OSError) as exc:
                 log.warning("cluster %s: %s cannot follow %s: %s", cluster.identifier, server.server_id,
-                            primary.server_id, _first_line(exc))
+                            primary.server_id, first_line(exc))
             with contextlib.suppress(EngineError):
                 await server.stop()
         await self._reclone(cluster, server.server_id, primary)

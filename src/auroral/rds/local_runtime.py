@@ -4,15 +4,16 @@ listeners from ``auroral.gateway``, on this machine.
 * PostgreSQL servers per cluster: the first (keyed by ``DbClusterResourceId``, the "cluster volume")
   is created with the cluster and served by its first writer; every further instance gets a server of
   its own, a physical streaming replica (hot standby) of the cluster's primary, cloned with
-  ``pg_basebackup`` (``engine/cluster.py``). Which server each instance runs on and which server is the
+  ``pg_basebackup`` (``engine/replication.py``). Which server each instance runs on and which server is the
   primary is the cluster's *layout*, kept in the store (kind ``rds-servers``) and written before acting.
   The ``rdsadmin`` password (the same in every server: it is data) is random, sealed in the store
-  *before* the first server is created, and used again by ``recover`` after a restart.
+  *before* the first server is created, and used again by ``recover`` after a restart
+  (``local_admin.py``).
 * One gateway listener per instance (keyed by ``DbiResourceId``) relaying to that instance's own
   server, on the instance's own address (the loopback address of its RDS-managed network interface,
   ``rds/addresses.py``) and the cluster's port, so clients reconnect where they were after a restart.
   With an explicit ``endpoint_host`` (``AURORAL_ENDPOINT_HOST``) every listener is on that address with
-  a port of its own instead.
+  a port of its own instead (``local_endpoints.py``).
 * Failover, the layout, the topology and the readers' lag: ``local_replicas.py`` (:class:`ReplicaSet`).
 * Cluster parameters: the PostgreSQL settings among them go to the server; ``rds.force_ssl`` is
   read by the listener on every new connection. ``rds.restrict_password_commands`` is a setting of
@@ -21,7 +22,8 @@ listeners from ``auroral.gateway``, on this machine.
   them (a parameter the group no longer sets goes back to the engine's default) and PostgreSQL judges
   the values: a refusal, or a server that exits at start because of them, is ``IncompatibleParameters``
   (the server stays stopped, its data intact). ``timezone`` may be any zone of the tz database the
-  serving PostgreSQL reads (``allowed_values``, ``engine/timezones.py``).
+  serving PostgreSQL reads (``allowed_values``, ``engine/timezones.py``). All of it: ``local_parameters.py``.
+* The archivers' finished WAL goes to the WAL archive, PostgreSQL's log files expire: ``local_server_files.py``.
 * Each server knows what Aurora's functions report (``engine/aurora.py``): the cluster's EngineVersion,
   the instance it is, and every member (``aurora_replica_status()``: the writer's row, then each reader
   with a session id and its replay lag). It is told before every start and whenever an endpoint opens or
@@ -35,6 +37,10 @@ listeners from ``auroral.gateway``, on this machine.
   (as RDS does). Without a compiler only 16 and newer are offered, and an installation of 14/15 without
   headers is refused when a cluster would start on it (``LocalEngine._runnable_copy``).
   ``AURORAL_ALLOW_PG_BELOW_16=1`` serves them without the module (tests of the unguarded engine).
+
+:class:`LocalRuntime` itself is the clusters' lifecycle (create, start, stop, reboot, upgrade, delete,
+snapshots and restores); each part named above is a mixin of its own module, which declares the state it
+reads and leaves ``LocalRuntime.__init__`` to set it.
 """
 
 from __future__ import annotations
@@ -43,124 +49,37 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
-import secrets
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from auroral import cbuild
 from auroral.crypto import Sealer
-from auroral.engine import (
-    EngineError,
-    Installation,
-    LocalEngine,
-    ParameterError,
-    PgServer,
-    RestartPolicy,
-    ServerStartError,
-    Standby,
-    fsafe,
-    logfiles,
-)
-from auroral.engine.bootstrap import RESERVED_ROLES, scram_verifier
-from auroral.engine.cluster import RESTRICT_PASSWORD_COMMANDS
-from auroral.engine.conf import DEFAULT_MAX_CONNECTIONS
+from auroral.engine import EngineError, Installation, LocalEngine, PgServer, RestartPolicy, Standby
 from auroral.engine.extension import ENV_ALLOW_BELOW_16
-from auroral.engine.extensions import ALLOWED_SETTING, offered
-from auroral.engine.postmaster import config_rejection, connect
-from auroral.engine.timezones import timezone_names
-from auroral.gateway import EndpointConfig, Gateway
+from auroral.gateway import Gateway
 from auroral.gateway.decision import Authenticate, Decide, SourceSpace, UnearnedTrust, allow_all
-from auroral.rds.addresses import Placement, PlacementError, bind_endpoint
-from auroral.rds.endpoints import certificate_names
-from auroral.rds.local_replicas import KIND_SERVERS, Layout, ReplicaSet, slot_name
+from auroral.rds.addresses import Placement
+from auroral.rds.local_admin import KIND_ADMIN, AdminAccess
+from auroral.rds.local_endpoints import Endpoints
+from auroral.rds.local_parameters import ClusterParameters
+from auroral.rds.local_replicas import KIND_SERVERS, Layout, first_line, slot_name
+from auroral.rds.local_server_files import WalListener
 from auroral.rds.model import Cluster, Instance
-from auroral.rds.runtime import IncompatibleParameters, RuntimeFailure, StatusListener
+from auroral.rds.runtime import RuntimeFailure, StatusListener
 from auroral.store import Store
 
 log = logging.getLogger(__name__)
 
-KIND_ADMIN = "rds-admin-password"
-LOG_EXPIRY_SECONDS = 60.0
-# cluster rid, WAL file name, its content, when it was archived -> stored? (a coroutine: its CPU and disk
-# work goes to a worker thread, not the event loop)
-WalListener = Callable[[str, str, bytes, float], Awaitable[bool]]
-WAL_SHIP_SECONDS = 1.0
-# what an archiver leaves in its spool: segments (24 hex digits), timeline histories, backup labels
-WAL_FILE = re.compile(r"[0-9A-F]{24}(?:\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history")
-WAL_FILE_LIMIT = 64 << 20
 # Aurora PostgreSQL majors AWS offers (18: unconfirmed whether Aurora offers it yet; served where the
 # engine has it, listed by engine_versions only if it knows 18's minors).
 AURORA_MAJORS = (13, 14, 15, 16, 17, 18)
 
-# Cluster parameters that are PostgreSQL settings (AWS's name == PostgreSQL's). Others (rds.*,
-# ssl*) belong to the gateway or are shown only.
-PG_SETTINGS = frozenset({
-    "client_encoding", "idle_in_transaction_session_timeout", "log_connections", "log_disconnections",
-    "log_destination", "log_line_prefix", "log_min_duration_statement", "log_min_messages", "log_rotation_age",
-    "log_rotation_size", "log_statement", "max_connections", "password_encryption",
-    "statement_timeout", "timezone",
-    # defined by auroral's server module auroral_rds (engine/extension.py); 0/1 are valid booleans
-    "rds.restrict_password_commands",
-    # the extensions users may create (auroral_rds; engine/extensions.py) and the libraries preloaded
-    # (with auroral_rds, which SHOW does not show)
-    "rds.allowed_extensions", "shared_preload_libraries",
-})
-
-_WORD = re.compile(r"[^a-z0-9_.]+")
-
 # Engine status -> RDS status for events the engine observes by itself.
 _STATUS = {"running": "available", "failed": "failed", "starting": "available", "stopped": "stopped"}
-
-
-def pg_settings(values: Mapping[str, str]) -> dict[str, str | None]:
-    return {k: (v if v != "" else None) for k, v in values.items() if k in PG_SETTINGS}
-
-
-def max_connections_of(values: Mapping[str, str]) -> int:
-    """An instance's ``max_connections``, which its endpoint enforces as the server does: the number
-    the cluster's parameters give the server, else the server's default. AWS's default group has the
-    formula ``LEAST({DBInstanceClassMemory/9531392},5000)``, which auroral does not evaluate (the
-    server runs with the engine's default, and ``SHOW max_connections`` says so)."""
-    value = values.get("max_connections", "")
-    return int(value) if value.isascii() and value.isdigit() else DEFAULT_MAX_CONNECTIONS
-def all_pg_settings(values: Mapping[str, str]) -> dict[str, str | None]:
-    """Every PostgreSQL setting among the cluster parameters; None for those ``values`` leaves out."""
-    return {name: (values.get(name) or None) for name in sorted(PG_SETTINGS)}
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-
-
-
-
-
-
-def _spooled(spool: Path) -> list[str]:
-    """The WAL files an archiver left in ``spool``, oldest first (blocking)."""
-    return sorted(n for n in os.listdir(spool) if WAL_FILE.fullmatch(n))
-
-
-def _read_spooled(spool: Path, name: str) -> tuple[float, bytes]:
-    """(when it was archived, content) of a spooled WAL file, never following a symlink (blocking)."""
-    with fsafe.directory(spool) as dfd:
-        archived_at = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mtime
-    return archived_at, fsafe.read_bytes(spool / name, limit=WAL_FILE_LIMIT)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def served_min_major() -> int:
@@ -182,7 +101,9 @@ def restart_policy_from_env() -> RestartPolicy | None:
     return RestartPolicy(max_attempts=int(value))
 
 
-class LocalRuntime(ReplicaSet):
+class LocalRuntime(Endpoints, AdminAccess, ClusterParameters):
+    """The clusters' lifecycle on this machine, with the parts of the other ``local_*`` modules."""
+
     def __init__(
         self,
         data_dir: Path,
@@ -238,39 +159,6 @@ class LocalRuntime(ReplicaSet):
         and, with fetching on, the ones it can fetch (``LocalEngine.majors``; 13 has no build to fetch)."""
         return [m for m in self._engine.majors() if m in AURORA_MAJORS]
 
-    def allowed_values(self, name: str, major: int) -> str | None:
-        if name == ALLOWED_SETTING:
-            return ",".join(["*", *offered(major)])
-        if name != "timezone":
-            return None
-        key = (name, major)
-        if key not in self._allowed:
-            pool = self._engine.pool()
-            # the major's own zone list; one not fetched yet reads another major's (the zone names
-            # come from the tz database, not from the major; unconfirmed: builds of other dates may differ)
-            inst = next((i for i in pool if i.major == major), pool[0] if pool else None)
-            if inst is None:
-                return None
-            try:
-                names = timezone_names(inst)
-            except (EngineError, ValueError):
-                names = frozenset()
-            self._allowed[key] = ",".join(sorted(names)) or None
-        return self._allowed[key]
-
-    def parameter_refusal(self, name: str, value: str, major: int) -> str | None:
-        if name != RESTRICT_PASSWORD_COMMANDS or value != "1":
-            return None
-        try:
-            inst = self._engine.installation(str(major))
-        except (EngineError, OSError):
-            return None  # no server for this major can be created anyway (reported there)
-        if inst.preload:
-            return None
-        return (f"{name} cannot be set to 1 on this auroral host: the auroral_rds PostgreSQL module that "
-                f"enforces it could not be built for PostgreSQL {inst.major} (it needs gcc and the "
-                "PostgreSQL server headers; see the auroral log)")
-
     def set_status_listener(self, fn: StatusListener) -> None:
         # One RDS provider per region listens; each ignores the clusters of the others.
         self._listeners.append(fn)
@@ -294,29 +182,6 @@ class LocalRuntime(ReplicaSet):
             for listener in self._listeners:
                 listener(cluster_id, mapped, reason or None)
 
-
-    def _admin_password(self, cluster: Cluster, *, create: bool = False) -> str:
-        doc = self._store.get(KIND_ADMIN, cluster.account, cluster.resource_id)
-        if doc is not None:
-            return self._sealer.open_text(str(doc["sealed"]), f"rdsadmin:{cluster.resource_id}")
-        if not create:
-            raise RuntimeFailure(f"the administrative credentials of cluster {cluster.identifier} are missing")
-        password = secrets.token_urlsafe(32)
-        self._store.put(KIND_ADMIN, cluster.account, cluster.resource_id,
-                        {"sealed": self._sealer.seal_text(password, f"rdsadmin:{cluster.resource_id}")})
-        return password
-
-    # --- the layout: which server is what -----------------------------------------------------
-
-
-
-
-
-
-
-
-
-
     # --- the ClusterRuntime interface --------------------------------------------------------
 
     async def create_cluster(self, cluster: Cluster, master_password: str) -> None:
@@ -337,10 +202,6 @@ class LocalRuntime(ReplicaSet):
         await self._run_with_parameters(server, cluster, restart=False, fresh=True)
 
     # --- snapshots: a base backup out, a new cluster in (rds/snapshots.py seals the bytes) -------------
-
-    def admin_password_of(self, cluster: Cluster) -> str:
-        """rdsadmin's password in the cluster's data (a snapshot carries it, sealed, to its restores)."""
-        return self._admin_password(cluster)
 
     async def snapshot_cluster(self, cluster: Cluster, sink: Callable[[bytes], Any], *,
                                running_only: bool = False) -> None:
@@ -367,7 +228,7 @@ class LocalRuntime(ReplicaSet):
                 if started:
                     await primary.stop()
         except (EngineError, psycopg.Error, OSError) as exc:
-            raise RuntimeFailure(f"the snapshot of {cluster.identifier} failed: {_first_line(exc)}") from exc
+            raise RuntimeFailure(f"the snapshot of {cluster.identifier} failed: {first_line(exc)}") from exc
 
     async def restore_cluster(self, cluster: Cluster, chunks: AsyncIterator[bytes], admin_password: str,
                               wal: AsyncIterator[tuple[str, bytes]] | None = None,
@@ -385,87 +246,8 @@ class LocalRuntime(ReplicaSet):
                                                        admin_password=admin_password, chunks=chunks, wal=wal,
                                                        target_time=target_time)
         except (EngineError, OSError) as exc:
-            raise RuntimeFailure(f"the restore failed: {_first_line(exc)}") from exc
+            raise RuntimeFailure(f"the restore failed: {first_line(exc)}") from exc
         await self._run_with_parameters(server, cluster, restart=False)
-
-    # --- continuous WAL archiving: the archivers' spools into the WAL archive (rds/wal_archive.py) ------
-
-    def add_wal_listener(self, fn: WalListener) -> None:
-        """``fn(cluster_rid, name, data, archived_at) -> bool``: a finished WAL file of a cluster's server;
-        True once it is stored (the spool copy is then removed), False to be offered it again later."""
-        self._wal_listeners.append(fn)
-
-    def _start_shipping(self) -> None:
-        if self._ship_task is None or self._ship_task.done():
-            self._ship_task = asyncio.get_running_loop().create_task(self._ship_loop(), name="wal-shipping")
-
-    async def _ship_loop(self) -> None:
-        while True:
-            await asyncio.sleep(WAL_SHIP_SECONDS)
-            for cluster in list(self._clusters.values()):
-                try:
-                    await self.ship_wal(cluster)
-                except Exception:
-                    log.exception("cluster %s: shipping WAL failed", cluster.identifier)
-
-    async def ship_wal(self, cluster: Cluster) -> int:
-        """Hand every finished WAL file in the spools of the cluster's servers to the listeners, oldest first;
-        how many were stored. The spools belong to the cluster's OS user: read through fsafe (no symlinks,
-        regular files only), names checked. The reads and removals run in a worker thread (a segment is 16 MB:
-        the event loop keeps serving meanwhile), one shipper per cluster at a time; a file leaves the spool
-        only once a listener has stored it."""
-        if not self._wal_listeners:
-            return 0
-        lock = self._ship_locks.setdefault(cluster.resource_id, asyncio.Lock())
-        async with lock:
-            stored = 0
-            for server in self._engine.servers_of(cluster.resource_id):
-                spool = server.wal_spool
-                try:
-                    names = await asyncio.to_thread(_spooled, spool)
-                except OSError:
-                    continue
-                for name in names:
-                    try:
-                        archived_at, data = await asyncio.to_thread(_read_spooled, spool, name)
-                    except OSError as exc:
-                        log.warning("cluster %s: WAL file %s unreadable: %s", cluster.identifier, name, exc)
-                        continue
-                    if await self._offer_wal(cluster.resource_id, name, data, archived_at):
-                        await asyncio.to_thread(fsafe.remove_file, spool / name)
-                        stored += 1
-                    else:
-                        break  # in order: the next ones wait for this one
-            return stored
-
-    async def _offer_wal(self, rid: str, name: str, data: bytes, archived_at: float) -> bool:
-        for listener in self._wal_listeners:
-            if await listener(rid, name, data, archived_at):
-                return True
-        return False
-
-    async def flush_wal(self, cluster: Cluster, timeout: float = 30.0) -> bool:
-        """Make the primary's WAL up to now archived and stored (a commit record of now first): for a restore
-        to the latest restorable time. False if that did not happen in time (or the primary does not run)."""
-        try:
-            primary = self._server(cluster)
-        except (EngineError, RuntimeFailure):
-            return False
-        if primary.status() != "running":
-            return False
-        self._start_shipping()
-        try:
-            name = await primary.switch_wal()
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                done = await primary.archived_up_to()
-                if done is not None and done[:24] >= name:
-                    await self.ship_wal(cluster)
-                    return True
-                await asyncio.sleep(0.1)
-        except (EngineError, psycopg.Error) as exc:
-            log.warning("cluster %s: flushing WAL failed: %s", cluster.identifier, _first_line(exc))
-        return False
 
     async def _ensure_server(self, cluster: Cluster) -> PgServer:
         """The cluster's primary, its servers recovered from disk after a restart of auroral, an
@@ -486,47 +268,6 @@ class LocalRuntime(ReplicaSet):
                 await server.follow(Standby(primary.socket_dir, slot_name(server.server_id)))
         return primary
 
-
-    async def _run_with_parameters(self, server: PgServer, cluster: Cluster, *, restart: bool,
-                                   fresh: bool = False) -> None:
-        """Write every PostgreSQL setting of ``cluster.parameters`` and (re)start the server with them
-        (``fresh``: a new server, with nothing to reset; resetting a static setting would restart it).
-        A refusal that names one of them is ``IncompatibleParameters``; one that names something else
-        (a setting of the data directory's own files) is not the parameter group's to fix."""
-        await self._tell_topology(cluster, server)
-        settings = all_pg_settings(cluster.parameters)
-        if fresh:
-            settings = {name: value for name, value in settings.items() if value is not None}
-        ours = {name.lower() for name, value in settings.items() if value is not None}
-
-        def names_ours(text: str) -> bool:
-            return bool(ours & {word.strip(".") for word in _WORD.split(text.lower())})
-
-        try:
-            change = await server.set_parameters(settings)
-            running = server.status() == "running"
-            if running and (restart or change.pending_reboot):
-                await server.restart()
-            elif not running:
-                await server.start()
-        except ParameterError as exc:
-            if not names_ours(str(exc)):
-                raise RuntimeFailure(str(exc)) from exc
-            # PostgreSQL's own check refused a value before anything changed: the server would not
-            # come back with it, so it does not keep running on the old values either
-            try:
-                await server.stop()
-            except EngineError as stop_exc:
-                log.warning("cluster %s: stopping failed: %s", cluster.identifier, stop_exc)
-            raise IncompatibleParameters(_first_line(exc)) from exc
-        except ServerStartError as exc:
-            reason = config_rejection(exc.log_tail)
-            if reason is None or not names_ours(reason):
-                raise RuntimeFailure(str(exc)) from exc
-            raise IncompatibleParameters(reason) from exc
-        except EngineError as exc:
-            raise RuntimeFailure(str(exc)) from exc
-
     async def start_cluster(self, cluster: Cluster) -> None:
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         try:
@@ -546,7 +287,7 @@ class LocalRuntime(ReplicaSet):
             try:
                 await self._bring_back(cluster, self._engine.get_server(sid), primary, clean=False)
             except (EngineError, psycopg.Error, OSError) as exc:
-                log.warning("cluster %s: %s not brought back: %s", cluster.identifier, sid, _first_line(exc))
+                log.warning("cluster %s: %s not brought back: %s", cluster.identifier, sid, first_line(exc))
                 continue
             layout.diverged.remove(sid)
             self._save_layout(cluster, layout)
@@ -558,7 +299,6 @@ class LocalRuntime(ReplicaSet):
             except RuntimeFailure as exc:
                 log.warning("cluster %s: standby %s did not start: %s", cluster.identifier, server.server_id,
                             exc.reason)
-
 
     async def stop_cluster(self, cluster: Cluster) -> None:
         # the primary first: a fast shutdown sends the standbys all of its WAL before it exits
@@ -633,14 +373,14 @@ class LocalRuntime(ReplicaSet):
             await self._engine.upgrade_server(primary.server_id, cluster.engine_version)
         except EngineError as exc:
             detail = getattr(exc, "log_tail", "") or ""
-            raise RuntimeFailure(f"the major version upgrade failed: {_first_line(exc)} {detail[-600:]}".strip()) from exc
+            raise RuntimeFailure(f"the major version upgrade failed: {first_line(exc)} {detail[-600:]}".strip()) from exc
         except OSError as exc:
             raise RuntimeFailure(f"the major version upgrade failed: {exc}") from exc
         await self._run_with_parameters(primary, cluster, restart=False)
         try:
             await primary.rebootstrap(cluster.master_username)
         except (EngineError, psycopg.Error) as exc:
-            raise RuntimeFailure(f"after the upgrade, the roles could not be updated: {_first_line(exc)}") from exc
+            raise RuntimeFailure(f"after the upgrade, the roles could not be updated: {first_line(exc)}") from exc
         self._engine.finish_upgrade(primary)
         log.info("cluster %s: upgraded to PostgreSQL %s in %.1f s", cluster.identifier, target.major,
                  time.monotonic() - started)
@@ -651,194 +391,6 @@ class LocalRuntime(ReplicaSet):
             return
         self._parameters[cluster.resource_id] = dict(cluster.parameters)
         await self._run_with_parameters(server, cluster, restart=True)
-
-    async def reset_master_password(self, cluster: Cluster, password: str) -> None:
-        try:
-            await self._server(cluster).reset_master(cluster.master_username, password)
-        except EngineError as exc:
-            raise RuntimeFailure(str(exc)) from exc
-
-    async def set_master_password(self, cluster: Cluster, password: str) -> None:
-        # Only the SCRAM verifier travels to PostgreSQL: the password never shows in its logs.
-        statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-            sql.Identifier(cluster.master_username), sql.Literal(scram_verifier(password)))
-        try:
-            await self._server(cluster).run_admin_sql(statement)
-        except (EngineError, psycopg.Error) as exc:
-            raise RuntimeFailure(f"setting the master password failed: {_first_line(exc)}") from exc
-
-    async def check_master_login(self, cluster: Cluster, password: str) -> None:
-        # The private socket authenticates with scram-sha-256 like the endpoint, without the
-        # gateway's network rules or IAM authentication in the way: exactly "does this password log in".
-        server = self._server(cluster)
-        try:
-            connection = await connect(server.socket_dir, password, "postgres", user=cluster.master_username)
-            async with connection:
-                await connection.execute("SELECT 1")
-        except psycopg.Error as exc:
-            raise RuntimeFailure(f"a login with the new master password failed: {_first_line(exc)}") from exc
-
-    async def apply_parameters(self, cluster: Cluster, values: Mapping[str, str]) -> None:
-        self._parameters.setdefault(cluster.resource_id, {}).update(values)
-        changes = pg_settings(values)
-        if not changes:
-            return
-        try:
-            for server in self._servers(cluster):
-                await server.set_parameters(changes)
-        except EngineError as exc:
-            raise RuntimeFailure(str(exc)) from exc
-
-    def _force_ssl(self, cluster_rid: str) -> Callable[[], bool]:
-        return lambda: self._parameters.get(cluster_rid, {}).get("rds.force_ssl", "0") == "1"
-
-    def _max_connections(self, cluster_rid: str) -> Callable[[], int]:
-        """Per instance (each endpoint counts its own connections), the value the server runs with: a
-        static parameter, so a change waits for the reboot that hands it to the server."""
-        return lambda: max_connections_of(self._parameters.get(cluster_rid, {}))
-
-    # --- log files (engine/logfiles.py; the RDS API's side: rds/logs.py) ----------------------------
-
-    def log_directory(self, cluster: Cluster, instance: Instance) -> Path | None:
-        server = self.server_of(cluster, instance)
-        return None if server is None else server.log_dir
-
-    async def _expire_logs(self) -> None:
-        """Every :data:`LOG_EXPIRY_SECONDS`: each server's log files last written longer ago than its
-        cluster's ``rds.log_retention_period`` minutes are removed (the newest file always stays)."""
-        while True:
-            await asyncio.sleep(LOG_EXPIRY_SECONDS)
-            for rid in list(self._clusters):
-                value = self._parameters.get(rid, {}).get("rds.log_retention_period", "")
-                minutes = int(value) if value.isascii() and value.isdigit() else logfiles.DEFAULT_RETENTION_MINUTES
-                for server in self._engine.servers_of(rid):
-                    try:
-                        removed = await asyncio.to_thread(logfiles.expire, server.log_dir, minutes)
-                    except OSError as exc:
-                        log.warning("server %s: log files not expired: %s", server.server_id, exc)
-                        continue
-                    if removed:
-                        log.info("server %s: expired log files %s", server.server_id, ", ".join(removed))
-
-    async def _server_for(self, cluster: Cluster, instance: Instance) -> PgServer:
-        """The server ``instance`` runs on, made now if it has none: the primary for the cluster's first
-        writer (while no instance runs there), else a new standby of the primary (recorded first)."""
-        layout = self._layout(cluster)
-        sid = layout.instances.get(instance.resource_id)
-        if sid is None:
-            primary_free = layout.instance_on(layout.primary) is None
-            sid = layout.primary if instance.is_writer and primary_free else instance.resource_id
-            layout.instances[instance.resource_id] = sid
-            self._save_layout(cluster, layout)
-        try:
-            server = self._engine.get_server(sid)
-        except EngineError:
-            server = None
-        if server is not None and server.status() != "not-initialized":
-            return server
-        primary = self._server(cluster)
-        started = time.monotonic()
-        try:
-            server = await self._engine.create_replica(cluster.resource_id, sid, primary, slot_name(sid))
-        except (EngineError, psycopg.Error, OSError) as exc:
-            raise RuntimeFailure(f"the replica of {instance.identifier} could not be made: {_first_line(exc)}") from exc
-        log.info("cluster %s: replica %s streams from %s (%.2f s)", cluster.identifier, instance.identifier,
-                 primary.server_id, time.monotonic() - started)
-        return server
-
-    async def open_endpoint(self, cluster: Cluster, instance: Instance) -> tuple[str, int]:
-        self._clusters[cluster.resource_id] = cluster
-        server = await self._server_for(cluster, instance)
-        if server.status() != "running":
-            try:
-                await server.start()
-            except EngineError as exc:
-                raise RuntimeFailure(f"the server of {instance.identifier} does not run: {_first_line(exc)}") from exc
-        layout = self._layout(cluster)
-        if instance.is_writer and layout.primary != server.server_id and layout.instance_on(layout.primary) is None:
-            # the writer instance was deleted while the cluster was stopped and this reader flagged the
-            # writer in its place: promote it now (the instance-less primary is removed)
-            await self.failover(cluster, instance, rejoin=False)
-        self._parameters.setdefault(cluster.resource_id, dict(cluster.parameters))
-        target = server.socket_dir / f".s.PGSQL.{server.port}"
-        cfg = EndpointConfig(
-            endpoint_id=instance.resource_id,
-            host="",
-            port=0,
-            target_socket=target,
-            virtual_port=cluster.port,  # the listening port, except on a shared AURORAL_ENDPOINT_HOST
-            server_names=self._server_names(cluster, instance),
-            force_ssl=self._force_ssl(cluster.resource_id),
-            max_connections=self._max_connections(cluster.resource_id),
-            decide=self.decide_for(cluster, instance),
-            source_space=self.source_space_for(cluster, instance),
-            authenticate=self.authenticate_for(cluster, instance),
-            unearned_trust=self.unearned_trust_for(cluster, instance),
-            reserved_users=RESERVED_ROLES,
-        )
-
-        async def open_at(host: str, port: int) -> int:
-            cfg.host, cfg.port = host, port
-            return await self._gateway.open(cfg)
-
-        try:
-            if self._host is None and self.placement_for is not None:
-                # the instance's own address, on the cluster's port (rds/addresses.py)
-                bound = await bind_endpoint(open_at, self.placement_for(cluster, instance), cluster.port)
-            else:
-                bound = await self._open_on_shared_host(open_at, instance)
-        except (OSError, PlacementError, LookupError) as exc:
-            raise RuntimeFailure(f"cannot open an endpoint for {instance.identifier}: {exc}") from exc
-        self._bound[instance.resource_id] = bound
-        self._names[instance.resource_id] = instance.identifier
-        if self._layout(cluster).primary == server.server_id:
-            self._writer[cluster.resource_id] = instance.resource_id
-        await self._tell_topology_all(cluster)
-        self._start_lag_refresh()
-        if self._expiry_task is None or self._expiry_task.done():
-            self._expiry_task = asyncio.get_running_loop().create_task(self._expire_logs(), name="log-expiry")
-        self._start_shipping()
-        return bound
-
-    def _server_names(self, cluster: Cluster, instance: Instance) -> tuple[str, ...]:
-        """The names an endpoint's certificate covers: the account's wildcards (``endpoints.py``) and the
-        bare identifiers."""
-        return (*certificate_names(self._store, cluster.account, cluster.region),
-                instance.identifier, cluster.identifier, "localhost")
-
-    async def rename_instance(self, cluster: Cluster, instance: Instance) -> None:
-        """The instance has a new identifier: ``aurora_db_instance_identifier()`` on its server and
-        ``aurora_replica_status()`` on every server report it, its certificate names it, and its sessions
-        are closed (AWS reboots a renamed instance; clients reconnect by the new name)."""
-        self._clusters[cluster.resource_id] = cluster
-        if instance.resource_id not in self._names:
-            return  # not serving: open_endpoint names it when it opens
-        self._names[instance.resource_id] = instance.identifier
-        with contextlib.suppress(KeyError):
-            await self._gateway.update(instance.resource_id, server_names=self._server_names(cluster, instance))
-        await self._tell_topology_all(cluster)
-        await self._gateway.drop_sessions(instance.resource_id)
-
-    async def _open_on_shared_host(self, open_at: Callable[[str, int], Awaitable[int]],
-                                   instance: Instance) -> tuple[str, int]:
-        """One address for every endpoint (``AURORAL_ENDPOINT_HOST``, or no placement): a port of the
-        instance's own, kept across restarts while it is free."""
-        host = self._host or "127.0.0.1"
-        if instance.endpoint_port and instance.address == host:
-            try:
-                return host, await open_at(host, instance.endpoint_port)
-            except OSError:
-                pass  # the remembered port is taken by someone else now: take a new one
-        return host, await open_at(host, _free_port(host))
-
-    async def close_endpoint(self, cluster: Cluster, instance: Instance) -> None:
-        if self._writer.get(cluster.resource_id) == instance.resource_id:
-            del self._writer[cluster.resource_id]
-        if self._names.pop(instance.resource_id, None) is not None:
-            with contextlib.suppress(EngineError, RuntimeFailure):
-                await self._tell_topology_all(cluster)
-        self._bound.pop(instance.resource_id, None)
-        await self._gateway.close(instance.resource_id)
 
     async def delete_instance(self, cluster: Cluster, instance: Instance) -> None:
         """The instance is gone (its endpoint closed): a standby's server and its slot on the primary go
@@ -854,72 +406,8 @@ class LocalRuntime(ReplicaSet):
             if primary.status() == "running":
                 await primary.drop_slot(slot_name(sid))
         except (EngineError, psycopg.Error, OSError) as exc:
-            raise RuntimeFailure(f"removing the server of {instance.identifier} failed: {_first_line(exc)}") from exc
+            raise RuntimeFailure(f"removing the server of {instance.identifier} failed: {first_line(exc)}") from exc
         self._lag.get(cluster.resource_id, {}).pop(sid, None)
-
-
-
-    # --- failover -------------------------------------------------------------------------------
-
-
-
-
-
-
-    # --- IAM database authentication: every server trusts the gateway for the same users ------------
-
-    def iam_users(self, cluster: Cluster) -> set[str]:
-        return self._server(cluster).iam_users()
-
-    async def set_iam_users(self, cluster: Cluster, names: Iterable[str], *, wait_user: str | None = None,
-                            listed: bool = True) -> None:
-        """``PgServer.set_iam_users`` on every server of the cluster (each instance's endpoint relays to
-        its own); a stopped one gets the list too, for its next start."""
-        names = set(names)
-        for server in self._servers(cluster):
-            if server.status() == "running":
-                await server.set_iam_users(names, wait_user=wait_user, listed=listed)
-            else:
-                server.write_iam_users(names)
-
-    async def network_changed(self) -> None:
-        """Something the endpoints' network decisions read may have changed (an EC2 or RDS call): bring
-        the listeners' kernel filters up to date before the caller answers, so that the next connection
-        meets the new rules."""
-        await self._gateway.refresh_filters()
-
-    def network_changed_later(self) -> None:
-        """The same, soon (from any thread): for changes made outside an API call."""
-        self._gateway.schedule_refresh()
-
-    # --- for IAM database authentication (rds/iam_db_auth.py) ----------------------------------
-
-    def pg_server(self, cluster: Cluster) -> PgServer:
-        return self._server(cluster)
-
-    async def admin_connection(self, cluster: Cluster, instance: Instance | None = None, *,
-                               dbname: str = "postgres") -> psycopg.AsyncConnection[tuple[Any, ...]]:
-        """A new ``rdsadmin`` connection over the private socket (the caller keeps and closes it) of the
-        primary, or of ``instance``'s own server (a reader's is read-only), to ``dbname`` (the security
-        advisor reads each database's schemas and table statistics)."""
-        server = self._server(cluster)
-        if instance is not None:
-            sid = self._layout(cluster).instances.get(instance.resource_id)
-            if sid is not None:
-                try:
-                    server = self._engine.get_server(sid)
-                except EngineError:
-                    raise RuntimeFailure(f"the server of {instance.identifier} is not known") from None
-        return await connect(server.socket_dir, self._admin_password(cluster), dbname)
-
-    def endpoint_address(self, instance: Instance) -> tuple[str, int] | None:
-        """Where the instance's endpoint listens (its DNS name resolves there; the cluster endpoint is
-        the writer's)."""
-        return self._bound.get(instance.resource_id)
-
-    def cluster_endpoint(self, cluster: Cluster) -> tuple[str, int] | None:
-        writer = self._writer.get(cluster.resource_id)
-        return None if writer is None else self._bound.get(writer)
 
     async def warm_up(self) -> None:
         """Build the template data directory of the newest installed major ahead of the first create
@@ -942,7 +430,4 @@ class LocalRuntime(ReplicaSet):
         self._watch.clear()
         await self._gateway.close_all()
         await self._engine.close()
-
-    # --- replica lag ---------------------------------------------------------------------------
-
 

@@ -11,7 +11,7 @@ waits for an ``immediate`` opt-in (or a ModifyDBCluster with ApplyImmediately).
 The record (store kind ``rds-engine-upgrade``, one per cluster) is written before anything acts on
 it: ``state`` ``pending`` (an action waiting) or ``running`` (the cluster is ``upgrading``). A restart of
 auroral during a running upgrade runs it again (``recover``): the runtime's upgrade picks up where it
-stopped and keeps the old data until the new data directory is in place (``engine/cluster.py``).
+stopped and keeps the old data until the new data directory is in place (``engine/upgrade.py``).
 During the upgrade the cluster and its instances are ``upgrading`` and every endpoint is closed; after
 it, Describe shows the new ``EngineVersion`` and parameter group. A failed upgrade leaves the cluster
 on its old version, ``available`` again with the reason.
