@@ -13,6 +13,12 @@ waits for one). The roles are read on one persistent connection to ``postgres``;
 (for its schemas and ``pg_stat_user_tables``) on a short connection, closed at once, so that no
 control-plane session is left holding a database a user wants to drop.
 
+Every connection first resets what the database's owner may have set as its session defaults (ALTER
+DATABASE ... SET search_path, role, ...): the reads run as a superuser, and an operator, function or
+aggregate of the owner's own, found first through its search_path, would otherwise run with
+``rdsadmin``'s privileges (``READ_SETUP``). The reads are bounded by ``statement_timeout`` and
+``lock_timeout`` on the server too, not only by the client's wait.
+
 Never read: a password hash. The query answers ``rolpassword IS NOT NULL`` and ``rolpassword LIKE
 'md5%'`` as booleans; the hash itself never leaves the server.
 """
@@ -38,6 +44,13 @@ PERIOD_SECONDS = 10.0
 READ_TIMEOUT = 5.0  # one cluster's read at most (then its connection is dropped)
 ANSWER_WAIT = 2.0  # what GetFindings waits for the reads at most (a slow cluster keeps its last state)
 MAX_DATABASES = 64  # per cluster, for the schema rule (the first ones by name)
+
+# What a database's owner set for its sessions (ALTER DATABASE ... SET) applies to rdsadmin's there too:
+# reset before any query (the names of the queries are pg_catalog's only, operators included).
+READ_SETUP = (
+    "SET ROLE NONE; SET search_path = pg_catalog; SET default_transaction_read_only = on; "
+    f"SET statement_timeout = '{int(READ_TIMEOUT * 1000)}ms'; SET lock_timeout = '1s'"
+)
 
 Connect = Callable[[str], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
 
@@ -191,7 +204,7 @@ class DatabaseReader:
     async def _query(self, slot: _Slot, target: Target) -> DatabaseState:
         for attempt in (1, 2):
             if slot.conn is None or slot.conn.closed:
-                slot.conn = await target.connect("postgres")
+                slot.conn = await _open(target.connect, "postgres")
             try:
                 roles = await (await slot.conn.execute(ROLES_SQL)).fetchall()
                 databases = [str(r[0]) for r in await (await slot.conn.execute(DATABASES_SQL)).fetchall()]
@@ -220,7 +233,7 @@ class DatabaseReader:
         own = conn is None
         try:  # an OperationalError is the caller's: it keeps what it knew of this database
             if conn is None:
-                conn = await connect(db)
+                conn = await _open(connect, db)
             rows = await (await conn.execute(WRITES_SQL)).fetchall()
         finally:
             if own and conn is not None:
@@ -254,3 +267,15 @@ class DatabaseReader:
             if slot.task is not None:
                 slot.task.cancel()
             await self._drop_connection(slot)
+
+
+async def _open(connect: Connect, dbname: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    """An rdsadmin connection to ``dbname`` with the owner's session defaults reset (``READ_SETUP``)."""
+    conn = await connect(dbname)
+    try:
+        await conn.execute(READ_SETUP.encode())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.close()
+        raise
+    return conn

@@ -1,0 +1,61 @@
+"""The advisor's reads of a cluster's databases against a hostile master user, through a running server:
+the master user owns its databases, so it can set their session defaults (ALTER DATABASE ... SET
+search_path) and create operators and functions of its own. The control plane reads as ``rdsadmin`` (a
+superuser): none of the master user's code may run in that session, and the read still answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Server
+from tests.rds.e2e_helpers import Db, create_db, delete_db, psql, until
+
+
+@pytest.fixture(scope="module")
+def db(server: Server) -> Iterator[Db]:
+    rds = server.client("rds")
+    created = create_db(rds, prefix="hostile")
+    try:
+        yield created
+    finally:
+        delete_db(rds, created)
+
+
+def finding(server: Server, db: Db, control: str) -> dict[str, Any]:
+    arn = f"arn:aws:rds:{server.region}:{server.account}:cluster:{db.cluster_id}"
+    found = server.client("securityhub").get_findings(Filters={
+        "ComplianceSecurityControlId": [{"Value": control, "Comparison": "EQUALS"}],
+        "ResourceId": [{"Value": arn, "Comparison": "EQUALS"}]})["Findings"]
+    assert len(found) == 1, found
+    return dict(found[0])
+
+
+def test_shadowing_operator_never_runs_as_rdsadmin(server: Server, db: Db) -> None:
+    """The master user's own ``>`` (bigint, integer) first in its database's search_path: the advisor's
+    read of the written tables (which compares their counters with ``>``) neither calls it nor fails."""
+    psql(db, "CREATE TABLE public.pwned (who text, superuser bool); "
+             "CREATE SCHEMA trap; "
+             "CREATE FUNCTION trap.gt(bigint, integer) RETURNS boolean LANGUAGE sql AS $$ "
+             "INSERT INTO public.pwned SELECT current_user, rolsuper FROM pg_catalog.pg_roles "
+             "WHERE rolname = current_user; SELECT pg_catalog.int84gt($1, $2) $$; "
+             "CREATE OPERATOR trap.> (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = trap.gt); "
+             "GRANT USAGE ON SCHEMA trap TO PUBLIC; "
+             f"ALTER DATABASE {db.database} SET search_path = trap, pg_catalog; "
+             # another login that writes a schema of its own: AURORAL.8's read of the tables runs
+             "CREATE ROLE writer LOGIN PASSWORD 'Writer-pass-1'; "
+             f"GRANT CREATE ON DATABASE {db.database} TO writer")
+    with db.connect(user="writer", password="Writer-pass-1") as conn:
+        conn.execute("CREATE SCHEMA writer")
+        conn.execute("CREATE TABLE writer.rows (id int)")
+        conn.execute("INSERT INTO writer.rows VALUES (1)")
+    # the read happened: the writer's own schema is found
+    failed = until(lambda: [f for f in [finding(server, db, "AURORAL.8")]
+                            if f["Compliance"]["Status"] == "FAILED"], timeout=30, what="AURORAL.8 FAILED")[0]
+    assert "writer" in json.dumps(failed["ProductFields"])
+    out = psql(db, "SELECT count(*) FROM public.pwned").stdout.strip()
+    assert out == "0", "the master user's operator ran in the control plane's session"
