@@ -7,6 +7,7 @@ superuser): none of the master user's code may run in that session, and the read
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,3 +60,39 @@ def test_shadowing_operator_never_runs_as_rdsadmin(server: Server, db: Db) -> No
     assert "writer" in json.dumps(failed["ProductFields"])
     out = psql(db, "SELECT count(*) FROM public.pwned").stdout.strip()
     assert out == "0", "the master user's operator ran in the control plane's session"
+
+
+def _waiting_admin_backends(db: Db, database: str) -> list[str]:
+    """The cluster's rdsadmin backends for ``database`` still in their startup (waiting for a lock)."""
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines()
+            if db.resource_id in line and f"rdsadmin {database} " in line and "startup" in line]
+
+
+def test_a_locked_database_neither_piles_up_connections_nor_stops_the_reads(server: Server, db: Db) -> None:
+    """The master user holds a lock on one of its databases (ALTER DATABASE ... RENAME in an open
+    transaction: a new connection to it waits in its startup, and a client that gives up leaves that
+    backend waiting). The reads skip that database (its last known state is kept) instead of leaving a
+    waiting rdsadmin backend behind at each read, and the rest is still read: a role created meanwhile
+    is found."""
+    psql(db, "CREATE DATABASE locked_db")
+    psql(db, "CREATE ROLE lock_visitor LOGIN PASSWORD 'Visitor-pass-1'")
+    with db.connect(user="lock_visitor", password="Visitor-pass-1") as conn:  # the tables are read from now on
+        conn.execute("SELECT 1")
+    until(lambda: finding(server, db, "AURORAL.7"), timeout=30, what="a first read of the cluster")
+    holder = db.connect()
+    holder.autocommit = False
+    try:
+        holder.execute("ALTER DATABASE locked_db RENAME TO locked_db_2")
+        psql(db, "CREATE ROLE ghost_locked LOGIN")
+        failed = until(lambda: [f for f in [finding(server, db, "AURORAL.7")]
+                                if "ghost_locked" in json.dumps(f["ProductFields"])], timeout=30,
+                       what="AURORAL.7 naming the role created while a database was locked")[0]
+        assert failed["Compliance"]["Status"] == "FAILED"
+        for _ in range(3):  # each GetFindings reads the databases first
+            finding(server, db, "AURORAL.8")
+        assert _waiting_admin_backends(db, "locked_db") == []
+    finally:
+        holder.rollback()
+        holder.close()
+    psql(db, "DROP ROLE ghost_locked")

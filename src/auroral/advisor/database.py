@@ -76,9 +76,19 @@ ROLES_SQL = (
     "a.rolpassword IS NOT NULL, coalesce(a.rolpassword LIKE 'md5%', false) "
     "FROM pg_catalog.pg_authid a WHERE NOT a.rolsuper AND a.rolname !~ '^pg_' ORDER BY a.rolname"
 )
+# The databases to visit, and whether a lock on one would hold up a new connection to it: a backend's
+# startup takes RowExclusiveLock on its database, which waits behind a stronger lock the database's owner
+# holds (ALTER DATABASE ... RENAME in an open transaction). A client that gives up on such a connection
+# leaves its backend waiting on the server (one more per read, up to max_connections): such a database is
+# not visited while it is locked (its last known state is kept).
 DATABASES_SQL = (
-    "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
-    f"ORDER BY datname LIMIT {MAX_DATABASES}"
+    "SELECT d.datname, EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'object' "
+    "AND l.database OPERATOR(pg_catalog.=) 0::pg_catalog.oid "
+    "AND l.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_database'::pg_catalog.regclass::pg_catalog.oid "
+    "AND l.objid OPERATOR(pg_catalog.=) d.oid "
+    "AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')) "
+    "FROM pg_catalog.pg_database d WHERE d.datallowconn AND NOT d.datistemplate "
+    f"ORDER BY d.datname LIMIT {MAX_DATABASES}"
 )
 # Per database: the written tables (rows inserted, updated or deleted since the statistics were last
 # reset), by schema, the schema's owner (pg_database_owner, PostgreSQL 14+'s owner of ``public``,
@@ -207,7 +217,8 @@ class DatabaseReader:
                 slot.conn = await _open(target.connect, "postgres")
             try:
                 roles = await (await slot.conn.execute(ROLES_SQL)).fetchall()
-                databases = [str(r[0]) for r in await (await slot.conn.execute(DATABASES_SQL)).fetchall()]
+                listed = await (await slot.conn.execute(DATABASES_SQL)).fetchall()
+                databases = [(str(r[0]), bool(r[1])) for r in listed]
                 break
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 await self._drop_connection(slot)  # a restarted server: once more on a new connection
@@ -216,7 +227,10 @@ class DatabaseReader:
         writes: list[SchemaWrites] = []
         with self._lock:
             before = self._states.get(target.rid)
-        for db in databases if target.writes else []:
+        for db, locked in databases if target.writes else []:
+            if locked:  # a new connection would wait (and leave its backend waiting): what was known stays
+                writes.extend(w for w in (before.writes if before else ()) if w.database == db)
+                continue
             try:
                 writes.extend(await self._writes(db, slot.conn if db == "postgres" else None, target.connect))
             except psycopg.OperationalError:  # this database only (dropped, not accepting connections)
