@@ -96,3 +96,33 @@ def test_a_locked_database_neither_piles_up_connections_nor_stops_the_reads(serv
         holder.rollback()
         holder.close()
     psql(db, "DROP ROLE ghost_locked")
+
+
+def test_deferrable_serializable_defaults_do_not_hold_up_the_reads(server: Server, db: Db) -> None:
+    """The database's owner makes every transaction there SERIALIZABLE, READ ONLY and DEFERRABLE by
+    default (ALTER DATABASE ... SET), then keeps a serializable read-write transaction open: a deferrable
+    one would wait for it to end. The reads do not: a written table of a new schema is still seen."""
+    psql(db, f"ALTER DATABASE {db.database} SET default_transaction_isolation = 'serializable'; "
+             f"ALTER DATABASE {db.database} SET default_transaction_deferrable = on; "
+             f"ALTER DATABASE {db.database} SET default_transaction_read_only = on; "
+             "CREATE ROLE deferrer LOGIN PASSWORD 'Deferrer-pass-1'; "
+             f"GRANT CREATE ON DATABASE {db.database} TO deferrer")
+    until(lambda: finding(server, db, "AURORAL.8"), timeout=30, what="a first read of the cluster")
+    holder = db.connect()
+    holder.autocommit = False
+    try:
+        holder.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE")
+        holder.execute("CREATE TEMP TABLE held (i int)")
+        holder.execute("INSERT INTO held VALUES (1)")
+        with db.connect(user="deferrer", password="Deferrer-pass-1") as conn:
+            conn.execute("SET default_transaction_read_only = off")
+            conn.execute("SET default_transaction_isolation = 'read committed'")
+            conn.execute("CREATE SCHEMA deferrer")
+            conn.execute("CREATE TABLE deferrer.rows (id int)")
+            conn.execute("INSERT INTO deferrer.rows VALUES (1)")
+        until(lambda: [f for f in [finding(server, db, "AURORAL.8")]
+                       if "deferrer" in json.dumps(f["ProductFields"])], timeout=30,
+              what="AURORAL.8 naming the deferrer's schema while a serializable transaction is open")
+    finally:
+        holder.rollback()
+        holder.close()

@@ -49,6 +49,8 @@ MAX_DATABASES = 64  # per cluster, for the schema rule (the first ones by name)
 # reset before any query (the names of the queries are pg_catalog's only, operators included).
 READ_SETUP = (
     "SET ROLE NONE; SET search_path = pg_catalog; SET default_transaction_read_only = on; "
+    # a SERIALIZABLE READ ONLY DEFERRABLE default would wait for the owner's open serializable transactions
+    "SET default_transaction_isolation = 'read committed'; SET default_transaction_deferrable = off; "
     f"SET statement_timeout = '{int(READ_TIMEOUT * 1000)}ms'; SET lock_timeout = '1s'"
 )
 
