@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Server
-from tests.rds.e2e_helpers import Db, create_db, delete_db, psql, until
+from tests.rds.e2e_helpers import Db, create_db, delete_db, psql, served_engine_versions, until
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +126,66 @@ def test_deferrable_serializable_defaults_do_not_hold_up_the_reads(server: Serve
     finally:
         holder.rollback()
         holder.close()
+        psql(db, "SET transaction_read_only = off; "
+                 f"ALTER DATABASE {db.database} RESET default_transaction_isolation; "
+                 f"ALTER DATABASE {db.database} RESET default_transaction_deferrable; "
+                 f"ALTER DATABASE {db.database} RESET default_transaction_read_only")
+
+
+def test_a_long_chain_of_roles_does_not_stop_the_roles_read(server: Server, db: Db) -> None:
+    """Thousands of roles granted one to the next (a chain): asking each role's membership on its own is
+    quadratic in the chain's length (seconds for a few thousand), so such a read timed out, every time,
+    and no inside finding moved again. The memberships are computed in one pass: a login created after
+    the chain is found, and a login at the end of a chain that leads to rds_superuser is a member."""
+    until(lambda: finding(server, db, "AURORAL.4"), timeout=30, what="a first read of the cluster")
+    psql(db, "DO $$ BEGIN FOR i IN 1..5000 LOOP EXECUTE format('CREATE ROLE chain_%s NOLOGIN', i); "
+             "IF i > 1 THEN EXECUTE format('GRANT chain_%s TO chain_%s', i, i - 1); END IF; END LOOP; END $$; "
+             "GRANT rds_superuser TO chain_5000; "
+             "CREATE ROLE chain_login LOGIN PASSWORD 'Chain-pass-1' IN ROLE chain_1")
+    failed = until(lambda: [f for f in [finding(server, db, "AURORAL.4")]
+                            if "chain_login" in json.dumps(f["ProductFields"])], timeout=60,
+                   what="AURORAL.4 naming the login at the end of the chain")[0]
+    assert failed["Compliance"]["Status"] == "FAILED"
+    psql(db, "DROP ROLE chain_login")
+    until(lambda: "chain_login" not in json.dumps(finding(server, db, "AURORAL.4")["ProductFields"]),
+          timeout=30, what="AURORAL.4 without the dropped login")
+
+
+@pytest.mark.parametrize(("version", "major"), [v for v in served_engine_versions() if v[1] in (15, 17)],
+                         ids=lambda v: str(v))
+def test_memberships_are_pg_has_roles(server: Server, version: str, major: int) -> None:
+    """The one-pass memberships (rds_superuser: MEMBER; rds_iam: USAGE) name exactly the logins that
+    PostgreSQL's own pg_has_role names, before PostgreSQL 16 (the member's INHERIT decides) and after (the
+    grant's INHERIT option decides): direct grants, through groups, and through a NOINHERIT link."""
+    rds = server.client("rds")
+    db = create_db(rds, prefix=f"members{major}", engine_version=version,
+                   EnableIAMDatabaseAuthentication=True)
+    try:
+        psql(db, "CREATE ROLE g_su NOLOGIN IN ROLE rds_superuser; CREATE ROLE g_iam NOLOGIN IN ROLE rds_iam; "
+                 "CREATE ROLE g_noinh NOLOGIN NOINHERIT IN ROLE rds_iam; "
+                 "CREATE ROLE su_direct LOGIN PASSWORD 'Pass-word-1' IN ROLE rds_superuser; "
+                 "CREATE ROLE su_group LOGIN PASSWORD 'Pass-word-1' IN ROLE g_su; "
+                 "CREATE ROLE su_noinh LOGIN NOINHERIT PASSWORD 'Pass-word-1' IN ROLE g_su; "
+                 "CREATE ROLE iam_direct LOGIN IN ROLE rds_iam; CREATE ROLE iam_group LOGIN IN ROLE g_iam; "
+                 "CREATE ROLE iam_noinh LOGIN NOINHERIT PASSWORD 'Pass-word-1' IN ROLE g_iam; "
+                 "CREATE ROLE iam_via_noinh LOGIN PASSWORD 'Pass-word-1' IN ROLE g_noinh; "
+                 "CREATE ROLE plain LOGIN PASSWORD 'Pass-word-1'")
+
+        def expected(role: str, mode: str) -> str:
+            rows = psql(db, f"SELECT rolname FROM pg_roles WHERE rolcanlogin AND NOT rolsuper "
+                            f"AND rolname <> '{db.master}' AND rolname !~ '^(pg_|rds)' "
+                            f"AND pg_has_role(oid, '{role}', '{mode}') ORDER BY rolname").stdout.split()
+            return ", ".join(rows) or "none"
+
+        want_su, want_iam = expected("rds_superuser", "MEMBER"), expected("rds_iam", "USAGE")
+        assert "su_noinh" in want_su and "iam_direct" in want_iam and "iam_noinh" not in want_iam
+        until(lambda: evidence_of(server, db, "AURORAL.4", "SuperuserMembers") == want_su, timeout=30,
+              what=f"AURORAL.4's members = pg_has_role's ({want_su})")
+        until(lambda: evidence_of(server, db, "AURORAL.9", "RdsIamMembers") == want_iam, timeout=30,
+              what=f"AURORAL.9's members = pg_has_role's ({want_iam})")
+    finally:
+        delete_db(rds, db)
+
+
+def evidence_of(server: Server, db: Db, control: str, key: str) -> str:
+    return str(finding(server, db, control)["ProductFields"][f"auroral/Evidence/{key}"])

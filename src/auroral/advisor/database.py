@@ -71,13 +71,31 @@ class Target:
 # Every role but PostgreSQL's predefined pg_* roles and superusers (rdsadmin: the engine's own). The
 # password is answered as two booleans: never the hash. rds_iam membership is the gateway's test
 # (USAGE: rds_superuser members hold rds_iam WITH ADMIN OPTION, INHERIT FALSE, and are not IAM users).
-ROLES_SQL = (
-    "SELECT a.rolname, a.rolcanlogin, a.rolcreaterole, "
-    "pg_catalog.pg_has_role(a.oid, 'rds_superuser', 'MEMBER'), "
-    "pg_catalog.pg_has_role(a.oid, 'rds_iam', 'USAGE'), "
+# The memberships are computed in one pass over pg_auth_members (recursive), not with pg_has_role per
+# role: that is quadratic in the length of a chain of grants (a master user's few thousand roles granted
+# one to the next took longer than a read may, and no inside finding moved again). rds_superuser:
+# MEMBER, any grant; rds_iam: USAGE, grants that inherit (PostgreSQL 16+: the grant's inherit option;
+# before: the member's rolinherit), as pg_has_role decides them.
+_ROLES_SQL = (
+    "WITH RECURSIVE su(oid) AS ("
+    "SELECT oid FROM pg_catalog.pg_authid WHERE rolname = 'rds_superuser' "
+    "UNION SELECT m.member FROM pg_catalog.pg_auth_members m JOIN su ON m.roleid = su.oid), "
+    "iam(oid) AS ("
+    "SELECT oid FROM pg_catalog.pg_authid WHERE rolname = 'rds_iam' "
+    "UNION SELECT m.member FROM pg_catalog.pg_auth_members m JOIN iam ON m.roleid = iam.oid "
+    "JOIN pg_catalog.pg_authid r ON r.oid = m.member WHERE {inherits}) "
+    "SELECT a.rolname, a.rolcanlogin, a.rolcreaterole, a.oid IN (SELECT oid FROM su), "
+    "a.oid IN (SELECT oid FROM iam), "
     "a.rolpassword IS NOT NULL, coalesce(a.rolpassword LIKE 'md5%', false) "
     "FROM pg_catalog.pg_authid a WHERE NOT a.rolsuper AND a.rolname !~ '^pg_' ORDER BY a.rolname"
 )
+
+
+def roles_sql(server_version: int) -> str:
+    """The roles query for a server of ``server_version`` (``160004``: how a grant inherits differs)."""
+    return _ROLES_SQL.format(inherits="m.inherit_option" if server_version >= 160000 else "r.rolinherit")
+
+
 # The databases to visit, and whether a lock on one would hold up a new connection to it: a backend's
 # startup takes RowExclusiveLock on its database, which waits behind a stronger lock the database's owner
 # holds (ALTER DATABASE ... RENAME in an open transaction). A client that gives up on such a connection
@@ -218,7 +236,7 @@ class DatabaseReader:
             if slot.conn is None or slot.conn.closed:
                 slot.conn = await _open(target.connect, "postgres")
             try:
-                roles = await (await slot.conn.execute(ROLES_SQL)).fetchall()
+                roles = await (await slot.conn.execute(roles_sql(slot.conn.info.server_version))).fetchall()
                 listed = await (await slot.conn.execute(DATABASES_SQL)).fetchall()
                 databases = [(str(r[0]), bool(r[1])) for r in listed]
                 break
