@@ -14,10 +14,13 @@ waits for one). The roles are read on one persistent connection to ``postgres``;
 control-plane session is left holding a database a user wants to drop.
 
 Every connection first resets what the database's owner may have set as its session defaults (ALTER
-DATABASE ... SET search_path, role, ...): the reads run as a superuser, and an operator, function or
-aggregate of the owner's own, found first through its search_path, would otherwise run with
-``rdsadmin``'s privileges (``READ_SETUP``). The reads are bounded by ``statement_timeout`` and
-``lock_timeout`` on the server too, not only by the client's wait.
+DATABASE ... SET search_path, role, default transaction modes): the reads run as a superuser, and an
+operator, function or aggregate of the owner's own, found first through its search_path, would otherwise
+run with ``rdsadmin``'s privileges (``READ_SETUP``). The reads are bounded by ``statement_timeout`` and
+``lock_timeout`` on the server too, not only by the client's wait; a database its owner holds locked
+(a new connection would wait in its startup) is not visited while it is (``DATABASES_SQL``), and the
+roles' memberships are computed in one pass (``roles_sql``), so an owner's objects cannot make every
+read time out.
 
 Never read: a password hash. The query answers ``rolpassword IS NOT NULL`` and ``rolpassword LIKE
 'md5%'`` as booleans; the hash itself never leaves the server.
