@@ -13,6 +13,15 @@ waits for one). The roles are read on one persistent connection to ``postgres``;
 (for its schemas and ``pg_stat_user_tables``) on a short connection, closed at once, so that no
 control-plane session is left holding a database a user wants to drop.
 
+Every connection first resets what the database's owner may have set as its session defaults (ALTER
+DATABASE ... SET search_path, role, default transaction modes): the reads run as a superuser, and an
+operator, function or aggregate of the owner's own, found first through its search_path, would otherwise
+run with ``rdsadmin``'s privileges (``READ_SETUP``). The reads are bounded by ``statement_timeout`` and
+``lock_timeout`` on the server too, not only by the client's wait; a database its owner holds locked
+(a new connection would wait in its startup) is not visited while it is (``DATABASES_SQL``), and the
+roles' memberships are computed in one pass (``roles_sql``), so an owner's objects cannot make every
+read time out.
+
 Never read: a password hash. The query answers ``rolpassword IS NOT NULL`` and ``rolpassword LIKE
 'md5%'`` as booleans; the hash itself never leaves the server.
 """
@@ -39,6 +48,15 @@ READ_TIMEOUT = 5.0  # one cluster's read at most (then its connection is dropped
 ANSWER_WAIT = 2.0  # what GetFindings waits for the reads at most (a slow cluster keeps its last state)
 MAX_DATABASES = 64  # per cluster, for the schema rule (the first ones by name)
 
+# What a database's owner set for its sessions (ALTER DATABASE ... SET) applies to rdsadmin's there too:
+# reset before any query (the names of the queries are pg_catalog's only, operators included).
+READ_SETUP = (
+    "SET ROLE NONE; SET search_path = pg_catalog; SET default_transaction_read_only = on; "
+    # a SERIALIZABLE READ ONLY DEFERRABLE default would wait for the owner's open serializable transactions
+    "SET default_transaction_isolation = 'read committed'; SET default_transaction_deferrable = off; "
+    f"SET statement_timeout = '{int(READ_TIMEOUT * 1000)}ms'; SET lock_timeout = '1s'"
+)
+
 Connect = Callable[[str], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
 
 
@@ -56,16 +74,44 @@ class Target:
 # Every role but PostgreSQL's predefined pg_* roles and superusers (rdsadmin: the engine's own). The
 # password is answered as two booleans: never the hash. rds_iam membership is the gateway's test
 # (USAGE: rds_superuser members hold rds_iam WITH ADMIN OPTION, INHERIT FALSE, and are not IAM users).
-ROLES_SQL = (
-    "SELECT a.rolname, a.rolcanlogin, a.rolcreaterole, "
-    "pg_catalog.pg_has_role(a.oid, 'rds_superuser', 'MEMBER'), "
-    "pg_catalog.pg_has_role(a.oid, 'rds_iam', 'USAGE'), "
+# The memberships are computed in one pass over pg_auth_members (recursive), not with pg_has_role per
+# role: that is quadratic in the length of a chain of grants (a master user's few thousand roles granted
+# one to the next took longer than a read may, and no inside finding moved again). rds_superuser:
+# MEMBER, any grant; rds_iam: USAGE, grants that inherit (PostgreSQL 16+: the grant's inherit option;
+# before: the member's rolinherit), as pg_has_role decides them.
+_ROLES_SQL = (
+    "WITH RECURSIVE su(oid) AS ("
+    "SELECT oid FROM pg_catalog.pg_authid WHERE rolname = 'rds_superuser' "
+    "UNION SELECT m.member FROM pg_catalog.pg_auth_members m JOIN su ON m.roleid = su.oid), "
+    "iam(oid) AS ("
+    "SELECT oid FROM pg_catalog.pg_authid WHERE rolname = 'rds_iam' "
+    "UNION SELECT m.member FROM pg_catalog.pg_auth_members m JOIN iam ON m.roleid = iam.oid "
+    "JOIN pg_catalog.pg_authid r ON r.oid = m.member WHERE {inherits}) "
+    "SELECT a.rolname, a.rolcanlogin, a.rolcreaterole, a.oid IN (SELECT oid FROM su), "
+    "a.oid IN (SELECT oid FROM iam), "
     "a.rolpassword IS NOT NULL, coalesce(a.rolpassword LIKE 'md5%', false) "
     "FROM pg_catalog.pg_authid a WHERE NOT a.rolsuper AND a.rolname !~ '^pg_' ORDER BY a.rolname"
 )
+
+
+def roles_sql(server_version: int) -> str:
+    """The roles query for a server of ``server_version`` (``160004``: how a grant inherits differs)."""
+    return _ROLES_SQL.format(inherits="m.inherit_option" if server_version >= 160000 else "r.rolinherit")
+
+
+# The databases to visit, and whether a lock on one would hold up a new connection to it: a backend's
+# startup takes RowExclusiveLock on its database, which waits behind a stronger lock the database's owner
+# holds (ALTER DATABASE ... RENAME in an open transaction). A client that gives up on such a connection
+# leaves its backend waiting on the server (one more per read, up to max_connections): such a database is
+# not visited while it is locked (its last known state is kept).
 DATABASES_SQL = (
-    "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
-    f"ORDER BY datname LIMIT {MAX_DATABASES}"
+    "SELECT d.datname, EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'object' "
+    "AND l.database OPERATOR(pg_catalog.=) 0::pg_catalog.oid "
+    "AND l.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_database'::pg_catalog.regclass::pg_catalog.oid "
+    "AND l.objid OPERATOR(pg_catalog.=) d.oid "
+    "AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')) "
+    "FROM pg_catalog.pg_database d WHERE d.datallowconn AND NOT d.datistemplate "
+    f"ORDER BY d.datname LIMIT {MAX_DATABASES}"
 )
 # Per database: the written tables (rows inserted, updated or deleted since the statistics were last
 # reset), by schema, the schema's owner (pg_database_owner, PostgreSQL 14+'s owner of ``public``,
@@ -191,10 +237,11 @@ class DatabaseReader:
     async def _query(self, slot: _Slot, target: Target) -> DatabaseState:
         for attempt in (1, 2):
             if slot.conn is None or slot.conn.closed:
-                slot.conn = await target.connect("postgres")
+                slot.conn = await _open(target.connect, "postgres")
             try:
-                roles = await (await slot.conn.execute(ROLES_SQL)).fetchall()
-                databases = [str(r[0]) for r in await (await slot.conn.execute(DATABASES_SQL)).fetchall()]
+                roles = await (await slot.conn.execute(roles_sql(slot.conn.info.server_version))).fetchall()
+                listed = await (await slot.conn.execute(DATABASES_SQL)).fetchall()
+                databases = [(str(r[0]), bool(r[1])) for r in listed]
                 break
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 await self._drop_connection(slot)  # a restarted server: once more on a new connection
@@ -203,7 +250,10 @@ class DatabaseReader:
         writes: list[SchemaWrites] = []
         with self._lock:
             before = self._states.get(target.rid)
-        for db in databases if target.writes else []:
+        for db, locked in databases if target.writes else []:
+            if locked:  # a new connection would wait (and leave its backend waiting): what was known stays
+                writes.extend(w for w in (before.writes if before else ()) if w.database == db)
+                continue
             try:
                 writes.extend(await self._writes(db, slot.conn if db == "postgres" else None, target.connect))
             except psycopg.OperationalError:  # this database only (dropped, not accepting connections)
@@ -220,7 +270,7 @@ class DatabaseReader:
         own = conn is None
         try:  # an OperationalError is the caller's: it keeps what it knew of this database
             if conn is None:
-                conn = await connect(db)
+                conn = await _open(connect, db)
             rows = await (await conn.execute(WRITES_SQL)).fetchall()
         finally:
             if own and conn is not None:
@@ -254,3 +304,15 @@ class DatabaseReader:
             if slot.task is not None:
                 slot.task.cancel()
             await self._drop_connection(slot)
+
+
+async def _open(connect: Connect, dbname: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    """An rdsadmin connection to ``dbname`` with the owner's session defaults reset (``READ_SETUP``)."""
+    conn = await connect(dbname)
+    try:
+        await conn.execute(READ_SETUP.encode())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.close()
+        raise
+    return conn

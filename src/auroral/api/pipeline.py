@@ -104,12 +104,13 @@ class Pipeline:
         ctx: RequestContext | None = None
         spec: ActionSpec | None = None
         authorized: list[str] | None = None
+        wire: protocol.Wire | None = None  # an unserved service's error form (its model is not kept)
         try:
             now = self._clock()
             principal, access_key, region = self._authenticate(req, now)
-            unserved = protocol.unserved_service(req)  # signed for Organizations, Account... (Prowler asks)
-            if unserved is not None:
-                service = service_for_errors = unserved
+            wire = protocol.unserved_service(req)  # signed for Organizations, Account... (Prowler asks)
+            if wire is not None:
+                service = service_for_errors = wire.name
             if not self._serves(service):
                 raise AwsError("InvalidAction", f"auroral does not serve the {service} API.", 400)
             op_model, params = protocol.parse_request(service, req)
@@ -147,14 +148,14 @@ class Pipeline:
         except AwsError as err:
             self._record(ctx, service, operation, principal, access_key, peer, params, spec, authorized, err.code,
                          err.message)
-            return protocol.serialize_error(service_for_errors, err, request_id), service, operation, spec
+            return protocol.serialize_error(service_for_errors, err, request_id, wire=wire), service, operation, spec
         except Exception:
             log.exception("internal error in %s.%s (request %s)", service, operation, request_id)
             failure = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
                                500, sender_fault=False)
             self._record(ctx, service, operation, principal, access_key, peer, params, spec, authorized,
                          failure.code, failure.message)
-            return protocol.serialize_error(service_for_errors, failure, request_id), service, operation, spec
+            return protocol.serialize_error(service_for_errors, failure, request_id, wire=wire), service, operation, spec
 
     # --- steps ---------------------------------------------------------------------------
 

@@ -38,6 +38,17 @@ from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
+NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
+
+
+def startup_name(value: str | None) -> str | None:
+    """A startup packet's user name or application_name as PostgreSQL keeps it: its first 63 bytes (a client
+    may send nearly 10000, before any password; the log keeps 10000 records in memory, and the security
+    advisor reloads the file's logins at start). A character cut in two is dropped."""
+    if value is None or len(value) <= NAME_BYTES // 4:
+        return value
+    return value.encode(errors="replace")[:NAME_BYTES].decode(errors="ignore")
+
 
 @dataclass(frozen=True)
 class FlowRecord:
@@ -98,8 +109,8 @@ class FlowRecord:
             endpoint_id=str(d["endpoint-id"]), connection_id=int(d["connection-id"]),
             phase="close" if d["phase"] == "close" else "open", packets=int(d["packets"]), bytes=int(d["bytes"]),
             packets_out=int(d.get("packets-out", 0)), bytes_out=int(d.get("bytes-out", 0)),
-            db_user=None if d.get("db-user") is None else str(d["db-user"]),
-            application_name=str(d.get("application-name") or "") or None,
+            db_user=None if d.get("db-user") is None else startup_name(str(d["db-user"])),
+            application_name=startup_name(str(d.get("application-name") or "")) or None,
             tls=None if d.get("tls") is None else bool(d["tls"]), relayed=bool(d.get("relayed", False)),
             audit_event_id=None if d.get("audit-event-id") is None else str(d["audit-event-id"])[:64],
         )

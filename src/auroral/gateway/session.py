@@ -47,7 +47,7 @@ from typing import Any, Literal, TypeVar
 from auroral.gateway import scram
 from auroral.gateway import startup as pg
 from auroral.gateway.decision import AuthPlan, ConnectionInfo, EndpointConfig, Verdict
-from auroral.gateway.flows import FlowLog, FlowRecord
+from auroral.gateway.flows import FlowLog, FlowRecord, startup_name
 from auroral.gateway.limits import GatewayLimits, source_key
 from auroral.gateway.native import Closed, NativeRelay
 from auroral.gateway.pipe import HIGH_WATER, LOW_WATER, ConnectionClosed, Side
@@ -346,8 +346,8 @@ class Session:
             bytes=self.client.bytes_in if closing else 0,
             packets_out=(up.reads if up else 0) if closing else 0,
             bytes_out=((up.bytes_in if up else 0) + self.client.bytes_written) if closing else 0,
-            db_user=startup.user if startup is not None else None,
-            application_name=startup.params.get("application_name") if startup is not None else None,
+            db_user=startup_name(startup.user) if startup is not None else None,
+            application_name=startup_name(startup.params.get("application_name")) if startup is not None else None,
             tls=self.tls if startup is not None else None, relayed=self.relayed,
             audit_event_id=self.audit_event_id if startup is not None else None,
         )

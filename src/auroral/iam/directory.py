@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -52,6 +53,10 @@ log = logging.getLogger(__name__)
 # How often the last-used time of one key is written to the store (GetAccessKeyLastUsed is
 # reported by AWS with a granularity of minutes anyway).
 _LAST_USED_WRITE_INTERVAL = timedelta(minutes=1)
+# A key's last use names the service and region its request was signed for: the signer's own text, shown
+# by GetAccessKeyLastUsed and in the credential report (a CSV auditors open in spreadsheets). Only what an
+# AWS service or region name looks like is recorded (a formula is not), else nothing (N/A).
+_SIGNED_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 # Expired sessions are kept a while (so callers get ExpiredToken, not InvalidClientTokenId), then purged.
 _SESSION_RETENTION = timedelta(days=1)
 
@@ -346,7 +351,9 @@ class Directory:
             if session is not None and session.kind == "assumed-role":
                 self._note_role_used(session, region, when)
             return
-        key.last_used, key.last_service, key.last_region = when, service, region
+        key.last_used = when
+        key.last_service = service if _SIGNED_NAME.fullmatch(service) else None
+        key.last_region = region if _SIGNED_NAME.fullmatch(region) else None
         last = self._last_written.get(access_key_id)
         if last is not None and when - last < _LAST_USED_WRITE_INTERVAL:
             return
@@ -360,7 +367,8 @@ class Directory:
         role = self.get_role(session.name)
         if role is None or role.role_id != session.entity_id:
             return
-        role.last_used, role.last_used_region = when, region
+        role.last_used = when
+        role.last_used_region = region if _SIGNED_NAME.fullmatch(region) else None
         last = self._last_written.get(role.role_id)
         if last is not None and when - last < _LAST_USED_WRITE_INTERVAL:
             return

@@ -222,6 +222,7 @@ class RdsBase:
     def _drop_cluster(self, cluster: Cluster) -> None:
         self.store.delete(KIND_CLUSTER, cluster.account, cluster.identifier)
         self._locks.pop(cluster.resource_id, None)
+        self._locks.pop(f"backup:{cluster.resource_id}", None)  # its first backup's (backups.py)
 
     def clusters_exist(self, account: str) -> bool:
         """Whether the account still has DB clusters or instances (IAM refuses to delete

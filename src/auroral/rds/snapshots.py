@@ -457,7 +457,13 @@ class SnapshotOperations(TagOperations):
                 return
             self._finish_snapshot(target, "available", None, size=source.size)
 
-        return self._spawn(f"snapshot:{sid}", f"copy {copy.identifier}", work)
+        async def once() -> None:
+            try:
+                await work()
+            finally:  # the key serves this copy only: its lock goes with it
+                self._locks.pop(f"snapshot:{sid}", None)
+
+        return self._spawn(f"snapshot:{sid}", f"copy {copy.identifier}", once)
 
     def _reseal(self, source: ClusterSnapshot, target: ClusterSnapshot) -> None:
         """Decrypt ``source`` chunk by chunk and seal it again under a new data key for ``target`` (blocking)."""

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 import shutil
+import time
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -111,7 +112,10 @@ class WalArchiveOperations(SnapshotOperations):
     async def _on_wal(self, rid: str, name: str, data: bytes, archived_at: float) -> bool:
         """A finished WAL file of cluster ``rid``: sealed into the archive (True), or left for later (False:
         not this region's cluster, or its key is not usable now). The records and the key are read here, on
-        the event loop; the compression, encryption and write in a worker thread."""
+        the event loop; the compression, encryption and write in a worker thread. ``archived_at`` is the
+        spooled file's mtime, which the cluster's OS user can set: never later than now (a time in the future
+        would move LatestRestorableTime past now, keep the file from expiring, or be no datetime at all)."""
+        archived_at = min(max(archived_at, 0.0), time.time())
         if self.snapshot_dir is None or self.storage_keys is None:
             return False
         cluster = self._cluster_by_rid(rid)

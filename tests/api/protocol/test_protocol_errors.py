@@ -430,3 +430,24 @@ def test_rest_json_routes_and_rejects() -> None:
     assert error.code == "SerializationException"
     error = rejects("securityhub", HttpRequest("POST", "/findings", "", auth("securityhub"), b'{"MaxResults": 0}'))
     assert error.code == "InvalidInputException"
+
+
+@pytest.mark.parametrize("service", ["organizations", "sns", "account"])  # json, query, rest-json
+def test_unserved_service_error_keeps_no_model(service: str) -> None:
+    """A request signed for a service auroral does not serve gets its error in that service's protocol
+    without the service's model being loaded into (and kept by) the codecs' caches: a caller naming
+    every service botocore knows must not grow the server by their models (hundreds of MB)."""
+    from auroral.api.protocol import models, unserved_service
+
+    credential = f"AKIDEXAMPLE/20260101/us-east-1/{service}/aws4_request"
+    req = HttpRequest("POST", "/", "", {"Authorization": f"AWS4-HMAC-SHA256 Credential={credential}, "
+                                                         "SignedHeaders=host, Signature=00"})
+    kept = (models.service_info.cache_info().currsize, models.service_model.cache_info().currsize)
+    wire = unserved_service(req)
+    assert wire is not None and wire.name == service
+    response = serialize_error(service, AwsError("InvalidAction", f"auroral does not serve the {service} API.",
+                                                 400), "req-1", wire=wire)
+    assert (models.service_info.cache_info().currsize, models.service_model.cache_info().currsize) == kept
+    error = parse_error(service, response)["Error"]  # botocore's parser of the service's own protocol
+    assert error["Code"] == "InvalidAction" and error["Message"] == f"auroral does not serve the {service} API."
+    assert response.status == 400

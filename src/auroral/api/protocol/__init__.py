@@ -13,7 +13,7 @@ the models. Modules: ``http`` (request/response), ``models`` (compiled shapes), 
 """
 
 from .codec import parse_request, serialize_response
-from .detect import detect_service, unserved_service
+from .detect import Wire, detect_service, unserved_service
 from .errors import serialize_error
 from .http import HttpRequest, HttpResponse, header
 from .models import error_from_shape, service_model
@@ -21,6 +21,7 @@ from .models import error_from_shape, service_model
 __all__ = [
     "HttpRequest",
     "HttpResponse",
+    "Wire",
     "detect_service",
     "error_from_shape",
     "header",

@@ -7,6 +7,7 @@ cannot parse."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from urllib.parse import parse_qsl
 
@@ -78,19 +79,35 @@ def _botocore_services() -> frozenset[str]:
     return frozenset(botocore_session().get_available_services())
 
 
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """What an error document of an unserved service needs of its model (a few strings, kept instead of
+    the model: ``errors.serialize_error``'s ``wire``)."""
+
+    name: str
+    protocol: str
+    xml_namespace: str
+    json_version: str
+
+
 @cache
-def _protocol_of(name: str) -> str:
-    """The protocol of botocore's model ``name``, read from a loader of its own so the model itself is not
-    kept (a caller naming every service botocore knows costs one load each, and a few bytes kept)."""
-    return str(botocore.model.ServiceModel(Loader().load_service_model(name, "service-2"), name).protocol)
+def _wire_of(name: str) -> Wire:
+    """The protocol (and error-document metadata) of botocore's model ``name``, read from a loader of its
+    own so the model itself is not kept (a caller naming every service botocore knows costs one load
+    each, and a few bytes kept)."""
+    model = botocore.model.ServiceModel(Loader().load_service_model(name, "service-2"), name)
+    meta = model.metadata
+    return Wire(name, str(model.protocol), str(meta.get("xmlNamespace", "")), str(meta.get("jsonVersion", "1.1")))
 
 
-def unserved_service(req: HttpRequest) -> str | None:
+def unserved_service(req: HttpRequest) -> Wire | None:
     """The botocore service a request is signed for when auroral does not serve it and botocore models
-    it in a protocol auroral renders (its errors then go out in that protocol); else None. The name is
-    the caller's text: it only ever selects among botocore's own model names, never builds a path.
+    it in a protocol auroral renders (its errors then go out in that protocol, from the returned
+    ``Wire`` alone: never from the service's model, which is not kept); else None. The name is the
+    caller's text: it only ever selects among botocore's own model names, never builds a path.
     Called once the request is authenticated."""
     name = _signed_service(req)
     if name is None or name in SIGNING_NAMES or name not in _botocore_services():
         return None
-    return name if _protocol_of(name) in PROTOCOLS else None
+    wire = _wire_of(name)
+    return wire if wire.protocol in PROTOCOLS else None

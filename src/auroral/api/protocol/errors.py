@@ -15,8 +15,9 @@ from typing import Any
 from auroral.errors import AwsError
 
 from . import json_
+from .detect import Wire
 from .http import HttpResponse
-from .models import service_info
+from .models import ServiceInfo, service_info
 from .scalars import InputTypeError, xml_escape
 
 
@@ -31,10 +32,14 @@ def wire_code_and_status(protocol: str, error: AwsError) -> tuple[str, int]:
     return error.code, error.status
 
 
-def serialize_error(service: str, error: AwsError, request_id: str) -> HttpResponse:
-    svc = service_info(service)
+def serialize_error(service: str, error: AwsError, request_id: str, *, wire: Wire | None = None) -> HttpResponse:
+    """``error`` in ``service``'s protocol; ``wire``: of a service auroral does not serve, rendered from
+    those few strings only (its model is neither loaded into nor kept in the codecs' caches)."""
+    svc: ServiceInfo | Wire = wire if wire is not None else service_info(service)
     code, status = wire_code_and_status(svc.protocol, error)
     if svc.protocol in ("json", "rest-json"):
+        if wire is not None:
+            return _plain_json_error(wire, code, status, error, request_id)
         return _json_error(service, code, status, error, request_id)
     if svc.protocol == "ec2":
         body = (
@@ -51,6 +56,15 @@ def serialize_error(service: str, error: AwsError, request_id: str) -> HttpRespo
             f"<RequestId>{xml_escape(request_id)}</RequestId></ErrorResponse>"
         )
     return HttpResponse(status, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body.encode())
+
+
+def _plain_json_error(wire: Wire, code: str, status: int, error: AwsError, request_id: str) -> HttpResponse:
+    """A json error document without the service's model (no error shape: ``message``, plain fields)."""
+    doc: dict[str, Any] = {"__type": code, "message": error.message}
+    doc.update({k: v for k, v in error.fields.items() if isinstance(v, str | int | float | bool)})
+    content_type = "application/json" if wire.protocol == "rest-json" else f"application/x-amz-json-{wire.json_version}"
+    return HttpResponse(status, {"Content-Type": content_type, "x-amzn-RequestId": request_id,
+                                 "x-amzn-ErrorType": code}, json_.dumps(doc))
 
 
 def _json_error(service: str, code: str, status: int, error: AwsError, request_id: str) -> HttpResponse:
