@@ -91,3 +91,14 @@ def test_iam_authentication_without_members() -> None:
     assert results(snapshot([MASTER, *ENGINE], iam_auth=True))["AURORAL.9"][0] == "FAILED"
     assert results(snapshot([MASTER, *ENGINE, role("iam_app", password=False, iam=True)], iam_auth=True))[
         "AURORAL.9"][:2] == ("PASSED", {"IAMDatabaseAuthenticationEnabled": "true", "RdsIamMembers": "iam_app"})
+
+
+def test_memberships_follow_chains_and_inheritance_in_one_pass() -> None:
+    from auroral.advisor.database import memberships
+    # 1 <- 2 <- 3 (inheriting), 3 <- 4 (not inheriting), a cycle 5 <-> 6 through 2, and a long chain
+    grants = [(1, 2, True), (2, 3, True), (3, 4, False), (2, 5, True), (5, 6, True), (6, 5, True)]
+    assert memberships(1, grants, inheriting_only=False) == {1, 2, 3, 4, 5, 6}
+    assert memberships(1, grants, inheriting_only=True) == {1, 2, 3, 5, 6}
+    assert memberships(None, grants, inheriting_only=False) == set()
+    chain = [(i, i + 1, True) for i in range(100_000)]
+    assert len(memberships(0, chain, inheriting_only=True)) == 100_001

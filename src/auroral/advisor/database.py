@@ -19,7 +19,7 @@ operator, function or aggregate of the owner's own, found first through its sear
 run with ``rdsadmin``'s privileges (``READ_SETUP``). The reads are bounded by ``statement_timeout`` and
 ``lock_timeout`` on the server too, not only by the client's wait; a database its owner holds locked
 (a new connection would wait in its startup) is not visited while it is (``DATABASES_SQL``), and the
-roles' memberships are computed in one pass (``roles_sql``), so an owner's objects cannot make every
+roles' memberships are computed in one pass over the grants (``memberships``), so an owner's objects cannot make every
 read time out.
 
 Never read: a password hash. The query answers ``rolpassword IS NOT NULL`` and ``rolpassword LIKE
@@ -72,31 +72,49 @@ class Target:
     writes: bool
 
 # Every role but PostgreSQL's predefined pg_* roles and superusers (rdsadmin: the engine's own). The
-# password is answered as two booleans: never the hash. rds_iam membership is the gateway's test
-# (USAGE: rds_superuser members hold rds_iam WITH ADMIN OPTION, INHERIT FALSE, and are not IAM users).
-# The memberships are computed in one pass over pg_auth_members (recursive), not with pg_has_role per
-# role: that is quadratic in the length of a chain of grants (a master user's few thousand roles granted
-# one to the next took longer than a read may, and no inside finding moved again). rds_superuser:
-# MEMBER, any grant; rds_iam: USAGE, grants that inherit (PostgreSQL 16+: the grant's inherit option;
-# before: the member's rolinherit), as pg_has_role decides them.
-_ROLES_SQL = (
-    "WITH RECURSIVE su(oid) AS ("
-    "SELECT oid FROM pg_catalog.pg_authid WHERE rolname = 'rds_superuser' "
-    "UNION SELECT m.member FROM pg_catalog.pg_auth_members m JOIN su ON m.roleid = su.oid), "
-    "iam(oid) AS ("
-    "SELECT oid FROM pg_catalog.pg_authid WHERE rolname = 'rds_iam' "
-    "UNION SELECT m.member FROM pg_catalog.pg_auth_members m JOIN iam ON m.roleid = iam.oid "
-    "JOIN pg_catalog.pg_authid r ON r.oid = m.member WHERE {inherits}) "
-    "SELECT a.rolname, a.rolcanlogin, a.rolcreaterole, a.oid IN (SELECT oid FROM su), "
-    "a.oid IN (SELECT oid FROM iam), "
+# password is answered as two booleans: never the hash. rds_iam membership is the gateway's test.
+# The memberships (rds_superuser: MEMBER, any grant; rds_iam: USAGE, grants that inherit — PostgreSQL 16+:
+# the grant's inherit option; before: the member's rolinherit — as pg_has_role decides them; rds_superuser
+# members hold rds_iam WITH ADMIN OPTION, INHERIT FALSE, and are not IAM users) are computed here, in one
+# pass over pg_auth_members's rows (``memberships``), not on the server: pg_has_role per role is quadratic
+# in the length of a chain of grants, and so is a recursive query whose every step joins the whole
+# catalog (a master user's few thousand roles granted one to the next took longer than a read may, and
+# no inside finding moved again).
+ROLES_SQL = (
+    "SELECT a.oid, a.rolname, a.rolcanlogin, a.rolcreaterole, "
     "a.rolpassword IS NOT NULL, coalesce(a.rolpassword LIKE 'md5%', false) "
     "FROM pg_catalog.pg_authid a WHERE NOT a.rolsuper AND a.rolname !~ '^pg_' ORDER BY a.rolname"
 )
+_GRANTS_SQL = (
+    "SELECT m.roleid, m.member, {inherits} FROM pg_catalog.pg_auth_members m "
+    "JOIN pg_catalog.pg_authid r ON r.oid = m.member"
+)
+ANCHORS_SQL = "SELECT rolname, oid FROM pg_catalog.pg_authid WHERE rolname IN ('rds_superuser', 'rds_iam')"
 
 
-def roles_sql(server_version: int) -> str:
-    """The roles query for a server of ``server_version`` (``160004``: how a grant inherits differs)."""
-    return _ROLES_SQL.format(inherits="m.inherit_option" if server_version >= 160000 else "r.rolinherit")
+def grants_sql(server_version: int) -> str:
+    """The grants query for a server of ``server_version`` (``160004``: how a grant inherits differs)."""
+    return _GRANTS_SQL.format(inherits="m.inherit_option" if server_version >= 160000 else "r.rolinherit")
+
+
+def memberships(root: int | None, grants: Iterable[tuple[int, int, bool]], *,
+                inheriting_only: bool) -> set[int]:
+    """The roles that reach ``root`` through ``grants`` (``(role, member, inherits)`` rows), ``root``
+    included; only through grants that inherit when ``inheriting_only``. Linear in the grants."""
+    if root is None:
+        return set()
+    members: dict[int, list[int]] = {}
+    for role, member, inherits in grants:
+        if inherits or not inheriting_only:
+            members.setdefault(role, []).append(member)
+    seen = {root}
+    todo = [root]
+    while todo:
+        for member in members.get(todo.pop(), ()):
+            if member not in seen:
+                seen.add(member)
+                todo.append(member)
+    return seen
 
 
 # The databases to visit, and whether a lock on one would hold up a new connection to it: a backend's
@@ -239,7 +257,10 @@ class DatabaseReader:
             if slot.conn is None or slot.conn.closed:
                 slot.conn = await _open(target.connect, "postgres")
             try:
-                roles = await (await slot.conn.execute(roles_sql(slot.conn.info.server_version))).fetchall()
+                roles = await (await slot.conn.execute(ROLES_SQL)).fetchall()
+                grants = [(int(r[0]), int(r[1]), bool(r[2])) for r in await (await slot.conn.execute(
+                    grants_sql(slot.conn.info.server_version))).fetchall()]
+                anchors = {str(r[0]): int(r[1]) for r in await (await slot.conn.execute(ANCHORS_SQL)).fetchall()}
                 listed = await (await slot.conn.execute(DATABASES_SQL)).fetchall()
                 databases = [(str(r[0]), bool(r[1])) for r in listed]
                 break
@@ -258,10 +279,12 @@ class DatabaseReader:
                 writes.extend(await self._writes(db, slot.conn if db == "postgres" else None, target.connect))
             except psycopg.OperationalError:  # this database only (dropped, not accepting connections)
                 writes.extend(w for w in (before.writes if before else ()) if w.database == db)
+        su = memberships(anchors.get("rds_superuser"), grants, inheriting_only=False)
+        iam = memberships(anchors.get("rds_iam"), grants, inheriting_only=True)
         return DatabaseState(
             read_at=time.time(),
-            roles=tuple(RoleInfo(str(r[0]), bool(r[1]), bool(r[2]), bool(r[3]), bool(r[4]), bool(r[5]),
-                                 bool(r[6])) for r in roles),
+            roles=tuple(RoleInfo(str(r[1]), bool(r[2]), bool(r[3]), int(r[0]) in su, int(r[0]) in iam,
+                                 bool(r[4]), bool(r[5])) for r in roles),
             writes=tuple(writes))
 
     @staticmethod
