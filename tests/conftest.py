@@ -162,8 +162,23 @@ TMP_PREFIX = "auroral-test-"
 ENGINE_CACHE = Path(tempfile.gettempdir()) / f"auroral-test-engines-{os.geteuid()}"
 
 
+# Template data directories (engine/template.py, AURORAL_TEMPLATE_CACHE: a hook for tests only) built once
+# per major and test session, then copied by every further server instead of running initdb and the
+# bootstrap again: the first build of each major in the session still goes through TemplateStore._build.
+TEMPLATE_CACHE: Path | None = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    global TEMPLATE_CACHE
     os.environ.setdefault("AURORAL_ENGINE_CACHE", str(ENGINE_CACHE))
+    if "AURORAL_TEMPLATE_CACHE" not in os.environ:
+        TEMPLATE_CACHE = Path(tempfile.mkdtemp(prefix="auroral-templates-"))
+        os.environ["AURORAL_TEMPLATE_CACHE"] = str(TEMPLATE_CACHE)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if TEMPLATE_CACHE is not None:
+        shutil.rmtree(TEMPLATE_CACHE, ignore_errors=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
