@@ -110,6 +110,9 @@ def start_server(data_dir: Path, *, access_key: str, secret_key: str, account: s
         "AURORAL_ROOT_ACCESS_KEY_ID": access_key,
         "AURORAL_ROOT_SECRET_ACCESS_KEY": secret_key,
         "AURORAL_ACCOUNT_ID": account,
+        # the KMS key watch every second instead of every 5 (rds/encryption.py): a disabled or re-enabled
+        # key is noticed sooner, so the tests waiting for it wait less; a test may set its own
+        "AURORAL_KMS_CHECK_SECONDS": "1",
         **(extra_env or {}),
     }
     data_dir.mkdir(parents=True, exist_ok=True)
