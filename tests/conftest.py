@@ -110,6 +110,9 @@ def start_server(data_dir: Path, *, access_key: str, secret_key: str, account: s
         "AURORAL_ROOT_ACCESS_KEY_ID": access_key,
         "AURORAL_ROOT_SECRET_ACCESS_KEY": secret_key,
         "AURORAL_ACCOUNT_ID": account,
+        # the KMS key watch every second instead of every 5 (rds/encryption.py): a disabled or re-enabled
+        # key is noticed sooner, so the tests waiting for it wait less; a test may set its own
+        "AURORAL_KMS_CHECK_SECONDS": "1",
         **(extra_env or {}),
     }
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -162,8 +165,23 @@ TMP_PREFIX = "auroral-test-"
 ENGINE_CACHE = Path(tempfile.gettempdir()) / f"auroral-test-engines-{os.geteuid()}"
 
 
+# Template data directories (engine/template.py, AURORAL_TEMPLATE_CACHE: a hook for tests only) built once
+# per major and test session, then copied by every further server instead of running initdb and the
+# bootstrap again: the first build of each major in the session still goes through TemplateStore._build.
+TEMPLATE_CACHE: Path | None = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    global TEMPLATE_CACHE
     os.environ.setdefault("AURORAL_ENGINE_CACHE", str(ENGINE_CACHE))
+    if "AURORAL_TEMPLATE_CACHE" not in os.environ:
+        TEMPLATE_CACHE = Path(tempfile.mkdtemp(prefix="auroral-templates-"))
+        os.environ["AURORAL_TEMPLATE_CACHE"] = str(TEMPLATE_CACHE)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if TEMPLATE_CACHE is not None:
+        shutil.rmtree(TEMPLATE_CACHE, ignore_errors=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -274,7 +274,7 @@ def _make_world(server: Server) -> Iterator[World]:
     snapshot = f"canon-snap-{tag}"
     rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=snapshot, DBClusterIdentifier=db.cluster_id)
     rds.get_waiter("db_cluster_snapshot_available").wait(DBClusterSnapshotIdentifier=snapshot,
-                                                         WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+                                                         WaiterConfig={"Delay": 0.2, "MaxAttempts": 600})
     default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     vpc = ec2.create_vpc(CidrBlock="10.97.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.97.1.0/24")["Subnet"]["SubnetId"]

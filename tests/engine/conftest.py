@@ -46,6 +46,12 @@ def _one_per_major() -> list[Installation]:
 # Every major auroral serves (AURORAL_PG_BINDIR, the embedded wheel, system packages, fetched builds):
 # the tests of each module, the escalation tests among them, run once per major.
 INSTALLATIONS = _one_per_major()
+# The newest major only: for modules whose tests exercise auroral's own file, OS-user and process
+# handling, which does not depend on the major (test_engine_files, test_engine_lifecycle). Each major
+# still gets its servers created, attacked and checked by the modules that stay on every major
+# (test_engine_security, test_aurora, test_engine_extensions, test_engine_reset, test_restrict_password,
+# test_replication), which is where what differs by major is tested.
+NEWEST = INSTALLATIONS[:1]
 ADMIN_PASSWORD = "rdsadmin-Secret-1"
 MASTER = "postgres"
 MASTER_PASSWORD = "Master-Passw0rd!"
@@ -88,10 +94,26 @@ def engine(runner: asyncio.Runner, tmp_path_factory: pytest.TempPathFactory, eve
         shutil.rmtree(eng.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module", params=INSTALLATIONS, ids=lambda inst: f"pg{inst.major}")
+def _ids(inst: Installation) -> str:
+    return f"pg{inst.major}"
+
+
+@pytest.fixture(scope="module", params=INSTALLATIONS, ids=_ids)
 def installation(request: pytest.FixtureRequest) -> Installation:
     inst: Installation = request.param
     return inst
+
+
+def newest_installation_only() -> object:
+    """A module's own ``installation`` fixture, on :data:`NEWEST` only: ``installation =
+    newest_installation_only()`` at module level replaces the one above for that module."""
+
+    @pytest.fixture(scope="module", params=NEWEST, ids=_ids, name="installation")
+    def _installation(request: pytest.FixtureRequest) -> Installation:
+        inst: Installation = request.param
+        return inst
+
+    return _installation
 
 
 @pytest.fixture(scope="module")

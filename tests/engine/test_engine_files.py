@@ -20,7 +20,11 @@ from auroral.engine import Installation, LocalEngine, PgServer, conf, proc
 from auroral.engine.cluster import PARAMS_JSON
 from auroral.engine.osuser import RunAs
 
-from .conftest import ADMIN_PASSWORD, MASTER, MASTER_PASSWORD, connect
+from .conftest import ADMIN_PASSWORD, MASTER, MASTER_PASSWORD, connect, newest_installation_only
+
+# root's file handling and the OS users do not depend on the major: on the newest one only (every major's
+# servers are attacked as their OS user by test_engine_security and test_engine_extensions)
+installation = newest_installation_only()
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="OS users and root-owned files need root")
 

@@ -14,7 +14,21 @@ import pytest
 
 from auroral.engine import Installation, LocalEngine, ParameterError, PgServer, postmaster, proc
 
-from .conftest import ADMIN_PASSWORD, MASTER, MASTER_PASSWORD, Events, connect, processes_under, wait_status
+from .conftest import (
+    ADMIN_PASSWORD,
+    MASTER,
+    MASTER_PASSWORD,
+    Events,
+    connect,
+    newest_installation_only,
+    processes_under,
+    wait_status,
+)
+
+# supervision, stop/start, delete and recovery are auroral's process handling, the same for every major:
+# on the newest one only (every major is created, started and restarted by the other engine modules, and
+# served end to end by tests/rds/test_engine_majors_e2e.py)
+installation = newest_installation_only()
 
 
 def test_stop_start_keeps_data(server: PgServer, runner: asyncio.Runner) -> None:

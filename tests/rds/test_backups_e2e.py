@@ -67,7 +67,7 @@ def test_automated_backups_in_the_window(base: Path) -> None:
             rds.delete_db_cluster(DBClusterIdentifier=db.cluster_id, SkipFinalSnapshot=True,
                                   DeleteAutomatedBackups=not keep)
             rds.get_waiter("db_cluster_deleted").wait(DBClusterIdentifier=db.cluster_id,
-                                                      WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+                                                      WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})
             assert bool(_automated(rds, db.cluster_id)) == keep
     finally:
         stop_server(srv)

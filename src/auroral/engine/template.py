@@ -20,6 +20,13 @@ every start (``aurora.install``). template0 is frozen again afterwards.
 
 A template carries a revision stamp; changing the base configuration or ``bootstrap.sql`` means bumping
 :data:`TEMPLATE_REVISION`, and the next cluster rebuilds the template (existing clusters are untouched).
+
+Tests only: ``AURORAL_TEMPLATE_CACHE`` names a directory (root's or the user's own, private) where each
+template built is also kept, keyed by installation, revision and owner, and from which the next data
+directory copies it instead of building it again. The test suite starts dozens of servers, each of
+which would otherwise run initdb and the bootstrap for every major it touches; the first build of each
+major in a test session still runs :meth:`TemplateStore._build`. Never set it in production: a
+template is meant to be built by the installation that serves it.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from auroral.engine.osuser import RunAs, check_traversable, current, make_privat
 
 TEMPLATE_REVISION = "3"
 WAL_SEGMENT_MB = 1
+# tests only (see the module docstring): built templates are shared across data directories here
+ENV_CACHE = "AURORAL_TEMPLATE_CACHE"
 
 
 class TemplateStore:
@@ -65,8 +74,48 @@ class TemplateStore:
         lock = self._locks.setdefault(inst.major, asyncio.Lock())
         async with lock:
             if not self.is_ready(inst):
-                await self._build(inst)
+                cache = os.environ.get(ENV_CACHE)
+                if not cache or not await self._from_cache(inst, Path(cache)):
+                    await self._build(inst)
+                    if cache:
+                        await self._to_cache(inst, Path(cache))
         return self.path(inst)
+
+    def _cache_key(self, inst: Installation) -> str:
+        kind = "rds" if inst.preload else "plain"
+        return f"pg{inst.major}-{inst.version}-{inst.source}-{kind}-r{TEMPLATE_REVISION}-u{self.runas.uid}"
+
+    async def _from_cache(self, inst: Installation, cache: Path) -> bool:
+        """Tests only: copy the cached template of ``inst`` (``AURORAL_TEMPLATE_CACHE``), if there is one."""
+        source = cache / self._cache_key(inst)
+        if not source.is_dir():
+            return False
+        make_private_dir(self.root, current(), 0o700 if self.runas.is_current else 0o711)
+        check_traversable(self.root, self.runas)
+        target = self.path(inst)
+        build = self.root / f".pg{inst.major}.build"
+        for leftover in (build, target):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self._stamp(inst).unlink(missing_ok=True)
+        await _copy_tree(source, build)
+        build.rename(target)
+        self._stamp(inst).write_text(self._stamp_text(inst), encoding="utf-8")
+        return True
+
+    async def _to_cache(self, inst: Installation, cache: Path) -> None:
+        """Tests only: keep a copy of the template just built; published by a rename, so a concurrent
+        reader sees the whole copy or none."""
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        final = cache / self._cache_key(inst)
+        if final.exists():
+            return
+        partial = cache / f".{final.name}.{os.getpid()}.{id(self)}"
+        shutil.rmtree(partial, ignore_errors=True)
+        await _copy_tree(self.path(inst), partial)
+        try:
+            partial.rename(final)
+        except OSError:  # another process published it first
+            shutil.rmtree(partial, ignore_errors=True)
 
     async def clone(self, inst: Installation, dest: Path, owner: RunAs | None = None) -> None:
         """Copy the template to ``dest`` (which must not exist) for ``owner`` (default: the templates'
@@ -74,16 +123,7 @@ class TemplateStore:
         source = await self.ensure(inst)
         owner = owner or self.runas
         check_traversable(dest.parent, owner)
-        if shutil.which("cp"):
-            process = await asyncio.create_subprocess_exec(
-                "cp", "-a", "--reflink=auto", str(source), str(dest),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )
-            _, err = await process.communicate()
-            if process.returncode != 0:
-                raise OSError(f"cp failed: {err.decode(errors='replace')}")
-        else:
-            await asyncio.to_thread(shutil.copytree, source, dest, symlinks=True)
+        await _copy_tree(source, dest)
         copied_by = self.runas.uid if shutil.which("cp") else os.geteuid()  # cp -a keeps the owner
         if not owner.is_current and owner.uid != copied_by:
             await asyncio.to_thread(fsafe.chown_tree, dest, copied_by, owner.uid, owner.gid)
@@ -143,3 +183,17 @@ class TemplateStore:
         shutil.rmtree(boot, ignore_errors=True)
         if socket_dir != boot / "run":
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+async def _copy_tree(source: Path, dest: Path) -> None:
+    """``cp -a`` (owners kept; a reflink where the filesystem has them), else a copy by this process."""
+    if shutil.which("cp"):
+        process = await asyncio.create_subprocess_exec(
+            "cp", "-a", "--reflink=auto", str(source), str(dest),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+        if process.returncode != 0:
+            raise OSError(f"cp failed: {err.decode(errors='replace')}")
+    else:
+        await asyncio.to_thread(shutil.copytree, source, dest, symlinks=True)
