@@ -175,7 +175,8 @@ def test_bad_tokens_are_refused_with_a_reason(env: Env) -> None:
         (env.token(no_policy), "no identity-based policy allows the rds-db:connect action"),
         (env.token(other_dbuser), "no identity-based policy allows the rds-db:connect action"),
         (inactive_token, "InvalidClientTokenId"),
-        ("not-a-token", "not for this endpoint"),
+        ("not-a-token", "not an IAM authentication token"),
+        (good.replace(f":{env.db.port}/", f":{env.db.port + 1}/"), "not for this endpoint"),
         ("x" * 9000, "not an IAM authentication token"),
     ]
     for token, why in cases:
@@ -238,6 +239,11 @@ def test_password_users_and_the_master(env: Env) -> None:
     with db.connect() as conn:
         conn.execute(f"GRANT rds_iam TO {MASTER}")
     env.refused(db.password, user=MASTER)
+    # a password sent where a token is expected is quoted nowhere: not in the audit trail, not in the log
+    event = env.last_audit(MASTER)
+    assert "not an IAM authentication token" in event["errorMessage"], event
+    assert db.password not in json.dumps(event)
+    assert env.server.log_path is not None and db.password not in env.server.log_path.read_text(errors="replace")
     with db.connect(MASTER, env.token(master_policy, user=MASTER)) as conn:
         assert conn.execute("SELECT current_user").fetchone() == (MASTER,)
         conn.execute(f"REVOKE rds_iam FROM {MASTER}")

@@ -75,6 +75,14 @@ _LOCALHOST_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 _IS_IAM = "SELECT pg_has_role(oid, 'rds_iam', 'USAGE') FROM pg_roles WHERE rolname = %s"
 
 
+
+def looks_like_token(token: str) -> bool:
+    """Whether ``token`` has the shape of an authentication token (``<host>:<port>/?Action=connect&...``
+    with a SigV4 query signature). Anything else is treated as a password sent by mistake, of which no
+    part may reach a log, the audit trail or an error message."""
+    head, sep, query = token.partition("/?")
+    return bool(sep) and ":" in head and "X-Amz-Signature=" in query and "X-Amz-Credential=" in query
+
 class Runtime(Protocol):
     """What this module needs from :class:`~auroral.rds.local_runtime.LocalRuntime`."""
 
@@ -260,7 +268,8 @@ class IamDbAuth:
         if address is None:
             return "the endpoint is not open"
         host, port = address
-        if not token or len(token) > MAX_TOKEN:
+        if not token or len(token) > MAX_TOKEN or not looks_like_token(token):
+            # nothing of it is quoted in the reason (logged, audited): it may be a password typed by mistake
             return "the password is not an IAM authentication token"
         signed_host = token.partition("/")[0].partition("://")[2] or token.partition("/")[0]
         if signed_host not in {f"{n}:{port}" for n in self._host_names(cluster, attempt.instance, address)}:
