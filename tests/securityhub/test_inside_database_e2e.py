@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import Server
 from tests.rds.e2e_helpers import MASTER, Db, create_db, delete_db, psql, until
+from tests.securityhub.findings import cluster_arn, cluster_finding
 
 PASSWORDS = ("Master-pass-1", "Admin-pass-1", "Legacy-pass-1", "Legacy-pass-2", "Shop-pass-1")
 MD5_HASH = re.compile(r"md5[0-9a-f]{32}")
@@ -35,26 +36,19 @@ def db(server: Server) -> Iterator[Db]:
         # the first read of its database (GetFindings asks for it; a loaded machine may take a while)
         until(lambda: len(server.client("securityhub").get_findings(Filters={
             "ComplianceSecurityControlId": [{"Value": "AURORAL.7", "Comparison": "EQUALS"}],
-            "ResourceId": [{"Value": arn(server, created), "Comparison": "EQUALS"}]})["Findings"]) == 1,
+            "ResourceId": [{"Value": cluster_arn(server, created), "Comparison": "EQUALS"}]})["Findings"]) == 1,
             timeout=30, what="the cluster's inside-database findings")
         yield created
     finally:
         delete_db(rds, created)
 
 
-def arn(server: Server, db: Db) -> str:
-    return f"arn:aws:rds:{server.region}:{server.account}:cluster:{db.cluster_id}"
-
-
 def finding(server: Server, db: Db, control: str) -> dict[str, Any]:
-    """The cluster's finding of ``control`` as GetFindings answers it (it reads the database first)."""
-    found = server.client("securityhub").get_findings(Filters={
-        "ComplianceSecurityControlId": [{"Value": control, "Comparison": "EQUALS"}],
-        "ResourceId": [{"Value": arn(server, db), "Comparison": "EQUALS"}]})["Findings"]
-    assert len(found) == 1, found
-    text = json.dumps(found[0])
+    """The cluster's finding of ``control``, checked for secrets."""
+    found = cluster_finding(server, db, control)
+    text = json.dumps(found)
     assert not MD5_HASH.search(text) and not any(p in text for p in PASSWORDS), "a secret in a finding"
-    return dict(found[0])
+    return found
 
 
 def status(server: Server, db: Db, control: str) -> str:
@@ -107,7 +101,7 @@ def test_master_user_used_by_an_application(server: Server, db: Db) -> None:
     # the service's host, designated an administration host: its logins are an administrator's
     address = sources.split(" ", 1)[0]
     host = ipaddress.ip_network(address)
-    rds.add_tags_to_resource(ResourceName=arn(server, db),
+    rds.add_tags_to_resource(ResourceName=cluster_arn(server, db),
                              Tags=[{"Key": "auroral:admin-hosts", "Value": f"{host}, not-a-cidr"}])
     passed = finding(server, db, "AURORAL.1")
     assert passed["Compliance"]["Status"] == "PASSED" and passed["Workflow"]["Status"] == "RESOLVED"

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tests.conftest import Server
 from tests.rds.e2e_helpers import Db, create_db, delete_db, psql, served_engine_versions, until
+from tests.securityhub.findings import cluster_finding
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,7 @@ def db(server: Server) -> Iterator[Db]:
         delete_db(rds, created)
 
 
-def finding(server: Server, db: Db, control: str) -> dict[str, Any]:
-    arn = f"arn:aws:rds:{server.region}:{server.account}:cluster:{db.cluster_id}"
-    found = server.client("securityhub").get_findings(Filters={
-        "ComplianceSecurityControlId": [{"Value": control, "Comparison": "EQUALS"}],
-        "ResourceId": [{"Value": arn, "Comparison": "EQUALS"}]})["Findings"]
-    assert len(found) == 1, found
-    return dict(found[0])
+finding = cluster_finding
 
 
 def test_shadowing_operator_never_runs_as_rdsadmin(server: Server, db: Db) -> None:

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import Server
 from tests.rds.e2e_helpers import MASTER, Db, create_db, delete_db, ident, until
+from tests.securityhub.findings import cluster_arn, cluster_finding
 
 POOL = 3  # the pool's sessions, held open
 DEADLINE = 10.0  # generous: the finding follows a login within about a second
@@ -47,16 +48,7 @@ def db(server: Server) -> Iterator[Db]:
             rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=group)
 
 
-def arn(server: Server, db: Db) -> str:
-    return f"arn:aws:rds:{server.region}:{server.account}:cluster:{db.cluster_id}"
-
-
-def finding(server: Server, db: Db, control: str) -> dict[str, Any]:
-    found = server.client("securityhub").get_findings(Filters={
-        "ComplianceSecurityControlId": [{"Value": control, "Comparison": "EQUALS"}],
-        "ResourceId": [{"Value": arn(server, db), "Comparison": "EQUALS"}]})["Findings"]
-    assert len(found) == 1, found
-    return dict(found[0])
+finding = cluster_finding
 
 
 def status(f: dict[str, Any]) -> str:
@@ -80,7 +72,7 @@ def stored(server: Server, db: Db, control: str) -> dict[str, Any]:
                           "--all", "--json", "--control", control], capture_output=True, text=True, timeout=60,
                          env=server.env, check=True).stdout
     docs = [json.loads(line) for line in out.splitlines() if line.strip()]
-    mine = [d for d in docs if d["Resources"][0]["Id"] == arn(server, db)]
+    mine = [d for d in docs if d["Resources"][0]["Id"] == cluster_arn(server, db)]
     assert len(mine) == 1, out
     return dict(mine[0])
 
@@ -133,7 +125,7 @@ def test_an_open_pool_of_master_sessions_fails_at_once(server: Server, db: Db) -
     assert f"{POOL} sessions at once" in evidence(closed, "ApplicationSources")
     # the fix: the source designated an administration host
     address = evidence(closed, "ApplicationSources").split(" ", 1)[0]
-    rds.add_tags_to_resource(ResourceName=arn(server, db), Tags=[{"Key": "auroral:admin-hosts", "Value": address}])
+    rds.add_tags_to_resource(ResourceName=cluster_arn(server, db), Tags=[{"Key": "auroral:admin-hosts", "Value": address}])
     passed = finding(server, db, "AURORAL.1")
     assert status(passed) == "PASSED" and passed["Workflow"]["Status"] == "RESOLVED"
     assert passed["Id"] == closed["Id"]
@@ -175,7 +167,7 @@ def test_an_iam_login_brings_its_audit_event(server: Server, db: Db) -> None:
     rds, trail = server.client("rds"), server.client("cloudtrail")
     rds.modify_db_cluster(DBClusterIdentifier=db.cluster_id, EnableIAMDatabaseAuthentication=True,
                           ApplyImmediately=True)
-    rds.remove_tags_from_resource(ResourceName=arn(server, db), TagKeys=["auroral:admin-hosts"])
+    rds.remove_tags_from_resource(ResourceName=cluster_arn(server, db), TagKeys=["auroral:admin-hosts"])
     with db.connect() as conn:
         conn.execute(f"GRANT rds_iam TO {MASTER}")
     token = rds.generate_db_auth_token(DBHostname=db.host, Port=db.port, DBUsername=MASTER,

@@ -168,6 +168,16 @@ class SnapshotOperations(TagOperations):
     def _admin_aad(snap: ClusterSnapshot) -> str:
         return f"rds-snapshot-admin:{snap.sid}"
 
+    def _open_snapshot(self, snap: ClusterSnapshot | None, missing: str) -> tuple[bytes, str]:
+        """What a restore or a copy needs of ``snap``: its data key (through its KMS key, which must be
+        usable) and the ``rdsadmin`` password sealed with it. ``missing`` is the error when there is none."""
+        if snap is None or snap.data_key is None or snap.admin is None:
+            raise SnapshotError(missing)
+        keys = self._keys()
+        data_key = keys.open_data_key(snap.account, snap.kms_key_id, WrappedKey.from_doc(snap.data_key),
+                                      snap.context())
+        return data_key, keys.sealer.open_text(snap.admin, self._admin_aad(snap))
+
     def _new_snapshot(self, cluster: Cluster, ident: str, tags: dict[str, str], kind: str) -> ClusterSnapshot:
         return ClusterSnapshot(
             identifier=ident, account=cluster.account, region=cluster.region, sid=new_sid(),
@@ -468,13 +478,9 @@ class SnapshotOperations(TagOperations):
     def _reseal(self, source: ClusterSnapshot, target: ClusterSnapshot) -> None:
         """Decrypt ``source`` chunk by chunk and seal it again under a new data key for ``target`` (blocking)."""
         keys = self._keys()
-        if source.data_key is None or source.admin is None:
-            raise SnapshotError("the source snapshot has no data key")
-        old_key = keys.open_data_key(source.account, source.kms_key_id, WrappedKey.from_doc(source.data_key),
-                                     source.context())
+        old_key, admin = self._open_snapshot(source, "the source snapshot has no data key")
         new_key, wrapped = keys.new_data_key(target.account, target.kms_key_id, target.context())
         target.data_key = wrapped.to_doc()
-        admin = keys.sealer.open_text(source.admin, self._admin_aad(source))
         target.admin = keys.sealer.seal_text(admin, self._admin_aad(target))
         self._finish_snapshot(target, "copying", None)
         crash_point("copy:recorded")
@@ -570,12 +576,8 @@ class SnapshotOperations(TagOperations):
             if current is None or current.status != "creating":
                 return
             try:
-                if source is None or source.data_key is None or source.admin is None:
-                    raise SnapshotError("the snapshot is gone")
-                keys = self._keys()
-                data_key = keys.open_data_key(account, source.kms_key_id, WrappedKey.from_doc(source.data_key),
-                                              source.context())
-                admin = keys.sealer.open_text(source.admin, self._admin_aad(source))
+                data_key, admin = self._open_snapshot(source, "the snapshot is gone")
+                assert source is not None
                 await self.runtime.restore_cluster(current, _chunks(self._path(source), data_key), admin)
             except IncompatibleParameters as exc:
                 await self._incompatible(rid, f"restoring failed: {exc.reason}")

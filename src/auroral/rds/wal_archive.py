@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from auroral.api.context import RequestContext
-from auroral.crypto import Sealer
 from auroral.errors import AwsError, invalid_parameter_combination, invalid_parameter_value
 from auroral.rds import validate
 from auroral.rds.base import rds_error
@@ -295,12 +294,8 @@ class WalArchiveOperations(SnapshotOperations):
             if current is None or current.status != "creating":
                 return
             try:
-                if snap is None or snap.data_key is None or snap.admin is None:
-                    raise SnapshotError("the base snapshot is gone")
-                keys = self._keys()
-                data_key = keys.open_data_key(account, snap.kms_key_id, WrappedKey.from_doc(snap.data_key),
-                                              snap.context())
-                admin = _open_admin(keys.sealer, snap)
+                data_key, admin = self._open_snapshot(snap, "the base snapshot is gone")
+                assert snap is not None
                 wal_key = self._open_wal_key(account, source_rid)
                 await self.runtime.restore_cluster(current, _chunks(self._path(snap), data_key), admin,
                                                    wal(wal_key), None if target is None else target.isoformat())
@@ -336,7 +331,4 @@ def _seal_wal(directory: Path, name: str, data: bytes, archived_at: float, data_
     os.utime(path, (archived_at, archived_at))
 
 
-def _open_admin(sealer: Sealer, snap: ClusterSnapshot) -> str:
-    assert snap.admin is not None
-    return sealer.open_text(snap.admin, f"rds-snapshot-admin:{snap.sid}")
 
